@@ -1,0 +1,35 @@
+//! Kubernetes API types of sso-operator (group `sso-operator.dev`, version `v1alpha1`).
+//!
+//! These are pure data types with their OpenAPI schema, defaults and CEL validation rules; no
+//! I/O happens here.
+
+pub mod common;
+pub mod identity_provider;
+pub mod scim_token;
+
+pub use common::{ConfigMapKeyRef, SecretKeyRef};
+pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
+pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of every sso-operator resource.
+pub const GROUP: &str = "sso-operator.dev";
+/// The served and stored API version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Both CustomResourceDefinitions, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![IdentityProvider::crd(), ScimToken::crd()]
+}
+
+/// Both CRDs as one multi-document YAML stream, exactly as committed under `crds/`.
+pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! sso-operator: SAML single sign-on and SCIM 2.0 user provisioning for Kubernetes, declared
+//! as `IdentityProvider` and `ScimToken` custom resources.
+#![warn(missing_docs)]
+
+pub mod api;

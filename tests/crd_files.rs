@@ -1,0 +1,47 @@
+//! The committed CRD manifests are exactly what `sso-operator crd` prints.
+
+use std::path::Path;
+
+fn assert_file_matches(relative: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let generated = sso_operator::api::crds_yaml().expect("render CRDs");
+    assert!(
+        committed == generated,
+        "{relative} is out of date with src/api: run `cargo run -- crd > {relative}` and commit it"
+    );
+}
+
+#[test]
+fn committed_crds_match_the_rust_types() {
+    assert_file_matches("crds/sso-operator.yaml");
+}
+
+#[test]
+fn printed_crds_name_both_kinds_in_the_sso_category() {
+    let crds = sso_operator::api::crds();
+    let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
+    assert_eq!(kinds, ["IdentityProvider", "ScimToken"]);
+    for crd in &crds {
+        assert_eq!(crd.spec.group, "sso-operator.dev");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["sso".to_owned()][..])
+        );
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+    }
+    assert_eq!(
+        crds[0].spec.names.short_names.as_deref(),
+        Some(&["idp".to_owned()][..])
+    );
+}
