@@ -3,3 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod config;
+pub mod controller;
+pub mod ops;

@@ -4,6 +4,7 @@
 //! I/O happens here.
 
 pub mod common;
+pub mod conditions;
 pub mod identity_provider;
 pub mod scim_token;
 
@@ -19,6 +20,28 @@ pub const GROUP: &str = "sso-operator.dev";
 /// The served and stored API version.
 pub const VERSION: &str = "v1alpha1";
 
+/// Parses a duration such as `90s`, `15m` or `1h30m` (the format the CRD schema enforces).
+pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && !text.is_empty()).then(|| jiff::SignedDuration::from_secs(total))
+}
+
 /// Both CustomResourceDefinitions, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![IdentityProvider::crd(), ScimToken::crd()]
@@ -32,4 +55,19 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
         out.push_str(&serde_saphyr::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_like_the_schema_pattern() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("720h").unwrap().as_secs(), 720 * 3600);
+        for bad in ["", "5", "1d", "h", "1h-", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -38,7 +38,7 @@ use super::common::SecretKeyRef;
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.expiresAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -144,4 +144,13 @@ pub struct ScimTokenStatus {
     /// When the current token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotation_time: Option<Time>,
+    /// Identifier of the previous token while it still works after a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token_id: Option<String>,
+    /// SHA-256 of the previous token while it still works after a rotation, hex-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token_hash: Option<String>,
+    /// When the previous token stops working (the end of the rotation overlap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token_expires_at: Option<Time>,
 }

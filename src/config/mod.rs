@@ -1,0 +1,209 @@
+//! The compiled runtime configuration: the single contract between the controller (which
+//! validates, fetches and generates) and the server (which only serves what is compiled).
+//!
+//! The controller writes one Secret per serving IdentityProvider into the operator's own
+//! namespace, labelled [`COMPILED_CONFIG_LABEL`], holding [`CompiledIdentityProvider`] as JSON
+//! under [`CONFIG_KEY`]. Keeping these Secrets out of user namespaces lets the server read
+//! exactly them and no ScimToken Secret.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::identity_provider::{
+    AttributeMapping, Provider, SamlSettings, SessionSettings, UserSettings,
+};
+
+/// Label carried by every compiled-config Secret; the server watches Secrets with it.
+pub const COMPILED_CONFIG_LABEL: &str = "sso-operator.dev/compiled-config";
+/// Annotation naming the IdentityProvider (`namespace/name`) a compiled Secret belongs to.
+pub const SOURCE_ANNOTATION: &str = "sso-operator.dev/identity-provider";
+/// Key of the JSON document inside a compiled-config Secret.
+pub const CONFIG_KEY: &str = "config.json";
+
+/// Everything the server needs to serve one IdentityProvider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledIdentityProvider {
+    /// Namespace of the IdentityProvider.
+    pub namespace: String,
+    /// Name of the IdentityProvider.
+    pub name: String,
+    /// `metadata.generation` this configuration was compiled from.
+    pub generation: i64,
+    /// The IdP product, for messages.
+    pub provider: Provider,
+    /// The service-provider side: URLs and keys.
+    pub service_provider: CompiledServiceProvider,
+    /// The IdP side, resolved from metadata or explicit fields.
+    pub idp: CompiledIdp,
+    /// Whether responses that answer no request of ours are accepted.
+    pub allow_idp_initiated: bool,
+    /// Where IdP-initiated sign-ins land.
+    pub default_relay_state: Option<String>,
+    /// Allowed redirect targets after sign-in.
+    pub allowed_redirects: Vec<String>,
+    /// SAML protocol settings.
+    pub saml: SamlSettings,
+    /// SAML attribute names.
+    pub attribute_mapping: AttributeMapping,
+    /// User provisioning settings.
+    pub users: UserSettings,
+    /// Session settings.
+    pub session: SessionSettings,
+    /// Base URL of the SCIM endpoint.
+    pub scim_base_url: String,
+    /// SCIM bearer tokens accepted, as hashes only.
+    pub scim_tokens: Vec<CompiledScimToken>,
+}
+
+/// Service-provider URLs and key material.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledServiceProvider {
+    /// SP entity ID.
+    pub entity_id: String,
+    /// SP metadata URL.
+    pub metadata_url: String,
+    /// Assertion Consumer Service URL.
+    pub acs_url: String,
+    /// SP-initiated login URL.
+    pub login_url: String,
+    /// The active key pair: signs AuthnRequests and decrypts assertions.
+    pub current: KeyPair,
+    /// The next key pair, published in metadata before it becomes current.
+    pub next: Option<KeyPair>,
+    /// The previous key pair, still accepted for decryption until it expires.
+    pub previous: Option<KeyPair>,
+}
+
+/// A PEM certificate with its PEM private key.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyPair {
+    /// Certificate, PEM.
+    pub certificate_pem: String,
+    /// Private key, PKCS#8 PEM.
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print private keys, even in debug output.
+        f.debug_struct("KeyPair")
+            .field("private_key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The IdP side of the connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledIdp {
+    /// IdP entity ID (expected Issuer).
+    pub entity_id: String,
+    /// IdP SSO URL for the HTTP-Redirect binding.
+    pub sso_url: String,
+    /// Valid IdP signing certificates, PEM. Never empty.
+    pub certificates: Vec<String>,
+    /// The metadata URL this was resolved from; none for explicit fields.
+    pub metadata_url: Option<String>,
+    /// When the metadata was fetched.
+    pub metadata_fetched_at: Option<jiff::Timestamp>,
+}
+
+/// One accepted SCIM bearer token, as a hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompiledScimToken {
+    /// The ScimToken resource it comes from.
+    pub scim_token: String,
+    /// Non-secret token identifier.
+    pub token_id: String,
+    /// SHA-256 of the token, hex.
+    pub sha256: String,
+    /// When the token stops working; none: no expiry.
+    pub not_after: Option<jiff::Timestamp>,
+}
+
+/// Name of the compiled-config Secret of IdentityProvider `namespace/name`. Deterministic,
+/// unambiguous (a namespace never contains a dot, so the first dot separates the two) and
+/// within the 253-character limit: long names are shortened with a hash suffix.
+pub fn compiled_secret_name(namespace: &str, name: &str) -> String {
+    let plain = format!("idp-{namespace}.{name}");
+    if plain.len() <= 253 {
+        return plain;
+    }
+    let digest = hex::encode(Sha256::digest(format!("{namespace}/{name}").as_bytes()));
+    format!(
+        "{}-{}",
+        &plain[..200].trim_end_matches(['-', '.']),
+        &digest[..16]
+    )
+}
+
+/// The URLs of one IdentityProvider under the installation's external base URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Urls {
+    /// SP metadata URL, also the default SP entity ID.
+    pub metadata: String,
+    /// Assertion Consumer Service URL.
+    pub acs: String,
+    /// SP-initiated login URL.
+    pub login: String,
+    /// SCIM base URL.
+    pub scim_base: String,
+}
+
+impl Urls {
+    /// URLs of IdentityProvider `namespace/name` under `external_url` (no trailing slash needed).
+    pub fn new(external_url: &str, namespace: &str, name: &str) -> Self {
+        let base = external_url.trim_end_matches('/');
+        let saml = format!("{base}/saml/{namespace}/{name}");
+        Self {
+            metadata: format!("{saml}/metadata"),
+            acs: format!("{saml}/acs"),
+            login: format!("{saml}/login"),
+            scim_base: format!("{base}/scim/v2/{namespace}/{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_built_from_the_external_url_not_a_request() {
+        let u = Urls::new("https://sso.example.com/", "team-a", "okta");
+        assert_eq!(
+            u.metadata,
+            "https://sso.example.com/saml/team-a/okta/metadata"
+        );
+        assert_eq!(u.acs, "https://sso.example.com/saml/team-a/okta/acs");
+        assert_eq!(u.login, "https://sso.example.com/saml/team-a/okta/login");
+        assert_eq!(u.scim_base, "https://sso.example.com/scim/v2/team-a/okta");
+    }
+
+    #[test]
+    fn compiled_secret_names_are_deterministic_and_short_enough() {
+        assert_eq!(compiled_secret_name("ns", "okta"), "idp-ns.okta");
+        assert_ne!(
+            compiled_secret_name("a-b", "c"),
+            compiled_secret_name("a", "b-c")
+        );
+        let long = "a".repeat(253);
+        let n1 = compiled_secret_name("ns", &long);
+        assert!(n1.len() <= 253);
+        assert_eq!(n1, compiled_secret_name("ns", &long));
+        assert_ne!(n1, compiled_secret_name("ns2", &long));
+    }
+
+    #[test]
+    fn key_pairs_never_print_their_private_key() {
+        let kp = KeyPair {
+            certificate_pem: "CERT".into(),
+            private_key_pem: "SECRET-KEY".into(),
+        };
+        assert!(!format!("{kp:?}").contains("SECRET-KEY"));
+    }
+}

@@ -1,0 +1,1032 @@
+//! Reconciles an IdentityProvider: service-provider keys, the IdP side (explicit fields or
+//! metadata URL), certificate checks, the compiled runtime configuration and status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, Event as Finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+
+use super::certs::{self, CertificateFacts};
+use super::metadata::{self, MetadataError};
+use super::sp_keys::{self, SpKeySet};
+use super::{
+    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
+};
+use crate::api::conditions::{self as cond, Desired, reason};
+use crate::api::identity_provider::{
+    CertificateInfo, CertificateSource, DigestAlgorithm, Provider, ServiceProviderUrls,
+    SignatureAlgorithm,
+};
+use crate::api::{IdentityProvider, IdentityProviderStatus, ScimToken};
+use crate::config::{
+    self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider, Urls,
+};
+
+const KIND: &str = "IdentityProvider";
+/// Finalizer that removes the compiled configuration, which lives in another namespace and so
+/// cannot be garbage-collected through an owner reference.
+pub const FINALIZER: &str = "sso-operator.dev/compiled-config";
+/// Warn this long before the last IdP certificate expires.
+const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(24 * 30);
+/// Retry a failed metadata fetch after this long (or the refresh interval, if shorter).
+const METADATA_RETRY: SignedDuration = SignedDuration::from_secs(60);
+
+/// Which kind of object a certificate reference points to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    /// `secretKeyRef`.
+    Secret,
+    /// `configMapKeyRef`.
+    ConfigMap,
+}
+
+/// IdentityProviders in the object's namespace that reference it for a certificate.
+pub fn referencing<K: Resource>(
+    idps: &Store<IdentityProvider>,
+    obj: &K,
+    kind: RefKind,
+) -> Vec<ObjectRef<IdentityProvider>> {
+    let (Some(ns), Some(name)) = (obj.meta().namespace.as_deref(), obj.meta().name.as_deref())
+    else {
+        return Vec::new();
+    };
+    idps.state()
+        .iter()
+        .filter(|idp| idp.namespace().as_deref() == Some(ns))
+        .filter(|idp| {
+            idp.spec
+                .idp
+                .certificates
+                .iter()
+                .flatten()
+                .any(|c| match kind {
+                    RefKind::Secret => c.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
+                    RefKind::ConfigMap => c
+                        .config_map_key_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name),
+                })
+        })
+        .map(|idp| ObjectRef::from_obj(idp.as_ref()))
+        .collect()
+}
+
+/// The IdentityProvider a compiled-config Secret belongs to.
+pub fn owner_of_compiled(secret: &Secret) -> Option<ObjectRef<IdentityProvider>> {
+    let source = secret.annotations().get(config::SOURCE_ANNOTATION)?;
+    let (ns, name) = source.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// Reconcile entry point.
+pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key(idp.as_ref());
+    let ns = idp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer::finalizer(&api, FINALIZER, idp, |event| async {
+        match event {
+            Finalizer::Apply(idp) => apply(&idp, &ctx).await,
+            Finalizer::Cleanup(idp) => cleanup(&idp, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+        finalizer::Error::UnnamedObject => Error::MissingObjectKey("name"),
+        finalizer::Error::InvalidFinalizer => Error::MissingObjectKey("finalizer"),
+    });
+    ctx.metrics.reconciled(
+        KIND,
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Retries failed reconciliations with exponential backoff.
+pub fn error_policy(idp: Arc<IdentityProvider>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = object_key(idp.as_ref());
+    let delay = ctx.backoff(&key);
+    tracing::warn!(identity_provider = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn cleanup(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
+    let ns = idp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    delete_compiled(ctx, &ns, &idp.name_any()).await?;
+    ctx.metrics.set_ready(KIND, object_key(idp), None);
+    tracing::info!(identity_provider = %object_key(idp), "deleted; its compiled configuration was removed");
+    Ok(Action::await_change())
+}
+
+async fn delete_compiled(ctx: &Context, ns: &str, name: &str) -> Result<bool, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    match api
+        .delete(
+            &config::compiled_secret_name(ns, name),
+            &DeleteParams::default(),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The name of the Secret holding an IdentityProvider's service-provider keys.
+pub fn sp_secret_name(idp_name: &str) -> String {
+    format!("{idp_name}-saml-sp")
+}
+
+/// How the IdP console calls the certificate field, for messages.
+fn certificate_field(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Okta => "the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)",
+        Provider::Entra => "Certificate (Base64) from Entra (SAML Certificates)",
+        Provider::Google => {
+            "the Certificate from Google Workspace (Google Identity Provider details)"
+        }
+        Provider::JumpCloud => "the IdP Certificate from JumpCloud",
+        Provider::OneLogin => "the X.509 Certificate from OneLogin (SSO tab)",
+        Provider::Auth0 => "the Signing Certificate from Auth0",
+        Provider::Keycloak => "the realm's RS256 certificate from Keycloak (Realm settings > Keys)",
+        Provider::Generic => "the IdP's signing certificate",
+    }
+}
+
+/// Outcome of resolving the IdP side.
+struct IdpSide {
+    entity_id: String,
+    sso_url: String,
+    /// Certificates with where each came from.
+    certificates: Vec<(String, CertificateFacts)>,
+    metadata_url: Option<String>,
+    metadata_fetched_at: Option<Timestamp>,
+}
+
+/// A reason the IdentityProvider cannot be served as specified.
+struct Problem {
+    condition: Desired,
+    ready_reason: &'static str,
+}
+
+async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let ns = idp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let name = idp.name_any();
+    let generation = idp.metadata.generation.unwrap_or(0);
+    let urls = Urls::new(&ctx.settings.external_url, &ns, &name);
+    let entity_id = idp
+        .spec
+        .service_provider_entity_id
+        .clone()
+        .unwrap_or_else(|| urls.metadata.clone());
+    let previous_status = idp.status.clone().unwrap_or_default();
+    let mut conditions: Vec<Desired> = Vec::new();
+    let mut requeue_at: Option<Timestamp> = None;
+    let mut soonest = |t: Timestamp| {
+        requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
+    };
+
+    let mut status = IdentityProviderStatus {
+        observed_generation: Some(generation),
+        conditions: Vec::new(),
+        service_provider: Some(ServiceProviderUrls {
+            entity_id: entity_id.clone(),
+            metadata_url: urls.metadata.clone(),
+            acs_url: urls.acs.clone(),
+            login_url: urls.login.clone(),
+        }),
+        scim_base_url: Some(urls.scim_base.clone()),
+        certificates: Vec::new(),
+        metadata_fetch_time: previous_status.metadata_fetch_time.clone(),
+    };
+
+    // 1. Service-provider keys (kept while disabled, so re-enabling changes nothing in the IdP).
+    let keys = match ensure_sp_keys(idp, ctx, &ns, &name, now).await? {
+        Ok((set, next_event)) => {
+            soonest(next_event);
+            let message = match &set.next {
+                Some(next) => {
+                    conditions.push(Desired::yes(
+                        cond::SERVICE_PROVIDER_KEYS_READY,
+                        reason::NEXT_CERTIFICATE_PUBLISHED,
+                        format!(
+                            "The next service-provider certificate is published in the SP metadata and becomes active after {}; IdPs that read the SP metadata pick it up by themselves. Current certificate valid until {}",
+                            next.not_before + ctx.settings.sp_rotation.renew_before / 2,
+                            set.current.not_after
+                        ),
+                    ));
+                    None
+                }
+                None => Some(format!(
+                    "Service-provider certificate valid until {}, renewed automatically",
+                    set.current.not_after
+                )),
+            };
+            if let Some(message) = message {
+                conditions.push(Desired::yes(
+                    cond::SERVICE_PROVIDER_KEYS_READY,
+                    reason::KEYS_READY,
+                    message,
+                ));
+            }
+            Some(set)
+        }
+        Err(problem) => {
+            conditions.push(problem);
+            None
+        }
+    };
+
+    // 2. Disabled: stop serving at once, report, keep everything else.
+    if idp.spec.disabled {
+        delete_compiled(ctx, &ns, &name).await?;
+        conditions.push(Desired::no(
+            cond::CONFIG_PUBLISHED,
+            reason::NOT_SERVING,
+            "Nothing is served while spec.disabled is true",
+        ));
+        conditions.push(Desired::no(
+            cond::READY,
+            reason::DISABLED,
+            "Disabled: sign-in and SCIM are refused. Set spec.disabled: false to serve again",
+        ));
+        finish(idp, ctx, status, conditions, &previous_status, now).await?;
+        return Ok(Action::await_change());
+    }
+
+    // 3. The IdP side.
+    let existing = read_compiled(ctx, &ns, &name).await?;
+    let (idp_side, idp_problem) = resolve_idp_side(
+        idp,
+        ctx,
+        &ns,
+        existing.as_ref(),
+        now,
+        &mut conditions,
+        &mut soonest,
+    )
+    .await?;
+    if let Some(fetched) = idp_side.as_ref().and_then(|s| s.metadata_fetched_at) {
+        status.metadata_fetch_time = Some(Time(fetched));
+    }
+
+    // 4. Certificate validity.
+    let mut problem = idp_problem;
+    let mut valid_certificates = Vec::new();
+    if let Some(side) = &idp_side {
+        let skew = crate::api::parse_duration(&idp.spec.saml.clock_skew)
+            .unwrap_or(SignedDuration::from_mins(2));
+        status.certificates = side
+            .certificates
+            .iter()
+            .map(|(source, f)| CertificateInfo {
+                source: source.clone(),
+                subject: f.subject.clone(),
+                sha256_fingerprint: f.sha256_fingerprint.clone(),
+                not_before: Time(f.not_before),
+                not_after: Time(f.not_after),
+            })
+            .collect();
+        let field = certificate_field(idp.spec.provider);
+        for (_, f) in &side.certificates {
+            if f.not_before <= now + skew && now < f.not_after {
+                valid_certificates.push(f.clone());
+                soonest(f.not_after);
+            } else if f.not_before > now + skew {
+                soonest(f.not_before - skew);
+            }
+        }
+        if valid_certificates.is_empty() && problem.is_none() {
+            let expired: Vec<&CertificateFacts> = side
+                .certificates
+                .iter()
+                .map(|(_, f)| f)
+                .filter(|f| f.not_after <= now)
+                .collect();
+            let (r, message) = if let Some(f) = expired.iter().max_by_key(|f| f.not_after) {
+                (
+                    reason::CERTIFICATE_EXPIRED,
+                    format!(
+                        "Certificate is no longer valid: the IdP signing certificate {} (SHA-256 {}) expired on {}. Paste {} into spec.idp.certificates",
+                        f.subject, f.sha256_fingerprint, f.not_after, field
+                    ),
+                )
+            } else {
+                (
+                    reason::CERTIFICATE_NOT_YET_VALID,
+                    format!(
+                        "Certificate is not valid yet: no IdP signing certificate is valid before {}. Check the clocks, or paste {}",
+                        side.certificates
+                            .iter()
+                            .map(|(_, f)| f.not_before)
+                            .min()
+                            .unwrap_or(now),
+                        field
+                    ),
+                )
+            };
+            problem = Some(Problem {
+                condition: Desired::no(cond::CERTIFICATES_VALID, r, message),
+                ready_reason: r,
+            });
+        } else if !valid_certificates.is_empty() {
+            let skipped = side.certificates.len() - valid_certificates.len();
+            let mut message = format!(
+                "{} IdP signing certificate(s) valid",
+                valid_certificates.len()
+            );
+            if skipped > 0 {
+                message.push_str(&format!(
+                    "; {skipped} expired or not yet valid and not trusted"
+                ));
+            }
+            conditions.push(Desired::yes(
+                cond::CERTIFICATES_VALID,
+                reason::CERTIFICATES_VALID,
+                message,
+            ));
+            let last = valid_certificates
+                .iter()
+                .map(|f| f.not_after)
+                .max()
+                .unwrap_or(now);
+            if last - EXPIRY_WARNING <= now {
+                conditions.push(Desired::yes(
+                    cond::CERTIFICATES_EXPIRING_SOON,
+                    reason::EXPIRES_SOON,
+                    format!("The IdP signing certificate expires on {last}: add the IdP's new certificate to spec.idp.certificates before then (several may be listed during a rollover)"),
+                ));
+            } else {
+                conditions.push(Desired::no(
+                    cond::CERTIFICATES_EXPIRING_SOON,
+                    reason::NOT_EXPIRING_SOON,
+                    format!("Valid until {last}"),
+                ));
+                soonest(last - EXPIRY_WARNING);
+            }
+        }
+    }
+
+    // 5. Settings that would fail open (the CRD rejects them too; older CRDs might not).
+    if problem.is_none()
+        && !idp.spec.saml.allow_sha1
+        && (idp.spec.saml.signature_algorithm == SignatureAlgorithm::RsaSha1
+            || idp.spec.saml.digest_algorithm == DigestAlgorithm::Sha1)
+    {
+        problem = Some(Problem {
+            condition: Desired::no(
+                cond::READY,
+                reason::INVALID_CONFIGURATION,
+                "SHA-1 is refused: choose rsa-sha256 and sha256, or set saml.allowSha1: true",
+            ),
+            ready_reason: reason::INVALID_CONFIGURATION,
+        });
+    }
+
+    // 6. Compile and publish, or keep the last good configuration.
+    let serving;
+    match (&problem, &keys, &idp_side) {
+        (None, Some(keys), Some(side)) => {
+            let compiled = compile(
+                idp,
+                ctx,
+                &ns,
+                &name,
+                &urls,
+                entity_id,
+                keys,
+                side,
+                &valid_certificates,
+                now,
+                &mut soonest,
+            );
+            publish_compiled(ctx, &compiled).await?;
+            conditions.push(Desired::yes(
+                cond::CONFIG_PUBLISHED,
+                reason::PUBLISHED,
+                format!("Serving generation {generation}"),
+            ));
+            serving = true;
+        }
+        _ => {
+            serving = existing.is_some();
+            if let Some(p) = &problem {
+                conditions.push(p.condition.clone());
+            }
+            conditions.push(if let Some(old) = &existing {
+                Desired::no(cond::CONFIG_PUBLISHED, reason::LAST_GOOD_CONFIG_SERVING, format!("The last good configuration (generation {}) keeps serving until the problem above is fixed", old.generation))
+            } else {
+                Desired::no(cond::CONFIG_PUBLISHED, reason::NOT_SERVING, "Nothing is served until the problem above is fixed")
+            });
+        }
+    }
+
+    let ready = match (&problem, serving, keys.is_some()) {
+        (None, true, true) => Desired::yes(
+            cond::READY,
+            reason::READY,
+            format!(
+                "Serving. Paste into the IdP: ACS URL {}, SP entity ID {}, or the metadata URL {}",
+                urls.acs,
+                status
+                    .service_provider
+                    .as_ref()
+                    .map(|s| s.entity_id.as_str())
+                    .unwrap_or(""),
+                urls.metadata
+            ),
+        ),
+        (Some(p), _, _) => Desired::no(cond::READY, p.ready_reason, p.condition.message.clone()),
+        (None, _, false) => Desired::no(
+            cond::READY,
+            reason::SECRET_CONFLICT,
+            conditions
+                .iter()
+                .find(|c| c.type_ == cond::SERVICE_PROVIDER_KEYS_READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        ),
+        (None, false, true) => Desired::no(
+            cond::READY,
+            reason::METADATA_UNAVAILABLE,
+            "The IdP side is not resolved yet",
+        ),
+    };
+    // A problem reported through the Ready condition itself is not listed twice.
+    conditions.retain(|c| c.type_ != cond::READY);
+    conditions.push(ready);
+    finish(idp, ctx, status, conditions, &previous_status, now).await?;
+
+    Ok(super::requeue_until(requeue_at))
+}
+
+/// Loads, creates or rotates the SP keys. The inner `Err` is a condition (a name conflict).
+async fn ensure_sp_keys(
+    idp: &IdentityProvider,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    now: Timestamp,
+) -> Result<Result<(SpKeySet, Timestamp), Desired>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret_name = sp_secret_name(name);
+    let uid = idp.uid().ok_or(Error::MissingObjectKey("uid"))?;
+    let existing = api.get_opt(&secret_name).await?;
+    if let Some(s) = &existing
+        && !is_controlled_by(&s.metadata, &uid)
+    {
+        return Ok(Err(Desired::no(
+            cond::SERVICE_PROVIDER_KEYS_READY,
+            reason::SECRET_CONFLICT,
+            format!(
+                "Secret {secret_name} already exists and is not managed by this IdentityProvider: delete or rename it so that the service-provider keys can be stored there"
+            ),
+        )));
+    }
+    let current = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(sp_keys::from_secret_data);
+    let policy = ctx.settings.sp_rotation;
+    let cn = format!("{ns}/{name}");
+    let advanced =
+        tokio::task::spawn_blocking(move || sp_keys::advance(current, now, policy, &cn)).await??;
+    if !advanced.changes.is_empty() {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(secret_name.clone()),
+                namespace: Some(ns.to_owned()),
+                labels: Some(labels(name, "saml-service-provider-keys")),
+                owner_references: Some(vec![owner_reference(idp)?]),
+                ..Default::default()
+            },
+            type_: Some("kubernetes.io/tls".to_owned()),
+            data: Some(sp_keys::to_secret_data(&advanced.set)),
+            ..Default::default()
+        };
+        api.patch(
+            &secret_name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+        for change in &advanced.changes {
+            publish_event(
+                ctx,
+                idp,
+                EventType::Normal,
+                "ServiceProviderKeys",
+                change.to_string(),
+            )
+            .await;
+        }
+    }
+    Ok(Ok((advanced.set, advanced.next_event)))
+}
+
+fn labels(idp_name: &str, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "sso-operator".to_owned(),
+        ),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            component.to_owned(),
+        ),
+        (
+            "sso-operator.dev/identity-provider".to_owned(),
+            truncate_label(idp_name),
+        ),
+    ])
+}
+
+fn truncate_label(v: &str) -> String {
+    let t: String = v.chars().take(63).collect();
+    t.trim_end_matches(['-', '.', '_']).to_owned()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resolve_idp_side(
+    idp: &IdentityProvider,
+    ctx: &Context,
+    ns: &str,
+    existing: Option<&CompiledIdentityProvider>,
+    now: Timestamp,
+    conditions: &mut Vec<Desired>,
+    soonest: &mut impl FnMut(Timestamp),
+) -> Result<(Option<IdpSide>, Option<Problem>), Error> {
+    let spec = &idp.spec.idp;
+    let field = certificate_field(idp.spec.provider);
+    if let Some(url) = &spec.metadata_url {
+        let interval = crate::api::parse_duration(&spec.metadata_refresh_interval)
+            .unwrap_or(SignedDuration::from_hours(1))
+            .max(SignedDuration::from_mins(1));
+        let last_good = existing.filter(|c| c.idp.metadata_url.as_deref() == Some(url.as_str()));
+        let fetched_at = last_good.and_then(|c| c.idp.metadata_fetched_at);
+        let due = fetched_at.is_none_or(|t| now >= t + interval);
+        if !due {
+            let good = last_good.expect("fetched_at implies last_good");
+            soonest(fetched_at.expect("checked") + interval);
+            conditions.push(Desired::yes(
+                cond::IDP_METADATA_RESOLVED,
+                reason::METADATA_FETCHED,
+                format!(
+                    "Metadata fetched from {url} at {}",
+                    fetched_at.expect("checked")
+                ),
+            ));
+            return Ok((Some(side_from_compiled(&good.idp, url)), None));
+        }
+        let result = match metadata::fetch(url, &ctx.settings.metadata_fetch).await {
+            Ok(xml) => metadata::parse(&xml),
+            Err(e) => Err(e),
+        };
+        let parsed = result.and_then(|md| {
+            let mut certificates = Vec::new();
+            for (i, c) in md.certificates.iter().enumerate() {
+                let facts = certs::parse_certificate(c).map_err(|e| {
+                    MetadataError::Invalid(format!(
+                        "signing certificate #{} in the metadata: {e}",
+                        i + 1
+                    ))
+                })?;
+                certificates.push((format!("metadata[{i}]"), facts));
+            }
+            Ok(IdpSide {
+                entity_id: md.entity_id,
+                sso_url: md.sso_url,
+                certificates,
+                metadata_url: Some(url.clone()),
+                metadata_fetched_at: Some(now),
+            })
+        });
+        return Ok(match parsed {
+            Ok(side) => {
+                soonest(now + interval);
+                conditions.push(Desired::yes(cond::IDP_METADATA_RESOLVED, reason::METADATA_FETCHED, format!("Metadata fetched from {url} at {now}: entity ID {}, {} signing certificate(s)", side.entity_id, side.certificates.len())));
+                (Some(side), None)
+            }
+            Err(e) => {
+                soonest(now + METADATA_RETRY.min(interval));
+                let r = match &e {
+                    MetadataError::Refused(_) => reason::METADATA_URL_REFUSED,
+                    MetadataError::Fetch(_) => reason::METADATA_FETCH_FAILED,
+                    MetadataError::Invalid(_) => reason::INVALID_METADATA,
+                };
+                if let Some(good) = last_good {
+                    let when = good
+                        .idp
+                        .metadata_fetched_at
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
+                    publish_event(
+                        ctx,
+                        idp,
+                        EventType::Warning,
+                        r,
+                        format!("Could not refresh the metadata from {url}: {e}"),
+                    )
+                    .await;
+                    conditions.push(Desired::no(cond::IDP_METADATA_RESOLVED, r, format!("Could not refresh the metadata from {url}: {e}. The last good metadata (fetched {when}) keeps serving; retrying")));
+                    (Some(side_from_compiled(&good.idp, url)), None)
+                } else {
+                    let message = format!(
+                        "Could not use the metadata URL {url}: {e}. Check spec.idp.metadataUrl (the IdP's metadata URL); retrying"
+                    );
+                    conditions.push(Desired::no(cond::IDP_METADATA_RESOLVED, r, message.clone()));
+                    (
+                        None,
+                        Some(Problem {
+                            condition: Desired::no(cond::IDP_METADATA_RESOLVED, r, message),
+                            ready_reason: r,
+                        }),
+                    )
+                }
+            }
+        });
+    }
+
+    // Explicit fields.
+    conditions.push(Desired::yes(
+        cond::IDP_METADATA_RESOLVED,
+        reason::EXPLICIT_CONFIGURATION,
+        "Using spec.idp.ssoUrl, entityId and certificates",
+    ));
+    let (Some(sso_url), Some(entity_id)) = (&spec.sso_url, &spec.entity_id) else {
+        let message =
+            "Set spec.idp.metadataUrl, or spec.idp.ssoUrl and spec.idp.entityId".to_owned();
+        return Ok((
+            None,
+            Some(Problem {
+                condition: Desired::no(cond::READY, reason::INVALID_CONFIGURATION, message),
+                ready_reason: reason::INVALID_CONFIGURATION,
+            }),
+        ));
+    };
+    let sources = spec.certificates.clone().unwrap_or_default();
+    if sources.is_empty() {
+        let message = format!(
+            "No IdP signing certificate is configured, so no response could be verified: paste {field} into spec.idp.certificates"
+        );
+        return Ok((
+            None,
+            Some(Problem {
+                condition: Desired::no(cond::CERTIFICATES_VALID, reason::NO_CERTIFICATE, message),
+                ready_reason: reason::NO_CERTIFICATE,
+            }),
+        ));
+    }
+    let mut certificates = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        match load_certificate(ctx, ns, i, source).await? {
+            Ok((label, text)) => match certs::parse_certificate(&text) {
+                Ok(facts) => certificates.push((label, facts)),
+                Err(e) => {
+                    let message = format!(
+                        "spec.idp.certificates[{i}] ({label}): {e}. Paste {field} including the BEGIN/END CERTIFICATE lines"
+                    );
+                    return Ok((
+                        None,
+                        Some(Problem {
+                            condition: Desired::no(
+                                cond::CERTIFICATES_VALID,
+                                reason::CERTIFICATE_INVALID,
+                                message,
+                            ),
+                            ready_reason: reason::CERTIFICATE_INVALID,
+                        }),
+                    ));
+                }
+            },
+            Err(message) => {
+                return Ok((
+                    None,
+                    Some(Problem {
+                        condition: Desired::no(
+                            cond::CERTIFICATES_VALID,
+                            reason::REFERENCE_NOT_FOUND,
+                            message,
+                        ),
+                        ready_reason: reason::REFERENCE_NOT_FOUND,
+                    }),
+                ));
+            }
+        }
+    }
+    Ok((
+        Some(IdpSide {
+            entity_id: entity_id.clone(),
+            sso_url: sso_url.clone(),
+            certificates,
+            metadata_url: None,
+            metadata_fetched_at: None,
+        }),
+        None,
+    ))
+}
+
+fn side_from_compiled(c: &CompiledIdp, url: &str) -> IdpSide {
+    IdpSide {
+        entity_id: c.entity_id.clone(),
+        sso_url: c.sso_url.clone(),
+        certificates: c
+            .certificates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pem)| {
+                certs::parse_certificate(pem)
+                    .ok()
+                    .map(|f| (format!("metadata[{i}]"), f))
+            })
+            .collect(),
+        metadata_url: Some(url.to_owned()),
+        metadata_fetched_at: c.metadata_fetched_at,
+    }
+}
+
+/// The certificate text of one source, or a message saying what is missing.
+async fn load_certificate(
+    ctx: &Context,
+    ns: &str,
+    i: usize,
+    source: &CertificateSource,
+) -> Result<Result<(String, String), String>, Error> {
+    if let Some(pem) = &source.pem {
+        return Ok(Ok((format!("spec.idp.certificates[{i}]"), pem.clone())));
+    }
+    if let Some(r) = &source.secret_key_ref {
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+        let label = format!("secret/{}/{}", r.name, r.key);
+        return Ok(match api.get_opt(&r.name).await? {
+            None => Err(format!(
+                "Secret {} (spec.idp.certificates[{i}].secretKeyRef) does not exist in namespace {ns}: create it with the IdP's signing certificate under key {}",
+                r.name, r.key
+            )),
+            Some(s) => match s.data.as_ref().and_then(|d| d.get(&r.key)) {
+                Some(v) => Ok((label, String::from_utf8_lossy(&v.0).into_owned())),
+                None => Err(format!(
+                    "Secret {} has no key {} (spec.idp.certificates[{i}].secretKeyRef): add the IdP's signing certificate under that key",
+                    r.name, r.key
+                )),
+            },
+        });
+    }
+    if let Some(r) = &source.config_map_key_ref {
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+        let label = format!("configmap/{}/{}", r.name, r.key);
+        return Ok(match api.get_opt(&r.name).await? {
+            None => Err(format!(
+                "ConfigMap {} (spec.idp.certificates[{i}].configMapKeyRef) does not exist in namespace {ns}: create it with the IdP's signing certificate under key {}",
+                r.name, r.key
+            )),
+            Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+                Some(v) => Ok((label, v.clone())),
+                None => Err(format!(
+                    "ConfigMap {} has no key {} (spec.idp.certificates[{i}].configMapKeyRef): add the IdP's signing certificate under that key",
+                    r.name, r.key
+                )),
+            },
+        });
+    }
+    Ok(Err(format!(
+        "spec.idp.certificates[{i}] needs one of pem, secretKeyRef or configMapKeyRef"
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile(
+    idp: &IdentityProvider,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    urls: &Urls,
+    entity_id: String,
+    keys: &SpKeySet,
+    side: &IdpSide,
+    valid: &[CertificateFacts],
+    now: Timestamp,
+    soonest: &mut impl FnMut(Timestamp),
+) -> CompiledIdentityProvider {
+    let mut scim_tokens: Vec<CompiledScimToken> = Vec::new();
+    for token in ctx.tokens.state().iter().filter(|t| {
+        t.namespace().as_deref() == Some(ns)
+            && t.spec.identity_provider_ref.name == name
+            && t.meta().deletion_timestamp.is_none()
+    }) {
+        scim_tokens.extend(token_hashes(token, now, soonest));
+    }
+    scim_tokens.sort_by(|a, b| (&a.scim_token, &a.sha256).cmp(&(&b.scim_token, &b.sha256)));
+    let spec = &idp.spec;
+    CompiledIdentityProvider {
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+        generation: idp.metadata.generation.unwrap_or(0),
+        provider: spec.provider,
+        service_provider: CompiledServiceProvider {
+            entity_id,
+            metadata_url: urls.metadata.clone(),
+            acs_url: urls.acs.clone(),
+            login_url: urls.login.clone(),
+            current: keys.current.pair.clone(),
+            next: keys.next.as_ref().map(|k| k.pair.clone()),
+            previous: keys.previous.as_ref().map(|k| k.pair.clone()),
+        },
+        idp: CompiledIdp {
+            entity_id: side.entity_id.clone(),
+            sso_url: side.sso_url.clone(),
+            certificates: valid.iter().map(|f| f.pem.clone()).collect(),
+            metadata_url: side.metadata_url.clone(),
+            metadata_fetched_at: side.metadata_fetched_at,
+        },
+        allow_idp_initiated: spec.allow_idp_initiated,
+        default_relay_state: spec.default_relay_state.clone(),
+        allowed_redirects: spec.allowed_redirects.clone(),
+        saml: spec.saml.clone(),
+        attribute_mapping: spec.attribute_mapping.clone(),
+        users: spec.users.clone(),
+        session: spec.session.clone(),
+        scim_base_url: urls.scim_base.clone(),
+        scim_tokens,
+    }
+}
+
+/// The token hashes a ScimToken contributes, from its status, skipping expired ones.
+fn token_hashes(
+    token: &ScimToken,
+    now: Timestamp,
+    soonest: &mut impl FnMut(Timestamp),
+) -> Vec<CompiledScimToken> {
+    let Some(status) = &token.status else {
+        return Vec::new();
+    };
+    let name = token.name_any();
+    let mut out = Vec::new();
+    let mut push = |id: &Option<String>, hash: &Option<String>, not_after: Option<Timestamp>| {
+        if let (Some(id), Some(hash)) = (id, hash)
+            && not_after.is_none_or(|t| t > now)
+        {
+            if let Some(t) = not_after {
+                soonest(t);
+            }
+            out.push(CompiledScimToken {
+                scim_token: name.clone(),
+                token_id: id.clone(),
+                sha256: hash.clone(),
+                not_after,
+            });
+        }
+    };
+    push(
+        &status.token_id,
+        &status.token_hash,
+        status.expires_at.as_ref().map(|t| t.0),
+    );
+    push(
+        &status.previous_token_id,
+        &status.previous_token_hash,
+        status.previous_token_expires_at.as_ref().map(|t| t.0),
+    );
+    out
+}
+
+async fn read_compiled(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<CompiledIdentityProvider>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let Some(secret) = api.get_opt(&config::compiled_secret_name(ns, name)).await? else {
+        return Ok(None);
+    };
+    Ok(secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(config::CONFIG_KEY))
+        .and_then(|v| serde_json::from_slice(&v.0).ok()))
+}
+
+async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) -> Result<(), Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let name = config::compiled_secret_name(&compiled.namespace, &compiled.name);
+    let mut labels = labels(&compiled.name, "compiled-config");
+    labels.insert(config::COMPILED_CONFIG_LABEL.to_owned(), "true".to_owned());
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                config::SOURCE_ANNOTATION.to_owned(),
+                format!("{}/{}", compiled.namespace, compiled.name),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            config::CONFIG_KEY.to_owned(),
+            ByteString(serde_json::to_vec(compiled)?),
+        )])),
+        ..Default::default()
+    };
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes status (server-side apply on the status subresource) and emits an Event when the
+/// Ready condition changes.
+async fn finish(
+    idp: &IdentityProvider,
+    ctx: &Context,
+    mut status: IdentityProviderStatus,
+    desired: Vec<Desired>,
+    previous: &IdentityProviderStatus,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let generation = idp.metadata.generation.unwrap_or(0);
+    status.conditions = cond::merge(&previous.conditions, &desired, generation, now);
+    let new_ready = cond::find(&status.conditions, cond::READY).cloned();
+    let old_ready = cond::find(&previous.conditions, cond::READY);
+    let ns = idp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let api: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": "sso-operator.dev/v1alpha1",
+        "kind": "IdentityProvider",
+        "status": status,
+    });
+    api.patch_status(
+        &idp.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if let Some(ready) = &new_ready {
+        ctx.metrics.set_ready(
+            KIND,
+            object_key(idp),
+            Some((ready.status.clone(), ready.reason.clone())),
+        );
+        let changed =
+            old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
+        if changed {
+            let type_ = if ready.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            publish_event(ctx, idp, type_, &ready.reason, ready.message.clone()).await;
+            tracing::info!(identity_provider = %object_key(idp), ready = %ready.status, reason = %ready.reason, "Ready condition changed");
+        }
+    }
+    Ok(())
+}
+
+async fn publish_event(
+    ctx: &Context,
+    idp: &IdentityProvider,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &idp.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an event");
+    }
+}

@@ -1,0 +1,268 @@
+//! The controller: reconciles IdentityProvider and ScimToken resources into Secrets, the
+//! compiled runtime configuration and status. It is the only component that validates,
+//! fetches IdP metadata and generates keys and tokens.
+
+pub mod certs;
+pub mod identity_provider;
+pub mod leader;
+pub mod metadata;
+pub mod metrics;
+pub mod scim_token;
+pub mod sp_keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+
+use crate::api::{IdentityProvider, ScimToken};
+
+/// Field manager of every write the controller makes (server-side apply).
+pub const FIELD_MANAGER: &str = "sso-operator";
+/// Labels on every generated object.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "sso-operator");
+
+/// Settings of the controller, from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The installation's external base URL, e.g. `https://sso.example.com`.
+    pub external_url: String,
+    /// Namespace of the compiled-config Secrets and the leader-election Lease.
+    pub operator_namespace: String,
+    /// Service-provider certificate lifetime and renewal.
+    pub sp_rotation: sp_keys::RotationPolicy,
+    /// Limits for fetching IdP metadata.
+    pub metadata_fetch: metadata::FetchPolicy,
+}
+
+/// Errors that make a reconciliation retry with backoff. Problems with the user's input are
+/// not errors: they end in a status condition.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// Key generation failed.
+    #[error(transparent)]
+    KeyGen(#[from] sp_keys::KeyGenError),
+    /// The resource lacks a namespace or name (never for objects from the API server).
+    #[error("the object has no {0}")]
+    MissingObjectKey(&'static str),
+    /// Serialising the compiled configuration failed.
+    #[error("could not serialise: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_api",
+            Error::KeyGen(_) => "key_generation",
+            Error::MissingObjectKey(_) => "missing_object_key",
+            Error::Serialize(_) => "serialize",
+            Error::Task(_) => "task",
+        }
+    }
+}
+
+/// State shared by the reconcilers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Command-line settings.
+    pub settings: Settings,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    /// Every IdentityProvider (kept by the IdentityProvider controller's watch).
+    pub idps: Store<IdentityProvider>,
+    /// Every ScimToken (kept by the ScimToken controller's watch).
+    pub tokens: Store<ScimToken>,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Backoff after the `n`th consecutive failure: 1 s doubling up to 5 minutes.
+    fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// Runs both controllers until `shutdown` resolves or leadership is lost.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: metrics::Metrics,
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let idp_api: Api<IdentityProvider> = Api::all(client.clone());
+    let token_api: Api<ScimToken> = Api::all(client.clone());
+    let secret_api: Api<Secret> = Api::all(client.clone());
+    let configmap_api: Api<ConfigMap> = Api::all(client.clone());
+    let compiled_api: Api<Secret> = Api::namespaced(client.clone(), &settings.operator_namespace);
+
+    let idp_controller =
+        Controller::new(idp_api.clone(), watcher::Config::default().any_semantic());
+    let token_controller =
+        Controller::new(token_api.clone(), watcher::Config::default().any_semantic());
+    let idps = idp_controller.store();
+    let tokens = token_controller.store();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        recorder,
+        metrics,
+        idps: idps.clone(),
+        tokens: tokens.clone(),
+        failures: Mutex::default(),
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = leading.wait_for(|l| !*l) => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let idps_for_secrets = idps.clone();
+    let idps_for_configmaps = idps.clone();
+    let idp_loop = idp_controller
+        // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders using it.
+        .watches(
+            secret_api.clone(),
+            watcher::Config::default(),
+            move |secret| {
+                identity_provider::referencing(
+                    &idps_for_secrets,
+                    &secret,
+                    identity_provider::RefKind::Secret,
+                )
+            },
+        )
+        .watches(configmap_api, watcher::Config::default(), move |cm| {
+            identity_provider::referencing(
+                &idps_for_configmaps,
+                &cm,
+                identity_provider::RefKind::ConfigMap,
+            )
+        })
+        // Token changes (issue, rotation, deletion) recompile the token hashes of their IdP.
+        .watches(
+            token_api.clone(),
+            watcher::Config::default(),
+            |token: ScimToken| {
+                token
+                    .namespace()
+                    .map(|ns| ObjectRef::new(&token.spec.identity_provider_ref.name).within(&ns))
+            },
+        )
+        // A deleted or edited compiled Secret is rewritten.
+        .watches(
+            compiled_api,
+            watcher::Config::default()
+                .labels(&format!("{}=true", crate::config::COMPILED_CONFIG_LABEL)),
+            |secret| identity_provider::owner_of_compiled(&secret),
+        )
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            identity_provider::reconcile,
+            identity_provider::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let tokens_for_idps = tokens.clone();
+    let tokens_for_secrets = tokens.clone();
+    let token_loop = token_controller
+        // An IdentityProvider appearing, disappearing or being disabled changes its tokens' state.
+        .watches(
+            idp_api,
+            watcher::Config::default(),
+            move |idp: IdentityProvider| scim_token::referencing_idp(&tokens_for_idps, &idp),
+        )
+        // Bring-your-own token Secrets and generated token Secrets.
+        .watches(secret_api, watcher::Config::default(), move |secret| {
+            scim_token::referencing_secret(&tokens_for_secrets, &secret)
+        })
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(scim_token::reconcile, scim_token::error_policy, ctx)
+        .for_each(|_| async {});
+
+    tokio::join!(idp_loop, token_loop);
+}
+
+/// Requeues at `at` (at least one second from now, at most an hour), or in an hour.
+pub(crate) fn requeue_until(at: Option<jiff::Timestamp>) -> Action {
+    let hour = jiff::SignedDuration::from_hours(1);
+    let wait = at
+        .map(|t| {
+            jiff::Timestamp::now()
+                .duration_until(t)
+                .max(jiff::SignedDuration::from_secs(1))
+        })
+        .unwrap_or(hour)
+        .min(hour);
+    Action::requeue(wait.unsigned_abs())
+}
+
+/// The owner reference that makes `owner` the controller of a generated object.
+pub(crate) fn owner_reference<K: Resource<DynamicType = ()>>(
+    owner: &K,
+) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference, Error> {
+    owner
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingObjectKey("uid"))
+}
+
+/// True when `obj` is controlled by the object with `uid`.
+pub(crate) fn is_controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.controller == Some(true) && r.uid == uid)
+    })
+}

@@ -1,0 +1,591 @@
+//! Reconciles a ScimToken: issues the bearer token into a Secret with the SCIM base URL,
+//! rotates it with an overlap, enforces expiry, and reports status. The server only ever sees
+//! the token's SHA-256, through the IdentityProvider's compiled configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
+};
+use crate::api::conditions::{self as cond, Desired, reason};
+use crate::api::{IdentityProvider, ScimToken, ScimTokenStatus};
+use crate::config::Urls;
+
+const KIND: &str = "ScimToken";
+/// Prefix of generated tokens, so that secret scanners can recognise a leaked one.
+pub const TOKEN_PREFIX: &str = "ssoscim_";
+/// Annotation on a ScimToken: changing its value issues a new token.
+pub const ROTATE_ANNOTATION: &str = "sso-operator.dev/rotate";
+/// Shortest accepted bring-your-own token.
+pub const MIN_TOKEN_LENGTH: usize = 32;
+const ISSUED_AT: &str = "sso-operator.dev/issued-at";
+const ROTATION_REQUEST: &str = "sso-operator.dev/rotation-request";
+const PREVIOUS_HASH: &str = "sso-operator.dev/previous-token-sha256";
+const PREVIOUS_ID: &str = "sso-operator.dev/previous-token-id";
+const PREVIOUS_UNTIL: &str = "sso-operator.dev/previous-token-valid-until";
+
+/// Generates a token: the prefix and 256 random bits, base64url.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// SHA-256 of a token, hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The non-secret identifier of a token: the first 12 hex digits of its hash.
+pub fn token_id(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
+fn is_generated_token(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(rest)
+                .is_ok_and(|b| b.len() == 32)
+    })
+}
+
+/// The Secret a ScimToken writes its token to.
+pub fn secret_name(token: &ScimToken) -> String {
+    token
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-scim-token", token.name_any()))
+}
+
+/// ScimTokens that name this IdentityProvider.
+pub fn referencing_idp(
+    tokens: &Store<ScimToken>,
+    idp: &IdentityProvider,
+) -> Vec<ObjectRef<ScimToken>> {
+    let (ns, name) = (idp.namespace(), idp.name_any());
+    tokens
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == ns && t.spec.identity_provider_ref.name == name)
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
+}
+
+/// ScimTokens that read (bring-your-own) or write this Secret.
+pub fn referencing_secret(tokens: &Store<ScimToken>, secret: &Secret) -> Vec<ObjectRef<ScimToken>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    tokens
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == ns)
+        .filter(|t| match &t.spec.token_secret_ref {
+            Some(r) => r.name == name,
+            None => secret_name(t) == name,
+        })
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
+}
+
+/// Reconcile entry point.
+pub async fn reconcile(token: Arc<ScimToken>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let key = object_key(token.as_ref());
+    let result = if token.meta().deletion_timestamp.is_some() {
+        // Its Secret goes with it (owner reference); the IdentityProvider recompiles without it.
+        ctx.metrics.set_ready(KIND, key.clone(), None);
+        Ok(Action::await_change())
+    } else {
+        apply(&token, &ctx).await
+    };
+    ctx.metrics.reconciled(
+        KIND,
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Retries failed reconciliations with exponential backoff.
+pub fn error_policy(token: Arc<ScimToken>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = object_key(token.as_ref());
+    let delay = ctx.backoff(&key);
+    tracing::warn!(scim_token = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The current and previous token as they stand after this reconciliation.
+struct Issued {
+    hash: String,
+    issued_at: Option<Timestamp>,
+    previous: Option<(String, String, Timestamp)>,
+    secret_name: String,
+}
+
+async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let ns = token
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let name = token.name_any();
+    let generation = token.metadata.generation.unwrap_or(0);
+    let idp_name = &token.spec.identity_provider_ref.name;
+    let urls = Urls::new(&ctx.settings.external_url, &ns, idp_name);
+    let previous_status = token.status.clone().unwrap_or_default();
+    let idp = ctx.idps.get(&ObjectRef::new(idp_name).within(&ns));
+    let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
+    let expired = spec_expiry.is_some_and(|t| t <= now);
+    let rotation_every = token
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::api::parse_duration);
+    let overlap = token
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| crate::api::parse_duration(&r.overlap))
+        .unwrap_or(SignedDuration::from_hours(1));
+
+    let issued = if let Some(r) = &token.spec.token_secret_ref {
+        read_own_token(ctx, &ns, &r.name, &r.key).await?
+    } else {
+        issue(
+            token,
+            ctx,
+            &ns,
+            &urls,
+            now,
+            rotation_every,
+            overlap,
+            expired,
+        )
+        .await?
+    };
+
+    let mut status = ScimTokenStatus {
+        observed_generation: Some(generation),
+        scim_base_url: Some(urls.scim_base.clone()),
+        ..Default::default()
+    };
+    let mut requeue_at: Option<Timestamp> = None;
+    let mut soonest =
+        |t: Timestamp| requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
+    let mut problem: Option<(&'static str, String)> = None;
+    match issued {
+        Ok(issued) => {
+            let rotation_expiry = match (rotation_every, issued.issued_at) {
+                (Some(every), Some(at)) => {
+                    soonest(at + every);
+                    Some(at + every + overlap)
+                }
+                _ => None,
+            };
+            let expires_at = match (spec_expiry, rotation_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(t) = expires_at {
+                soonest(t);
+            }
+            status.secret_name = Some(issued.secret_name);
+            status.token_id = Some(token_id(&issued.hash));
+            status.token_hash = Some(issued.hash);
+            status.expires_at = expires_at.map(Time);
+            status.last_rotation_time = issued.issued_at.map(Time);
+            if let Some((hash, id, until)) = issued.previous.filter(|(_, _, until)| *until > now) {
+                soonest(until);
+                status.previous_token_hash = Some(hash);
+                status.previous_token_id = Some(id);
+                status.previous_token_expires_at = Some(Time(until));
+            }
+        }
+        Err(p) => problem = Some(p),
+    }
+
+    let mut conditions = Vec::new();
+    if expired {
+        let when = spec_expiry.map(|t| t.to_string()).unwrap_or_default();
+        conditions.push(Desired::yes(
+            cond::EXPIRED,
+            reason::EXPIRED,
+            format!("The token expired at {when} and no longer works"),
+        ));
+    } else {
+        conditions.push(Desired::no(
+            cond::EXPIRED,
+            reason::NOT_EXPIRED,
+            match spec_expiry {
+                Some(t) => format!("Works until {t}"),
+                None => "No expiry set".to_owned(),
+            },
+        ));
+    }
+    let ready = if expired {
+        Desired::no(
+            cond::READY,
+            reason::EXPIRED,
+            format!(
+                "The token expired at {} and no longer works: set a later spec.expiresAt, or remove it",
+                spec_expiry.map(|t| t.to_string()).unwrap_or_default()
+            ),
+        )
+    } else if let Some((r, message)) = problem {
+        Desired::no(cond::READY, r, message)
+    } else {
+        match idp.as_deref() {
+            None => Desired::no(
+                cond::READY,
+                reason::IDENTITY_PROVIDER_NOT_FOUND,
+                format!(
+                    "IdentityProvider {idp_name} does not exist in namespace {ns}: create it, or correct spec.identityProviderRef.name. The token starts working as soon as it exists"
+                ),
+            ),
+            Some(i) if i.spec.disabled => Desired::no(
+                cond::READY,
+                reason::IDENTITY_PROVIDER_DISABLED,
+                format!(
+                    "IdentityProvider {idp_name} is disabled, so SCIM requests are refused: set its spec.disabled to false"
+                ),
+            ),
+            Some(_) => Desired::yes(
+                cond::READY,
+                reason::READY,
+                format!(
+                    "Paste into the IdP: SCIM base URL {} (Okta: Base URL; Entra: Tenant URL) and the token from Secret {} key token (Okta: API Token; Entra: Secret Token)",
+                    urls.scim_base,
+                    status.secret_name.as_deref().unwrap_or("")
+                ),
+            ),
+        }
+    };
+    conditions.push(ready);
+    status.conditions = cond::merge(&previous_status.conditions, &conditions, generation, now);
+
+    let api: Api<ScimToken> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "status": status });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if let Some(ready) = cond::find(&status.conditions, cond::READY) {
+        ctx.metrics.set_ready(
+            KIND,
+            object_key(token),
+            Some((ready.status.clone(), ready.reason.clone())),
+        );
+        let old = cond::find(&previous_status.conditions, cond::READY);
+        if old.is_none_or(|o| o.status != ready.status || o.reason != ready.reason) {
+            let type_ = if ready.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            publish_event(ctx, token, type_, &ready.reason, ready.message.clone()).await;
+        }
+    }
+    Ok(super::requeue_until(requeue_at))
+}
+
+/// Reads a bring-your-own token.
+async fn read_own_token(
+    ctx: &Context,
+    ns: &str,
+    secret: &str,
+    key: &str,
+) -> Result<Result<Issued, (&'static str, String)>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(s) = api.get_opt(secret).await? else {
+        return Ok(Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "Secret {secret} (spec.tokenSecretRef) does not exist in namespace {ns}: create it with the token under key {key}"
+            ),
+        )));
+    };
+    let Some(value) = s.data.as_ref().and_then(|d| d.get(key)) else {
+        return Ok(Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "Secret {secret} has no key {key} (spec.tokenSecretRef): put the token under that key"
+            ),
+        )));
+    };
+    let Ok(value) = std::str::from_utf8(&value.0) else {
+        return Ok(Err((
+            reason::TOKEN_INVALID,
+            format!("The token in Secret {secret} key {key} is not text"),
+        )));
+    };
+    let value = value.trim();
+    if value.len() < MIN_TOKEN_LENGTH || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "The token in Secret {secret} key {key} must be at least {MIN_TOKEN_LENGTH} printable characters without spaces: generate one with `openssl rand -base64 32`"
+            ),
+        )));
+    }
+    Ok(Ok(Issued {
+        hash: token_hash(value),
+        issued_at: None,
+        previous: None,
+        secret_name: secret.to_owned(),
+    }))
+}
+
+/// Issues or rotates the generated token and writes its Secret.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    token: &ScimToken,
+    ctx: &Context,
+    ns: &str,
+    urls: &Urls,
+    now: Timestamp,
+    every: Option<SignedDuration>,
+    overlap: SignedDuration,
+    expired: bool,
+) -> Result<Result<Issued, (&'static str, String)>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = secret_name(token);
+    let uid = token.uid().ok_or(Error::MissingObjectKey("uid"))?;
+    let existing = api.get_opt(&name).await?;
+    if let Some(s) = &existing
+        && !is_controlled_by(&s.metadata, &uid)
+    {
+        return Ok(Err((
+            reason::SECRET_CONFLICT,
+            format!(
+                "Secret {name} already exists and is not managed by this ScimToken: delete it, or set spec.secretName to another name"
+            ),
+        )));
+    }
+    let annotations = existing
+        .as_ref()
+        .map(|s| s.annotations().clone())
+        .unwrap_or_default();
+    let current = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get("token"))
+        .and_then(|v| std::str::from_utf8(&v.0).ok().map(str::to_owned))
+        .filter(|t| is_generated_token(t));
+    let issued_at: Option<Timestamp> = annotations.get(ISSUED_AT).and_then(|t| t.parse().ok());
+    let requested = token
+        .annotations()
+        .get(ROTATE_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let honoured = annotations
+        .get(ROTATION_REQUEST)
+        .cloned()
+        .unwrap_or_default();
+    let previous_stored = match (
+        annotations.get(PREVIOUS_HASH),
+        annotations.get(PREVIOUS_ID),
+        annotations
+            .get(PREVIOUS_UNTIL)
+            .and_then(|t| t.parse::<Timestamp>().ok()),
+    ) {
+        (Some(h), Some(i), Some(u)) => Some((h.clone(), i.clone(), u)),
+        _ => None,
+    };
+    let scheduled = matches!((every, issued_at), (Some(e), Some(at)) if now >= at + e);
+    let needs_new = current.is_none() || issued_at.is_none() || scheduled || requested != honoured;
+    // The Secret must also follow a changed SCIM base URL (new external URL).
+    let url_changed = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get("scimBaseUrl"))
+        .is_none_or(|v| v.0 != urls.scim_base.as_bytes());
+
+    if !needs_new || expired {
+        if let (Some(current), Some(at)) = (&current, issued_at) {
+            if url_changed {
+                write_secret(
+                    &api,
+                    token,
+                    &name,
+                    current,
+                    urls,
+                    at,
+                    &honoured,
+                    previous_stored.as_ref(),
+                )
+                .await?;
+            }
+            return Ok(Ok(Issued {
+                hash: token_hash(current),
+                issued_at: Some(at),
+                previous: previous_stored,
+                secret_name: name,
+            }));
+        }
+        if expired {
+            return Ok(Err((
+                reason::EXPIRED,
+                "The token expired before it was issued".to_owned(),
+            )));
+        }
+    }
+
+    let new_token = generate_token();
+    let previous = current.as_ref().map(|old| {
+        let hash = token_hash(old);
+        (hash.clone(), token_id(&hash), now + overlap)
+    });
+    write_secret(
+        &api,
+        token,
+        &name,
+        &new_token,
+        urls,
+        now,
+        &requested,
+        previous.as_ref(),
+    )
+    .await?;
+    let what = if current.is_some() {
+        format!(
+            "Issued a new token into Secret {name}; the previous one keeps working until {}",
+            now + overlap
+        )
+    } else {
+        format!("Issued a token into Secret {name}")
+    };
+    publish_event(ctx, token, EventType::Normal, "TokenIssued", what).await;
+    tracing::info!(scim_token = %object_key(token), token_id = %token_id(&token_hash(&new_token)), "issued a SCIM token");
+    Ok(Ok(Issued {
+        hash: token_hash(&new_token),
+        issued_at: Some(now),
+        previous,
+        secret_name: name,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_secret(
+    api: &Api<Secret>,
+    token: &ScimToken,
+    name: &str,
+    value: &str,
+    urls: &Urls,
+    issued_at: Timestamp,
+    rotation_request: &str,
+    previous: Option<&(String, String, Timestamp)>,
+) -> Result<(), Error> {
+    let mut annotations = BTreeMap::from([
+        (ISSUED_AT.to_owned(), issued_at.to_string()),
+        (ROTATION_REQUEST.to_owned(), rotation_request.to_owned()),
+    ]);
+    if let Some((hash, id, until)) = previous {
+        annotations.insert(PREVIOUS_HASH.to_owned(), hash.clone());
+        annotations.insert(PREVIOUS_ID.to_owned(), id.clone());
+        annotations.insert(PREVIOUS_UNTIL.to_owned(), until.to_string());
+    }
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (
+                    "app.kubernetes.io/name".to_owned(),
+                    "sso-operator".to_owned(),
+                ),
+                (
+                    "app.kubernetes.io/component".to_owned(),
+                    "scim-token".to_owned(),
+                ),
+            ])),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner_reference(token)?]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([
+            ("token".to_owned(), ByteString(value.as_bytes().to_vec())),
+            (
+                "scimBaseUrl".to_owned(),
+                ByteString(urls.scim_base.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish_event(
+    ctx: &Context,
+    token: &ScimToken,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &token.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_prefixed_256_bit_and_unique() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_ne!(a, b);
+        assert!(is_generated_token(&a));
+        assert!(a.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.len(), TOKEN_PREFIX.len() + 43);
+        assert!(!is_generated_token("ssoscim_short"));
+        assert!(!is_generated_token(&a.replace(TOKEN_PREFIX, "other___")));
+    }
+
+    #[test]
+    fn token_ids_are_hash_prefixes_not_token_prefixes() {
+        let t = generate_token();
+        let h = token_hash(&t);
+        assert_eq!(h.len(), 64);
+        assert_eq!(token_id(&h), h[..12]);
+        assert!(!t.contains(&token_id(&h)));
+    }
+}
