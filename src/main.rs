@@ -44,6 +44,10 @@ struct ControllerArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
     operator_namespace: String,
 
+    /// Only reconcile resources in this namespace (default: all namespaces).
+    #[arg(long, env = "SSO_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+
     /// Address of /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -161,6 +165,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             validity: args.sp_certificate_validity,
             renew_before: args.sp_certificate_renew_before,
         },
+        watch_namespace: args.watch_namespace.clone(),
         metadata_fetch: FetchPolicy {
             allow_private_addresses: args.allow_private_metadata_addresses,
             extra_root_certificates: extra_roots,

@@ -41,6 +41,8 @@ pub struct Settings {
     pub sp_rotation: sp_keys::RotationPolicy,
     /// Limits for fetching IdP metadata.
     pub metadata_fetch: metadata::FetchPolicy,
+    /// Only reconcile resources in this namespace (all namespaces when empty).
+    pub watch_namespace: Option<String>,
 }
 
 /// Errors that make a reconciliation retry with backoff. Problems with the user's input are
@@ -128,10 +130,26 @@ pub async fn run(
     mut leading: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let idp_api: Api<IdentityProvider> = Api::all(client.clone());
-    let token_api: Api<ScimToken> = Api::all(client.clone());
-    let secret_api: Api<Secret> = Api::all(client.clone());
-    let configmap_api: Api<ConfigMap> = Api::all(client.clone());
+    let scoped = |client: Client| match &settings.watch_namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
+    let (idp_api, token_api, secret_api, configmap_api): (
+        Api<IdentityProvider>,
+        Api<ScimToken>,
+        Api<Secret>,
+        Api<ConfigMap>,
+    ) = scoped(client.clone());
     let compiled_api: Api<Secret> = Api::namespaced(client.clone(), &settings.operator_namespace);
 
     let idp_controller =

@@ -3,6 +3,8 @@
 //! authenticate as a given ServiceAccount.
 #![allow(dead_code)]
 
+pub mod operator;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -157,21 +159,7 @@ impl Drop for TestNamespace {
 /// A client that authenticates as the ServiceAccount `namespace/name` (a bound token from the
 /// TokenRequest API), so code can be run with exactly that account's RBAC permissions.
 pub async fn service_account_client(admin: &Client, namespace: &str, name: &str) -> Client {
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = sas
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("create ServiceAccount token")
-        .status
-        .expect("token status")
-        .token;
+    let token = service_account_token(admin, namespace, name).await;
     let kubeconfig = Kubeconfig::read_from(admin_kubeconfig()).expect("read admin kubeconfig");
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -180,6 +168,25 @@ pub async fn service_account_client(admin: &Client, namespace: &str, name: &str)
         serde_json::from_value(serde_json::json!({ "token": token })).expect("token auth info");
     config.default_namespace = namespace.to_owned();
     Client::try_from(config).expect("build ServiceAccount client")
+}
+
+/// A bound token (TokenRequest API, one hour) for the ServiceAccount `namespace/name`.
+pub async fn service_account_token(admin: &Client, namespace: &str, name: &str) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    sas.create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("create ServiceAccount token")
+        .status
+        .expect("token status")
+        .token
+        .expect("token")
 }
 
 /// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.

@@ -1,0 +1,214 @@
+//! Runs the real `sso-operator controller` binary against the local control plane, as a
+//! ServiceAccount bound to exactly the RBAC rules the Helm chart ships
+//! (`charts/sso-operator/files/controller*-rules.yaml`).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::config::Kubeconfig;
+
+use super::{TEST_MANAGER, admin_kubeconfig, repo_root};
+
+/// External URL every test controller uses.
+pub const EXTERNAL_URL: &str = "https://sso.example.test";
+
+fn rules(file: &str) -> Vec<PolicyRule> {
+    let text = std::fs::read_to_string(repo_root().join("charts/sso-operator/files").join(file))
+        .expect("read RBAC rules");
+    serde_saphyr::from_str(&text).expect("parse RBAC rules")
+}
+
+/// Grants the ServiceAccount `namespace/sso-operator` the chart's controller rules in
+/// `namespace` and returns a kubeconfig file that authenticates as it.
+pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
+    let pp = PatchParams::apply(TEST_MANAGER).force();
+    let sa_name = "sso-operator";
+    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .patch(
+            sa_name,
+            &pp,
+            &Patch::Apply(&ServiceAccount {
+                metadata: meta(sa_name),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create ServiceAccount");
+    let cluster_role = "sso-operator-controller-test";
+    Api::<ClusterRole>::all(admin.clone())
+        .patch(
+            cluster_role,
+            &pp,
+            &Patch::Apply(&ClusterRole {
+                metadata: meta(cluster_role),
+                rules: Some(rules("controller-rules.yaml")),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("apply ClusterRole");
+    let roles: Api<Role> = Api::namespaced(admin.clone(), namespace);
+    roles
+        .patch(
+            "sso-operator-controller",
+            &pp,
+            &Patch::Apply(&Role {
+                metadata: meta("sso-operator-controller"),
+                rules: Some(rules("controller-namespace-rules.yaml")),
+            }),
+        )
+        .await
+        .expect("apply Role");
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: sa_name.into(),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    };
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), namespace);
+    for (name, kind, role) in [
+        (
+            "sso-operator-controller-cluster-rules",
+            "ClusterRole",
+            cluster_role,
+        ),
+        ("sso-operator-controller", "Role", "sso-operator-controller"),
+    ] {
+        let binding = RoleBinding {
+            metadata: meta(name),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: kind.into(),
+                name: role.into(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        };
+        bindings
+            .patch(name, &pp, &Patch::Apply(&binding))
+            .await
+            .expect("apply RoleBinding");
+    }
+
+    let token = super::service_account_token(admin, namespace, sa_name).await;
+    let admin_config = Kubeconfig::read_from(admin_kubeconfig()).expect("read admin kubeconfig");
+    let cluster = admin_config.clusters[0].cluster.clone().expect("cluster");
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "local", "cluster": { "server": cluster.server, "certificate-authority-data": cluster.certificate_authority_data } }],
+        "users": [{ "name": "sso-operator", "user": { "token": token } }],
+        "contexts": [{ "name": "local", "context": { "cluster": "local", "user": "sso-operator", "namespace": namespace } }],
+        "current-context": "local",
+    });
+    let dir = std::env::temp_dir().join("sso-operator-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{namespace}.kubeconfig"));
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&kubeconfig).expect("kubeconfig json"),
+    )
+    .expect("write kubeconfig");
+    path
+}
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+/// A running controller process; killed when dropped.
+pub struct Operator {
+    child: Child,
+    /// Address of its /healthz, /readyz and /metrics.
+    pub metrics_address: SocketAddr,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `sso-operator controller` for `namespace` (watched namespace and operator
+    /// namespace alike) with the given extra arguments.
+    pub fn start(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let metrics_address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let log = std::env::temp_dir()
+            .join("sso-operator-tests")
+            .join(format!("{namespace}-{port}.log"));
+        let file = std::fs::File::create(&log).expect("create log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sso-operator"))
+            .arg("controller")
+            .args([
+                "--external-url",
+                EXTERNAL_URL,
+                "--operator-namespace",
+                namespace,
+                "--watch-namespace",
+                namespace,
+            ])
+            .args(["--metrics-address", &metrics_address.to_string()])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start sso-operator controller");
+        Self {
+            child,
+            metrics_address,
+            log,
+        }
+    }
+
+    /// Sends SIGKILL (a crash) and waits for the process to end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (a graceful shutdown) and waits up to 20 s for the process to end.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fetches `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.metrics_address);
+        match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
