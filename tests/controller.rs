@@ -872,3 +872,240 @@ async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     assert!(standby.log_text().contains("released the Lease"));
 }
+
+fn metadata_spec(url: &str) -> Value {
+    json!({ "provider": "entra", "idp": { "metadataUrl": url, "metadataRefreshInterval": "1m" } })
+}
+
+fn normalised(pem: &str) -> String {
+    String::from_utf8(X509::from_pem(pem.as_bytes()).unwrap().to_pem().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn metadata_url_is_fetched_refreshed_and_the_last_good_copy_survives_failures() {
+    let mut server = support::HttpsServer::start("refresh");
+    let first = cert_pem("entra-2026", -3600, YEAR);
+    let write = |certs: &[&str]| {
+        std::fs::write(
+            server.dir.join("metadata.xml"),
+            support::idp_metadata(
+                "https://sts.windows.net/tenant/",
+                "https://login.microsoftonline.com/tenant/saml2",
+                certs,
+            ),
+        )
+        .unwrap()
+    };
+    write(&[&first]);
+    let ca = server.ca_file.to_string_lossy().into_owned();
+    let env = Env::start(
+        "ctl-metadata",
+        &[
+            "--allow-private-metadata-addresses",
+            "--metadata-ca-file",
+            &ca,
+        ],
+    )
+    .await;
+    env.apply(
+        "IdentityProvider",
+        "entra",
+        metadata_spec(&server.url("metadata.xml")),
+    )
+    .await;
+    let idp = env
+        .idp_condition("entra", "IdpMetadataResolved", "True", "MetadataFetched")
+        .await;
+    assert!(idp.status.as_ref().unwrap().metadata_fetch_time.is_some());
+    env.idp_condition("entra", "Ready", "True", "Ready").await;
+    let compiled = env.wait_compiled("entra", |_| true).await;
+    assert_eq!(compiled.idp.entity_id, "https://sts.windows.net/tenant/");
+    assert_eq!(
+        compiled.idp.sso_url,
+        "https://login.microsoftonline.com/tenant/saml2"
+    );
+    assert_eq!(compiled.idp.certificates, [normalised(&first)]);
+
+    // The IdP rolls its certificate over: the periodic refresh (1m) trusts both.
+    let second = cert_pem("entra-2027", -3600, 2 * YEAR);
+    write(&[&first, &second]);
+    let mut rolled = None;
+    for _ in 0..120 {
+        if let Some(c) = env.compiled("entra").await
+            && c.idp.certificates.len() == 2
+        {
+            rolled = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rolled = rolled.expect("the refresh never picked up the new certificate");
+    assert!(rolled.idp.certificates.contains(&normalised(&second)));
+
+    // The server goes away: an edit forces a fetch, which fails; the last good copy serves on.
+    server.stop();
+    env.apply("IdentityProvider", "entra", json!({ "provider": "entra", "idp": { "metadataUrl": server.url("metadata.xml"), "metadataRefreshInterval": "2m" } })).await;
+    let idp = env
+        .idp_condition(
+            "entra",
+            "IdpMetadataResolved",
+            "False",
+            "MetadataFetchFailed",
+        )
+        .await;
+    let status = idp.status.unwrap();
+    let md = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "IdpMetadataResolved")
+        .unwrap();
+    assert!(md.message.contains("keeps serving"), "{}", md.message);
+    assert_eq!(
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .status,
+        "True"
+    );
+    assert_eq!(
+        env.compiled("entra").await.unwrap().idp.certificates,
+        rolled.idp.certificates
+    );
+}
+
+#[tokio::test]
+async fn metadata_fetch_failures_give_clear_conditions() {
+    let server = support::HttpsServer::start("failures");
+    std::fs::write(server.dir.join("huge.xml"), vec![b' '; 2 * 1024 * 1024]).unwrap();
+    std::fs::write(
+        server.dir.join("not-metadata.xml"),
+        "<html><body>Sign in</body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        server.dir.join("no-certs.xml"),
+        support::idp_metadata(
+            "https://idp.example.com",
+            "https://idp.example.com/sso",
+            &[],
+        ),
+    )
+    .unwrap();
+    let ca = server.ca_file.to_string_lossy().into_owned();
+    let env = Env::start(
+        "ctl-md-fail",
+        &[
+            "--allow-private-metadata-addresses",
+            "--metadata-ca-file",
+            &ca,
+        ],
+    )
+    .await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            "huge",
+            server.url("huge.xml"),
+            "MetadataFetchFailed",
+            "larger than",
+        ),
+        (
+            "missing",
+            server.url("missing.xml"),
+            "MetadataFetchFailed",
+            "404",
+        ),
+        (
+            "unreachable",
+            format!("https://127.0.0.1:{closed_port}/metadata"),
+            "MetadataFetchFailed",
+            "could not connect",
+        ),
+        (
+            "html",
+            server.url("not-metadata.xml"),
+            "InvalidMetadata",
+            "no EntityDescriptor",
+        ),
+        (
+            "no-certs",
+            server.url("no-certs.xml"),
+            "InvalidMetadata",
+            "no signing certificate",
+        ),
+    ];
+    for (name, url, _, _) in &cases {
+        env.apply("IdentityProvider", name, metadata_spec(url))
+            .await;
+    }
+    for (name, _, reason, text) in &cases {
+        let idp = env.idp_condition(name, "Ready", "False", reason).await;
+        let ready = idp
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert!(ready.message.contains(text), "{name}: {}", ready.message);
+        assert!(
+            ready.message.contains("spec.idp.metadataUrl"),
+            "{name}: {}",
+            ready.message
+        );
+        assert!(
+            env.compiled(name).await.is_none(),
+            "{name} must not be served"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metadata_urls_resolving_to_private_addresses_are_refused_by_default() {
+    let server = support::HttpsServer::start("private");
+    std::fs::write(
+        server.dir.join("metadata.xml"),
+        support::idp_metadata(
+            "https://idp.example.com",
+            "https://idp.example.com/sso",
+            &[&cert_pem("c", -3600, YEAR)],
+        ),
+    )
+    .unwrap();
+    let env = Env::start("ctl-md-private", &[]).await;
+    env.apply(
+        "IdentityProvider",
+        "loopback",
+        metadata_spec(&server.url("metadata.xml")),
+    )
+    .await;
+    env.apply(
+        "IdentityProvider",
+        "metadata-service",
+        metadata_spec("https://169.254.169.254/latest/meta-data"),
+    )
+    .await;
+    for name in ["loopback", "metadata-service"] {
+        let idp = env
+            .idp_condition(name, "Ready", "False", "MetadataUrlRefused")
+            .await;
+        let ready = idp
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert!(
+            ready.message.contains("loopback, private or link-local"),
+            "{}",
+            ready.message
+        );
+    }
+}

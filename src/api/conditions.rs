@@ -121,8 +121,15 @@ pub fn merge(
     generation: i64,
     now: jiff::Timestamp,
 ) -> Vec<Condition> {
-    desired
+    // When a type appears more than once, the last one wins: each type appears once in status.
+    let unique: Vec<&Desired> = desired
         .iter()
+        .enumerate()
+        .filter(|(i, d)| !desired[i + 1..].iter().any(|later| later.type_ == d.type_))
+        .map(|(_, d)| d)
+        .collect();
+    unique
+        .into_iter()
         .map(|d| {
             let status = if d.status { "True" } else { "False" };
             let last_transition_time = previous
@@ -167,5 +174,21 @@ mod tests {
         let flipped = merge(&same, &[Desired::no(READY, reason::DISABLED, "off")], 2, t1);
         assert_eq!(flipped[0].last_transition_time, Time(t1));
         assert_eq!(flipped[0].status, "False");
+    }
+
+    #[test]
+    fn a_type_listed_twice_appears_once_with_the_last_value() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let desired = [
+            Desired::yes(READY, reason::READY, "first"),
+            Desired::yes(EXPIRED, reason::NOT_EXPIRED, "x"),
+            Desired::no(READY, reason::EXPIRED, "last"),
+        ];
+        let merged = merge(&[], &desired, 1, now);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(
+            merged.iter().find(|c| c.type_ == READY).unwrap().message,
+            "last"
+        );
     }
 }

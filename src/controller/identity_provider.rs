@@ -41,6 +41,15 @@ const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(24 * 30);
 /// Retry a failed metadata fetch after this long (or the refresh interval, if shorter).
 const METADATA_RETRY: SignedDuration = SignedDuration::from_secs(60);
 
+/// A failed metadata fetch, remembered until the next attempt so that reconciles in between
+/// report it instead of hammering the IdP.
+#[derive(Clone, Debug)]
+pub struct MetadataFailure {
+    url: String,
+    retry_at: Timestamp,
+    condition: Desired,
+}
+
 /// Which kind of object a certificate reference points to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefKind {
@@ -134,6 +143,10 @@ async fn cleanup(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error>
         .ok_or(Error::MissingObjectKey("namespace"))?;
     delete_compiled(ctx, &ns, &idp.name_any()).await?;
     ctx.metrics.set_ready(KIND, object_key(idp), None);
+    ctx.metadata_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&object_key(idp));
     tracing::info!(identity_provider = %object_key(idp), "deleted; its compiled configuration was removed");
     Ok(Action::await_change())
 }
@@ -589,7 +602,39 @@ async fn resolve_idp_side(
             .max(SignedDuration::from_mins(1));
         let last_good = existing.filter(|c| c.idp.metadata_url.as_deref() == Some(url.as_str()));
         let fetched_at = last_good.and_then(|c| c.idp.metadata_fetched_at);
-        let due = fetched_at.is_none_or(|t| now >= t + interval);
+        // An edited spec is fetched again at once, so an admin can force a refresh.
+        let edited =
+            idp.status.as_ref().and_then(|s| s.observed_generation) != idp.metadata.generation;
+        let key = object_key(idp);
+        let failure = ctx
+            .metadata_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|f| f.url == *url)
+            .cloned();
+        let due = edited
+            || match &failure {
+                // After a failure, wait for the retry time instead of hammering the IdP.
+                Some(f) => now >= f.retry_at,
+                None => fetched_at.is_none_or(|t| now >= t + interval),
+            };
+        if !due && let Some(f) = failure {
+            soonest(f.retry_at);
+            return Ok(match last_good {
+                Some(good) => {
+                    conditions.push(f.condition);
+                    (Some(side_from_compiled(&good.idp, url)), None)
+                }
+                None => (
+                    None,
+                    Some(Problem {
+                        ready_reason: f.condition.reason,
+                        condition: f.condition,
+                    }),
+                ),
+            });
+        }
         if !due {
             let good = last_good.expect("fetched_at implies last_good");
             soonest(fetched_at.expect("checked") + interval);
@@ -626,8 +671,26 @@ async fn resolve_idp_side(
                 metadata_fetched_at: Some(now),
             })
         });
+        let remember = |condition: Option<&Desired>| {
+            let mut failures = ctx
+                .metadata_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match condition {
+                Some(c) => failures.insert(
+                    key.clone(),
+                    MetadataFailure {
+                        url: url.clone(),
+                        retry_at: now + METADATA_RETRY.min(interval),
+                        condition: c.clone(),
+                    },
+                ),
+                None => failures.remove(&key),
+            };
+        };
         return Ok(match parsed {
             Ok(side) => {
+                remember(None);
                 soonest(now + interval);
                 conditions.push(Desired::yes(cond::IDP_METADATA_RESOLVED, reason::METADATA_FETCHED, format!("Metadata fetched from {url} at {now}: entity ID {}, {} signing certificate(s)", side.entity_id, side.certificates.len())));
                 (Some(side), None)
@@ -653,17 +716,26 @@ async fn resolve_idp_side(
                         format!("Could not refresh the metadata from {url}: {e}"),
                     )
                     .await;
-                    conditions.push(Desired::no(cond::IDP_METADATA_RESOLVED, r, format!("Could not refresh the metadata from {url}: {e}. The last good metadata (fetched {when}) keeps serving; retrying")));
+                    let condition = Desired::no(
+                        cond::IDP_METADATA_RESOLVED,
+                        r,
+                        format!(
+                            "Could not refresh the metadata from {url}: {e}. The last good metadata (fetched {when}) keeps serving; retrying"
+                        ),
+                    );
+                    remember(Some(&condition));
+                    conditions.push(condition);
                     (Some(side_from_compiled(&good.idp, url)), None)
                 } else {
                     let message = format!(
                         "Could not use the metadata URL {url}: {e}. Check spec.idp.metadataUrl (the IdP's metadata URL); retrying"
                     );
-                    conditions.push(Desired::no(cond::IDP_METADATA_RESOLVED, r, message.clone()));
+                    let condition = Desired::no(cond::IDP_METADATA_RESOLVED, r, message);
+                    remember(Some(&condition));
                     (
                         None,
                         Some(Problem {
-                            condition: Desired::no(cond::IDP_METADATA_RESOLVED, r, message),
+                            condition,
                             ready_reason: r,
                         }),
                     )

@@ -95,6 +95,8 @@ pub struct Context {
     pub tokens: Store<ScimToken>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The last failed metadata fetch per IdentityProvider, until the next attempt.
+    metadata_failures: Mutex<HashMap<String, identity_provider::MetadataFailure>>,
 }
 
 impl Context {
@@ -173,6 +175,7 @@ pub async fn run(
         idps: idps.clone(),
         tokens: tokens.clone(),
         failures: Mutex::default(),
+        metadata_failures: Mutex::default(),
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

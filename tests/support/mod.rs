@@ -206,3 +206,152 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A real HTTPS server on 127.0.0.1 (Python's http.server with TLS) serving the files of a
+/// directory, with a certificate for 127.0.0.1 issued by a CA of its own.
+pub struct HttpsServer {
+    child: std::process::Child,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Directory served.
+    pub dir: PathBuf,
+    /// PEM file of the CA that issued the server's certificate.
+    pub ca_file: PathBuf,
+}
+
+const HTTPS_SERVER: &str = r#"
+import http.server, ssl, sys, functools
+directory, cert, key = sys.argv[1], sys.argv[2], sys.argv[3]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"#;
+
+impl HttpsServer {
+    /// Starts the server; `name` keeps parallel tests apart.
+    pub fn start(name: &str) -> Self {
+        use openssl::asn1::Asn1Time;
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+        use openssl::x509::{X509, X509NameBuilder};
+        use std::io::BufRead;
+
+        let dir = std::env::temp_dir()
+            .join("sso-operator-tests")
+            .join(format!("https-{name}-{}", std::process::id()));
+        let www = dir.join("www");
+        std::fs::create_dir_all(&www).expect("create server dir");
+        let build = |cn: &str, ca: Option<(&X509, &PKey<openssl::pkey::Private>)>| {
+            let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+            let mut n = X509NameBuilder::new().unwrap();
+            n.append_entry_by_text("CN", cn).unwrap();
+            let n = n.build();
+            let mut b = X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            let serial = openssl::bn::BigNum::from_u32(rand_u32())
+                .unwrap()
+                .to_asn1_integer()
+                .unwrap();
+            b.set_serial_number(&serial).unwrap();
+            b.set_subject_name(&n).unwrap();
+            b.set_pubkey(&key).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+                .unwrap();
+            match ca {
+                None => {
+                    b.set_issuer_name(&n).unwrap();
+                    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                        .unwrap();
+                    b.sign(&key, MessageDigest::sha256()).unwrap();
+                }
+                Some((ca_cert, ca_key)) => {
+                    b.set_issuer_name(ca_cert.subject_name()).unwrap();
+                    let san = SubjectAlternativeName::new()
+                        .ip("127.0.0.1")
+                        .build(&b.x509v3_context(Some(ca_cert), None))
+                        .unwrap();
+                    b.append_extension(san).unwrap();
+                    b.sign(ca_key, MessageDigest::sha256()).unwrap();
+                }
+            }
+            (b.build(), key)
+        };
+        let (ca, ca_key) = build("sso-operator test CA", None);
+        let (leaf, leaf_key) = build("127.0.0.1", Some((&ca, &ca_key)));
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
+        std::fs::write(dir.join("server.pem"), leaf.to_pem().unwrap()).unwrap();
+        std::fs::write(
+            dir.join("server.key"),
+            leaf_key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+        let mut child = Command::new("python3")
+            .args(["-c", HTTPS_SERVER])
+            .arg(&www)
+            .arg(dir.join("server.pem"))
+            .arg(dir.join("server.key"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python3 https server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read port");
+        let port = line.trim().parse().expect("server printed its port");
+        Self {
+            child,
+            port,
+            dir: www,
+            ca_file,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT/{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// Stops the server.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(1)
+        | 1
+}
+
+/// SAML metadata of an IdP with the given entity ID, SSO URL and signing certificates (PEM).
+pub fn idp_metadata(entity_id: &str, sso_url: &str, certificates: &[&str]) -> String {
+    let keys: String = certificates
+        .iter()
+        .map(|pem| {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            format!(r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#)
+        })
+        .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}"><md:IDPSSODescriptor WantAuthnRequestsSigned="false" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{keys}<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{sso_url}"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso_url}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+    )
+}
