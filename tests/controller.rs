@@ -324,6 +324,11 @@ async fn explicit_idp_and_token_become_ready_with_urls_keys_and_compiled_config(
         "the compiled config must hold no plaintext token"
     );
 
+    // Nothing secret reaches the logs.
+    let log = env.op.log_text();
+    assert!(!log.contains(&value), "the token was logged");
+    assert!(!log.contains("PRIVATE KEY"), "a private key was logged");
+
     // Metrics count the reconciliations and the Ready objects.
     let metrics = env.op.metrics().await;
     assert!(
