@@ -1114,3 +1114,55 @@ async fn metadata_urls_resolving_to_private_addresses_are_refused_by_default() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_scim_token_revokes_it_at_once() {
+    let env = Env::start("ctl-revoke", &[]).await;
+    env.apply(
+        "IdentityProvider",
+        "okta",
+        explicit_spec(&cert_pem("c", -3600, YEAR)),
+    )
+    .await;
+    env.apply(
+        "ScimToken",
+        "keep",
+        json!({ "identityProviderRef": { "name": "okta" } }),
+    )
+    .await;
+    env.apply(
+        "ScimToken",
+        "revoke",
+        json!({ "identityProviderRef": { "name": "okta" } }),
+    )
+    .await;
+    env.token_condition("keep", "Ready", "True", "Ready").await;
+    env.token_condition("revoke", "Ready", "True", "Ready")
+        .await;
+    let keep = sha256_hex(&env.secret_value("keep-scim-token", "token").await);
+    let revoke = sha256_hex(&env.secret_value("revoke-scim-token", "token").await);
+    env.wait_compiled("okta", |c| {
+        c.scim_tokens.iter().any(|t| t.sha256 == revoke)
+            && c.scim_tokens.iter().any(|t| t.sha256 == keep)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    env.tokens()
+        .delete("revoke", &DeleteParams::default())
+        .await
+        .unwrap();
+    let after = env
+        .wait_compiled("okta", |c| {
+            !c.scim_tokens.iter().any(|t| t.sha256 == revoke)
+        })
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "revocation took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        after.scim_tokens.iter().any(|t| t.sha256 == keep),
+        "the other token must keep working"
+    );
+}
