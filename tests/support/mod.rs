@@ -355,3 +355,51 @@ pub fn idp_metadata(entity_id: &str, sso_url: &str, certificates: &[&str]) -> St
         r#"<?xml version="1.0" encoding="UTF-8"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}"><md:IDPSSODescriptor WantAuthnRequestsSigned="false" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{keys}<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{sso_url}"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso_url}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
     )
 }
+
+/// URL of the test PostgreSQL server, starting it (tests/postgres/up) if needed.
+pub fn postgres_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let out = Command::new(repo_root().join("tests/postgres/up"))
+            .output()
+            .expect("run tests/postgres/up");
+        assert!(
+            out.status.success(),
+            "tests/postgres/up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    })
+    .clone()
+}
+
+/// A fresh SQLite database file URL.
+pub fn sqlite_url(name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir()
+        .join("sso-operator-tests")
+        .join("sqlite");
+    std::fs::create_dir_all(&dir).expect("sqlite dir");
+    let path = dir.join(format!(
+        "{name}-{}-{}.db",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}", path.display())
+}
+
+/// A tenant name no other test uses, so tests can share one PostgreSQL database.
+pub fn unique_tenant(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}/idp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,778 @@
+//! The identity store: users, groups, memberships, password hashes, the SAML replay cache
+//! and per-login state, scoped to one tenant (an IdentityProvider, `namespace/name`).
+//!
+//! One implementation on top of sqlx's `Any` driver serves both backends with the same SQL:
+//! SQLite (a single file in WAL mode, the embedded default for one server replica) and
+//! PostgreSQL (for several replicas). Migrations run at start-up.
+
+mod predicate;
+
+pub use predicate::{Bind, CmpOp, Column, Predicate, Value};
+
+use jiff::Timestamp;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+// Dynamic SQL here is assembled only from constant fragments and numbered placeholders;
+// values are always bound, hence `AssertSqlSafe`.
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl,
+    /// A uniqueness constraint (userName) was violated.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The resource does not exist.
+    #[error("not found")]
+    NotFound,
+    /// `If-Match` / expected version did not match the stored version.
+    #[error("the resource was changed by someone else (version {current})")]
+    VersionMismatch {
+        /// The version currently stored.
+        current: i64,
+    },
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored resource is not valid JSON.
+    #[error("stored resource is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// A user as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    /// Server-assigned identifier.
+    pub id: String,
+    /// `userName`, exactly as sent.
+    pub user_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `active`.
+    pub active: bool,
+    /// The SCIM resource's other attributes, exactly as received.
+    pub resource: serde_json::Value,
+    /// Argon2id hash of the synced password.
+    pub password_hash: Option<String>,
+    /// Created through SCIM (true) or just in time at sign-in (false).
+    pub scim_managed: bool,
+    /// Incremented on every change (the ETag).
+    pub version: i64,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last change.
+    pub last_modified: Timestamp,
+}
+
+/// The fields of a user to create or replace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserInput {
+    /// `userName`.
+    pub user_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `active`.
+    pub active: bool,
+    /// Other attributes.
+    pub resource: serde_json::Value,
+    /// New password hash; `None` keeps the stored one on replace.
+    pub password_hash: Option<String>,
+    /// Whether SCIM manages the user.
+    pub scim_managed: bool,
+}
+
+/// A group as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    /// Server-assigned identifier.
+    pub id: String,
+    /// `displayName`, exactly as sent.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Other attributes.
+    pub resource: serde_json::Value,
+    /// Created through SCIM (true) or from SAML group sync (false).
+    pub scim_managed: bool,
+    /// Member user IDs, sorted.
+    pub members: Vec<String>,
+    /// Incremented on every change (the ETag).
+    pub version: i64,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last change.
+    pub last_modified: Timestamp,
+}
+
+/// The fields of a group to create or replace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupInput {
+    /// `displayName`.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Other attributes.
+    pub resource: serde_json::Value,
+    /// Whether SCIM manages the group.
+    pub scim_managed: bool,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    /// Matches in total.
+    pub total: i64,
+    /// The requested slice, in stable order (creation time, then id).
+    pub items: Vec<T>,
+}
+
+/// The identity store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn from_micros(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Database(e),
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL survives a process crash (kill -9) with every committed write;
+                        // a busy timeout lets concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    // ---- users ----
+
+    /// Creates a user; [`StoreError::Conflict`] when the `userName` exists (case-insensitively).
+    pub async fn create_user(&self, tenant: &str, input: UserInput) -> Result<User, StoreError> {
+        let now = Timestamp::now();
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
+        )
+        .bind(tenant)
+        .bind(&id)
+        .bind(&input.user_name)
+        .bind(input.user_name.to_lowercase())
+        .bind(input.external_id.clone())
+        .bind(i64::from(input.active))
+        .bind(serde_json::to_string(&input.resource)?)
+        .bind(input.password_hash.clone())
+        .bind(i64::from(input.scim_managed))
+        .bind(micros(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
+        Ok(User {
+            id,
+            user_name: input.user_name,
+            external_id: input.external_id,
+            active: input.active,
+            resource: input.resource,
+            password_hash: input.password_hash,
+            scim_managed: input.scim_managed,
+            version: 1,
+            created: from_micros(micros(now)),
+            last_modified: from_micros(micros(now)),
+        })
+    }
+
+    const USER_COLUMNS: &'static str = "id, user_name, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us";
+
+    fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+        Ok(User {
+            id: row.try_get("id")?,
+            user_name: row.try_get("user_name")?,
+            external_id: row.try_get("external_id")?,
+            active: row.try_get::<i64, _>("active")? != 0,
+            resource: serde_json::from_str(&row.try_get::<String, _>("resource")?)?,
+            password_hash: row.try_get("password_hash")?,
+            scim_managed: row.try_get::<i64, _>("scim_managed")? != 0,
+            version: row.try_get("version")?,
+            created: from_micros(row.try_get("created_us")?),
+            last_modified: from_micros(row.try_get("modified_us")?),
+        })
+    }
+
+    /// The user with `id`.
+    pub async fn get_user(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM scim_users WHERE tenant = $1 AND id = $2",
+            Self::USER_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    /// The user whose `userName` equals `user_name`, ignoring case.
+    pub async fn find_user_by_user_name(
+        &self,
+        tenant: &str,
+        user_name: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM scim_users WHERE tenant = $1 AND user_name_lower = $2",
+            Self::USER_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(user_name.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::user_from_row).transpose()
+    }
+
+    /// Replaces a user. With `expected_version`, fails with [`StoreError::VersionMismatch`]
+    /// unless the stored version is that one (optimistic concurrency; no lost updates).
+    pub async fn replace_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        input: UserInput,
+    ) -> Result<User, StoreError> {
+        let now = micros(Timestamp::now());
+        let result = sqlx::query(
+            "UPDATE scim_users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, resource = $7, \
+             password_hash = COALESCE($8, password_hash), version = version + 1, modified_us = $9 \
+             WHERE tenant = $1 AND id = $2 AND ($10 < 0 OR version = $10)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(&input.user_name)
+        .bind(input.user_name.to_lowercase())
+        .bind(input.external_id.clone())
+        .bind(i64::from(input.active))
+        .bind(serde_json::to_string(&input.resource)?)
+        .bind(input.password_hash.clone())
+        .bind(now)
+        .bind(expected_version.unwrap_or(-1))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
+        if result.rows_affected() == 0 {
+            return Err(match self.get_user(tenant, id).await? {
+                None => StoreError::NotFound,
+                Some(u) => StoreError::VersionMismatch { current: u.version },
+            });
+        }
+        self.get_user(tenant, id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a user and their memberships; false when there was none.
+    pub async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM scim_users WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Users matching `filter`, 1-based `start_index`, at most `count`.
+    pub async fn list_users(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<User>, StoreError> {
+        let (clause, binds) = filter.to_sql(1);
+        let total_sql =
+            format!("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1 AND ({clause})");
+        let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+        if count <= 0 {
+            return Ok(Page {
+                total,
+                items: Vec::new(),
+            });
+        }
+        let n = binds.len() + 2;
+        let sql = format!(
+            "SELECT {} FROM scim_users WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${} OFFSET ${}",
+            Self::USER_COLUMNS,
+            n,
+            n + 1
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let rows = q
+            .bind(count)
+            .bind((start_index - 1).max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(Page {
+            total,
+            items: rows
+                .iter()
+                .map(Self::user_from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Number of users.
+    pub async fn count_users(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
+    // ---- groups ----
+
+    /// Creates a group with `members` (user IDs of the same tenant; unknown IDs are ignored).
+    pub async fn create_group(
+        &self,
+        tenant: &str,
+        input: GroupInput,
+        members: &[String],
+    ) -> Result<Group, StoreError> {
+        let now = micros(Timestamp::now());
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO scim_groups (tenant, id, display_name, display_name_lower, external_id, resource, scim_managed, version, created_us, modified_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
+        )
+        .bind(tenant)
+        .bind(&id)
+        .bind(&input.display_name)
+        .bind(input.display_name.to_lowercase())
+        .bind(input.external_id.clone())
+        .bind(serde_json::to_string(&input.resource)?)
+        .bind(i64::from(input.scim_managed))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_members(&mut tx, tenant, &id, members).await?;
+        tx.commit().await?;
+        self.get_group(tenant, &id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn insert_members(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        group_id: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        for user_id in members {
+            // Only users of the same tenant can be members; duplicates are ignored.
+            sqlx::query(
+                "INSERT INTO scim_memberships (tenant, group_id, user_id) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM scim_users WHERE tenant = $1 AND id = $3) \
+                 AND NOT EXISTS (SELECT 1 FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3)",
+            )
+            .bind(tenant)
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    const GROUP_COLUMNS: &'static str =
+        "id, display_name, external_id, resource, scim_managed, version, created_us, modified_us";
+
+    async fn group_from_row(&self, tenant: &str, row: &AnyRow) -> Result<Group, StoreError> {
+        let id: String = row.try_get("id")?;
+        let members = sqlx::query("SELECT user_id FROM scim_memberships WHERE tenant = $1 AND group_id = $2 ORDER BY user_id")
+            .bind(tenant)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("user_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Group {
+            id,
+            display_name: row.try_get("display_name")?,
+            external_id: row.try_get("external_id")?,
+            resource: serde_json::from_str(&row.try_get::<String, _>("resource")?)?,
+            scim_managed: row.try_get::<i64, _>("scim_managed")? != 0,
+            members,
+            version: row.try_get("version")?,
+            created: from_micros(row.try_get("created_us")?),
+            last_modified: from_micros(row.try_get("modified_us")?),
+        })
+    }
+
+    /// The group with `id`, with its members.
+    pub async fn get_group(&self, tenant: &str, id: &str) -> Result<Option<Group>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM scim_groups WHERE tenant = $1 AND id = $2",
+            Self::GROUP_COLUMNS
+        );
+        match sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            Some(row) => Ok(Some(self.group_from_row(tenant, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a group's attributes and, when `members` is given, its whole member list.
+    pub async fn replace_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        input: GroupInput,
+        members: Option<&[String]>,
+    ) -> Result<Group, StoreError> {
+        let now = micros(Timestamp::now());
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query(
+            "UPDATE scim_groups SET display_name = $3, display_name_lower = $4, external_id = $5, resource = $6, version = version + 1, modified_us = $7 \
+             WHERE tenant = $1 AND id = $2 AND ($8 < 0 OR version = $8)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(&input.display_name)
+        .bind(input.display_name.to_lowercase())
+        .bind(input.external_id.clone())
+        .bind(serde_json::to_string(&input.resource)?)
+        .bind(now)
+        .bind(expected_version.unwrap_or(-1))
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(match self.get_group(tenant, id).await? {
+                None => StoreError::NotFound,
+                Some(g) => StoreError::VersionMismatch { current: g.version },
+            });
+        }
+        if let Some(members) = members {
+            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Self::insert_members(&mut tx, tenant, id, members).await?;
+        }
+        tx.commit().await?;
+        self.get_group(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Adds and removes members in one transaction, bumping the group's version.
+    pub async fn change_members(
+        &self,
+        tenant: &str,
+        id: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<Group, StoreError> {
+        let now = micros(Timestamp::now());
+        let mut tx = self.pool.begin().await?;
+        let result = sqlx::query("UPDATE scim_groups SET version = version + 1, modified_us = $3 WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if result.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::NotFound);
+        }
+        for user_id in remove {
+            sqlx::query(
+                "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::insert_members(&mut tx, tenant, id, add).await?;
+        tx.commit().await?;
+        self.get_group(tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a group and its memberships; false when there was none.
+    pub async fn delete_group(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Groups matching `filter`, 1-based `start_index`, at most `count`.
+    pub async fn list_groups(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<Group>, StoreError> {
+        let (clause, binds) = filter.to_sql(1);
+        let total_sql =
+            format!("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1 AND ({clause})");
+        let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+        if count <= 0 {
+            return Ok(Page {
+                total,
+                items: Vec::new(),
+            });
+        }
+        let n = binds.len() + 2;
+        let sql = format!(
+            "SELECT {} FROM scim_groups WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${} OFFSET ${}",
+            Self::GROUP_COLUMNS,
+            n,
+            n + 1
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for b in &binds {
+            q = b.bind(q);
+        }
+        let rows = q
+            .bind(count)
+            .bind((start_index - 1).max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.group_from_row(tenant, row).await?);
+        }
+        Ok(Page { total, items })
+    }
+
+    /// Number of groups.
+    pub async fn count_groups(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
+    /// IDs of the groups a user belongs to.
+    pub async fn groups_of_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT group_id FROM scim_memberships WHERE tenant = $1 AND user_id = $2 ORDER BY group_id")
+            .bind(tenant)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("group_id"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    // ---- SAML replay cache and login state ----
+
+    /// Records a consumed assertion ID until `expires`; false when it was already recorded
+    /// (a replay). Shared by every server replica using this database.
+    pub async fn remember_assertion(
+        &self,
+        tenant: &str,
+        assertion_id: &str,
+        expires: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let now = micros(Timestamp::now());
+        sqlx::query("DELETE FROM saml_replay_cache WHERE tenant = $1 AND assertion_id = $2 AND expires_us <= $3")
+            .bind(tenant)
+            .bind(assertion_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let result = sqlx::query("INSERT INTO saml_replay_cache (tenant, assertion_id, expires_us) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant)
+            .bind(assertion_id)
+            .bind(micros(expires))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Stores per-login state under `id` until `expires`.
+    pub async fn put_login_state(
+        &self,
+        tenant: &str,
+        id: &str,
+        data: &str,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO saml_login_state (tenant, id, data, expires_us) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(data)
+        .bind(micros(expires))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map_unique(e, || format!("login state {id}")))?;
+        Ok(())
+    }
+
+    /// Takes (reads and deletes) per-login state: it can be consumed exactly once, and not
+    /// after it expired.
+    pub async fn take_login_state(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM saml_login_state WHERE tenant = $1 AND id = $2 RETURNING data, expires_us",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires: i64 = row.try_get("expires_us")?;
+        Ok((expires > micros(Timestamp::now()))
+            .then(|| row.try_get("data"))
+            .transpose()?)
+    }
+
+    /// Deletes expired replay-cache entries and login state; returns how many went.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = micros(Timestamp::now());
+        let a = sqlx::query("DELETE FROM saml_replay_cache WHERE expires_us <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let b = sqlx::query("DELETE FROM saml_login_state WHERE expires_us <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(a.rows_affected() + b.rows_affected())
+    }
+
+    /// Deletes every row of a tenant (an IdentityProvider that is gone for good).
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "scim_memberships",
+            "scim_groups",
+            "scim_users",
+            "saml_replay_cache",
+            "saml_login_state",
+        ] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE tenant = $1"
+            )))
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! Filters evaluated in the database. The SCIM layer translates a SCIM filter into a
+//! [`Predicate`] over indexed columns; this module renders it as SQL with bound parameters
+//! (never by pasting values into SQL).
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+
+/// A column a filter can compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// `id`.
+    Id,
+    /// Users: `userName`, compared case-insensitively.
+    UserName,
+    /// Groups: `displayName`, compared case-insensitively.
+    DisplayName,
+    /// `externalId`, compared exactly.
+    ExternalId,
+    /// Users: `active`.
+    Active,
+    /// `meta.created`.
+    Created,
+    /// `meta.lastModified`.
+    LastModified,
+}
+
+impl Column {
+    fn sql(&self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::UserName => "user_name_lower",
+            Column::DisplayName => "display_name_lower",
+            Column::ExternalId => "external_id",
+            Column::Active => "active",
+            Column::Created => "created_us",
+            Column::LastModified => "modified_us",
+        }
+    }
+
+    fn case_insensitive(&self) -> bool {
+        matches!(self, Column::UserName | Column::DisplayName)
+    }
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Contains.
+    Co,
+    /// Starts with.
+    Sw,
+    /// Ends with.
+    Ew,
+    /// Greater than.
+    Gt,
+    /// Greater or equal.
+    Ge,
+    /// Less than.
+    Lt,
+    /// Less or equal.
+    Le,
+}
+
+/// A value to compare with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Text.
+    Text(String),
+    /// Integer (booleans as 0/1, times as Unix microseconds).
+    Int(i64),
+}
+
+/// A filter over one table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Predicate {
+    /// Everything.
+    True,
+    /// Nothing (e.g. a filter on an attribute that no stored resource can match).
+    False,
+    /// Both.
+    And(Box<Predicate>, Box<Predicate>),
+    /// Either.
+    Or(Box<Predicate>, Box<Predicate>),
+    /// Negation.
+    Not(Box<Predicate>),
+    /// `column op value`.
+    Compare(Column, CmpOp, Value),
+    /// The column has a value.
+    Present(Column),
+}
+
+/// A parameter to bind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bind(Value);
+
+impl Bind {
+    /// Binds this parameter to `q`.
+    pub fn bind<'q>(
+        &self,
+        q: Query<'q, sqlx::Any, AnyArguments>,
+    ) -> Query<'q, sqlx::Any, AnyArguments> {
+        match &self.0 {
+            Value::Text(s) => q.bind(s.clone()),
+            Value::Int(i) => q.bind(*i),
+        }
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl Predicate {
+    /// Renders the predicate as SQL whose parameters are numbered from `$(first + 1)`.
+    pub fn to_sql(&self, first: usize) -> (String, Vec<Bind>) {
+        let mut binds = Vec::new();
+        let sql = self.render(first, &mut binds);
+        (sql, binds)
+    }
+
+    fn render(&self, first: usize, binds: &mut Vec<Bind>) -> String {
+        let param = |v: Value, binds: &mut Vec<Bind>| {
+            binds.push(Bind(v));
+            format!("${}", first + binds.len())
+        };
+        match self {
+            Predicate::True => "1 = 1".to_owned(),
+            Predicate::False => "1 = 0".to_owned(),
+            Predicate::And(a, b) => format!(
+                "({}) AND ({})",
+                a.render(first, binds),
+                b.render(first, binds)
+            ),
+            Predicate::Or(a, b) => format!(
+                "({}) OR ({})",
+                a.render(first, binds),
+                b.render(first, binds)
+            ),
+            Predicate::Not(a) => format!("NOT ({})", a.render(first, binds)),
+            Predicate::Present(c) => format!("{} IS NOT NULL", c.sql()),
+            Predicate::Compare(c, op, v) => {
+                let v = match (v, c.case_insensitive()) {
+                    (Value::Text(s), true) => Value::Text(s.to_lowercase()),
+                    (v, _) => v.clone(),
+                };
+                let col = c.sql();
+                match op {
+                    CmpOp::Eq => format!("{col} = {}", param(v, binds)),
+                    CmpOp::Ne => format!("({col} IS NULL OR {col} <> {})", param(v, binds)),
+                    CmpOp::Gt => format!("{col} > {}", param(v, binds)),
+                    CmpOp::Ge => format!("{col} >= {}", param(v, binds)),
+                    CmpOp::Lt => format!("{col} < {}", param(v, binds)),
+                    CmpOp::Le => format!("{col} <= {}", param(v, binds)),
+                    CmpOp::Co | CmpOp::Sw | CmpOp::Ew => {
+                        let Value::Text(s) = v else {
+                            return "1 = 0".to_owned();
+                        };
+                        let s = like_escape(&s);
+                        let pattern = match op {
+                            CmpOp::Co => format!("%{s}%"),
+                            CmpOp::Sw => format!("{s}%"),
+                            _ => format!("%{s}"),
+                        };
+                        format!(
+                            "{col} LIKE {} ESCAPE '\\'",
+                            param(Value::Text(pattern), binds)
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_numbered_parameters_and_lowercases_case_insensitive_columns() {
+        let p = Predicate::And(
+            Box::new(Predicate::Compare(
+                Column::UserName,
+                CmpOp::Eq,
+                Value::Text("Alice@Example.com".into()),
+            )),
+            Box::new(Predicate::Not(Box::new(Predicate::Compare(
+                Column::ExternalId,
+                CmpOp::Sw,
+                Value::Text("50%_x".into()),
+            )))),
+        );
+        let (sql, binds) = p.to_sql(2);
+        assert_eq!(
+            sql,
+            "(user_name_lower = $3) AND (NOT (external_id LIKE $4 ESCAPE '\\'))"
+        );
+        assert_eq!(
+            binds,
+            [
+                Bind(Value::Text("alice@example.com".into())),
+                Bind(Value::Text("50\\%\\_x%".into()))
+            ]
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! The identity store's contract, proven against both backends: a SQLite file and a real
+//! PostgreSQL server.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use sso_operator::store::{
+    CmpOp, Column, GroupInput, Predicate, Store, StoreError, UserInput, Value,
+};
+
+async fn backends(name: &str) -> Vec<(&'static str, Store)> {
+    let sqlite = Store::connect(&support::sqlite_url(name))
+        .await
+        .expect("open SQLite");
+    let postgres = Store::connect(&support::postgres_url())
+        .await
+        .expect("connect to PostgreSQL");
+    vec![("sqlite", sqlite), ("postgres", postgres)]
+}
+
+fn user(name: &str) -> UserInput {
+    UserInput {
+        user_name: name.to_owned(),
+        external_id: Some(format!("ext-{name}")),
+        active: true,
+        resource: json!({ "name": { "givenName": "Ada", "familyName": "Lovelace" }, "emails": [{ "value": name, "type": "work", "primary": true }] }),
+        password_hash: None,
+        scim_managed: true,
+    }
+}
+
+fn group(name: &str) -> GroupInput {
+    GroupInput {
+        display_name: name.to_owned(),
+        external_id: None,
+        resource: json!({}),
+        scim_managed: true,
+    }
+}
+
+fn eq(column: Column, v: &str) -> Predicate {
+    Predicate::Compare(column, CmpOp::Eq, Value::Text(v.to_owned()))
+}
+
+#[tokio::test]
+async fn users_are_stored_exactly_and_looked_up_case_insensitively() {
+    for (backend, store) in backends("users").await {
+        let t = support::unique_tenant("users");
+        let created = store
+            .create_user(&t, user("Ada.Lovelace@Example.com"))
+            .await
+            .unwrap();
+        assert_eq!(created.version, 1);
+        let found = store
+            .find_user_by_user_name(&t, "ada.lovelace@example.COM")
+            .await
+            .unwrap()
+            .expect(backend);
+        assert_eq!(
+            found.user_name, "Ada.Lovelace@Example.com",
+            "{backend}: stored exactly as sent"
+        );
+        assert_eq!(
+            found.resource,
+            user("x")
+                .resource
+                .clone()
+                .tap_emails("Ada.Lovelace@Example.com")
+        );
+        assert_eq!(
+            store.get_user(&t, &created.id).await.unwrap().unwrap(),
+            found
+        );
+        match store
+            .create_user(&t, user("ADA.LOVELACE@example.com"))
+            .await
+        {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("{backend}: duplicate userName must conflict, got {other:?}"),
+        }
+        assert_eq!(store.count_users(&t).await.unwrap(), 1);
+        assert!(store.delete_user(&t, &created.id).await.unwrap());
+        assert!(!store.delete_user(&t, &created.id).await.unwrap());
+        assert!(store.get_user(&t, &created.id).await.unwrap().is_none());
+    }
+}
+
+trait TapEmails {
+    fn tap_emails(self, email: &str) -> Self;
+}
+impl TapEmails for serde_json::Value {
+    fn tap_emails(mut self, email: &str) -> Self {
+        self["emails"][0]["value"] = json!(email);
+        self
+    }
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_data() {
+    for (backend, store) in backends("tenants").await {
+        let a = support::unique_tenant("a");
+        let b = support::unique_tenant("b");
+        let alice = store
+            .create_user(&a, user("alice@example.com"))
+            .await
+            .unwrap();
+        // The same userName may exist in another tenant.
+        store
+            .create_user(&b, user("alice@example.com"))
+            .await
+            .unwrap();
+        assert!(
+            store.get_user(&b, &alice.id).await.unwrap().is_none(),
+            "{backend}"
+        );
+        assert!(
+            !store.delete_user(&b, &alice.id).await.unwrap(),
+            "{backend}"
+        );
+        let page = store
+            .list_users(&b, &Predicate::True, 1, 100)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 1, "{backend}");
+        assert_ne!(page.items[0].id, alice.id, "{backend}");
+        // A group of tenant B cannot get tenant A's user as a member.
+        let g = store
+            .create_group(&b, group("admins"), std::slice::from_ref(&alice.id))
+            .await
+            .unwrap();
+        assert!(
+            g.members.is_empty(),
+            "{backend}: cross-tenant membership must be ignored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stale_versions_are_refused_and_concurrent_writers_lose_no_update() {
+    for (backend, store) in backends("versions").await {
+        let t = support::unique_tenant("versions");
+        let u = store
+            .create_user(&t, user("counter@example.com"))
+            .await
+            .unwrap();
+        let mut changed = user("counter@example.com");
+        changed.active = false;
+        let v2 = store
+            .replace_user(&t, &u.id, Some(1), changed.clone())
+            .await
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        assert!(!v2.active);
+        match store
+            .replace_user(&t, &u.id, Some(1), changed.clone())
+            .await
+        {
+            Err(StoreError::VersionMismatch { current: 2 }) => {}
+            other => panic!("{backend}: a stale version must be refused, got {other:?}"),
+        }
+        match store.replace_user(&t, "no-such-id", None, changed).await {
+            Err(StoreError::NotFound) => {}
+            other => panic!("{backend}: got {other:?}"),
+        }
+
+        // 16 writers each add one to a counter with read-modify-write and retry on conflict.
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (store, t, id) = (store.clone(), t.clone(), u.id.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let cur = store.get_user(&t, &id).await.unwrap().unwrap();
+                    let n = cur.resource["counter"].as_i64().unwrap_or(0);
+                    let mut next = UserInput {
+                        user_name: cur.user_name,
+                        external_id: cur.external_id,
+                        active: cur.active,
+                        resource: cur.resource,
+                        password_hash: None,
+                        scim_managed: true,
+                    };
+                    next.resource["counter"] = json!(n + 1);
+                    match store.replace_user(&t, &id, Some(cur.version), next).await {
+                        Ok(_) => break,
+                        Err(StoreError::VersionMismatch { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .expect("writers finish")
+                .unwrap();
+        }
+        let last = store.get_user(&t, &u.id).await.unwrap().unwrap();
+        assert_eq!(
+            last.resource["counter"], 16,
+            "{backend}: an update was lost"
+        );
+        assert_eq!(last.version, 2 + 16, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn lists_page_in_a_stable_order_and_filter_in_the_database() {
+    for (backend, store) in backends("lists").await {
+        let t = support::unique_tenant("lists");
+        let mut ids = Vec::new();
+        for i in 0..25 {
+            let mut u = user(&format!("User{i:02}@Example.com"));
+            u.active = i % 5 != 0;
+            ids.push(store.create_user(&t, u).await.unwrap().id);
+        }
+        let mut seen = Vec::new();
+        for start in [1, 11, 21] {
+            let page = store
+                .list_users(&t, &Predicate::True, start, 10)
+                .await
+                .unwrap();
+            assert_eq!(page.total, 25, "{backend}");
+            seen.extend(page.items.into_iter().map(|u| u.id));
+        }
+        assert_eq!(
+            seen, ids,
+            "{backend}: pages must follow creation order without gaps or repeats"
+        );
+        let beyond = store
+            .list_users(&t, &Predicate::True, 100, 10)
+            .await
+            .unwrap();
+        assert_eq!((beyond.total, beyond.items.len()), (25, 0), "{backend}");
+        let zero = store.list_users(&t, &Predicate::True, 1, 0).await.unwrap();
+        assert_eq!((zero.total, zero.items.len()), (25, 0), "{backend}");
+
+        let one = store
+            .list_users(&t, &eq(Column::UserName, "user07@example.COM"), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(one.items.len(), 1, "{backend}");
+        assert_eq!(one.items[0].user_name, "User07@Example.com");
+        let by_ext = store
+            .list_users(&t, &eq(Column::ExternalId, "ext-User07@Example.com"), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(by_ext.total, 1, "{backend}");
+        let sw = Predicate::Compare(Column::UserName, CmpOp::Sw, Value::Text("USER1".into()));
+        assert_eq!(
+            store.list_users(&t, &sw, 1, 100).await.unwrap().total,
+            10,
+            "{backend}"
+        );
+        let inactive = Predicate::Compare(Column::Active, CmpOp::Eq, Value::Int(0));
+        assert_eq!(
+            store.list_users(&t, &inactive, 1, 100).await.unwrap().total,
+            5,
+            "{backend}: inactive users are still listed"
+        );
+        let either = Predicate::Or(
+            Box::new(eq(Column::UserName, "user01@example.com")),
+            Box::new(eq(Column::UserName, "user02@example.com")),
+        );
+        assert_eq!(
+            store.list_users(&t, &either, 1, 100).await.unwrap().total,
+            2,
+            "{backend}"
+        );
+        let not = Predicate::Not(Box::new(sw));
+        assert_eq!(
+            store.list_users(&t, &not, 1, 100).await.unwrap().total,
+            15,
+            "{backend}"
+        );
+        // LIKE wildcards in values are literal.
+        let wildcard = Predicate::Compare(Column::UserName, CmpOp::Co, Value::Text("%".into()));
+        assert_eq!(
+            store.list_users(&t, &wildcard, 1, 100).await.unwrap().total,
+            0,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn groups_keep_their_members_in_step_with_users() {
+    for (backend, store) in backends("groups").await {
+        let t = support::unique_tenant("groups");
+        let a = store
+            .create_user(&t, user("a@example.com"))
+            .await
+            .unwrap()
+            .id;
+        let b = store
+            .create_user(&t, user("b@example.com"))
+            .await
+            .unwrap()
+            .id;
+        let c = store
+            .create_user(&t, user("c@example.com"))
+            .await
+            .unwrap()
+            .id;
+        let g = store
+            .create_group(
+                &t,
+                group("Engineering"),
+                &[a.clone(), b.clone(), "unknown".into()],
+            )
+            .await
+            .unwrap();
+        let mut expected = vec![a.clone(), b.clone()];
+        expected.sort();
+        assert_eq!(g.members, expected, "{backend}");
+        let g = store
+            .change_members(
+                &t,
+                &g.id,
+                std::slice::from_ref(&c),
+                std::slice::from_ref(&a),
+            )
+            .await
+            .unwrap();
+        let mut expected = vec![b.clone(), c.clone()];
+        expected.sort();
+        assert_eq!(g.members, expected, "{backend}");
+        assert_eq!(g.version, 2);
+        let g = store
+            .replace_group(
+                &t,
+                &g.id,
+                Some(2),
+                group("Engineering EU"),
+                Some(std::slice::from_ref(&a)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (g.display_name.as_str(), g.members.clone()),
+            ("Engineering EU", vec![a.clone()]),
+            "{backend}"
+        );
+        assert_eq!(
+            store.groups_of_user(&t, &a).await.unwrap(),
+            vec![g.id.clone()]
+        );
+        store.delete_user(&t, &a).await.unwrap();
+        assert!(
+            store
+                .get_group(&t, &g.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .members
+                .is_empty(),
+            "{backend}: a deleted user leaves its groups"
+        );
+        let found = store
+            .list_groups(&t, &eq(Column::DisplayName, "engineering eu"), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(found.total, 1, "{backend}");
+        assert!(store.delete_group(&t, &g.id).await.unwrap());
+        assert_eq!(store.count_groups(&t).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn assertion_ids_are_accepted_once_until_they_expire() {
+    for (backend, store) in backends("replay").await {
+        let t = support::unique_tenant("replay");
+        let later = Timestamp::now() + SignedDuration::from_mins(5);
+        assert!(
+            store.remember_assertion(&t, "_a1", later).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !store.remember_assertion(&t, "_a1", later).await.unwrap(),
+            "{backend}: a replay must be detected"
+        );
+        assert!(
+            store
+                .remember_assertion(&support::unique_tenant("other"), "_a1", later)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        let soon = Timestamp::now() + SignedDuration::from_millis(300);
+        assert!(store.remember_assertion(&t, "_a2", soon).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            store.remember_assertion(&t, "_a2", later).await.unwrap(),
+            "{backend}: expired entries are forgotten"
+        );
+        store.purge_expired().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn login_state_is_consumed_exactly_once_and_not_after_expiry() {
+    for (backend, store) in backends("login").await {
+        let t = support::unique_tenant("login");
+        let later = Timestamp::now() + SignedDuration::from_mins(5);
+        store
+            .put_login_state(&t, "_req1", "{\"relay\":\"/app\"}", later)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .take_login_state(&t, "_req1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("{\"relay\":\"/app\"}"),
+            "{backend}"
+        );
+        assert_eq!(
+            store.take_login_state(&t, "_req1").await.unwrap(),
+            None,
+            "{backend}: consumed once"
+        );
+        store
+            .put_login_state(
+                &t,
+                "_req2",
+                "x",
+                Timestamp::now() - SignedDuration::from_secs(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_login_state(&t, "_req2").await.unwrap(),
+            None,
+            "{backend}: expired state is refused"
+        );
+        assert_eq!(
+            store
+                .take_login_state(&support::unique_tenant("x"), "_req1")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
