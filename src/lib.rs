@@ -6,4 +6,5 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod ops;
+pub mod scim;
 pub mod store;
