@@ -7,4 +7,5 @@ pub mod config;
 pub mod controller;
 pub mod ops;
 pub mod scim;
+pub mod server;
 pub mod store;

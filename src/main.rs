@@ -21,15 +21,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the controller and the server in one process (the embedded default). The server
-    /// role is not part of this build yet, so this runs the controller.
-    Run(ControllerArgs),
+    /// Run the controller and the server in one process (the embedded default).
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Run only the controller: reconciles IdentityProvider and ScimToken resources.
-    Controller(ControllerArgs),
-    /// Run only the server: SAML service provider, SCIM 2.0 and forward-auth endpoints.
-    Server,
+    Controller {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+    /// Run only the server: the SCIM 2.0 endpoints (SAML and forward-auth are being built).
+    Server {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Print both CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
     Crd,
+}
+
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// Namespace of the compiled configuration Secrets and the leader-election Lease
+    /// (normally the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
+    operator_namespace: String,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "SSO_METRICS_ADDRESS", default_value = "0.0.0.0:8081")]
+    metrics_address: SocketAddr,
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Address of the public endpoints (SCIM; SAML and forward-auth later).
+    #[arg(long, env = "SSO_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+
+    /// The identity store: sqlite://PATH (one server replica) or
+    /// postgres://USER:PASSWORD@HOST/DB (several replicas).
+    #[arg(
+        long,
+        env = "SSO_DATABASE_URL",
+        default_value = "sqlite:///var/lib/sso-operator/identity.db"
+    )]
+    database_url: String,
 }
 
 #[derive(Args, Clone)]
@@ -39,22 +83,9 @@ struct ControllerArgs {
     #[arg(long, env = "SSO_EXTERNAL_URL")]
     external_url: String,
 
-    /// Namespace for the compiled configuration Secrets and the leader-election Lease
-    /// (normally the operator's own namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
-    operator_namespace: String,
-
     /// Only reconcile resources in this namespace (default: all namespaces).
     #[arg(long, env = "SSO_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
-
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(
-        long,
-        env = "SSO_CONTROLLER_METRICS_ADDRESS",
-        default_value = "0.0.0.0:8081"
-    )]
-    metrics_address: SocketAddr,
 
     /// Identity used for leader election (defaults to the host name and a random suffix).
     #[arg(long, env = "POD_NAME")]
@@ -105,28 +136,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) | Command::Controller(args) => {
-            init_tracing();
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: could not start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(run_controller(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Run {
+            common,
+            controller,
+            server,
+        } => run_roles(common, Some(controller), Some(server)),
+        Command::Controller { common, controller } => run_roles(common, Some(controller), None),
+        Command::Server { common, server } => run_roles(common, None, Some(server)),
+    }
+}
+
+fn run_roles(
+    common: CommonArgs,
+    controller: Option<ControllerArgs>,
+    server: Option<ServerArgs>,
+) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-        Command::Server => {
-            eprintln!(
-                "error: the server role (SAML, SCIM, forward-auth) is not part of this build yet"
-            );
-            ExitCode::from(2)
+    };
+    match runtime.block_on(run(common, controller, server)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -141,42 +178,11 @@ fn init_tracing() {
         .init();
 }
 
-async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
-    let external_url = args.external_url.trim_end_matches('/').to_owned();
-    let parsed = reqwest::Url::parse(&external_url).context("--external-url is not a valid URL")?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "https" | "http"),
-        "--external-url must start with https:// (or http:// for local tests)"
-    );
-    let mut extra_roots = Vec::new();
-    if let Some(path) = &args.metadata_ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("read --metadata-ca-file {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .context("--metadata-ca-file holds no PEM certificates")?
-        {
-            extra_roots.push(cert);
-        }
-    }
-    let settings = controller::Settings {
-        external_url,
-        operator_namespace: args.operator_namespace.clone(),
-        sp_rotation: RotationPolicy {
-            validity: args.sp_certificate_validity,
-            renew_before: args.sp_certificate_renew_before,
-        },
-        watch_namespace: args.watch_namespace.clone(),
-        metadata_fetch: FetchPolicy {
-            allow_private_addresses: args.allow_private_metadata_addresses,
-            extra_root_certificates: extra_roots,
-            ..Default::default()
-        },
-    };
-    anyhow::ensure!(
-        settings.sp_rotation.renew_before < settings.sp_rotation.validity,
-        "--sp-certificate-renew-before must be shorter than --sp-certificate-validity"
-    );
-
+async fn run(
+    common: CommonArgs,
+    controller: Option<ControllerArgs>,
+    server: Option<ServerArgs>,
+) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("could not configure a Kubernetes client (KUBECONFIG or in-cluster)")?;
@@ -195,40 +201,108 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     };
 
     let (bound, ops_task) = ops
-        .serve(args.metrics_address, wait_shutdown(shutdown_rx.clone()))
+        .serve(common.metrics_address, wait_shutdown(shutdown_rx.clone()))
         .await
-        .with_context(|| format!("could not listen on {}", args.metrics_address))?;
+        .with_context(|| format!("could not listen on {}", common.metrics_address))?;
     tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
-    // A standby replica is healthy and ready: it is waiting to lead.
-    ops.set_ready(true);
+
+    let server_task = server.map(|args| {
+        let settings = sso_operator::server::Settings {
+            listen: args.listen,
+            database_url: args.database_url,
+            operator_namespace: common.operator_namespace.clone(),
+        };
+        tokio::spawn(sso_operator::server::run(
+            client.clone(),
+            settings,
+            ops.clone(),
+            wait_shutdown(shutdown_rx.clone()),
+        ))
+    });
+    let result = match controller {
+        Some(args) => {
+            if server_task.is_none() {
+                // A standby controller is healthy and ready: it is waiting to lead.
+                ops.set_ready(true);
+            }
+            run_controller(client, &common, args, metrics, shutdown_rx.clone()).await
+        }
+        None => Ok(()),
+    };
+    if let Some(task) = server_task {
+        match task.await {
+            Ok(r) => r?,
+            Err(e) => anyhow::bail!("the server stopped: {e}"),
+        }
+    }
+    let _ = ops_task.await;
+    result
+}
+
+async fn run_controller(
+    client: kube::Client,
+    common: &CommonArgs,
+    args: ControllerArgs,
+    metrics: controller::metrics::Metrics,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let wait_shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let external_url = args.external_url.trim_end_matches('/').to_owned();
+    let parsed = reqwest::Url::parse(&external_url).context("--external-url is not a valid URL")?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "https" | "http"),
+        "--external-url must start with https:// (or http:// for local tests)"
+    );
+    let mut extra_roots = Vec::new();
+    if let Some(path) = &args.metadata_ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("read --metadata-ca-file {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .context("--metadata-ca-file holds no PEM certificates")?
+        {
+            extra_roots.push(cert);
+        }
+    }
+    let settings = controller::Settings {
+        external_url,
+        operator_namespace: common.operator_namespace.clone(),
+        sp_rotation: RotationPolicy {
+            validity: args.sp_certificate_validity,
+            renew_before: args.sp_certificate_renew_before,
+        },
+        watch_namespace: args.watch_namespace.clone(),
+        metadata_fetch: FetchPolicy {
+            allow_private_addresses: args.allow_private_metadata_addresses,
+            extra_root_certificates: extra_roots,
+            ..Default::default()
+        },
+    };
+    anyhow::ensure!(
+        settings.sp_rotation.renew_before < settings.sp_rotation.validity,
+        "--sp-certificate-renew-before must be shorter than --sp-certificate-validity"
+    );
 
     let identity = args.leader_identity.unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "sso-operator".into());
         format!("{host}-{:08x}", rand::random::<u32>())
     });
     let election = LeaderElection::new(
-        &args.operator_namespace,
+        &common.operator_namespace,
         "sso-operator-controller",
         identity,
     );
     let acquired = tokio::select! {
         r = election.acquire(client.clone()) => Some(r),
-        () = wait_shutdown(shutdown_rx.clone()) => None,
+        () = wait_shutdown(shutdown.clone()) => None,
     };
     let Some((leading, releaser)) = acquired else {
         return Ok(());
     };
     let lost = leading.clone();
-    controller::run(
-        client,
-        settings,
-        metrics,
-        leading,
-        wait_shutdown(shutdown_rx.clone()),
-    )
-    .await;
+    controller::run(client, settings, metrics, leading, wait_shutdown(shutdown)).await;
     releaser.release().await;
-    let _ = ops_task.await;
     anyhow::ensure!(
         *lost.borrow(),
         "lost leadership; exiting so that a fresh start can campaign again"
@@ -255,4 +329,14 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -27,11 +27,15 @@ pub fn user_input(body: &Value) -> Result<(UserInput, Option<String>), ScimError
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the body must be a JSON object"))?;
     check_schemas(obj, &[CORE_USER, ENTERPRISE_USER])?;
-    let mut resource = Value::Object(obj.clone());
+    user_fields(Value::Object(obj.clone()))
+}
+
+/// Splits a user's full attribute set (as PATCH leaves it) into stored fields and password.
+pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), ScimError> {
     patch::coerce_booleans(&mut resource)?;
     let mut map = match resource {
         Value::Object(m) => m,
-        _ => unreachable!("built from an object"),
+        _ => return Err(ScimError::invalid_syntax("the user must be a JSON object")),
     };
     let user_name = take(&mut map, "userName")
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -184,8 +188,8 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
-/// Renders a stored user as a SCIM resource. `groups` are (id, displayName) pairs.
-pub fn render_user(user: &User, groups: &[(String, String)], base_url: &str) -> Value {
+/// Renders a stored user as a SCIM resource with the IDs of its groups.
+pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
     let mut m = Map::new();
     let mut schemas = vec![json!(CORE_USER)];
     if user
@@ -209,7 +213,12 @@ pub fn render_user(user: &User, groups: &[(String, String)], base_url: &str) -> 
     }
     m.insert(
         "groups".into(),
-        Value::Array(groups.iter().map(|(id, name)| json!({ "value": id, "display": name, "$ref": format!("{base_url}/Groups/{id}") })).collect()),
+        Value::Array(
+            group_ids
+                .iter()
+                .map(|id| json!({ "value": id, "$ref": format!("{base_url}/Groups/{id}") }))
+                .collect(),
+        ),
     );
     m.insert(
         "meta".into(),
@@ -224,8 +233,8 @@ pub fn render_user(user: &User, groups: &[(String, String)], base_url: &str) -> 
     Value::Object(m)
 }
 
-/// Renders a stored group as a SCIM resource. `members` are (id, userName) pairs.
-pub fn render_group(group: &Group, members: &[(String, String)], base_url: &str) -> Value {
+/// Renders a stored group as a SCIM resource.
+pub fn render_group(group: &Group, base_url: &str) -> Value {
     let mut m = Map::new();
     m.insert("schemas".into(), json!([CORE_GROUP]));
     m.insert("id".into(), json!(group.id));
@@ -240,7 +249,7 @@ pub fn render_group(group: &Group, members: &[(String, String)], base_url: &str)
     }
     m.insert(
         "members".into(),
-        Value::Array(members.iter().map(|(id, name)| json!({ "value": id, "display": name, "$ref": format!("{base_url}/Users/{id}"), "type": "User" })).collect()),
+        Value::Array(group.members.iter().map(|id| json!({ "value": id, "$ref": format!("{base_url}/Users/{id}"), "type": "User" })).collect()),
     );
     m.insert(
         "meta".into(),
@@ -253,6 +262,35 @@ pub fn render_group(group: &Group, members: &[(String, String)], base_url: &str)
         ),
     );
     Value::Object(m)
+}
+
+/// A group's full attribute set, as PATCH sees it.
+pub fn group_patch_view(group: &Group) -> Value {
+    let mut m = group.resource.as_object().cloned().unwrap_or_default();
+    m.insert("displayName".into(), json!(group.display_name));
+    if let Some(e) = &group.external_id {
+        m.insert("externalId".into(), json!(e));
+    }
+    m.insert(
+        "members".into(),
+        Value::Array(
+            group
+                .members
+                .iter()
+                .map(|id| json!({ "value": id }))
+                .collect(),
+        ),
+    );
+    Value::Object(m)
+}
+
+/// Splits a group's full attribute set (as PATCH leaves it) into stored fields and members.
+pub fn group_fields(view: Value) -> Result<(GroupInput, Vec<String>), ScimError> {
+    let mut body = view;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("schemas".into(), json!([CORE_GROUP]));
+    }
+    group_input(&body)
 }
 
 fn meta(

@@ -22,6 +22,8 @@ pub enum Column {
     Created,
     /// `meta.lastModified`.
     LastModified,
+    /// Whether SCIM manages the resource (1) or it came from sign-in (0).
+    ScimManaged,
 }
 
 impl Column {
@@ -34,6 +36,7 @@ impl Column {
             Column::Active => "active",
             Column::Created => "created_us",
             Column::LastModified => "modified_us",
+            Column::ScimManaged => "scim_managed",
         }
     }
 

@@ -96,19 +96,80 @@ pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
     }
 
     let token = super::service_account_token(admin, namespace, sa_name).await;
+    write_kubeconfig(namespace, sa_name, &token)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Grants the ServiceAccount `namespace/sso-operator-server` the chart's server rules (read
+/// the compiled configuration in the operator namespace, nothing else) and returns a
+/// kubeconfig for it.
+pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
+    let pp = PatchParams::apply(TEST_MANAGER).force();
+    let sa_name = "sso-operator-server";
+    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .patch(
+            sa_name,
+            &pp,
+            &Patch::Apply(&ServiceAccount {
+                metadata: meta(sa_name),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create ServiceAccount");
+    Api::<Role>::namespaced(admin.clone(), namespace)
+        .patch(
+            sa_name,
+            &pp,
+            &Patch::Apply(&Role {
+                metadata: meta(sa_name),
+                rules: Some(rules("server-namespace-rules.yaml")),
+            }),
+        )
+        .await
+        .expect("apply Role");
+    let binding = RoleBinding {
+        metadata: meta(sa_name),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: sa_name.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: sa_name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .patch(sa_name, &pp, &Patch::Apply(&binding))
+        .await
+        .expect("apply RoleBinding");
+    let token = super::service_account_token(admin, namespace, sa_name).await;
+    write_kubeconfig(namespace, sa_name, &token)
+}
+
+fn write_kubeconfig(namespace: &str, user: &str, token: &str) -> PathBuf {
     let admin_config = Kubeconfig::read_from(admin_kubeconfig()).expect("read admin kubeconfig");
     let cluster = admin_config.clusters[0].cluster.clone().expect("cluster");
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{ "name": "local", "cluster": { "server": cluster.server, "certificate-authority-data": cluster.certificate_authority_data } }],
-        "users": [{ "name": "sso-operator", "user": { "token": token } }],
-        "contexts": [{ "name": "local", "context": { "cluster": "local", "user": "sso-operator", "namespace": namespace } }],
+        "users": [{ "name": user, "user": { "token": token } }],
+        "contexts": [{ "name": "local", "context": { "cluster": "local", "user": user, "namespace": namespace } }],
         "current-context": "local",
     });
     let dir = std::env::temp_dir().join("sso-operator-tests");
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{namespace}.kubeconfig"));
+    let path = dir.join(format!("{namespace}-{user}.kubeconfig"));
     std::fs::write(
         &path,
         serde_json::to_vec(&kubeconfig).expect("kubeconfig json"),
@@ -137,34 +198,60 @@ impl Operator {
     /// Starts `sso-operator controller` for `namespace` (watched namespace and operator
     /// namespace alike) with the given extra arguments.
     pub fn start(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let mut args = vec![
+            "controller",
+            "--external-url",
+            EXTERNAL_URL,
+            "--operator-namespace",
+            namespace,
+            "--watch-namespace",
+            namespace,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(kubeconfig, namespace, &args)
+    }
+
+    /// Starts `sso-operator server` reading the compiled configuration of `namespace`, on a
+    /// free port of 127.0.0.1; returns it and its base URL.
+    pub fn start_server(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        database_url: &str,
+    ) -> (Self, String) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let op = Self::spawn(
+            kubeconfig,
+            namespace,
+            &[
+                "server",
+                "--operator-namespace",
+                namespace,
+                "--listen",
+                &listen,
+                "--database-url",
+                database_url,
+            ],
+        );
+        (op, format!("http://{listen}"))
+    }
+
+    fn spawn(kubeconfig: &std::path::Path, namespace: &str, args: &[&str]) -> Self {
+        let port = free_port();
         let metrics_address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let log = std::env::temp_dir()
             .join("sso-operator-tests")
-            .join(format!("{namespace}-{port}.log"));
+            .join(format!("{namespace}-{}-{port}.log", args[0]));
         let file = std::fs::File::create(&log).expect("create log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sso-operator"))
-            .arg("controller")
-            .args([
-                "--external-url",
-                EXTERNAL_URL,
-                "--operator-namespace",
-                namespace,
-                "--watch-namespace",
-                namespace,
-            ])
+            .args(args)
             .args(["--metrics-address", &metrics_address.to_string()])
-            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()
-            .expect("start sso-operator controller");
+            .expect("start sso-operator");
         Self {
             child,
             metrics_address,

@@ -1,0 +1,106 @@
+//! The server's view of the compiled configuration: a watch on the compiled-config Secrets
+//! in the operator namespace, kept in memory. The serving path reads it without touching the
+//! Kubernetes API, and a deleted or disabled IdentityProvider disappears from it at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::config::{self, CompiledIdentityProvider};
+
+/// Parsed configurations by Secret name, with the resourceVersion they were parsed from.
+type ParsedCache = HashMap<String, (String, Arc<CompiledIdentityProvider>)>;
+
+/// Compiled configurations by IdentityProvider.
+#[derive(Clone)]
+pub struct ConfigIndex {
+    store: Store<Secret>,
+    namespace: String,
+    parsed: Arc<Mutex<ParsedCache>>,
+}
+
+impl ConfigIndex {
+    /// Starts watching `namespace`; returns the index and a future that drives the watch.
+    pub fn watch(
+        client: Client,
+        namespace: &str,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let api: Api<Secret> = Api::namespaced(client, namespace);
+        let (reader, writer) = reflector::store();
+        let config =
+            watcher::Config::default().labels(&format!("{}=true", config::COMPILED_CONFIG_LABEL));
+        let stream = reflector::reflector(writer, watcher(api, config))
+            .default_backoff()
+            .touched_objects();
+        let drive = async move {
+            stream
+                .for_each(|event| async move {
+                    if let Err(e) = event {
+                        tracing::warn!(error = %e, "watching the compiled configuration failed; retrying");
+                    }
+                })
+                .await;
+        };
+        (
+            Self {
+                store: reader,
+                namespace: namespace.to_owned(),
+                parsed: Arc::default(),
+            },
+            drive,
+        )
+    }
+
+    /// Waits until the first list has been received.
+    pub async fn ready(&self) {
+        let _ = self.store.wait_until_ready().await;
+    }
+
+    /// The configuration of IdentityProvider `namespace/name`, if it is being served.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
+        let secret_name = config::compiled_secret_name(namespace, name);
+        let secret = self
+            .store
+            .get(&ObjectRef::new(&secret_name).within(&self.namespace))?;
+        let version = secret.resource_version().unwrap_or_default();
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, c)) = parsed.get(&secret_name)
+            && *v == version
+        {
+            return Some(c.clone());
+        }
+        let bytes = secret.data.as_ref()?.get(config::CONFIG_KEY)?;
+        let compiled: CompiledIdentityProvider = match serde_json::from_slice(&bytes.0) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(secret = %secret_name, error = %e, "a compiled configuration does not parse; not serving it");
+                return None;
+            }
+        };
+        // Never serve a configuration under another IdentityProvider's URL.
+        if compiled.namespace != namespace || compiled.name != name {
+            return None;
+        }
+        let compiled = Arc::new(compiled);
+        parsed.insert(secret_name, (version, compiled.clone()));
+        Some(compiled)
+    }
+
+    /// Every IdentityProvider being served.
+    pub fn all(&self) -> Vec<Arc<CompiledIdentityProvider>> {
+        self.store
+            .state()
+            .iter()
+            .filter_map(|s| {
+                let source = s.annotations().get(config::SOURCE_ANNOTATION)?;
+                let (ns, name) = source.split_once('/')?;
+                self.get(ns, name)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,68 @@
+//! The server (data plane): serves the compiled configuration it watches — SCIM 2.0 now;
+//! SAML and forward-auth endpoints build on the same state. Stateless: every replica shares
+//! the identity store.
+
+pub mod config_index;
+pub mod scim;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+
+use crate::ops::Ops;
+use crate::store::Store;
+
+/// Settings of the server role.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address of the public endpoints.
+    pub listen: SocketAddr,
+    /// Identity store URL (`sqlite://PATH` or `postgres://…`).
+    pub database_url: String,
+    /// Namespace of the compiled-config Secrets.
+    pub operator_namespace: String,
+}
+
+/// The public router: SCIM (and later SAML and forward-auth).
+pub fn router(state: scim::ScimState) -> Router {
+    scim::router(state)
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    settings: Settings,
+    ops: Ops,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .context("could not open the identity store (--database-url)")?;
+    let (configs, drive) = config_index::ConfigIndex::watch(client, &settings.operator_namespace);
+    tokio::spawn(drive);
+    configs.ready().await;
+    tracing::info!(namespace = %settings.operator_namespace, "watching the compiled configuration");
+
+    let purge_store = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge_store.purge_expired().await {
+                tracing::warn!(error = %e, "could not purge expired login state");
+            }
+        }
+    });
+
+    let app = router(scim::ScimState::new(store, configs));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", settings.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "serving SCIM");
+    ops.set_ready(true);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,635 @@
+//! The SCIM 2.0 server end to end: the real controller issues tokens on the local control
+//! plane, the real `sso-operator server` serves them over HTTP, on SQLite and on PostgreSQL,
+//! and the requests are the ones Okta and Microsoft Entra ID really send.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sso_operator::store::Store;
+use support::operator::{Operator, controller_kubeconfig, server_kubeconfig};
+use support::{TestNamespace, admin_client, install_crds, wait_for};
+
+const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+struct Scim {
+    _controller: Operator,
+    server: Operator,
+    client: Client,
+    ns: TestNamespace,
+    base: String,
+    http: reqwest::Client,
+    token: String,
+    database_url: String,
+}
+
+fn cert_pem() -> String {
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "idp").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(365).unwrap())
+        .unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+}
+
+impl Scim {
+    async fn start(prefix: &str, database_url: String) -> Self {
+        let client = admin_client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &[],
+        );
+        let (server, url) = Operator::start_server(
+            &server_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &database_url,
+        );
+        let me = Self {
+            _controller: controller,
+            server,
+            client,
+            base: String::new(),
+            ns,
+            http: reqwest::Client::new(),
+            token: String::new(),
+            database_url,
+        };
+        me.apply_idp("okta").await;
+        me.apply_token("okta", "okta").await;
+        let token = me.wait_token("okta-scim-token").await;
+        let base = format!("{url}/scim/v2/{}/okta", me.ns.name);
+        let mut me = Self { base, token, ..me };
+        // The server picks the compiled configuration up within seconds.
+        let http = me.http.clone();
+        let (base, token) = (me.base.clone(), me.token.clone());
+        let ready = wait_for(Duration::from_secs(30), || {
+            let (http, base, token) = (http.clone(), base.clone(), token.clone());
+            async move {
+                let r = http
+                    .get(format!("{base}/Users?startIndex=1&count=2"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status() == StatusCode::OK).then_some(())
+            }
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "the server never accepted the token\nserver log:\n{}",
+            me.server.log_text()
+        );
+        me.http = http;
+        me
+    }
+
+    async fn apply_idp(&self, name: &str) {
+        let api: Api<sso_operator::api::IdentityProvider> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name },
+            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": cert_pem() }] } } });
+        api.patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn apply_token(&self, name: &str, idp: &str) {
+        let api: Api<sso_operator::api::ScimToken> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": { "identityProviderRef": { "name": idp } } });
+        api.patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn wait_token(&self, secret: &str) -> String {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
+        wait_for(Duration::from_secs(30), || {
+            let secrets = secrets.clone();
+            async move {
+                String::from_utf8(
+                    secrets
+                        .get(secret)
+                        .await
+                        .ok()?
+                        .data?
+                        .get("token")?
+                        .0
+                        .clone(),
+                )
+                .ok()
+            }
+        })
+        .await
+        .expect("the controller issues the token")
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, path, body, &self.token).await
+    }
+
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, ops: Value) -> (StatusCode, Value) {
+        self.call(
+            reqwest::Method::PATCH,
+            path,
+            Some(json!({ "schemas": [PATCH_OP], "Operations": ops })),
+        )
+        .await
+    }
+}
+
+fn okta_user(user_name: &str) -> Value {
+    json!({
+        "schemas": [CORE_USER],
+        "userName": user_name,
+        "name": { "givenName": "Ada", "familyName": "Lovelace" },
+        "emails": [{ "primary": true, "value": user_name, "type": "work" }],
+        "displayName": "Ada Lovelace",
+        "locale": "en-US",
+        "externalId": "00u1abcd",
+        "groups": [],
+        "password": "correct horse battery staple",
+        "active": true
+    })
+}
+
+async fn okta_sequence(scim: &Scim) {
+    // "Test API Credentials".
+    let (status, list) = scim.get("/Users?startIndex=1&count=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
+    );
+    assert_eq!(
+        (list["totalResults"].clone(), list["startIndex"].clone()),
+        (json!(0), json!(1))
+    );
+
+    // Provisioning: look up, then create.
+    let (status, found) = scim
+        .get("/Users?filter=userName%20eq%20%22Ada%40Example.com%22&startIndex=1&count=100")
+        .await;
+    assert_eq!(
+        (status, found["totalResults"].clone()),
+        (StatusCode::OK, json!(0)),
+        "no result is an empty list, never 404"
+    );
+    let (status, created) = scim.post("/Users", okta_user("Ada@Example.com")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["userName"], "Ada@Example.com");
+    assert_eq!(created["meta"]["resourceType"], "User");
+    assert_eq!(created["meta"]["version"], "W/\"1\"");
+    assert!(
+        created.get("password").is_none(),
+        "a password is never returned"
+    );
+    let (status, dup) = scim.post("/Users", okta_user("ada@example.COM")).await;
+    assert_eq!(
+        (status, dup["scimType"].clone(), dup["status"].clone()),
+        (StatusCode::CONFLICT, json!("uniqueness"), json!("409"))
+    );
+    let (_, found) = scim
+        .get("/Users?filter=userName%20eq%20%22ada%40example.com%22")
+        .await;
+    assert_eq!(
+        found["totalResults"], 1,
+        "userName lookup is case-insensitive"
+    );
+    assert_eq!(
+        found["Resources"][0]["userName"], "Ada@Example.com",
+        "userName is returned exactly as sent"
+    );
+
+    // Profile update: PUT with the whole resource.
+    let mut updated = okta_user("Ada@Example.com");
+    updated["name"]["familyName"] = json!("King");
+    updated.as_object_mut().unwrap().remove("password");
+    let (status, put) = scim.put(&format!("/Users/{id}"), updated).await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["name"]["familyName"], "King");
+    assert_eq!(put["meta"]["version"], "W/\"2\"");
+
+    // Deactivate and reactivate with path-less replace; inactive users are still returned.
+    let (status, off) = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )
+        .await;
+    assert_eq!(
+        (status, off["active"].clone()),
+        (StatusCode::OK, json!(false)),
+        "{off}"
+    );
+    let (_, listed) = scim
+        .get("/Users?filter=userName%20eq%20%22Ada%40Example.com%22")
+        .await;
+    assert_eq!(listed["Resources"][0]["active"], false);
+    let (_, on) = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "value": { "active": true } }]),
+        )
+        .await;
+    assert_eq!(on["active"], true);
+
+    // Password change: stored as an argon2id hash, never returned.
+    let (status, pw) = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{ "op": "replace", "value": { "password": "new secret" } }]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pw.get("password").is_none());
+    let store = Store::connect(&scim.database_url).await.unwrap();
+    let tenant = format!("{}/okta", scim.ns.name);
+    let stored = store.get_user(&tenant, &id).await.unwrap().unwrap();
+    assert!(
+        stored
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| h.starts_with("$argon2id$")),
+        "password is argon2id-hashed"
+    );
+    assert!(!stored.resource.to_string().contains("new secret"));
+
+    // Groups: push, rename, membership by PATCH, then by PUT.
+    let (_, bob) = scim.post("/Users", okta_user("bob@example.com")).await;
+    let bob = bob["id"].as_str().unwrap().to_owned();
+    let (status, group) = scim.post("/Groups", json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "members": [] })).await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let (_, g) = scim.patch(&format!("/Groups/{gid}"), json!([{ "op": "add", "path": "members", "value": [{ "value": id, "display": "Ada" }, { "value": bob, "display": "Bob" }] }])).await;
+    assert_eq!(g["members"].as_array().unwrap().len(), 2, "{g}");
+    let (_, g) = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{ "op": "remove", "path": format!("members[value eq \"{bob}\"]") }]),
+        )
+        .await;
+    let members: Vec<Value> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].clone())
+        .collect();
+    assert_eq!(members, vec![json!(id)], "{g}");
+    let (_, g) = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{ "op": "replace", "value": { "id": gid, "displayName": "Engineering EU" } }]),
+        )
+        .await;
+    assert_eq!(g["displayName"], "Engineering EU");
+    let (_, user) = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(user["groups"][0]["value"], gid, "a user lists its groups");
+    let (status, g) = scim.put(&format!("/Groups/{gid}"), json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering EU", "members": [{ "value": bob }] })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(g["members"][0]["value"], bob);
+    let (_, lean) = scim
+        .get(&format!("/Groups/{gid}?excludedAttributes=members"))
+        .await;
+    assert!(lean.get("members").is_none() && lean["displayName"] == "Engineering EU");
+    let (status, _) = scim
+        .call(reqwest::Method::DELETE, &format!("/Groups/{gid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, gone) = scim.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(
+        (status, gone["status"].clone()),
+        (StatusCode::NOT_FOUND, json!("404"))
+    );
+
+    // Import: pagination through every user in a stable order.
+    for i in 0..5 {
+        scim.post("/Users", okta_user(&format!("user{i}@example.com")))
+            .await;
+    }
+    let mut seen = Vec::new();
+    let mut start = 1;
+    loop {
+        let (_, page) = scim
+            .get(&format!("/Users?startIndex={start}&count=2"))
+            .await;
+        assert_eq!(page["totalResults"], 7);
+        let items = page["Resources"].as_array().unwrap();
+        if items.is_empty() {
+            break;
+        }
+        seen.extend(items.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+        start += 2;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (7, 7));
+}
+
+async fn entra_dialects(scim: &Scim) {
+    // "Test Connection": a random userName → empty list.
+    let (status, empty) = scim
+        .get("/Users?filter=userName+eq+%22a1b2c3d4-e5f6%22")
+        .await;
+    assert_eq!(
+        (status, empty["totalResults"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    let body = json!({
+        "schemas": [CORE_USER, ENTERPRISE],
+        "externalId": "e-123", "userName": "grace@contoso.com", "active": true,
+        "displayName": "Grace Hopper", "emails": [{ "primary": true, "type": "work", "value": "grace@contoso.com" }],
+        "name": { "formatted": "Grace Hopper", "familyName": "Hopper", "givenName": "Grace" },
+        ENTERPRISE: { "department": "Navy", "employeeNumber": "1906" }
+    });
+    let (status, created) = scim.post("/Users", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(
+        created["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ENTERPRISE))
+    );
+    let (_, by_ext) = scim.get("/Users?filter=externalId+eq+%22e-123%22").await;
+    assert_eq!(by_ext["totalResults"], 1);
+    // Default dialect: capitalised ops, string booleans, filtered paths creating elements.
+    let (status, patched) = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([
+                { "op": "Replace", "path": "active", "value": "False" },
+                { "op": "Add", "path": "addresses[type eq \"work\"].formatted", "value": "1 Navy Way" },
+                { "op": "Replace", "path": "emails[type eq \"work\"].value", "value": "grace.hopper@contoso.com" },
+                { "op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Computing" }
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["active"], false);
+    assert_eq!(patched["addresses"][0]["formatted"], "1 Navy Way");
+    assert_eq!(patched["emails"][0]["value"], "grace.hopper@contoso.com");
+    assert_eq!(patched[ENTERPRISE]["department"], "Computing");
+    // aadOptscim062020 dialect: lowercase ops, real booleans, path-less dotted keys.
+    let (_, patched) = scim.patch(&format!("/Users/{id}"), json!([{ "op": "replace", "value": { "active": true, "name.givenName": "Amazing Grace" } }])).await;
+    assert_eq!(
+        (
+            patched["active"].clone(),
+            patched["name"]["givenName"].clone()
+        ),
+        (json!(true), json!("Amazing Grace"))
+    );
+    // Group with excludedAttributes=members, membership add and remove by value.
+    let (_, g) = scim.post("/Groups", json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Admirals", "externalId": "g-1" })).await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let (_, found) = scim
+        .get("/Groups?filter=displayName+eq+%22admirals%22&excludedAttributes=members")
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    assert!(found["Resources"][0].get("members").is_none());
+    let (_, g) = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{ "op": "Add", "path": "members", "value": [{ "value": id }] }]),
+        )
+        .await;
+    assert_eq!(g["members"].as_array().unwrap().len(), 1);
+    let (_, g) = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{ "op": "Remove", "path": "members", "value": [{ "value": id }] }]),
+        )
+        .await;
+    assert_eq!(g["members"], json!([]));
+    // DELETE of a user.
+    let (status, _) = scim
+        .call(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+async fn bad_input(scim: &Scim) {
+    let url = format!("{}/Users", scim.base);
+    let send = |body: Vec<u8>| {
+        scim.http
+            .post(&url)
+            .bearer_auth(&scim.token)
+            .header("content-type", "application/scim+json")
+            .body(body)
+            .send()
+    };
+    let r = send(b"{not json".to_vec()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["scimType"], "invalidSyntax");
+    let r = send(vec![b' '; 2 * 1024 * 1024]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = scim
+        .post(
+            "/Users",
+            json!({ "schemas": ["urn:example:unknown"], "userName": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidSyntax"))
+    );
+    let (status, body) = scim
+        .post(
+            "/Users",
+            json!({ "schemas": [CORE_USER], "userName": ["not", "a", "string"] }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidValue"))
+    );
+    let (status, body) = scim.get("/Users?filter=userName%20regex%20%22.*%22").await;
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidFilter"))
+    );
+    let (status, body) = scim.get("/Users?filter=title%20eq%20%22x%22").await;
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidFilter")),
+        "unsupported attributes are refused, not ignored"
+    );
+    let (status, body) = scim.get("/Users?count=1000000000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["itemsPerPage"].as_i64().unwrap() <= 200);
+    let (status, _) = scim.get("/Users/does-not-exist").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = scim
+        .patch(
+            "/Users/does-not-exist",
+            json!([{ "op": "replace", "value": { "active": false } }]),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::NOT_FOUND, json!("404"))
+    );
+    // If-Match with a stale ETag is refused with 412.
+    let (_, u) = scim.post("/Users", okta_user("etag@example.com")).await;
+    let r = scim
+        .http
+        .put(format!("{}/Users/{}", scim.base, u["id"].as_str().unwrap()))
+        .bearer_auth(&scim.token)
+        .header("if-match", "W/\"99\"")
+        .body(okta_user("etag@example.com").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    // Discovery endpoints describe what is implemented.
+    let (status, spc) = scim.get("/ServiceProviderConfig").await;
+    assert_eq!(
+        (
+            status,
+            spc["patch"]["supported"].clone(),
+            spc["bulk"]["supported"].clone()
+        ),
+        (StatusCode::OK, json!(true), json!(false))
+    );
+    let (status, types) = scim.get("/ResourceTypes").await;
+    assert_eq!(
+        (status, types["totalResults"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    let (status, _) = scim.get("/Schemas").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn tokens(scim: &Scim) {
+    // Wrong token, no token, and a token of another IdentityProvider: 401 with a SCIM body.
+    let (status, body) = scim
+        .call_with(reqwest::Method::GET, "/Users", None, "ssoscim_wrong")
+        .await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("401"))
+    );
+    let r = scim
+        .http
+        .get(format!("{}/Users", scim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    scim.apply_idp("entra").await;
+    scim.apply_token("entra", "entra").await;
+    let other = scim.wait_token("entra-scim-token").await;
+    let (status, _) = scim
+        .call_with(reqwest::Method::GET, "/Users", None, &other)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a token of another IdentityProvider must be refused"
+    );
+    // Revocation: deleting the ScimToken refuses it within seconds.
+    let tokens: Api<sso_operator::api::ScimToken> =
+        Api::namespaced(scim.client.clone(), &scim.ns.name);
+    tokens
+        .delete("okta", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let refused = wait_for(Duration::from_secs(20), || async {
+        let (status, _) = scim.get("/Users").await;
+        (status == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "a revoked token kept working");
+    eprintln!("revoked token refused after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn okta_and_entra_provisioning_on_sqlite() {
+    let scim = Scim::start("scim-sqlite", support::sqlite_url("scim")).await;
+    okta_sequence(&scim).await;
+    entra_dialects(&scim).await;
+    bad_input(&scim).await;
+    tokens(&scim).await;
+    assert!(
+        !scim.server.log_text().contains(&scim.token),
+        "the token was logged"
+    );
+}
+
+#[tokio::test]
+async fn okta_and_entra_provisioning_on_postgresql() {
+    let scim = Scim::start("scim-postgres", support::postgres_url()).await;
+    okta_sequence(&scim).await;
+    entra_dialects(&scim).await;
+    bad_input(&scim).await;
+    tokens(&scim).await;
+}
