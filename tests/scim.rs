@@ -391,6 +391,26 @@ async fn okta_sequence(scim: &Scim) {
     unique.sort();
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (7, 7));
+
+    // The IdentityProvider's status shows provisioning at work (kubectl get idp).
+    let idps: Api<sso_operator::api::IdentityProvider> =
+        Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let figures = wait_for(Duration::from_secs(30), || async {
+        let scim_status = idps.get("okta").await.ok()?.status?.scim?;
+        (scim_status.users == 7).then_some(scim_status)
+    })
+    .await
+    .expect("status.scim shows the 7 users");
+    assert_eq!(figures.groups, 0);
+    assert!(figures.last_request_time.is_some());
+    // The controller's own status is untouched by the server's writes.
+    let status = idps.get("okta").await.unwrap().status.unwrap();
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
 }
 
 async fn entra_dialects(scim: &Scim) {

@@ -38,6 +38,14 @@ use super::common::{ConfigMapKeyRef, SecretKeyRef};
         type_ = "string",
         json_path = ".status.serviceProvider.acsUrl"
     ),
+    printcolumn(name = "Users", type_ = "integer", json_path = ".status.scim.users"),
+    printcolumn(name = "Groups", type_ = "integer", json_path = ".status.scim.groups"),
+    printcolumn(
+        name = "Last SCIM Request",
+        type_ = "date",
+        priority = 1,
+        json_path = ".status.scim.lastRequestTime"
+    ),
     printcolumn(
         name = "Entity ID",
         type_ = "string",
@@ -561,6 +569,22 @@ pub struct IdentityProviderStatus {
     /// When the metadata URL was last fetched successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_fetch_time: Option<Time>,
+    /// Provisioning figures, written by the server: provisioning works when these move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimFigures>,
+}
+
+/// What the SCIM endpoint has seen, so an admin can check provisioning with `kubectl get idp`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimFigures {
+    /// Users in the identity store for this IdentityProvider.
+    pub users: i64,
+    /// SCIM-managed groups.
+    pub groups: i64,
+    /// When the IdP last made an authenticated SCIM request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request_time: Option<Time>,
 }
 
 /// The service-provider values an admin copies into the identity provider.

@@ -235,6 +235,8 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
         scim_base_url: Some(urls.scim_base.clone()),
         certificates: Vec::new(),
         metadata_fetch_time: previous_status.metadata_fetch_time.clone(),
+        // Written by the server under its own field manager; never set here.
+        scim: None,
     };
 
     // 1. Service-provider keys (kept while disabled, so re-enabling changes nothing in the IdP).

@@ -118,7 +118,7 @@ fn existing_key(obj: &Map<String, Value>, key: &str) -> String {
 }
 
 fn is_urn(s: &str) -> bool {
-    s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:")
+    s.len() > 4 && s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
 }
 
 /// Applies `ops` in order to `resource`, a JSON object holding every attribute of the
@@ -209,7 +209,10 @@ fn split_urn(path: &str) -> (Option<String>, String) {
         return (None, path.to_owned());
     }
     for schema in [ENTERPRISE_USER, CORE_USER, CORE_GROUP] {
-        if path.len() >= schema.len() && path[..schema.len()].eq_ignore_ascii_case(schema) {
+        if path
+            .get(..schema.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(schema))
+        {
             let rest = path[schema.len()..].trim_start_matches(':').to_owned();
             return (Some(schema.to_owned()), rest);
         }

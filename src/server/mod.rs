@@ -3,6 +3,7 @@
 //! the identity store.
 
 pub mod config_index;
+pub mod figures;
 pub mod scim;
 
 use std::net::SocketAddr;
@@ -39,7 +40,8 @@ pub async fn run(
     let store = Store::connect(&settings.database_url)
         .await
         .context("could not open the identity store (--database-url)")?;
-    let (configs, drive) = config_index::ConfigIndex::watch(client, &settings.operator_namespace);
+    let (configs, drive) =
+        config_index::ConfigIndex::watch(client.clone(), &settings.operator_namespace);
     tokio::spawn(drive);
     configs.ready().await;
     tracing::info!(namespace = %settings.operator_namespace, "watching the compiled configuration");
@@ -55,7 +57,19 @@ pub async fn run(
         }
     });
 
-    let app = router(scim::ScimState::new(store, configs));
+    let figures = std::sync::Arc::new(figures::Figures::default());
+    let publisher = figures.clone();
+    let (publish_client, publish_store) = (client.clone(), store.clone());
+    tokio::spawn(async move {
+        publisher
+            .publish_forever(
+                publish_client,
+                publish_store,
+                std::time::Duration::from_secs(5),
+            )
+            .await
+    });
+    let app = router(scim::ScimState::new(store, configs, figures));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.listen))?;

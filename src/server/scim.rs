@@ -31,15 +31,18 @@ pub struct ScimState {
     pub store: Store,
     /// The compiled configuration.
     pub configs: ConfigIndex,
+    /// Provisioning figures published into IdentityProvider status.
+    pub figures: Arc<super::figures::Figures>,
     limiter: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
 }
 
 impl ScimState {
     /// State over `store` and `configs`.
-    pub fn new(store: Store, configs: ConfigIndex) -> Self {
+    pub fn new(store: Store, configs: ConfigIndex, figures: Arc<super::figures::Figures>) -> Self {
         Self {
             store,
             configs,
+            figures,
             limiter: Arc::default(),
         }
     }
@@ -213,6 +216,7 @@ fn authorize(
             "the bearer token is not valid for this IdentityProvider (wrong, expired, rotated out or revoked)",
         ));
     }
+    state.figures.record(ns, name);
     Ok(config)
 }
 

@@ -152,6 +152,42 @@ pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
         .patch(sa_name, &pp, &Patch::Apply(&binding))
         .await
         .expect("apply RoleBinding");
+    // The cluster-wide rules (status.scim of IdentityProviders), bound in this namespace.
+    let cluster_role = "sso-operator-server-test";
+    Api::<ClusterRole>::all(admin.clone())
+        .patch(
+            cluster_role,
+            &pp,
+            &Patch::Apply(&ClusterRole {
+                metadata: meta(cluster_role),
+                rules: Some(rules("server-rules.yaml")),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("apply ClusterRole");
+    let binding = RoleBinding {
+        metadata: meta("sso-operator-server-cluster-rules"),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: cluster_role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: sa_name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .patch(
+            "sso-operator-server-cluster-rules",
+            &pp,
+            &Patch::Apply(&binding),
+        )
+        .await
+        .expect("apply RoleBinding");
     let token = super::service_account_token(admin, namespace, sa_name).await;
     write_kubeconfig(namespace, sa_name, &token)
 }

@@ -1,0 +1,94 @@
+//! Provisioning figures in IdentityProvider status (`status.scim`): user and group counts and
+//! the time of the last authenticated SCIM request. The server records requests in memory and
+//! publishes at most once per interval per IdentityProvider, under its own field manager, so it
+//! never touches the fields the controller owns.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::api::IdentityProvider;
+use crate::api::identity_provider::ScimFigures;
+use crate::store::Store;
+
+/// Field manager of the server's status writes.
+pub const FIELD_MANAGER: &str = "sso-operator-server";
+
+/// Requests seen since the last publication.
+#[derive(Default)]
+pub struct Figures {
+    last_request: Mutex<HashMap<(String, String), Timestamp>>,
+    dirty: Mutex<HashSet<(String, String)>>,
+}
+
+impl Figures {
+    /// Records an authenticated request (or a change) for IdentityProvider `ns/name`.
+    pub fn record(&self, ns: &str, name: &str) {
+        let key = (ns.to_owned(), name.to_owned());
+        self.last_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), Timestamp::now());
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+    }
+
+    /// Publishes the figures of every IdentityProvider with new requests, every `interval`.
+    pub async fn publish_forever(&self, client: Client, store: Store, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let pending: Vec<(String, String)> = self
+                .dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            for (ns, name) in pending {
+                let tenant = format!("{ns}/{name}");
+                let (users, groups) = match (
+                    store.count_users(&tenant).await,
+                    store.count_groups(&tenant).await,
+                ) {
+                    (Ok(u), Ok(g)) => (u, g),
+                    _ => continue,
+                };
+                let last = self
+                    .last_request
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&(ns.clone(), name.clone()))
+                    .copied();
+                let figures = ScimFigures {
+                    users,
+                    groups,
+                    last_request_time: last.map(Time),
+                };
+                let patch = serde_json::json!({
+                    "apiVersion": "sso-operator.dev/v1alpha1",
+                    "kind": "IdentityProvider",
+                    "status": { "scim": figures },
+                });
+                let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns);
+                if let Err(e) = api
+                    .patch_status(
+                        &name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&patch),
+                    )
+                    .await
+                {
+                    tracing::debug!(identity_provider = %tenant, error = %e, "could not publish SCIM figures");
+                }
+            }
+        }
+    }
+}
