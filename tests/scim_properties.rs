@@ -139,10 +139,10 @@ proptest! {
             operation["path"] = Value::String(p.clone());
         }
         let body = json!({ "schemas": [patch::PATCH_OP], "Operations": [operation] });
-        if let Ok(ops) = patch::parse_request(&body) {
-            if patch::apply(&mut resource, &ops).is_ok() {
-                let _ = patch::coerce_booleans(&mut resource);
-            }
+        if let Ok(ops) = patch::parse_request(&body)
+            && patch::apply(&mut resource, &ops).is_ok()
+        {
+            let _ = patch::coerce_booleans(&mut resource);
         }
     }
 
