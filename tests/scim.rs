@@ -457,6 +457,12 @@ async fn entra_dialects(scim: &Scim) {
     assert_eq!(patched["addresses"][0]["formatted"], "1 Navy Way");
     assert_eq!(patched["emails"][0]["value"], "grace.hopper@contoso.com");
     assert_eq!(patched[ENTERPRISE]["department"], "Computing");
+    let (status, by_email) = scim.get("/Users?filter=emails%5Btype+eq+%22work%22%5D.value+eq+%22Grace.Hopper%40contoso.com%22").await;
+    assert_eq!(
+        (status, by_email["totalResults"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{by_email}"
+    );
     // aadOptscim062020 dialect: lowercase ops, real booleans, path-less dotted keys.
     let (_, patched) = scim.patch(&format!("/Users/{id}"), json!([{ "op": "replace", "value": { "active": true, "name.givenName": "Amazing Grace" } }])).await;
     assert_eq!(

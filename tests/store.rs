@@ -277,6 +277,81 @@ async fn lists_page_in_a_stable_order_and_filter_in_the_database() {
             15,
             "{backend}"
         );
+        // Email addresses are indexed apart and matched case-insensitively, by type too.
+        let email = |type_: Option<&str>, op, v: &str| Predicate::Email {
+            type_: type_.map(str::to_owned),
+            op,
+            value: v.to_owned(),
+        };
+        assert_eq!(
+            store
+                .list_users(
+                    &t,
+                    &email(Some("work"), CmpOp::Eq, "USER07@example.com"),
+                    1,
+                    10
+                )
+                .await
+                .unwrap()
+                .total,
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .list_users(
+                    &t,
+                    &email(Some("home"), CmpOp::Eq, "user07@example.com"),
+                    1,
+                    10
+                )
+                .await
+                .unwrap()
+                .total,
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .list_users(&t, &email(None, CmpOp::Ew, "@EXAMPLE.COM"), 1, 100)
+                .await
+                .unwrap()
+                .total,
+            25,
+            "{backend}"
+        );
+        // A replaced user's old address no longer matches.
+        let u7 = store
+            .find_user_by_user_name(&t, "user07@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut changed = user("User07@Example.com");
+        changed.resource["emails"][0]["value"] = json!("seven@elsewhere.org");
+        store.replace_user(&t, &u7.id, None, changed).await.unwrap();
+        assert_eq!(
+            store
+                .list_users(&t, &email(None, CmpOp::Eq, "user07@example.com"), 1, 10)
+                .await
+                .unwrap()
+                .total,
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .list_users(
+                    &t,
+                    &email(Some("work"), CmpOp::Eq, "seven@elsewhere.org"),
+                    1,
+                    10
+                )
+                .await
+                .unwrap()
+                .total,
+            1,
+            "{backend}"
+        );
         // LIKE wildcards in values are literal.
         let wildcard = Predicate::Compare(Column::UserName, CmpOp::Co, Value::Text("%".into()));
         assert_eq!(

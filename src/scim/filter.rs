@@ -3,7 +3,7 @@
 //! case-insensitive; anything that cannot be evaluated exactly is a 400 `invalidFilter`,
 //! never silently ignored.
 
-use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter};
+use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter};
 
 use super::ScimError;
 use crate::store::{CmpOp, Column, Predicate, Value};
@@ -27,8 +27,9 @@ pub fn parse(text: &str, resource: Resource) -> Result<Predicate, ScimError> {
             "the filter is longer than 4096 characters",
         ));
     }
-    // The grammar wants a space after `not`; RFC 7644 does not.
-    let normalised = normalise_not(text);
+    // The grammar wants a space after `not`; RFC 7644 does not. IdPs also send
+    // `emails[type eq "work"].value eq "x"`, which means `emails[type eq "work" and value eq "x"]`.
+    let normalised = fold_value_path_comparisons(&normalise_not(text));
     let filter: Filter = normalised
         .parse()
         .map_err(|e: scim_v2::filter::ParseError| {
@@ -70,12 +71,101 @@ fn normalise_not(text: &str) -> String {
     out
 }
 
+/// Rewrites `attr[filter].sub op value` into `attr[filter and sub op value]`.
+fn fold_value_path_comparisons(text: &str) -> String {
+    let mut current = text.to_owned();
+    for _ in 0..8 {
+        match fold_once(&current) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    current
+}
+
+fn fold_once(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let (mut in_string, mut escaped) = (false, false);
+    let mut opens: Vec<usize> = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' => opens.push(i),
+            b']' => {
+                let open = opens.pop()?;
+                if bytes.get(i + 1) != Some(&b'.') {
+                    continue;
+                }
+                // `.sub op value` follows.
+                let rest = &text[i + 2..];
+                let sub_len = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+                    .unwrap_or(rest.len());
+                if sub_len == 0 {
+                    return None;
+                }
+                let sub = &rest[..sub_len];
+                let after = rest[sub_len..].trim_start();
+                let op_len = after.find(char::is_whitespace)?;
+                let op = &after[..op_len];
+                let value_text = after[op_len..].trim_start();
+                let value_len = comparison_value_len(value_text)?;
+                let value = &value_text[..value_len];
+                let tail = &value_text[value_len..];
+                let inner = &text[open + 1..i];
+                return Some(format!(
+                    "{}[({inner}) and {sub} {op} {value}]{tail}",
+                    &text[..open]
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Length of a comparison value at the start of `text`: a quoted string or a bare word.
+fn comparison_value_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b'"') {
+        let mut escaped = false;
+        for (i, &b) in bytes.iter().enumerate().skip(1) {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => return Some(i + 1),
+                _ => {}
+            }
+        }
+        None
+    } else {
+        let n = text
+            .find(|c: char| c.is_whitespace() || c == ')' || c == ']')
+            .unwrap_or(text.len());
+        (n > 0).then_some(n)
+    }
+}
+
 fn translate(filter: &Filter, resource: Resource) -> Result<Predicate, ScimError> {
     Ok(match filter {
         Filter::Attr(exp) => attr_exp(exp, resource)?,
         Filter::Not(inner) => Predicate::Not(Box::new(translate(inner, resource)?)),
         Filter::And(ops) => fold(ops.as_slice(), resource, Predicate::And)?,
         Filter::Or(ops) => fold(ops.as_slice(), resource, Predicate::Or)?,
+        Filter::ValuePath(vp)
+            if resource == Resource::User && vp.attr.name.eq_ignore_ascii_case("emails") =>
+        {
+            email_value_path(&vp.filter)?
+        }
         Filter::ValuePath(vp) => {
             return Err(ScimError::invalid_filter(format!(
                 "filtering on {}[...] is not supported: filter on userName, externalId, id, displayName or active",
@@ -142,7 +232,80 @@ fn column(path: &AttrPath, resource: Resource) -> Result<Column, ScimError> {
     Ok(col)
 }
 
+/// `emails[...]`: an optional `type eq "…"` and a comparison on `value`, joined by `and`.
+fn email_value_path(filter: &ValFilter) -> Result<Predicate, ScimError> {
+    let terms: Vec<&ValFilter> = match filter {
+        ValFilter::And(ops) => ops.as_slice().iter().collect(),
+        other => vec![other],
+    };
+    let (mut type_, mut value) = (None, None);
+    for term in terms {
+        match term {
+            ValFilter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(s)))
+                if path.name.eq_ignore_ascii_case("type") && path.sub_attr.is_none() =>
+            {
+                type_ = Some(s.clone());
+            }
+            ValFilter::Attr(AttrExp::Comparison(path, op, CompValue::Str(s)))
+                if path.name.eq_ignore_ascii_case("value") && path.sub_attr.is_none() =>
+            {
+                value = Some((email_op(op)?, s.clone()));
+            }
+            ValFilter::And(ops) if ops.as_slice().len() >= 2 => {
+                // `(type eq "work") and value eq "x"` after folding nests one level.
+                if let Predicate::Email {
+                    type_: t,
+                    op,
+                    value: v,
+                } = email_value_path(term)?
+                {
+                    if t.is_some() {
+                        type_ = t;
+                    }
+                    if !(op == CmpOp::Co && v.is_empty()) {
+                        value = Some((op, v));
+                    }
+                }
+            }
+            _ => {
+                return Err(ScimError::invalid_filter(
+                    "inside emails[...] only type eq \"…\" and a comparison on value are supported",
+                ));
+            }
+        }
+    }
+    let (op, value) = value.unwrap_or((CmpOp::Co, String::new()));
+    Ok(Predicate::Email { type_, op, value })
+}
+
+fn email_op(op: &CompareOp) -> Result<CmpOp, ScimError> {
+    match op {
+        CompareOp::Eq => Ok(CmpOp::Eq),
+        CompareOp::Co => Ok(CmpOp::Co),
+        CompareOp::Sw => Ok(CmpOp::Sw),
+        CompareOp::Ew => Ok(CmpOp::Ew),
+        _ => Err(ScimError::invalid_filter(
+            "email addresses compare with eq, co, sw or ew",
+        )),
+    }
+}
+
 fn attr_exp(exp: &AttrExp, resource: Resource) -> Result<Predicate, ScimError> {
+    if let AttrExp::Comparison(path, op, CompValue::Str(s)) = exp
+        && resource == Resource::User
+        && path.uri.is_none()
+        && path.name.eq_ignore_ascii_case("emails")
+        && path
+            .sub_attr
+            .as_deref()
+            .is_none_or(|sub| sub.eq_ignore_ascii_case("value"))
+    {
+        return Ok(Predicate::Email {
+            type_: None,
+            op: email_op(op)?,
+            value: s.clone(),
+        });
+    }
     match exp {
         AttrExp::Present(path) => Ok(Predicate::Present(column(path, resource)?)),
         AttrExp::Comparison(path, op, value) => {
@@ -253,7 +416,9 @@ mod tests {
             ("userName eq \"x\"", Resource::Group),
             ("active gt true", Resource::User),
             ("active eq \"yes\"", Resource::User),
-            ("emails[type eq \"work\"]", Resource::User),
+            ("emails[display eq \"x\"]", Resource::User),
+            ("emails.value gt \"x\"", Resource::User),
+            ("members[value eq \"x\"]", Resource::Group),
             ("meta.created gt \"yesterday\"", Resource::User),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\"",

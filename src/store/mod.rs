@@ -210,6 +210,7 @@ impl Store {
     pub async fn create_user(&self, tenant: &str, input: UserInput) -> Result<User, StoreError> {
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
@@ -224,9 +225,11 @@ impl Store {
         .bind(input.password_hash.clone())
         .bind(i64::from(input.scim_managed))
         .bind(micros(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
+        Self::write_emails(&mut tx, tenant, &id, &input.resource).await?;
+        tx.commit().await?;
         Ok(User {
             id,
             user_name: input.user_name,
@@ -239,6 +242,53 @@ impl Store {
             created: from_micros(micros(now)),
             last_modified: from_micros(micros(now)),
         })
+    }
+
+    /// Replaces the indexed copy of a user's email addresses.
+    async fn write_emails(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        user_id: &str,
+        resource: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        let emails = resource
+            .as_object()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("emails"))
+                    .map(|(_, v)| v)
+            })
+            .and_then(serde_json::Value::as_array);
+        for (position, email) in emails.into_iter().flatten().enumerate() {
+            let field = |name: &str| {
+                email
+                    .as_object()
+                    .and_then(|o| {
+                        o.iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v)
+                    })
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_lowercase)
+            };
+            let Some(value) = field("value") else {
+                continue;
+            };
+            sqlx::query("INSERT INTO scim_user_emails (tenant, user_id, position, type_lower, value_lower) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant)
+                .bind(user_id)
+                .bind(position as i64)
+                .bind(field("type"))
+                .bind(value)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     const USER_COLUMNS: &'static str = "id, user_name, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us";
@@ -300,6 +350,7 @@ impl Store {
         input: UserInput,
     ) -> Result<User, StoreError> {
         let now = micros(Timestamp::now());
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "UPDATE scim_users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, resource = $7, \
              password_hash = COALESCE($8, password_hash), version = version + 1, modified_us = $9 \
@@ -315,21 +366,29 @@ impl Store {
         .bind(input.password_hash.clone())
         .bind(now)
         .bind(expected_version.unwrap_or(-1))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
         if result.rows_affected() == 0 {
+            tx.rollback().await?;
             return Err(match self.get_user(tenant, id).await? {
                 None => StoreError::NotFound,
                 Some(u) => StoreError::VersionMismatch { current: u.version },
             });
         }
+        Self::write_emails(&mut tx, tenant, id, &input.resource).await?;
+        tx.commit().await?;
         self.get_user(tenant, id).await?.ok_or(StoreError::NotFound)
     }
 
     /// Deletes a user and their memberships; false when there was none.
     pub async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(id)

@@ -94,6 +94,16 @@ pub enum Predicate {
     Compare(Column, CmpOp, Value),
     /// The column has a value.
     Present(Column),
+    /// Users: some email address matches `value` (compared case-insensitively with `op`),
+    /// optionally only among addresses of `type_`.
+    Email {
+        /// Required `type` of the address (work, home, …), if any.
+        type_: Option<String>,
+        /// Comparison of the address.
+        op: CmpOp,
+        /// The address (or part of it, for co/sw/ew).
+        value: String,
+    },
 }
 
 /// A parameter to bind.
@@ -147,6 +157,36 @@ impl Predicate {
             ),
             Predicate::Not(a) => format!("NOT ({})", a.render(first, binds)),
             Predicate::Present(c) => format!("{} IS NOT NULL", c.sql()),
+            Predicate::Email { type_, op, value } => {
+                let value = value.to_lowercase();
+                let cond = match op {
+                    CmpOp::Eq => format!("e.value_lower = {}", param(Value::Text(value), binds)),
+                    CmpOp::Co => format!(
+                        "e.value_lower LIKE {} ESCAPE '\\'",
+                        param(Value::Text(format!("%{}%", like_escape(&value))), binds)
+                    ),
+                    CmpOp::Sw => format!(
+                        "e.value_lower LIKE {} ESCAPE '\\'",
+                        param(Value::Text(format!("{}%", like_escape(&value))), binds)
+                    ),
+                    CmpOp::Ew => format!(
+                        "e.value_lower LIKE {} ESCAPE '\\'",
+                        param(Value::Text(format!("%{}", like_escape(&value))), binds)
+                    ),
+                    // Other operators are refused by the SCIM layer.
+                    _ => return "1 = 0".to_owned(),
+                };
+                let type_cond = match type_ {
+                    Some(t) => format!(
+                        " AND e.type_lower = {}",
+                        param(Value::Text(t.to_lowercase()), binds)
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    "EXISTS (SELECT 1 FROM scim_user_emails e WHERE e.tenant = scim_users.tenant AND e.user_id = scim_users.id AND {cond}{type_cond})"
+                )
+            }
             Predicate::Compare(c, op, v) => {
                 let v = match (v, c.case_insensitive()) {
                     (Value::Text(s), true) => Value::Text(s.to_lowercase()),
