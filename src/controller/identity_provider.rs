@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -21,6 +21,7 @@ use super::metadata::{self, MetadataError};
 use super::sp_keys::{self, SpKeySet};
 use super::{
     Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
+    publish_event,
 };
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::identity_provider::{
@@ -1084,23 +1085,4 @@ async fn finish(
         }
     }
     Ok(())
-}
-
-async fn publish_event(
-    ctx: &Context,
-    idp: &IdentityProvider,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &idp.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish an event");
-    }
 }

@@ -271,6 +271,26 @@ pub(crate) fn requeue_until(at: Option<jiff::Timestamp>) -> Action {
     Action::requeue(wait.unsigned_abs())
 }
 
+/// Publishes a Kubernetes Event about `obj` (best effort: a failure is only logged).
+pub(crate) async fn publish_event<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = kube::runtime::events::Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an event");
+    }
+}
+
 /// The owner reference that makes `owner` the controller of a generated object.
 pub(crate) fn owner_reference<K: Resource<DynamicType = ()>>(
     owner: &K,

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use rand::RngCore;
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
+    publish_event,
 };
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::{IdentityProvider, ScimToken, ScimTokenStatus};
@@ -543,25 +544,6 @@ async fn write_secret(
     )
     .await?;
     Ok(())
-}
-
-async fn publish_event(
-    ctx: &Context,
-    token: &ScimToken,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &token.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not publish an event");
-    }
 }
 
 #[cfg(test)]

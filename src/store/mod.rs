@@ -411,25 +411,50 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<User>, StoreError> {
+        let (total, rows) = self
+            .page(
+                "scim_users",
+                Self::USER_COLUMNS,
+                tenant,
+                filter,
+                start_index,
+                count,
+            )
+            .await?;
+        Ok(Page {
+            total,
+            items: rows
+                .iter()
+                .map(Self::user_from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The total number of rows of `table` matching `filter`, and the requested page of them
+    /// in stable order (creation time, then id).
+    async fn page(
+        &self,
+        table: &'static str,
+        columns: &'static str,
+        tenant: &str,
+        filter: &Predicate,
+        start_index: i64,
+        count: i64,
+    ) -> Result<(i64, Vec<AnyRow>), StoreError> {
         let (clause, binds) = filter.to_sql(1);
         let total_sql =
-            format!("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1 AND ({clause})");
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1 AND ({clause})");
         let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
         for b in &binds {
             q = b.bind(q);
         }
         let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
         if count <= 0 {
-            return Ok(Page {
-                total,
-                items: Vec::new(),
-            });
+            return Ok((total, Vec::new()));
         }
         let n = binds.len() + 2;
         let sql = format!(
-            "SELECT {} FROM scim_users WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${} OFFSET ${}",
-            Self::USER_COLUMNS,
-            n,
+            "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n} OFFSET ${}",
             n + 1
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
@@ -441,13 +466,7 @@ impl Store {
             .bind((start_index - 1).max(0))
             .fetch_all(&self.pool)
             .await?;
-        Ok(Page {
-            total,
-            items: rows
-                .iter()
-                .map(Self::user_from_row)
-                .collect::<Result<_, _>>()?,
-        })
+        Ok((total, rows))
     }
 
     /// Number of users.
@@ -667,35 +686,15 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<Group>, StoreError> {
-        let (clause, binds) = filter.to_sql(1);
-        let total_sql =
-            format!("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1 AND ({clause})");
-        let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
-        for b in &binds {
-            q = b.bind(q);
-        }
-        let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
-        if count <= 0 {
-            return Ok(Page {
-                total,
-                items: Vec::new(),
-            });
-        }
-        let n = binds.len() + 2;
-        let sql = format!(
-            "SELECT {} FROM scim_groups WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${} OFFSET ${}",
-            Self::GROUP_COLUMNS,
-            n,
-            n + 1
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
-        for b in &binds {
-            q = b.bind(q);
-        }
-        let rows = q
-            .bind(count)
-            .bind((start_index - 1).max(0))
-            .fetch_all(&self.pool)
+        let (total, rows) = self
+            .page(
+                "scim_groups",
+                Self::GROUP_COLUMNS,
+                tenant,
+                filter,
+                start_index,
+                count,
+            )
             .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
