@@ -659,3 +659,241 @@ async fn okta_and_entra_provisioning_on_postgresql() {
     bad_input(&scim).await;
     tokens(&scim).await;
 }
+
+#[tokio::test]
+async fn two_server_replicas_on_postgresql_lose_no_concurrent_update() {
+    let scim = Scim::start("scim-replicas", support::postgres_url()).await;
+    let (second, second_url) = Operator::start_server(
+        &server_kubeconfig(&scim.client, &scim.ns.name).await,
+        &scim.ns.name,
+        &scim.database_url,
+    );
+    let second_base = format!("{second_url}/scim/v2/{}/okta", scim.ns.name);
+    let ready = wait_for(Duration::from_secs(30), || async {
+        let r = scim
+            .http
+            .get(format!("{second_base}/Users?count=1"))
+            .bearer_auth(&scim.token)
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "second replica never served:\n{}",
+        second.log_text()
+    );
+    let (_, group) = scim.post("/Groups", json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone" })).await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (_, u) = scim
+            .post("/Users", okta_user(&format!("member{i}@example.com")))
+            .await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // 20 membership PATCHes at once, alternating between the two replicas.
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let base = if i % 2 == 0 {
+            scim.base.clone()
+        } else {
+            second_base.clone()
+        };
+        let (http, token, gid, id) = (
+            scim.http.clone(),
+            scim.token.clone(),
+            gid.clone(),
+            id.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "add", "path": "members", "value": [{ "value": id }] }] });
+            http.patch(format!("{base}/Groups/{gid}")).bearer_auth(&token).body(body.to_string()).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let (_, g) = scim.get(&format!("/Groups/{gid}")).await;
+    assert_eq!(
+        g["members"].as_array().unwrap().len(),
+        20,
+        "a concurrent membership change was lost: {g}"
+    );
+
+    // General PATCHes (read, apply, compare-and-swap) on one user from both replicas at once.
+    let uid = ids[0].clone();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let base = if i % 2 == 0 {
+            scim.base.clone()
+        } else {
+            second_base.clone()
+        };
+        let (http, token, uid) = (scim.http.clone(), scim.token.clone(), uid.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "schemas": [PATCH_OP], "Operations": [{ "op": "add", "path": "emails", "value": [{ "value": format!("alias{i}@example.com"), "type": "other" }] }] });
+            http.patch(format!("{base}/Users/{uid}")).bearer_auth(&token).body(body.to_string()).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let (_, u) = scim.get(&format!("/Users/{uid}")).await;
+    assert_eq!(
+        u["emails"].as_array().unwrap().len(),
+        11,
+        "a concurrent PATCH was lost: {u}"
+    );
+}
+
+#[tokio::test]
+async fn an_acknowledged_write_survives_kill_9_of_the_server_on_sqlite() {
+    let mut scim = Scim::start("scim-kill", support::sqlite_url("kill")).await;
+    let (status, created) = scim.post("/Users", okta_user("durable@example.com")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    scim.server.kill();
+    let (server, url) = Operator::start_server(
+        &server_kubeconfig(&scim.client, &scim.ns.name).await,
+        &scim.ns.name,
+        &scim.database_url,
+    );
+    scim.server = server;
+    scim.base = format!("{url}/scim/v2/{}/okta", scim.ns.name);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let found = wait_for(Duration::from_secs(30), || async {
+        // The restarted server may not listen yet: connection errors mean "not yet".
+        let r = scim
+            .http
+            .get(format!("{}/Users/{id}", scim.base))
+            .bearer_auth(&scim.token)
+            .send()
+            .await
+            .ok()?;
+        if r.status() != StatusCode::OK {
+            return None;
+        }
+        serde_json::from_str::<Value>(&r.text().await.ok()?).ok()
+    })
+    .await
+    .expect("the user acknowledged before kill -9 is there after the restart");
+    assert_eq!(found["userName"], "durable@example.com");
+}
+
+#[tokio::test]
+async fn rotated_out_and_expired_tokens_are_refused_within_seconds() {
+    let scim = Scim::start("scim-token-life", support::sqlite_url("tokens")).await;
+    let tokens: Api<sso_operator::api::ScimToken> =
+        Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let apply = |name: &str, spec: Value| {
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": spec });
+        let tokens = tokens.clone();
+        let name = name.to_owned();
+        async move {
+            tokens
+                .patch(
+                    &name,
+                    &PatchParams::apply("tests").force(),
+                    &Patch::Apply(&obj),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let works = |token: String| {
+        let scim = &scim;
+        async move {
+            scim.call_with(reqwest::Method::GET, "/Users?count=1", None, &token)
+                .await
+                .0
+                == StatusCode::OK
+        }
+    };
+    let until = |token: String, want: bool| {
+        let scim = &scim;
+        async move {
+            wait_for(Duration::from_secs(30), || {
+                let token = token.clone();
+                async move {
+                    (scim
+                        .call_with(reqwest::Method::GET, "/Users?count=1", None, &token)
+                        .await
+                        .0
+                        == StatusCode::OK)
+                        .eq(&want)
+                        .then_some(())
+                }
+            })
+            .await
+            .is_some()
+        }
+    };
+
+    // Rotation: the old token works during the overlap, then stops; the new one works.
+    apply(
+        "rotating",
+        json!({ "identityProviderRef": { "name": "okta" }, "rotation": { "overlap": "5s" } }),
+    )
+    .await;
+    let old = scim.wait_token("rotating-scim-token").await;
+    assert!(
+        until(old.clone(), true).await,
+        "the issued token never worked"
+    );
+    tokens
+        .patch(
+            "rotating",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "metadata": { "annotations": { "sso-operator.dev/rotate": "now" } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let new = wait_for(Duration::from_secs(20), || async {
+        let v = String::from_utf8(
+            secrets
+                .get("rotating-scim-token")
+                .await
+                .ok()?
+                .data?
+                .get("token")?
+                .0
+                .clone(),
+        )
+        .ok()?;
+        (v != old).then_some(v)
+    })
+    .await
+    .expect("rotation issues a new token");
+    assert!(until(new.clone(), true).await, "the new token never worked");
+    assert!(
+        works(old.clone()).await,
+        "the old token must keep working during the overlap"
+    );
+    assert!(
+        until(old, false).await,
+        "the old token kept working after the overlap"
+    );
+    assert!(works(new).await);
+
+    // Expiry.
+    let at = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8)).to_string();
+    apply(
+        "expiring",
+        json!({ "identityProviderRef": { "name": "okta" }, "expiresAt": at }),
+    )
+    .await;
+    let expiring = scim.wait_token("expiring-scim-token").await;
+    assert!(
+        until(expiring.clone(), true).await,
+        "the token never worked before its expiry"
+    );
+    assert!(
+        until(expiring, false).await,
+        "the token kept working after expiresAt"
+    );
+}

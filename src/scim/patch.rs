@@ -97,6 +97,49 @@ pub fn parse_request(body: &Value) -> Result<Vec<Operation>, ScimError> {
         .collect()
 }
 
+/// Member IDs to add and to remove.
+pub type MemberChanges = (Vec<String>, Vec<String>);
+
+/// When every operation only adds or removes group members (`add` to `members`, `remove` of
+/// `members[value eq "…"]`, `remove` of `members` with a value list), the member IDs to add and
+/// to remove; `None` for anything else.
+pub fn member_changes(ops: &[Operation]) -> Result<Option<MemberChanges>, ScimError> {
+    let (mut add, mut remove) = (Vec::new(), Vec::new());
+    for op in ops {
+        let Some(path) = op.path.as_deref() else {
+            return Ok(None);
+        };
+        if path.eq_ignore_ascii_case("members") {
+            match (op.op, &op.value) {
+                (Op::Add, Some(v @ Value::Array(_))) => add.extend(super::member_ids(Some(v))?),
+                (Op::Remove, Some(v @ Value::Array(_))) => {
+                    remove.extend(super::member_ids(Some(v))?)
+                }
+                _ => return Ok(None),
+            }
+            continue;
+        }
+        if op.op != Op::Remove {
+            return Ok(None);
+        }
+        let Ok(PatchPath::Value(vp)) = path.parse::<PatchPath>() else {
+            return Ok(None);
+        };
+        match (&vp.filter, &vp.sub_attr) {
+            (
+                ValFilter::Attr(AttrExp::Comparison(attr, CompareOp::Eq, CompValue::Str(id))),
+                None,
+            ) if vp.attr.name.eq_ignore_ascii_case("members")
+                && attr.name.eq_ignore_ascii_case("value") =>
+            {
+                remove.push(id.clone());
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some((add, remove)))
+}
+
 /// Finds a key case-insensitively.
 pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).or_else(|| {
@@ -632,6 +675,41 @@ mod tests {
         assert_eq!(g["members"], json!([{ "value": "c", "display": "C" }]));
         patch(&mut g, ops(json!([{ "op": "replace", "value": { "id": "ignored-by-caller", "displayName": "Engineering" } }]))).unwrap();
         assert_eq!(g["displayName"], "Engineering");
+    }
+
+    #[test]
+    fn pure_membership_patches_are_recognised() {
+        let parse = |list: Value| parse_request(&ops(list)).unwrap();
+        let (add, remove) = member_changes(&parse(json!([
+            { "op": "add", "path": "members", "value": [{ "value": "a" }] },
+            { "op": "Remove", "path": "members[value eq \"b\"]" },
+            { "op": "remove", "path": "members", "value": [{ "value": "c" }] },
+        ])))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (add, remove),
+            (vec!["a".to_owned()], vec!["b".to_owned(), "c".to_owned()])
+        );
+        assert!(
+            member_changes(&parse(
+                json!([{ "op": "replace", "path": "members", "value": [] }])
+            ))
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            member_changes(&parse(json!([{ "op": "remove", "path": "members" }])))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            member_changes(&parse(
+                json!([{ "op": "replace", "value": { "displayName": "x" } }])
+            ))
+            .unwrap()
+            .is_none()
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Failed authentications per IdentityProvider per minute before requests are refused.
 const MAX_AUTH_FAILURES: u32 = 30;
 const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+/// How often a PATCH without If-Match is re-applied after losing a race with another writer.
+const MAX_PATCH_ATTEMPTS: u32 = 10;
 
 /// State of the SCIM endpoints.
 #[derive(Clone)]
@@ -264,6 +266,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>> {
     })
 }
 
+/// A short random pause before re-applying a PATCH that lost a race.
+async fn backoff(attempt: u32) {
+    let millis = rand::random_range(1..=5u64) * u64::from(attempt);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
 async fn hash_password(password: String) -> Result<String> {
     if password.len() > 1024 {
         return Err(ScimError::invalid_value("password is longer than 1024 characters").into());
@@ -401,29 +409,46 @@ async fn patch_user(
     let expected = if_match(&headers)?;
     let ops = scim::patch::parse_request(&read_body(body).await?)?;
     let t = tenant(&ns, &name);
-    let current = s
-        .store
-        .get_user(&t, &id)
-        .await?
-        .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
-    if expected.is_some_and(|v| v != current.version) {
-        return Err(StoreError::VersionMismatch {
-            current: current.version,
+    // Read, apply, write with the version read: a concurrent writer makes the write fail, and
+    // then the PATCH is applied again to the new state (no lost update). With If-Match the
+    // client asked for exactly one version, so a mismatch is its 412.
+    let mut attempt = 0;
+    let user = loop {
+        attempt += 1;
+        if attempt > 1 {
+            backoff(attempt).await;
         }
-        .into());
-    }
-    let mut view = scim::user_patch_view(&current);
-    scim::patch::apply(&mut view, &ops)?;
-    let (mut input, password) = scim::user_fields(view)?;
-    if let Some(p) = password {
-        input.password_hash = Some(hash_password(p).await?);
-    }
-    // The version read above guards against a concurrent writer (no lost update).
-    let user = s
-        .store
-        .replace_user(&t, &id, Some(current.version), input)
-        .await
-        .map_err(|e| not_found_as(e, "User", &id))?;
+        let current = s
+            .store
+            .get_user(&t, &id)
+            .await?
+            .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(StoreError::VersionMismatch {
+                current: current.version,
+            }
+            .into());
+        }
+        let mut view = scim::user_patch_view(&current);
+        scim::patch::apply(&mut view, &ops)?;
+        let (mut input, password) = scim::user_fields(view)?;
+        if let Some(p) = password {
+            input.password_hash = Some(hash_password(p).await?);
+        }
+        match s
+            .store
+            .replace_user(&t, &id, Some(current.version), input)
+            .await
+        {
+            Ok(user) => break user,
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && attempt < MAX_PATCH_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(e) => return Err(not_found_as(e, "User", &id)),
+        }
+    };
     let groups = s.store.groups_of_user(&t, &id).await?;
     let body = scim::project(
         scim::render_user(&user, &groups, &config.scim_base_url),
@@ -578,26 +603,66 @@ async fn patch_group(
     let expected = if_match(&headers)?;
     let ops = scim::patch::parse_request(&read_body(body).await?)?;
     let t = tenant(&ns, &name);
-    let current = s
-        .store
-        .get_group(&t, &id)
-        .await?
-        .filter(|g| g.scim_managed)
-        .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
-    if expected.is_some_and(|v| v != current.version) {
-        return Err(StoreError::VersionMismatch {
-            current: current.version,
+    // Membership changes alone (what IdPs send most) are applied in one transaction without
+    // reading and rewriting the whole member list.
+    if expected.is_none()
+        && let Some((add, remove)) = scim::patch::member_changes(&ops)?
+    {
+        if s.store
+            .get_group(&t, &id)
+            .await?
+            .filter(|g| g.scim_managed)
+            .is_none()
+        {
+            return Err(ScimError::not_found(format!("no Group with id {id}")).into());
         }
-        .into());
+        let group = s
+            .store
+            .change_members(&t, &id, &add, &remove)
+            .await
+            .map_err(|e| not_found_as(e, "Group", &id))?;
+        let body = scim::project(
+            scim::render_group(&group, &config.scim_base_url),
+            param(&q, "attributes"),
+            param(&q, "excludedAttributes"),
+        );
+        return Ok(scim_response(StatusCode::OK, &body, Some(group.version)));
     }
-    let mut view = scim::group_patch_view(&current);
-    scim::patch::apply(&mut view, &ops)?;
-    let (input, members) = scim::group_fields(view)?;
-    let group = s
-        .store
-        .replace_group(&t, &id, Some(current.version), input, Some(&members))
-        .await
-        .map_err(|e| not_found_as(e, "Group", &id))?;
+    let mut attempt = 0;
+    let group = loop {
+        attempt += 1;
+        if attempt > 1 {
+            backoff(attempt).await;
+        }
+        let current = s
+            .store
+            .get_group(&t, &id)
+            .await?
+            .filter(|g| g.scim_managed)
+            .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(StoreError::VersionMismatch {
+                current: current.version,
+            }
+            .into());
+        }
+        let mut view = scim::group_patch_view(&current);
+        scim::patch::apply(&mut view, &ops)?;
+        let (input, members) = scim::group_fields(view)?;
+        match s
+            .store
+            .replace_group(&t, &id, Some(current.version), input, Some(&members))
+            .await
+        {
+            Ok(group) => break group,
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && attempt < MAX_PATCH_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(e) => return Err(not_found_as(e, "Group", &id)),
+        }
+    };
     let body = scim::project(
         scim::render_group(&group, &config.scim_base_url),
         param(&q, "attributes"),
