@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod ops;
+pub mod saml;
 pub mod scim;
 pub mod server;
 pub mod store;

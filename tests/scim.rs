@@ -897,3 +897,72 @@ async fn rotated_out_and_expired_tokens_are_refused_within_seconds() {
         "the token kept working after expiresAt"
     );
 }
+
+#[tokio::test]
+async fn sp_metadata_is_served_with_the_generated_certificate_and_disappears_when_disabled() {
+    let scim = Scim::start("saml-metadata", support::sqlite_url("metadata")).await;
+    let url = scim.base.replace("/scim/v2/", "/saml/") + "/metadata";
+    let r = scim.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/samlmetadata+xml");
+    let xml = r.text().await.unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed metadata");
+    let idps: Api<sso_operator::api::IdentityProvider> =
+        Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let sp = idps
+        .get("okta")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .service_provider
+        .unwrap();
+    assert_eq!(
+        doc.root_element().attribute("entityID"),
+        Some(sp.entity_id.as_str())
+    );
+    let acs = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "AssertionConsumerService")
+        .unwrap();
+    assert_eq!(acs.attribute("Location"), Some(sp.acs_url.as_str()));
+    // The certificate is the one in the SP key Secret.
+    let secrets: Api<Secret> = Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let pem = String::from_utf8(
+        secrets.get("okta-saml-sp").await.unwrap().data.unwrap()["tls.crt"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let certs: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "X509Certificate")
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        certs.contains(&body.as_str()),
+        "metadata must carry the SP certificate"
+    );
+    assert!(!xml.contains("PRIVATE KEY"));
+
+    // Disabled: not served any more, within seconds.
+    let patch = json!({ "spec": { "disabled": true } });
+    idps.patch("okta", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let gone = wait_for(Duration::from_secs(20), || async {
+        (scim.http.get(&url).send().await.ok()?.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "a disabled IdentityProvider's metadata is still served"
+    );
+    let (status, _) = scim.get("/Users").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a disabled IdentityProvider refuses SCIM too"
+    );
+}

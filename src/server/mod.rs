@@ -4,6 +4,7 @@
 
 pub mod config_index;
 pub mod figures;
+pub mod saml;
 pub mod scim;
 
 use std::net::SocketAddr;
@@ -25,9 +26,10 @@ pub struct Settings {
     pub operator_namespace: String,
 }
 
-/// The public router: SCIM (and later SAML and forward-auth).
+/// The public router: SCIM and SAML (forward-auth comes next).
 pub fn router(state: scim::ScimState) -> Router {
-    scim::router(state)
+    let configs = state.configs.clone();
+    scim::router(state).merge(saml::router(configs))
 }
 
 /// Runs the server until `shutdown` resolves.

@@ -1,0 +1,4 @@
+//! The SAML service provider, on top of samael: SP metadata now; SP-initiated login and the
+//! ACS with every check of PROTOCOLS.md build on it. No HTTP framework types here.
+
+pub mod metadata;
