@@ -966,3 +966,182 @@ async fn sp_metadata_is_served_with_the_generated_certificate_and_disappears_whe
         "a disabled IdentityProvider refuses SCIM too"
     );
 }
+
+/// Follows nothing: returns the status, Location and Set-Cookie of a GET.
+async fn get_no_redirect(url: &str) -> (StatusCode, Option<String>, Option<String>, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client.get(url).send().await.unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (status, location, cookie) = (r.status(), header("location"), header("set-cookie"));
+    (status, location, cookie, r.text().await.unwrap_or_default())
+}
+
+fn query_param(url: &reqwest::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_foreign_redirects() {
+    use std::io::Read;
+    let scim = Scim::start("saml-login", support::sqlite_url("login")).await;
+    let login = scim.base.replace("/scim/v2/", "/saml/") + "/login";
+    let idps: Api<sso_operator::api::IdentityProvider> =
+        Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let sp = idps
+        .get("okta")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .service_provider
+        .unwrap();
+
+    let (status, location, cookie, _) =
+        get_no_redirect(&format!("{login}?redirect=%2Fapp%2Fhome")).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = reqwest::Url::parse(&location.expect("a Location")).unwrap();
+    assert_eq!(
+        location.as_str().split('?').next(),
+        Some("https://idp.example.com/sso")
+    );
+    let request = query_param(&location, "SAMLRequest").expect("SAMLRequest");
+    let relay = query_param(&location, "RelayState").expect("RelayState");
+    let deflated =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, request).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "AuthnRequest");
+    let id = root.attribute("ID").unwrap();
+    assert!(
+        id.starts_with('_') && id.len() >= 33,
+        "request IDs start with _ and carry >= 128 bits: {id}"
+    );
+    assert_eq!(
+        relay, id,
+        "RelayState is an opaque key, not the redirect URL"
+    );
+    assert_eq!(
+        root.attribute("Destination"),
+        Some("https://idp.example.com/sso")
+    );
+    assert_eq!(
+        root.attribute("AssertionConsumerServiceURL"),
+        Some(sp.acs_url.as_str())
+    );
+    let issuer = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "Issuer")
+        .and_then(|n| n.text());
+    assert_eq!(issuer, Some(sp.entity_id.as_str()));
+    let policy = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "NameIDPolicy")
+        .unwrap();
+    assert_eq!(
+        policy.attribute("Format"),
+        Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+    );
+    let cookie = cookie.expect("a browser-binding cookie");
+    for part in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=None",
+        &format!("Path=/saml/{}/okta/", scim.ns.name),
+    ] {
+        assert!(cookie.contains(part), "cookie lacks {part}: {cookie}");
+    }
+    // The request is remembered for the ACS, once.
+    let store = Store::connect(&scim.database_url).await.unwrap();
+    let tenant = format!("{}/okta", scim.ns.name);
+    let state: Value = serde_json::from_str(
+        &store
+            .take_login_state(&tenant, id)
+            .await
+            .unwrap()
+            .expect("login state"),
+    )
+    .unwrap();
+    assert_eq!(state["redirect"], "/app/home");
+    let nonce = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    assert_eq!(
+        state["nonceSha256"],
+        hex::encode(openssl::sha::sha256(nonce.as_bytes()))
+    );
+
+    // Redirects outside the allow-list: "Invalid RelayState", and no redirect.
+    for target in [
+        "https%3A%2F%2Fevil.example.com%2F",
+        "%2F%2Fevil.example.com%2F",
+        "javascript%3Aalert(1)",
+    ] {
+        let (status, location, _, body) =
+            get_no_redirect(&format!("{login}?redirect={target}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{target}");
+        assert!(location.is_none(), "{target} must not redirect");
+        assert!(body.contains("Invalid RelayState"), "{body}");
+    }
+
+    // Signed AuthnRequests: verified here with OpenSSL against the SP certificate.
+    let patch = json!({ "spec": { "saml": { "signAuthnRequests": true, "forceAuthn": true } } });
+    idps.patch("okta", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let signed = wait_for(Duration::from_secs(20), || async {
+        let (_, location, _, _) = get_no_redirect(&login).await;
+        let url = reqwest::Url::parse(&location?).ok()?;
+        query_param(&url, "Signature").map(|_| url)
+    })
+    .await
+    .expect("requests are signed once signAuthnRequests is set");
+    let raw = signed.query().unwrap();
+    let signed_part: Vec<&str> = raw
+        .split('&')
+        .filter(|p| !p.starts_with("Signature="))
+        .collect();
+    let signature = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        query_param(&signed, "Signature").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        query_param(&signed, "SigAlg").as_deref(),
+        Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    );
+    let secrets: Api<Secret> = Api::namespaced(scim.client.clone(), &scim.ns.name);
+    let cert = secrets.get("okta-saml-sp").await.unwrap().data.unwrap()["tls.crt"]
+        .0
+        .clone();
+    let key = openssl::x509::X509::from_pem(&cert)
+        .unwrap()
+        .public_key()
+        .unwrap();
+    let mut verifier =
+        openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    verifier.update(signed_part.join("&").as_bytes()).unwrap();
+    assert!(
+        verifier.verify(&signature).unwrap(),
+        "the AuthnRequest signature does not verify with the SP certificate"
+    );
+    let request = query_param(&signed, "SAMLRequest").unwrap();
+    let deflated =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, request).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut xml)
+        .unwrap();
+    assert!(xml.contains("ForceAuthn=\"true\""), "{xml}");
+}

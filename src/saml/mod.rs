@@ -1,4 +1,5 @@
 //! The SAML service provider, on top of samael: SP metadata now; SP-initiated login and the
 //! ACS with every check of PROTOCOLS.md build on it. No HTTP framework types here.
 
+pub mod login;
 pub mod metadata;

@@ -28,8 +28,11 @@ pub struct Settings {
 
 /// The public router: SCIM and SAML (forward-auth comes next).
 pub fn router(state: scim::ScimState) -> Router {
-    let configs = state.configs.clone();
-    scim::router(state).merge(saml::router(configs))
+    let saml_state = saml::SamlState {
+        configs: state.configs.clone(),
+        store: state.store.clone(),
+    };
+    scim::router(state).merge(saml::router(saml_state))
 }
 
 /// Runs the server until `shutdown` resolves.

@@ -1,0 +1,194 @@
+//! SP-initiated sign-in: the AuthnRequest (HTTP-Redirect binding, signed when configured) and
+//! the redirect allow-list that guards where a sign-in may return to.
+
+use chrono::Utc;
+use samael::schema::{
+    AuthnContextClassRef, AuthnContextComparison, AuthnRequest, Issuer, NameIdPolicy,
+    RequestedAuthnContext,
+};
+
+use crate::api::identity_provider::AuthnContextComparison as Comparison;
+use crate::config::CompiledIdentityProvider;
+
+const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+
+/// Why a sign-in cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The AuthnRequest could not be built or signed.
+    #[error("could not build the AuthnRequest: {0}")]
+    Build(String),
+}
+
+/// A new AuthnRequest ID: `_` and 160 random bits in hex (a valid xs:ID; Entra rejects IDs
+/// that start with a digit).
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    format!("_{}", hex::encode(bytes))
+}
+
+/// The URL of the IdP's SSO endpoint carrying the AuthnRequest `id`, and `relay_state`.
+pub fn redirect_url(
+    config: &CompiledIdentityProvider,
+    id: &str,
+    relay_state: &str,
+) -> Result<String, LoginError> {
+    let sp = &config.service_provider;
+    let saml = &config.saml;
+    let requested_authn_context =
+        (!saml.requested_authn_context.is_empty()).then(|| RequestedAuthnContext {
+            authn_context_class_refs: Some(
+                saml.requested_authn_context
+                    .iter()
+                    .map(|c| AuthnContextClassRef {
+                        value: Some(c.clone()),
+                    })
+                    .collect(),
+            ),
+            authn_context_decl_refs: None,
+            comparison: Some(match saml.requested_authn_context_comparison {
+                Comparison::Exact => AuthnContextComparison::Exact,
+                Comparison::Minimum => AuthnContextComparison::Minimum,
+                Comparison::Maximum => AuthnContextComparison::Maximum,
+                Comparison::Better => AuthnContextComparison::Better,
+            }),
+        });
+    let request = AuthnRequest {
+        id: id.to_owned(),
+        version: "2.0".to_owned(),
+        issue_instant: Utc::now(),
+        destination: Some(config.idp.sso_url.clone()),
+        issuer: Some(Issuer {
+            value: Some(sp.entity_id.clone()),
+            ..Default::default()
+        }),
+        name_id_policy: Some(NameIdPolicy {
+            format: Some(saml.name_id_format.urn().to_owned()),
+            sp_name_qualifier: None,
+            allow_create: Some(true),
+        }),
+        requested_authn_context,
+        force_authn: saml.force_authn.then_some(true),
+        assertion_consumer_service_url: Some(sp.acs_url.clone()),
+        protocol_binding: Some(HTTP_POST.to_owned()),
+        ..Default::default()
+    };
+    let url = if saml.sign_authn_requests {
+        let key = openssl::pkey::PKey::private_key_from_pem(sp.current.private_key_pem.as_bytes())
+            .map_err(|e| LoginError::Build(e.to_string()))?;
+        request
+            .signed_redirect(relay_state, &key)
+            .map_err(|e| LoginError::Build(e.to_string()))?
+    } else {
+        request
+            .redirect(relay_state)
+            .map_err(|e| LoginError::Build(e.to_string()))?
+    };
+    url.map(|u| u.to_string())
+        .ok_or_else(|| LoginError::Build("the IdP has no SSO URL".into()))
+}
+
+/// Whether a sign-in may return to `target`: a path on this installation, or an absolute
+/// http(s) URL under one of the IdentityProvider's `allowedRedirects` (same scheme, host —
+/// `*.` matching subdomains — and port, and a path below the allowed one).
+pub fn redirect_allowed(config: &CompiledIdentityProvider, target: &str) -> bool {
+    if target.starts_with('/') {
+        // `//host` and `/\host` are protocol-relative in browsers: not local paths.
+        return !target.starts_with("//")
+            && !target.starts_with("/\\")
+            && !target.contains(['\r', '\n']);
+    }
+    let Ok(url) = reqwest::Url::parse(target) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return false;
+    }
+    config.allowed_redirects.iter().any(|allowed| {
+        let Ok(a) = reqwest::Url::parse(allowed) else {
+            return false;
+        };
+        let (Some(host), Some(allowed_host)) = (url.host_str(), a.host_str()) else {
+            return false;
+        };
+        let host_ok = match allowed_host.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+            None => host.eq_ignore_ascii_case(allowed_host),
+        };
+        let path_ok = {
+            let base = a.path();
+            url.path() == base
+                || url
+                    .path()
+                    .starts_with(&format!("{}/", base.trim_end_matches('/')))
+                || base == "/"
+        };
+        a.scheme() == url.scheme()
+            && host_ok
+            && a.port_or_known_default() == url.port_or_known_default()
+            && path_ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(allowed: &[&str]) -> CompiledIdentityProvider {
+        let mut c: CompiledIdentityProvider = serde_json::from_value(serde_json::json!({
+            "namespace": "ns", "name": "okta", "generation": 1, "provider": "okta",
+            "serviceProvider": { "entityId": "e", "metadataUrl": "m", "acsUrl": "a", "loginUrl": "l",
+                "current": { "certificatePem": "", "privateKeyPem": "" }, "next": null, "previous": null },
+            "idp": { "entityId": "i", "ssoUrl": "https://idp.example.com/sso", "certificates": [], "metadataUrl": null, "metadataFetchedAt": null },
+            "allowIdpInitiated": false, "defaultRelayState": null, "allowedRedirects": [],
+            "saml": {}, "attributeMapping": {}, "users": {}, "session": {}, "scimBaseUrl": "s", "scimTokens": []
+        }))
+        .unwrap();
+        c.allowed_redirects = allowed.iter().map(|s| s.to_string()).collect();
+        c
+    }
+
+    #[test]
+    fn request_ids_are_unique_xml_ids_with_160_bits() {
+        let a = new_request_id();
+        assert!(a.starts_with('_') && a.len() == 41);
+        assert_ne!(a, new_request_id());
+    }
+
+    #[test]
+    fn redirects_follow_the_allow_list_exactly() {
+        let c = config(&[
+            "https://app.example.com/portal",
+            "https://*.corp.example.com/",
+        ]);
+        for ok in [
+            "/",
+            "/app?x=1",
+            "https://app.example.com/portal",
+            "https://app.example.com/portal/page",
+            "https://a.corp.example.com/x",
+        ] {
+            assert!(redirect_allowed(&c, ok), "{ok} must be allowed");
+        }
+        for bad in [
+            "//evil.example.com/",
+            "/\\evil.example.com",
+            "https://evil.example.com/",
+            "https://app.example.com/portalx",
+            "https://app.example.com/other",
+            "http://app.example.com/portal",
+            "https://app.example.com:8443/portal",
+            "https://corp.example.com/",
+            "https://user@app.example.com/portal",
+            "javascript:alert(1)",
+            "app.example.com/portal",
+            "",
+        ] {
+            assert!(!redirect_allowed(&c, bad), "{bad} must be refused");
+        }
+    }
+}
