@@ -621,6 +621,21 @@ async fn tokens(scim: &Scim) {
         StatusCode::UNAUTHORIZED,
         "a token of another IdentityProvider must be refused"
     );
+    // Guessing is limited (429 after 30 failures a minute), but the IdP's valid token keeps working.
+    let mut limited = false;
+    for _ in 0..40 {
+        let (status, _) = scim
+            .call_with(reqwest::Method::GET, "/Users", None, "ssoscim_guess")
+            .await;
+        limited |= status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "repeated failures must be limited");
+    let (status, _) = scim.get("/Users").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a flood of bad tokens must not lock the IdP out"
+    );
     // Revocation: deleting the ScimToken refuses it within seconds.
     let tokens: Api<sso_operator::api::ScimToken> =
         Api::namespaced(scim.client.clone(), &scim.ns.name);
@@ -630,8 +645,13 @@ async fn tokens(scim: &Scim) {
         .unwrap();
     let started = std::time::Instant::now();
     let refused = wait_for(Duration::from_secs(20), || async {
+        // 401, or 429 while the flood above is still being limited: refused either way.
         let (status, _) = scim.get("/Users").await;
-        (status == StatusCode::UNAUTHORIZED).then_some(())
+        matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        )
+        .then_some(())
     })
     .await;
     assert!(refused.is_some(), "a revoked token kept working");

@@ -166,26 +166,22 @@ fn authorize(
     headers: &HeaderMap,
 ) -> Result<Arc<CompiledIdentityProvider>> {
     let key = format!("{ns}/{name}");
-    {
-        let limiter = state.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((since, n)) = limiter.get(&key)
-            && since.elapsed() < Duration::from_secs(60)
-            && *n >= MAX_AUTH_FAILURES
-        {
-            return Err(ScimError::too_many_requests(
-                "too many failed authentications; retry in a minute",
-            )
-            .into());
-        }
-    }
+    // Failed attempts are counted per IdentityProvider; past the limit, requests without a
+    // valid token get 429. A valid token always passes, so nobody can lock the IdP out.
     let fail = |detail: &str| {
         let mut limiter = state.limiter.lock().unwrap_or_else(|e| e.into_inner());
         let entry = limiter.entry(key.clone()).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= Duration::from_secs(60) {
             *entry = (Instant::now(), 0);
         }
-        entry.1 += 1;
-        Failure(ScimError::unauthorized(detail))
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 > MAX_AUTH_FAILURES {
+            Failure(ScimError::too_many_requests(
+                "too many failed authentications; retry in a minute",
+            ))
+        } else {
+            Failure(ScimError::unauthorized(detail))
+        }
     };
     let Some(config) = state.configs.get(ns, name) else {
         return Err(fail(
