@@ -403,3 +403,44 @@ pub fn unique_tenant(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Runs the test identity provider (tests/idp/sign_response.py, signxml) on `spec` and returns
+/// the base64 SAMLResponse it produced.
+pub fn signed_response(spec: &serde_json::Value) -> String {
+    use std::io::Write;
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    let python = PYTHON.get_or_init(|| {
+        let out = Command::new(repo_root().join("tests/idp/setup"))
+            .output()
+            .expect("run tests/idp/setup");
+        assert!(
+            out.status.success(),
+            "tests/idp/setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    });
+    let mut child = Command::new(python)
+        .arg(repo_root().join("tests/idp/sign_response.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the test IdP");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(spec.to_string().as_bytes())
+        .expect("write the spec");
+    let out = child.wait_with_output().expect("test IdP output");
+    assert!(
+        out.status.success(),
+        "the test IdP failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("base64 output")
+}
