@@ -424,6 +424,12 @@ async fn groups_keep_their_members_in_step_with_users() {
             store.groups_of_user(&t, &a).await.unwrap(),
             vec![g.id.clone()]
         );
+        let by_user = store
+            .groups_of_users(&t, &[a.clone(), b.clone(), c.clone()])
+            .await
+            .unwrap();
+        assert_eq!(by_user.get(&a), Some(&vec![g.id.clone()]), "{backend}");
+        assert!(!by_user.contains_key(&b), "{backend}");
         store.delete_user(&t, &a).await.unwrap();
         assert!(
             store

@@ -303,15 +303,20 @@ async fn list_users(
     let (start, count) = scim::paging(param(&q, "startIndex"), param(&q, "count"))?;
     let t = tenant(&ns, &name);
     let page = s.store.list_users(&t, &predicate, start, count).await?;
-    let mut resources = Vec::with_capacity(page.items.len());
-    for u in &page.items {
-        let groups = s.store.groups_of_user(&t, &u.id).await?;
-        resources.push(scim::project(
-            scim::render_user(u, &groups, &config.scim_base_url),
-            param(&q, "attributes"),
-            param(&q, "excludedAttributes"),
-        ));
-    }
+    let ids: Vec<String> = page.items.iter().map(|u| u.id.clone()).collect();
+    let groups = s.store.groups_of_users(&t, &ids).await?;
+    let resources = page
+        .items
+        .iter()
+        .map(|u| {
+            let g = groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+            scim::project(
+                scim::render_user(u, g, &config.scim_base_url),
+                param(&q, "attributes"),
+                param(&q, "excludedAttributes"),
+            )
+        })
+        .collect();
     Ok(scim_response(
         StatusCode::OK,
         &scim::list_response(page.total, start, resources),

@@ -727,6 +727,35 @@ impl Store {
         )
     }
 
+    /// IDs of the groups of each of `user_ids`, in one query (for list pages).
+    pub async fn groups_of_users(
+        &self,
+        tenant: &str,
+        user_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        let mut out: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        if user_ids.is_empty() {
+            return Ok(out);
+        }
+        let placeholders: Vec<String> =
+            (0..user_ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT user_id, group_id FROM scim_memberships WHERE tenant = $1 AND user_id IN ({}) ORDER BY group_id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for id in user_ids {
+            q = q.bind(id.clone());
+        }
+        for row in q.fetch_all(&self.pool).await? {
+            out.entry(row.try_get("user_id")?)
+                .or_default()
+                .push(row.try_get("group_id")?);
+        }
+        Ok(out)
+    }
+
     /// IDs of the groups a user belongs to.
     pub async fn groups_of_user(
         &self,
