@@ -90,6 +90,9 @@ fn okta_entra_and_signed_response_shapes_verify_with_the_pinned_certificate() {
     // Okta and Entra sign the assertion; some IdPs sign only the response, some both.
     for sign in ["assertion", "response", "both"] {
         let encoded = support::signed_response(&spec(&key, &cert, sign, "_req1"));
+        // The ACS's structural gate lets real IdP output through.
+        sso_operator::saml::response_shape::inspect(&encoded)
+            .unwrap_or_else(|e| panic!("{sign}: {e}"));
         let assertion = sp
             .parse_base64_response(&encoded, Some(&["_req1"]))
             .unwrap_or_else(|e| panic!("a {sign}-signed response from signxml must verify: {e}"));

@@ -3,3 +3,4 @@
 
 pub mod login;
 pub mod metadata;
+pub mod response_shape;
