@@ -1,0 +1,384 @@
+//! Validation of a posted SAMLResponse against one IdentityProvider's compiled configuration.
+//! The structural gate runs first, then samael verifies the signature against the pinned IdP
+//! certificates only (never one carried in the message) with an explicit algorithm list, then
+//! every remaining rule of PROTOCOLS.md is checked here again, failing closed. Identity is read
+//! from the verified assertion samael returns, never from a re-parse.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use samael::crypto::AllowedSignatureAlgorithm;
+use samael::metadata::EntityDescriptor;
+use samael::service_provider::ServiceProvider;
+
+use super::response_shape::{self, ShapeError};
+use crate::api::identity_provider::SignatureAlgorithm;
+use crate::config::CompiledIdentityProvider;
+
+const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+
+/// A verified sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignIn {
+    /// The NameID.
+    pub name_id: String,
+    /// The NameID's format, if given.
+    pub name_id_format: Option<String>,
+    /// Attribute values by attribute name.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// The assertion ID, for the replay cache.
+    pub assertion_id: String,
+    /// Until when the assertion may be used (the replay cache keeps its ID until then).
+    pub not_on_or_after: Timestamp,
+}
+
+/// Why a response was refused. `Display` is for admins (status, logs) and never contains the
+/// response.
+#[derive(Debug, thiserror::Error)]
+pub enum AcsError {
+    /// The structural gate refused it.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// No IdP certificate is configured: nothing could be verified.
+    #[error("no IdP signing certificate is configured")]
+    NoCertificate,
+    /// The response answers no request of ours and IdP-initiated sign-in is off.
+    #[error(
+        "IdP-initiated sign-in is not allowed for this IdentityProvider (set allowIdpInitiated)"
+    )]
+    Unsolicited,
+    /// SHA-1 was allowed in the spec but this build verifies SHA-256 or stronger only.
+    #[error("SHA-1 signatures are not supported: configure the IdP to sign with RSA-SHA256")]
+    Sha1Unsupported,
+    /// Signature or samael-level validation failed.
+    #[error("the response failed verification: {0}")]
+    Verification(String),
+    /// The IdP reported a failure.
+    #[error("the IdP answered with status {0}")]
+    Status(String),
+    /// Issuer is not the configured IdP entity ID.
+    #[error("the Issuer {0:?} is not the configured IdP entity ID")]
+    Issuer(String),
+    /// Destination or Recipient is not our ACS URL.
+    #[error("the response is addressed to {0:?}, not this ACS URL")]
+    Recipient(String),
+    /// Our entity ID is not in the audience.
+    #[error("the assertion's audience does not include this service provider's entity ID")]
+    Audience,
+    /// Outside its validity window (with skew).
+    #[error(
+        "the assertion is not valid at this time (check the clocks of the IdP and this server)"
+    )]
+    Time,
+    /// InResponseTo does not match the request this browser made.
+    #[error("the response does not answer the sign-in this browser started")]
+    InResponseTo,
+    /// No bearer subject confirmation.
+    #[error("the assertion has no bearer SubjectConfirmation")]
+    SubjectConfirmation,
+}
+
+impl AcsError {
+    /// A short, stable label for metrics and status reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AcsError::Shape(_) => "MalformedResponse",
+            AcsError::NoCertificate => "NoCertificate",
+            AcsError::Unsolicited => "IdpInitiatedNotAllowed",
+            AcsError::Sha1Unsupported => "Sha1Unsupported",
+            AcsError::Verification(_) => "VerificationFailed",
+            AcsError::Status(_) => "IdpStatus",
+            AcsError::Issuer(_) => "WrongIssuer",
+            AcsError::Recipient(_) => "WrongRecipient",
+            AcsError::Audience => "WrongAudience",
+            AcsError::Time => "OutsideValidity",
+            AcsError::InResponseTo => "InResponseToMismatch",
+            AcsError::SubjectConfirmation => "NoBearerConfirmation",
+        }
+    }
+}
+
+fn allowed_algorithms(
+    config: &CompiledIdentityProvider,
+) -> Result<Vec<AllowedSignatureAlgorithm>, AcsError> {
+    use AllowedSignatureAlgorithm as A;
+    if config.saml.signature_algorithm == SignatureAlgorithm::RsaSha1 {
+        return Err(AcsError::Sha1Unsupported);
+    }
+    // The configured algorithm and anything stronger of the same key type.
+    Ok(match config.saml.signature_algorithm {
+        SignatureAlgorithm::RsaSha256 | SignatureAlgorithm::RsaSha1 => {
+            vec![A::RsaSha256, A::RsaSha384, A::RsaSha512]
+        }
+        SignatureAlgorithm::RsaSha384 => vec![A::RsaSha384, A::RsaSha512],
+        SignatureAlgorithm::RsaSha512 => vec![A::RsaSha512],
+        SignatureAlgorithm::EcdsaSha256 => vec![A::EcdsaSha256, A::EcdsaSha384, A::EcdsaSha512],
+        SignatureAlgorithm::EcdsaSha384 => vec![A::EcdsaSha384, A::EcdsaSha512],
+        SignatureAlgorithm::EcdsaSha512 => vec![A::EcdsaSha512],
+    })
+}
+
+fn idp_metadata(config: &CompiledIdentityProvider) -> Result<EntityDescriptor, AcsError> {
+    let keys: String = config
+        .idp
+        .certificates
+        .iter()
+        .map(|pem| {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+            format!(r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#)
+        })
+        .collect();
+    let entity = xml_escape(&config.idp.entity_id);
+    let sso = xml_escape(&config.idp.sso_url);
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{keys}<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+    )
+    .parse()
+    .map_err(|e| AcsError::Verification(format!("IdP metadata: {e}")))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn child<'a, 'input>(
+    parent: roxmltree::Node<'a, 'input>,
+    ns: &str,
+    name: &str,
+) -> Option<roxmltree::Node<'a, 'input>> {
+    parent.children().find(|n| {
+        n.is_element() && n.tag_name().namespace() == Some(ns) && n.tag_name().name() == name
+    })
+}
+
+fn precheck(
+    doc: &roxmltree::Document<'_>,
+    config: &CompiledIdentityProvider,
+    expected: Option<&str>,
+    now: Timestamp,
+    skew: SignedDuration,
+) -> Result<(), AcsError> {
+    let Some(assertion) = child(doc.root_element(), SAML, "Assertion") else {
+        return Ok(());
+    };
+    let text = |n: Option<roxmltree::Node<'_, '_>>| {
+        n.and_then(|n| n.text()).map(str::trim).map(str::to_owned)
+    };
+    if let Some(issuer) = text(child(assertion, SAML, "Issuer"))
+        && issuer != config.idp.entity_id
+    {
+        return Err(AcsError::Issuer(issuer));
+    }
+    let time = |n: roxmltree::Node<'_, '_>, attr: &str| {
+        n.attribute(attr).and_then(|v| v.parse::<Timestamp>().ok())
+    };
+    if let Some(conditions) = child(assertion, SAML, "Conditions") {
+        let audiences: Vec<String> = conditions
+            .children()
+            .filter(|n| n.tag_name().name() == "AudienceRestriction")
+            .flat_map(|r| {
+                r.children()
+                    .filter(|n| n.tag_name().name() == "Audience")
+                    .filter_map(|a| a.text().map(|t| t.trim().to_owned()))
+            })
+            .collect();
+        if !audiences.is_empty() && !audiences.contains(&config.service_provider.entity_id) {
+            return Err(AcsError::Audience);
+        }
+        if time(conditions, "NotBefore").is_some_and(|t| t > now + skew)
+            || time(conditions, "NotOnOrAfter").is_some_and(|t| t + skew <= now)
+        {
+            return Err(AcsError::Time);
+        }
+    }
+    let data = child(assertion, SAML, "Subject")
+        .and_then(|s| child(s, SAML, "SubjectConfirmation"))
+        .and_then(|c| child(c, SAML, "SubjectConfirmationData"));
+    if let Some(data) = data {
+        if let Some(recipient) = data.attribute("Recipient")
+            && recipient != config.service_provider.acs_url
+        {
+            return Err(AcsError::Recipient(recipient.to_owned()));
+        }
+        match (data.attribute("InResponseTo"), expected) {
+            (Some(got), Some(want)) if got != want => return Err(AcsError::InResponseTo),
+            (Some(_), None) => return Err(AcsError::InResponseTo),
+            _ => {}
+        }
+        if time(data, "NotOnOrAfter").is_some_and(|t| t + skew <= now) {
+            return Err(AcsError::Time);
+        }
+    }
+    Ok(())
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Verifies `encoded` (the posted SAMLResponse). `expected_request` is the AuthnRequest ID of
+/// the sign-in this browser started, or `None` for an IdP-initiated sign-in.
+pub fn verify(
+    config: &CompiledIdentityProvider,
+    encoded: &str,
+    expected_request: Option<&str>,
+    now: Timestamp,
+) -> Result<SignIn, AcsError> {
+    let shape = response_shape::inspect(encoded)?;
+    if config.idp.certificates.is_empty() {
+        return Err(AcsError::NoCertificate);
+    }
+    if expected_request.is_none() && !config.allow_idp_initiated {
+        return Err(AcsError::Unsolicited);
+    }
+    let skew =
+        crate::api::parse_duration(&config.saml.clock_skew).unwrap_or(SignedDuration::from_mins(2));
+
+    // The envelope (unsigned when only the assertion is signed): status, issuer, destination,
+    // InResponseTo.
+    let doc = roxmltree::Document::parse_with_options(
+        &shape.xml,
+        roxmltree::ParsingOptions {
+            allow_dtd: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|_| AcsError::Shape(ShapeError::Malformed))?;
+    let root = doc.root_element();
+    let status = child(root, SAMLP, "Status").and_then(|s| child(s, SAMLP, "StatusCode"));
+    let top = status.and_then(|c| c.attribute("Value")).unwrap_or("");
+    if top != SUCCESS {
+        let second = status
+            .and_then(|c| child(c, SAMLP, "StatusCode"))
+            .and_then(|c| c.attribute("Value"));
+        let code = second.unwrap_or(top);
+        return Err(AcsError::Status(
+            code.rsplit(':').next().unwrap_or(code).to_owned(),
+        ));
+    }
+    if let Some(issuer) = child(root, SAML, "Issuer")
+        .and_then(|i| i.text())
+        .map(str::trim)
+        && issuer != config.idp.entity_id
+    {
+        return Err(AcsError::Issuer(issuer.to_owned()));
+    }
+    if let Some(destination) = root.attribute("Destination")
+        && destination != config.service_provider.acs_url
+    {
+        return Err(AcsError::Recipient(destination.to_owned()));
+    }
+    match (root.attribute("InResponseTo"), expected_request) {
+        (Some(got), Some(want)) if got == want => {}
+        (None, Some(_)) => {}
+        (None, None) => {}
+        _ => return Err(AcsError::InResponseTo),
+    }
+    // Early refusals from the not-yet-verified assertion, so that the admin sees which rule
+    // failed. They can only refuse: everything is checked again on the verified assertion.
+    if !shape.encrypted {
+        precheck(&doc, config, expected_request, now, skew)?;
+    }
+    drop(doc);
+
+    let sp = ServiceProvider {
+        entity_id: Some(config.service_provider.entity_id.clone()),
+        acs_url: Some(config.service_provider.acs_url.clone()),
+        idp_metadata: idp_metadata(config)?,
+        allow_idp_initiated: expected_request.is_none(),
+        max_clock_skew: chrono::Duration::seconds(skew.as_secs()),
+        allowed_signature_algorithms: Some(allowed_algorithms(config)?),
+        key: openssl::pkey::PKey::private_key_from_pem(
+            config.service_provider.current.private_key_pem.as_bytes(),
+        )
+        .ok(),
+        ..Default::default()
+    };
+    let ids: Vec<&str> = expected_request.into_iter().collect();
+    let assertion = sp
+        .parse_xml_response(&shape.xml, expected_request.map(|_| ids.as_slice()))
+        .map_err(|e| AcsError::Verification(e.to_string()))?;
+
+    // Every rule again on the verified assertion.
+    if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {
+        return Err(AcsError::Issuer(assertion.issuer.value.unwrap_or_default()));
+    }
+    let conditions = assertion.conditions.as_ref().ok_or(AcsError::Audience)?;
+    let audience_ok = conditions.audience_restrictions.iter().flatten().any(|r| {
+        r.audience
+            .iter()
+            .any(|a| a.trim() == config.service_provider.entity_id)
+    });
+    if !audience_ok {
+        return Err(AcsError::Audience);
+    }
+    if conditions.not_before.is_some_and(|t| ts(t) > now + skew)
+        || conditions
+            .not_on_or_after
+            .is_some_and(|t| ts(t) + skew <= now)
+    {
+        return Err(AcsError::Time);
+    }
+    let subject = assertion
+        .subject
+        .as_ref()
+        .ok_or(AcsError::SubjectConfirmation)?;
+    let bearer = subject
+        .subject_confirmations
+        .iter()
+        .flatten()
+        .find(|c| c.method.as_deref() == Some(BEARER))
+        .ok_or(AcsError::SubjectConfirmation)?;
+    let data = bearer
+        .subject_confirmation_data
+        .as_ref()
+        .ok_or(AcsError::SubjectConfirmation)?;
+    if data.recipient.as_deref() != Some(config.service_provider.acs_url.as_str()) {
+        return Err(AcsError::Recipient(
+            data.recipient.clone().unwrap_or_default(),
+        ));
+    }
+    let until = data.not_on_or_after.map(ts).ok_or(AcsError::Time)?;
+    if until + skew <= now || data.not_before.is_some_and(|t| ts(t) > now + skew) {
+        return Err(AcsError::Time);
+    }
+    match (data.in_response_to.as_deref(), expected_request) {
+        (Some(got), Some(want)) if got == want => {}
+        (None, None) => {}
+        _ => return Err(AcsError::InResponseTo),
+    }
+    let name_id = subject
+        .name_id
+        .as_ref()
+        .ok_or(AcsError::SubjectConfirmation)?;
+    let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for statement in assertion.attribute_statements.iter().flatten() {
+        for attribute in &statement.attributes {
+            if let Some(name) = &attribute.name {
+                attributes
+                    .entry(name.clone())
+                    .or_default()
+                    .extend(attribute.values.iter().filter_map(|v| v.value.clone()));
+            }
+        }
+    }
+    let not_on_or_after = conditions
+        .not_on_or_after
+        .map(ts)
+        .unwrap_or(until)
+        .min(until)
+        + skew;
+    Ok(SignIn {
+        name_id: name_id.value.clone(),
+        name_id_format: name_id.format.clone(),
+        attributes,
+        assertion_id: assertion.id,
+        not_on_or_after,
+    })
+}

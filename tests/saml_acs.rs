@@ -1,0 +1,214 @@
+//! The ACS validation against responses signed at test time by an independent implementation
+//! (signxml): the valid Okta shape signs in; each rule of PROTOCOLS.md has a response that
+//! breaks it and is refused with its reason.
+
+mod support;
+
+use jiff::{SignedDuration, Timestamp};
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::{X509, X509NameBuilder};
+use serde_json::{Value, json};
+use sso_operator::config::CompiledIdentityProvider;
+use sso_operator::saml::acs::{self, AcsError};
+
+const SP_ENTITY: &str = "https://sso.example.test/saml/ns/okta/metadata";
+const ACS: &str = "https://sso.example.test/saml/ns/okta/acs";
+const IDP_ENTITY: &str = "http://www.okta.com/exk1";
+
+fn keypair(cn: &str) -> (PKey<Private>, String) {
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (key, String::from_utf8(b.build().to_pem().unwrap()).unwrap())
+}
+
+fn config(idp_cert: &str, allow_idp_initiated: bool) -> CompiledIdentityProvider {
+    let (sp_key, sp_cert) = keypair("sp");
+    serde_json::from_value(json!({
+        "namespace": "ns", "name": "okta", "generation": 1, "provider": "okta",
+        "serviceProvider": { "entityId": SP_ENTITY, "metadataUrl": SP_ENTITY, "acsUrl": ACS, "loginUrl": "https://sso.example.test/saml/ns/okta/login",
+            "current": { "certificatePem": sp_cert, "privateKeyPem": String::from_utf8(sp_key.private_key_to_pem_pkcs8().unwrap()).unwrap() },
+            "next": null, "previous": null },
+        "idp": { "entityId": IDP_ENTITY, "ssoUrl": "https://idp.example.com/sso", "certificates": [idp_cert], "metadataUrl": null, "metadataFetchedAt": null },
+        "allowIdpInitiated": allow_idp_initiated, "defaultRelayState": null, "allowedRedirects": [],
+        "saml": {}, "attributeMapping": {}, "users": {}, "session": {}, "scimBaseUrl": "s", "scimTokens": []
+    }))
+    .unwrap()
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut v = [0u8; 16];
+    openssl::rand::rand_bytes(&mut v).unwrap();
+    format!("{prefix}{}", hex::encode(v))
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An Okta-shaped response (assertion signed) answering `_req1`, with `overrides` applied.
+fn response(key: &PKey<Private>, cert: &str, overrides: Value) -> String {
+    let now = Timestamp::now();
+    let mut spec = json!({
+        "keyPem": String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        "certPem": cert,
+        "issuer": IDP_ENTITY, "destination": ACS, "audience": SP_ENTITY, "recipient": ACS,
+        "inResponseTo": "_req1",
+        "nameId": "ada@example.com", "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "attributes": { "email": ["ada@example.com"], "groups": ["eng", "admins"] },
+        "sign": "assertion",
+        "notBefore": rfc3339(now - SignedDuration::from_secs(30)),
+        "notOnOrAfter": rfc3339(now + SignedDuration::from_mins(5)),
+        "assertionId": random_id("_a"), "responseId": random_id("_r"),
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    support::signed_response(&spec)
+}
+
+fn refused(result: Result<acs::SignIn, AcsError>) -> &'static str {
+    match result {
+        Ok(s) => panic!("accepted a response that must be refused: {s:?}"),
+        Err(e) => e.reason(),
+    }
+}
+
+#[test]
+fn a_valid_okta_response_signs_in_with_its_attributes() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let signin = acs::verify(
+        &cfg,
+        &response(&key, &cert, json!({})),
+        Some("_req1"),
+        Timestamp::now(),
+    )
+    .unwrap();
+    assert_eq!(signin.name_id, "ada@example.com");
+    assert_eq!(signin.attributes["groups"], ["eng", "admins"]);
+    assert!(signin.assertion_id.starts_with("_a"));
+    assert!(signin.not_on_or_after > Timestamp::now());
+    // Entra: assertion signed, response unsigned (the same shape); and a signed response.
+    let signed_response = response(&key, &cert, json!({ "sign": "response" }));
+    assert!(acs::verify(&cfg, &signed_response, Some("_req1"), Timestamp::now()).is_ok());
+}
+
+#[test]
+fn every_rule_refuses_the_response_that_breaks_it() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let now = Timestamp::now();
+    let check = |overrides: Value, expected: Option<&str>, reason: &str| {
+        let r = response(&key, &cert, overrides.clone());
+        assert_eq!(
+            refused(acs::verify(&cfg, &r, expected, now)),
+            reason,
+            "{overrides}"
+        );
+    };
+    check(
+        json!({ "issuer": "http://evil.example.com" }),
+        Some("_req1"),
+        "WrongIssuer",
+    );
+    check(
+        json!({ "audience": "https://other-sp.example.com" }),
+        Some("_req1"),
+        "WrongAudience",
+    );
+    check(
+        json!({ "recipient": "https://evil.example.com/acs" }),
+        Some("_req1"),
+        "WrongRecipient",
+    );
+    check(
+        json!({ "destination": "https://evil.example.com/acs" }),
+        Some("_req1"),
+        "WrongRecipient",
+    );
+    check(
+        json!({ "notBefore": rfc3339(now - SignedDuration::from_hours(2)), "notOnOrAfter": rfc3339(now - SignedDuration::from_hours(1)) }),
+        Some("_req1"),
+        "OutsideValidity",
+    );
+    check(
+        json!({ "notBefore": rfc3339(now + SignedDuration::from_hours(1)), "notOnOrAfter": rfc3339(now + SignedDuration::from_hours(2)) }),
+        Some("_req1"),
+        "OutsideValidity",
+    );
+    check(
+        json!({ "inResponseTo": "_someone_else" }),
+        Some("_req1"),
+        "InResponseToMismatch",
+    );
+    check(
+        json!({ "statusCode": "Requester" }),
+        Some("_req1"),
+        "IdpStatus",
+    );
+    check(
+        json!({ "sign": "none" }),
+        Some("_req1"),
+        "VerificationFailed",
+    );
+    // IdP-initiated (no InResponseTo) while allowIdpInitiated is off.
+    check(
+        json!({ "inResponseTo": null }),
+        None,
+        "IdpInitiatedNotAllowed",
+    );
+    // Signed by another key that ships its own certificate: never trusted.
+    let (other_key, other_cert) = keypair("evil");
+    let foreign = response(&other_key, &other_cert, json!({}));
+    assert_eq!(
+        refused(acs::verify(&cfg, &foreign, Some("_req1"), now)),
+        "VerificationFailed"
+    );
+    // No certificate configured: fail closed, never skip verification.
+    let mut no_cert = cfg.clone();
+    no_cert.idp.certificates.clear();
+    assert_eq!(
+        refused(acs::verify(
+            &no_cert,
+            &response(&key, &cert, json!({})),
+            Some("_req1"),
+            now
+        )),
+        "NoCertificate"
+    );
+    // Garbage.
+    assert_eq!(
+        refused(acs::verify(&cfg, "%%%", Some("_req1"), now)),
+        "MalformedResponse"
+    );
+}
+
+#[test]
+fn idp_initiated_sign_in_works_only_where_allowed_and_never_answers_a_request() {
+    let (key, cert) = keypair("idp");
+    let allowed = config(&cert, true);
+    let tile_click = response(&key, &cert, json!({ "inResponseTo": null }));
+    let signin = acs::verify(&allowed, &tile_click, None, Timestamp::now()).unwrap();
+    assert_eq!(signin.name_id, "ada@example.com");
+    // A response that claims to answer a request cannot be used as IdP-initiated.
+    let solicited = response(&key, &cert, json!({}));
+    assert_eq!(
+        refused(acs::verify(&allowed, &solicited, None, Timestamp::now())),
+        "InResponseToMismatch"
+    );
+}
