@@ -191,6 +191,20 @@ fn every_rule_refuses_the_response_that_breaks_it() {
         )),
         "NoCertificate"
     );
+    // Times at the end of the calendar, unsigned: refused, never a panic.
+    let far = response(
+        &key,
+        &cert,
+        json!({ "sign": "none", "notOnOrAfter": "9999-12-30T21:59:59Z", "notBefore": "9999-12-30T21:00:00Z" }),
+    );
+    assert_eq!(
+        refused(acs::verify(&cfg, &far, Some("_req1"), now)),
+        "OutsideValidity"
+    );
+    // An attacker-chosen status code is not echoed.
+    let odd = response(&key, &cert, json!({ "statusCode": "Requester\" foo=\"x" }));
+    let err = acs::verify(&cfg, &odd, Some("_req1"), now).unwrap_err();
+    assert_eq!(err.to_string(), "the IdP answered with status Other");
     // Garbage.
     assert_eq!(
         refused(acs::verify(&cfg, "%%%", Some("_req1"), now)),

@@ -73,6 +73,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || o[0] >= 240
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
@@ -86,6 +87,10 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || (seg[0] & 0xffc0) == 0xfe80
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8)
                 || (seg[0] == 0x64 && seg[1] == 0xff9b)
+                || (seg[0] & 0xffc0) == 0xfec0
+                || seg[0] == 0x2002
+                || (seg[0] == 0x2001 && seg[1] == 0)
+                || (seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified())
         }
     }
 }
@@ -122,15 +127,21 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<String, MetadataEr
     }
     if !policy.allow_private_addresses
         && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip()))
+        && {
+            // The address stays out of the status message (no DNS oracle for resource authors).
+            tracing::debug!(host = %host, address = %bad.ip(), "metadata URL refused");
+            true
+        }
     {
         return Err(MetadataError::Refused(format!(
-            "{host} resolves to {}, a loopback, private or link-local address: metadata is only fetched from public addresses",
-            bad.ip()
+            "{host} resolves to a loopback, private or link-local address: metadata is only fetched from public addresses"
         )));
     }
     let mut builder = reqwest::Client::builder()
         .https_only(true)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the host itself and defeat the address check.
+        .no_proxy()
         .timeout(policy.timeout)
         .connect_timeout(policy.timeout)
         .user_agent(concat!("sso-operator/", env!("CARGO_PKG_VERSION")))

@@ -147,6 +147,52 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The short name of a SAML status code; anything unknown is "Other" (the value is
+/// attacker-controlled and ends up in status).
+fn known_status(code: &str) -> &'static str {
+    const KNOWN: [&str; 22] = [
+        "Requester",
+        "Responder",
+        "VersionMismatch",
+        "AuthnFailed",
+        "InvalidAttrNameOrValue",
+        "InvalidNameIDPolicy",
+        "NoAuthnContext",
+        "NoAvailableIDP",
+        "NoPassive",
+        "NoSupportedIDP",
+        "PartialLogout",
+        "ProxyCountExceeded",
+        "RequestDenied",
+        "RequestUnsupported",
+        "RequestVersionDeprecated",
+        "RequestVersionTooHigh",
+        "RequestVersionTooLow",
+        "ResourceNotRecognized",
+        "TooManyResponses",
+        "UnknownAttrProfile",
+        "UnknownPrincipal",
+        "UnsupportedBinding",
+    ];
+    let short = code
+        .strip_prefix("urn:oasis:names:tc:SAML:2.0:status:")
+        .unwrap_or("");
+    KNOWN
+        .iter()
+        .find(|k| **k == short)
+        .copied()
+        .unwrap_or("Other")
+}
+
+/// An attacker-controlled value, shortened and stripped of control characters for messages.
+fn shown(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect()
+}
+
 fn child<'a, 'input>(
     parent: roxmltree::Node<'a, 'input>,
     ns: &str,
@@ -155,6 +201,15 @@ fn child<'a, 'input>(
     parent.children().find(|n| {
         n.is_element() && n.tag_name().namespace() == Some(ns) && n.tag_name().name() == name
     })
+}
+
+/// `now - skew` and `now + skew`: times are compared with these, never shifted themselves
+/// (an attacker-chosen time near the end of the calendar must not overflow).
+fn window(now: Timestamp, skew: SignedDuration) -> (Timestamp, Timestamp) {
+    (
+        now.checked_sub(skew).unwrap_or(Timestamp::MIN),
+        now.checked_add(skew).unwrap_or(Timestamp::MAX),
+    )
 }
 
 fn precheck(
@@ -173,7 +228,7 @@ fn precheck(
     if let Some(issuer) = text(child(assertion, SAML, "Issuer"))
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(issuer));
+        return Err(AcsError::Issuer(shown(&issuer)));
     }
     let time = |n: roxmltree::Node<'_, '_>, attr: &str| {
         n.attribute(attr).and_then(|v| v.parse::<Timestamp>().ok())
@@ -191,8 +246,9 @@ fn precheck(
         if !audiences.is_empty() && !audiences.contains(&config.service_provider.entity_id) {
             return Err(AcsError::Audience);
         }
-        if time(conditions, "NotBefore").is_some_and(|t| t > now + skew)
-            || time(conditions, "NotOnOrAfter").is_some_and(|t| t + skew <= now)
+        let (earliest, latest) = window(now, skew);
+        if time(conditions, "NotBefore").is_some_and(|t| t > latest)
+            || time(conditions, "NotOnOrAfter").is_some_and(|t| t <= earliest)
         {
             return Err(AcsError::Time);
         }
@@ -204,14 +260,14 @@ fn precheck(
         if let Some(recipient) = data.attribute("Recipient")
             && recipient != config.service_provider.acs_url
         {
-            return Err(AcsError::Recipient(recipient.to_owned()));
+            return Err(AcsError::Recipient(shown(recipient)));
         }
         match (data.attribute("InResponseTo"), expected) {
             (Some(got), Some(want)) if got != want => return Err(AcsError::InResponseTo),
             (Some(_), None) => return Err(AcsError::InResponseTo),
             _ => {}
         }
-        if time(data, "NotOnOrAfter").is_some_and(|t| t + skew <= now) {
+        if time(data, "NotOnOrAfter").is_some_and(|t| t <= window(now, skew).0) {
             return Err(AcsError::Time);
         }
     }
@@ -258,21 +314,19 @@ pub fn verify(
             .and_then(|c| child(c, SAMLP, "StatusCode"))
             .and_then(|c| c.attribute("Value"));
         let code = second.unwrap_or(top);
-        return Err(AcsError::Status(
-            code.rsplit(':').next().unwrap_or(code).to_owned(),
-        ));
+        return Err(AcsError::Status(known_status(code).to_owned()));
     }
     if let Some(issuer) = child(root, SAML, "Issuer")
         .and_then(|i| i.text())
         .map(str::trim)
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(issuer.to_owned()));
+        return Err(AcsError::Issuer(shown(issuer)));
     }
     if let Some(destination) = root.attribute("Destination")
         && destination != config.service_provider.acs_url
     {
-        return Err(AcsError::Recipient(destination.to_owned()));
+        return Err(AcsError::Recipient(shown(destination)));
     }
     match (root.attribute("InResponseTo"), expected_request) {
         (Some(got), Some(want)) if got == want => {}
@@ -307,7 +361,9 @@ pub fn verify(
 
     // Every rule again on the verified assertion.
     if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {
-        return Err(AcsError::Issuer(assertion.issuer.value.unwrap_or_default()));
+        return Err(AcsError::Issuer(shown(
+            &assertion.issuer.value.unwrap_or_default(),
+        )));
     }
     let conditions = assertion.conditions.as_ref().ok_or(AcsError::Audience)?;
     let audience_ok = conditions.audience_restrictions.iter().flatten().any(|r| {
@@ -318,10 +374,11 @@ pub fn verify(
     if !audience_ok {
         return Err(AcsError::Audience);
     }
-    if conditions.not_before.is_some_and(|t| ts(t) > now + skew)
+    let (earliest, latest) = window(now, skew);
+    if conditions.not_before.is_some_and(|t| ts(t) > latest)
         || conditions
             .not_on_or_after
-            .is_some_and(|t| ts(t) + skew <= now)
+            .is_some_and(|t| ts(t) <= earliest)
     {
         return Err(AcsError::Time);
     }
@@ -340,12 +397,12 @@ pub fn verify(
         .as_ref()
         .ok_or(AcsError::SubjectConfirmation)?;
     if data.recipient.as_deref() != Some(config.service_provider.acs_url.as_str()) {
-        return Err(AcsError::Recipient(
-            data.recipient.clone().unwrap_or_default(),
-        ));
+        return Err(AcsError::Recipient(shown(
+            data.recipient.as_deref().unwrap_or_default(),
+        )));
     }
     let until = data.not_on_or_after.map(ts).ok_or(AcsError::Time)?;
-    if until + skew <= now || data.not_before.is_some_and(|t| ts(t) > now + skew) {
+    if until <= earliest || data.not_before.is_some_and(|t| ts(t) > latest) {
         return Err(AcsError::Time);
     }
     match (data.in_response_to.as_deref(), expected_request) {
@@ -368,12 +425,12 @@ pub fn verify(
             }
         }
     }
-    let not_on_or_after = conditions
+    let last_use = conditions
         .not_on_or_after
         .map(ts)
         .unwrap_or(until)
-        .min(until)
-        + skew;
+        .min(until);
+    let not_on_or_after = last_use.checked_add(skew).unwrap_or(Timestamp::MAX);
     Ok(SignIn {
         name_id: name_id.value.clone(),
         name_id_format: name_id.format.clone(),

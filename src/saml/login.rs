@@ -93,6 +93,11 @@ pub fn redirect_url(
 /// http(s) URL under one of the IdentityProvider's `allowedRedirects` (same scheme, host —
 /// `*.` matching subdomains — and port, and a path below the allowed one).
 pub fn redirect_allowed(config: &CompiledIdentityProvider, target: &str) -> bool {
+    // Browsers drop tabs and newlines before parsing (`/\t/evil` becomes `//evil`): refuse any
+    // control character or whitespace, and anything long.
+    if target.len() > 2048 || target.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return false;
+    }
     if target.starts_with('/') {
         // `//host` and `/\host` are protocol-relative in browsers: not local paths.
         return !target.starts_with("//")
@@ -185,6 +190,9 @@ mod tests {
             "https://corp.example.com/",
             "https://user@app.example.com/portal",
             "javascript:alert(1)",
+            "/\t/evil.example.com",
+            "/\t\\evil.example.com",
+            "/ok\nLocation: x",
             "app.example.com/portal",
             "",
         ] {

@@ -183,10 +183,11 @@ fn authorize(
             Failure(ScimError::unauthorized(detail))
         }
     };
+    const REFUSED: &str = "the bearer token is not valid for this SCIM endpoint (wrong, expired, rotated out or revoked, or the IdentityProvider is not served)";
+    // Unknown endpoints are refused without a trace in the limiter (its keys stay bounded by
+    // the IdentityProviders that exist) and with the same message as a wrong token.
     let Some(config) = state.configs.get(ns, name) else {
-        return Err(fail(
-            "this SCIM endpoint is not served: the IdentityProvider does not exist, is disabled, or is not Ready",
-        ));
+        return Err(Failure(ScimError::unauthorized(REFUSED)));
     };
     let token = headers
         .get(header::AUTHORIZATION)
@@ -210,9 +211,7 @@ fn authorize(
         }
     }
     if !ok {
-        return Err(fail(
-            "the bearer token is not valid for this IdentityProvider (wrong, expired, rotated out or revoked)",
-        ));
+        return Err(fail(REFUSED));
     }
     state.figures.record(ns, name);
     Ok(config)
