@@ -226,3 +226,35 @@ fn idp_initiated_sign_in_works_only_where_allowed_and_never_answers_a_request() 
         "InResponseToMismatch"
     );
 }
+
+#[test]
+fn a_comment_inside_the_name_id_cannot_truncate_the_identity() {
+    // CVE-2017-11427 class: exclusive c14n ignores comments, so the signature still verifies
+    // after `<!---->` is inserted; the identity must then be the whole text, never the part
+    // before the comment.
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let signed = response(
+        &key,
+        &cert,
+        json!({ "nameId": "alice@example.com.evil.com" }),
+    );
+    let xml = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signed).unwrap(),
+    )
+    .unwrap();
+    let injected = xml.replacen(
+        "alice@example.com.evil.com",
+        "alice@example.com<!---->.evil.com",
+        1,
+    );
+    assert_ne!(injected, xml);
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, injected);
+    match acs::verify(&cfg, &encoded, Some("_req1"), Timestamp::now()) {
+        Ok(signin) => assert_eq!(
+            signin.name_id, "alice@example.com.evil.com",
+            "the NameID was truncated at the comment"
+        ),
+        Err(e) => eprintln!("refused: {e}"),
+    }
+}
