@@ -1165,3 +1165,42 @@ async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_for
         .unwrap();
     assert!(xml.contains("ForceAuthn=\"true\""), "{xml}");
 }
+
+#[tokio::test]
+async fn anonymous_sign_in_starts_cannot_fill_the_store() {
+    let scim = Scim::start("saml-login-cap", support::sqlite_url("login-cap")).await;
+    let (server, url) = Operator::start_server_with(
+        &server_kubeconfig(&scim.client, &scim.ns.name).await,
+        &scim.ns.name,
+        &scim.database_url,
+        &["--max-pending-logins", "3"],
+    );
+    let login = format!("{url}/saml/{}/okta/login", scim.ns.name);
+    let ready = wait_for(Duration::from_secs(30), || async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok()?;
+        (client.get(&login).send().await.ok()?.status() == StatusCode::FOUND).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "the capped server never served:\n{}",
+        server.log_text()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get_no_redirect(&login).await.0);
+    }
+    // One sign-in started while waiting for readiness, two more fit, then the cap holds.
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::FOUND,
+            StatusCode::FOUND,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}

@@ -24,13 +24,16 @@ pub struct Settings {
     pub database_url: String,
     /// Namespace of the compiled-config Secrets.
     pub operator_namespace: String,
+    /// Most sign-ins in progress per IdentityProvider.
+    pub max_pending_logins: i64,
 }
 
 /// The public router: SCIM and SAML (forward-auth comes next).
-pub fn router(state: scim::ScimState) -> Router {
+pub fn router(state: scim::ScimState, max_pending_logins: i64) -> Router {
     let saml_state = saml::SamlState {
         configs: state.configs.clone(),
         store: state.store.clone(),
+        max_pending_logins,
     };
     scim::router(state).merge(saml::router(saml_state))
 }
@@ -74,7 +77,10 @@ pub async fn run(
             )
             .await
     });
-    let app = router(scim::ScimState::new(store, configs, figures));
+    let app = router(
+        scim::ScimState::new(store, configs, figures),
+        settings.max_pending_logins,
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.listen))?;

@@ -24,6 +24,9 @@ pub struct SamlState {
     pub configs: ConfigIndex,
     /// The identity store (per-login state, replay cache).
     pub store: Store,
+    /// Most sign-ins in progress per IdentityProvider; more are refused (anonymous callers
+    /// cannot fill the store).
+    pub max_pending_logins: i64,
 }
 
 /// The SAML routes.
@@ -67,6 +70,23 @@ async fn login(
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
     let state = serde_json::json!({ "nonceSha256": hex::encode(openssl::sha::sha256(nonce.as_bytes())), "redirect": target });
     let tenant = format!("{ns}/{name}");
+    match st.store.count_login_states(&tenant).await {
+        Ok(n) if n >= st.max_pending_logins => {
+            tracing::warn!(identity_provider = %tenant, pending = n, "too many sign-ins in progress; refusing new ones");
+            return page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins are in progress; retry in a few minutes.",
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(identity_provider = %tenant, error = %e, "could not count login state");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable; retry later.",
+            );
+        }
+    }
     if let Err(e) = st
         .store
         .put_login_state(

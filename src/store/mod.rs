@@ -820,6 +820,18 @@ impl Store {
         Ok(())
     }
 
+    /// Sign-ins started and not yet finished or expired.
+    pub async fn count_login_states(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM saml_login_state WHERE tenant = $1 AND expires_us > $2",
+        )
+        .bind(tenant)
+        .bind(micros(Timestamp::now()))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
+    }
+
     /// Takes (reads and deletes) per-login state: it can be consumed exactly once, and not
     /// after it expired.
     pub async fn take_login_state(

@@ -254,20 +254,28 @@ impl Operator {
         namespace: &str,
         database_url: &str,
     ) -> (Self, String) {
+        Self::start_server_with(kubeconfig, namespace, database_url, &[])
+    }
+
+    /// Like [`Operator::start_server`], with extra arguments.
+    pub fn start_server_with(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        database_url: &str,
+        extra: &[&str],
+    ) -> (Self, String) {
         let listen = format!("127.0.0.1:{}", free_port());
-        let op = Self::spawn(
-            kubeconfig,
+        let mut args = vec![
+            "server",
+            "--operator-namespace",
             namespace,
-            &[
-                "server",
-                "--operator-namespace",
-                namespace,
-                "--listen",
-                &listen,
-                "--database-url",
-                database_url,
-            ],
-        );
+            "--listen",
+            &listen,
+            "--database-url",
+            database_url,
+        ];
+        args.extend_from_slice(extra);
+        let op = Self::spawn(kubeconfig, namespace, &args);
         (op, format!("http://{listen}"))
     }
 
