@@ -19,6 +19,11 @@ fn committed_crds_match_the_rust_types() {
 }
 
 #[test]
+fn the_chart_ships_the_same_crds() {
+    assert_file_matches("charts/sso-operator/crds/sso-operator.yaml");
+}
+
+#[test]
 fn printed_crds_name_both_kinds_in_the_sso_category() {
     let crds = sso_operator::api::crds();
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();

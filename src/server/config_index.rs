@@ -90,17 +90,4 @@ impl ConfigIndex {
         parsed.insert(secret_name, (version, compiled.clone()));
         Some(compiled)
     }
-
-    /// Every IdentityProvider being served.
-    pub fn all(&self) -> Vec<Arc<CompiledIdentityProvider>> {
-        self.store
-            .state()
-            .iter()
-            .filter_map(|s| {
-                let source = s.annotations().get(config::SOURCE_ANNOTATION)?;
-                let (ns, name) = source.split_once('/')?;
-                self.get(ns, name)
-            })
-            .collect()
-    }
 }
