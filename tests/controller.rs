@@ -9,11 +9,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
-use openssl::rsa::Rsa;
-use openssl::x509::{X509, X509NameBuilder};
+use openssl::x509::X509;
 use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
 use sso_operator::config::{self, CompiledIdentityProvider};
@@ -192,22 +189,7 @@ fn tail(log: &str) -> String {
 
 /// A self-signed certificate valid from now+`from` to now+`until` (seconds), PEM.
 fn cert_pem(cn: &str, from: i64, until: i64) -> String {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let now = Timestamp::now().as_second();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix(now + from).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now + until).unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    support::self_signed(cn, from, until).1
 }
 
 fn explicit_spec(pem: &str) -> Value {

@@ -5,11 +5,7 @@
 mod support;
 
 use jiff::{SignedDuration, Timestamp};
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::{X509, X509NameBuilder};
 use serde_json::{Value, json};
 use sso_operator::config::CompiledIdentityProvider;
 use sso_operator::saml::acs::{self, AcsError};
@@ -19,21 +15,7 @@ const ACS: &str = "https://sso.example.test/saml/ns/okta/acs";
 const IDP_ENTITY: &str = "http://www.okta.com/exk1";
 
 fn keypair(cn: &str) -> (PKey<Private>, String) {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    (key, String::from_utf8(b.build().to_pem().unwrap()).unwrap())
+    support::self_signed(cn, 0, 30 * 86_400)
 }
 
 fn config(idp_cert: &str, allow_idp_initiated: bool) -> CompiledIdentityProvider {

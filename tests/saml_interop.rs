@@ -6,11 +6,7 @@ mod support;
 
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::{X509, X509NameBuilder};
 use samael::crypto::AllowedSignatureAlgorithm;
 use samael::metadata::EntityDescriptor;
 use samael::service_provider::ServiceProvider;
@@ -21,21 +17,7 @@ const ACS: &str = "https://sso.example.test/saml/ns/okta/acs";
 const IDP_ENTITY: &str = "http://www.okta.com/exk1";
 
 fn idp_key() -> (PKey<Private>, String) {
-    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "test-idp").unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&key, MessageDigest::sha256()).unwrap();
-    (key, String::from_utf8(b.build().to_pem().unwrap()).unwrap())
+    support::self_signed("test-idp", 0, 30 * 86_400)
 }
 
 fn service_provider(idp_cert_pem: &str) -> ServiceProvider {

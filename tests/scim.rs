@@ -31,22 +31,7 @@ struct Scim {
 }
 
 fn cert_pem() -> String {
-    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "idp").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(365).unwrap())
-        .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256())
-        .unwrap();
-    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    support::self_signed("idp", -3600, 365 * 86_400).1
 }
 
 impl Scim {

@@ -444,3 +444,33 @@ pub fn signed_response(spec: &serde_json::Value) -> String {
     );
     String::from_utf8(out.stdout).expect("base64 output")
 }
+
+/// A self-signed RSA certificate valid from now+`from` to now+`until` (seconds), with its key.
+pub fn self_signed(
+    cn: &str,
+    from: i64,
+    until: i64,
+) -> (openssl::pkey::PKey<openssl::pkey::Private>, String) {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509, X509NameBuilder};
+    let key = PKey::from_rsa(Rsa::generate(2048).expect("RSA key")).expect("key");
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", cn).expect("CN");
+    let name = name.build();
+    let now = jiff::Timestamp::now().as_second();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("version");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::from_unix(now + from).expect("time"))
+        .expect("not before");
+    b.set_not_after(&Asn1Time::from_unix(now + until).expect("time"))
+        .expect("not after");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    let pem = String::from_utf8(b.build().to_pem().expect("pem")).expect("utf-8");
+    (key, pem)
+}
