@@ -9,4 +9,5 @@ pub mod ops;
 pub mod saml;
 pub mod scim;
 pub mod server;
+pub mod session;
 pub mod store;

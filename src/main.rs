@@ -37,7 +37,7 @@ enum Command {
         #[command(flatten)]
         controller: ControllerArgs,
     },
-    /// Run only the server: the SCIM 2.0 endpoints (SAML and forward-auth are being built).
+    /// Run only the server: the SCIM 2.0, SAML and forward-auth endpoints.
     Server {
         #[command(flatten)]
         common: CommonArgs,
@@ -62,7 +62,7 @@ struct CommonArgs {
 
 #[derive(Args, Clone)]
 struct ServerArgs {
-    /// Address of the public endpoints (SCIM; SAML and forward-auth later).
+    /// Address of the public endpoints (SCIM, SAML, forward-auth).
     #[arg(long, env = "SSO_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
 
@@ -114,6 +114,11 @@ struct ControllerArgs {
     /// Extra CA certificates (PEM file) trusted for metadata URLs, besides the public roots.
     #[arg(long)]
     metadata_ca_file: Option<std::path::PathBuf>,
+
+    /// How often a new session-cookie key is added to the session-key Secret. Old keys keep
+    /// opening cookies until no session sealed with them can still be valid (720h).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    session_key_rotation: jiff::SignedDuration,
 }
 
 fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
@@ -193,6 +198,7 @@ async fn run(
         .context("could not configure a Kubernetes client (KUBECONFIG or in-cluster)")?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = controller::metrics::Metrics::new(&mut registry);
+    let server_metrics = sso_operator::server::metrics::ServerMetrics::new(&mut registry);
     let ops = Ops::new(registry);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -217,6 +223,7 @@ async fn run(
             database_url: args.database_url,
             operator_namespace: common.operator_namespace.clone(),
             max_pending_logins: args.max_pending_logins,
+            metrics: server_metrics.clone(),
         };
         tokio::spawn(sso_operator::server::run(
             client.clone(),
@@ -279,6 +286,7 @@ async fn run_controller(
             renew_before: args.sp_certificate_renew_before,
         },
         watch_namespace: args.watch_namespace.clone(),
+        session_key_rotation: args.session_key_rotation,
         metadata_fetch: FetchPolicy {
             allow_private_addresses: args.allow_private_metadata_addresses,
             extra_root_certificates: extra_roots,

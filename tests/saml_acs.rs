@@ -85,9 +85,24 @@ fn a_valid_okta_response_signs_in_with_its_attributes() {
     assert_eq!(signin.attributes["groups"], ["eng", "admins"]);
     assert!(signin.assertion_id.starts_with("_a"));
     assert!(signin.not_on_or_after > Timestamp::now());
-    // Entra: assertion signed, response unsigned (the same shape); and a signed response.
+    // Entra: assertion signed, response unsigned (the same shape); both signed.
+    let both = response(&key, &cert, json!({ "sign": "both" }));
+    assert!(acs::verify(&cfg, &both, Some("_req1"), Timestamp::now()).is_ok());
+    // Only the Response signed: refused while wantAssertionsSigned is on (the default),
+    // accepted when it is off (the Response's signature covers the assertion).
     let signed_response = response(&key, &cert, json!({ "sign": "response" }));
-    assert!(acs::verify(&cfg, &signed_response, Some("_req1"), Timestamp::now()).is_ok());
+    assert_eq!(
+        refused(acs::verify(
+            &cfg,
+            &signed_response,
+            Some("_req1"),
+            Timestamp::now()
+        )),
+        "AssertionNotSigned"
+    );
+    let mut lenient = cfg.clone();
+    lenient.saml.want_assertions_signed = false;
+    assert!(acs::verify(&lenient, &signed_response, Some("_req1"), Timestamp::now()).is_ok());
 }
 
 #[test]
@@ -146,7 +161,30 @@ fn every_rule_refuses_the_response_that_breaks_it() {
     check(
         json!({ "sign": "none" }),
         Some("_req1"),
-        "VerificationFailed",
+        "AssertionNotSigned",
+    );
+    // Unsigned with wantAssertionsSigned off: the signature check itself refuses it.
+    let mut lenient = cfg.clone();
+    lenient.saml.want_assertions_signed = false;
+    assert_eq!(
+        refused(acs::verify(
+            &lenient,
+            &response(&key, &cert, json!({ "sign": "none" })),
+            Some("_req1"),
+            now
+        )),
+        "VerificationFailed"
+    );
+    // A failed status usually comes without an assertion: the status is still reported.
+    let bare = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
+    );
+    let err = acs::verify(&cfg, &bare, Some("_req1"), now).unwrap_err();
+    assert_eq!(err.reason(), "IdpStatus");
+    assert_eq!(
+        err.to_string(),
+        "the IdP answered with status InvalidNameIDPolicy"
     );
     // IdP-initiated (no InResponseTo) while allowIdpInitiated is off.
     check(
@@ -180,7 +218,7 @@ fn every_rule_refuses_the_response_that_breaks_it() {
         json!({ "sign": "none", "notOnOrAfter": "9999-12-30T21:59:59Z", "notBefore": "9999-12-30T21:00:00Z" }),
     );
     assert_eq!(
-        refused(acs::verify(&cfg, &far, Some("_req1"), now)),
+        refused(acs::verify(&lenient, &far, Some("_req1"), now)),
         "OutsideValidity"
     );
     // An attacker-chosen status code is not echoed.

@@ -47,6 +47,12 @@ use super::common::{ConfigMapKeyRef, SecretKeyRef};
         json_path = ".status.scim.lastRequestTime"
     ),
     printcolumn(
+        name = "Last Sign-In",
+        type_ = "date",
+        priority = 1,
+        json_path = ".status.signIn.lastSuccessTime"
+    ),
+    printcolumn(
         name = "Entity ID",
         type_ = "string",
         priority = 1,
@@ -572,6 +578,29 @@ pub struct IdentityProviderStatus {
     /// Provisioning figures, written by the server: provisioning works when these move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scim: Option<ScimFigures>,
+    /// Sign-in figures, written by the server: the last successful sign-in and the reason of
+    /// the last refused one (never the SAML response itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInFigures>,
+}
+
+/// What the ACS has seen, so an admin can debug sign-in without a browser extension or logs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignInFigures {
+    /// When a user last signed in successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+    /// When a sign-in was last refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Why the last refused sign-in was refused, as a stable CamelCase reason such as
+    /// `WrongAudience`, `IdpStatus` or `UserDeactivated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_reason: Option<String>,
+    /// What to do about the last refused sign-in, in the IdP console's terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_message: Option<String>,
 }
 
 /// What the SCIM endpoint has seen, so an admin can check provisioning with `kubectl get idp`.

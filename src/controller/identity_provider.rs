@@ -238,6 +238,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
         metadata_fetch_time: previous_status.metadata_fetch_time.clone(),
         // Written by the server under its own field manager; never set here.
         scim: None,
+        sign_in: None,
     };
 
     // 1. Service-provider keys (kept while disabled, so re-enabling changes nothing in the IdP).

@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metadata;
 pub mod metrics;
 pub mod scim_token;
+pub mod session_keys;
 pub mod sp_keys;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub metadata_fetch: metadata::FetchPolicy,
     /// Only reconcile resources in this namespace (all namespaces when empty).
     pub watch_namespace: Option<String>,
+    /// How often a new session key is added.
+    pub session_key_rotation: jiff::SignedDuration,
 }
 
 /// Errors that make a reconciliation retry with backoff. Problems with the user's input are
@@ -190,6 +193,13 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    let key_task = session_keys::maintain(
+        client.clone(),
+        ctx.settings.operator_namespace.clone(),
+        ctx.settings.session_key_rotation,
+        stopped(stop_rx.clone()),
+    );
+
     let idps_for_secrets = idps.clone();
     let idps_for_configmaps = idps.clone();
     let idp_loop = idp_controller
@@ -254,7 +264,7 @@ pub async fn run(
         .run(scim_token::reconcile, scim_token::error_policy, ctx)
         .for_each(|_| async {});
 
-    tokio::join!(idp_loop, token_loop);
+    tokio::join!(idp_loop, token_loop, key_task);
 }
 
 /// Requeues at `at` (at least one second from now, at most an hour), or in an hour.

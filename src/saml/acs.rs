@@ -12,7 +12,7 @@ use samael::metadata::EntityDescriptor;
 use samael::service_provider::ServiceProvider;
 
 use super::response_shape::{self, ShapeError};
-use crate::api::identity_provider::SignatureAlgorithm;
+use crate::api::identity_provider::{AssertionEncryption, SignatureAlgorithm};
 use crate::config::CompiledIdentityProvider;
 
 const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -50,6 +50,21 @@ pub enum AcsError {
         "IdP-initiated sign-in is not allowed for this IdentityProvider (set allowIdpInitiated)"
     )]
     Unsolicited,
+    /// `wantAssertionsSigned` is on and only the Response is signed.
+    #[error(
+        "the assertion is not signed (only the Response is): configure the IdP to sign the assertion (Okta: Assertion Signature: Signed; Entra: Sign SAML assertion), or set saml.wantAssertionsSigned: false"
+    )]
+    AssertionNotSigned,
+    /// `assertionEncryption: required` and the assertion is plain.
+    #[error(
+        "the assertion is not encrypted but saml.assertionEncryption is required: enable assertion encryption at the IdP with the encryption certificate from the service-provider metadata"
+    )]
+    EncryptionRequired,
+    /// Encrypted assertions are not accepted.
+    #[error(
+        "the assertion is encrypted: this build accepts plain assertions only; turn assertion encryption off at the IdP"
+    )]
+    EncryptionUnsupported,
     /// SHA-1 was allowed in the spec but this build verifies SHA-256 or stronger only.
     #[error("SHA-1 signatures are not supported: configure the IdP to sign with RSA-SHA256")]
     Sha1Unsupported,
@@ -89,6 +104,9 @@ impl AcsError {
             AcsError::NoCertificate => "NoCertificate",
             AcsError::Unsolicited => "IdpInitiatedNotAllowed",
             AcsError::Sha1Unsupported => "Sha1Unsupported",
+            AcsError::AssertionNotSigned => "AssertionNotSigned",
+            AcsError::EncryptionRequired => "EncryptionRequired",
+            AcsError::EncryptionUnsupported => "EncryptionUnsupported",
             AcsError::Verification(_) => "VerificationFailed",
             AcsError::Status(_) => "IdpStatus",
             AcsError::Issuer(_) => "WrongIssuer",
@@ -274,6 +292,36 @@ fn precheck(
     Ok(())
 }
 
+/// The short name of a non-success status (the second-level code when there is one).
+fn status_code(root: roxmltree::Node<'_, '_>) -> Option<&'static str> {
+    let status = child(root, SAMLP, "Status").and_then(|s| child(s, SAMLP, "StatusCode"));
+    let top = status.and_then(|c| c.attribute("Value")).unwrap_or("");
+    if top == SUCCESS {
+        return None;
+    }
+    let second = status
+        .and_then(|c| child(c, SAMLP, "StatusCode"))
+        .and_then(|c| c.attribute("Value"));
+    Some(known_status(second.unwrap_or(top)))
+}
+
+/// The failed status of a response that passed every structural rule but carries no
+/// assertion.
+fn failed_status(encoded: &str) -> Option<String> {
+    let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, compact).ok()?;
+    let xml = String::from_utf8(bytes).ok()?;
+    let doc = roxmltree::Document::parse_with_options(
+        &xml,
+        roxmltree::ParsingOptions {
+            allow_dtd: false,
+            ..Default::default()
+        },
+    )
+    .ok()?;
+    status_code(doc.root_element()).map(str::to_owned)
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
     Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -286,9 +334,29 @@ pub fn verify(
     expected_request: Option<&str>,
     now: Timestamp,
 ) -> Result<SignIn, AcsError> {
-    let shape = response_shape::inspect(encoded)?;
+    let shape = match response_shape::inspect(encoded) {
+        Ok(shape) => shape,
+        // IdPs answer failures (InvalidNameIDPolicy, AuthnFailed) without an assertion: report
+        // the status they sent rather than the missing assertion.
+        Err(ShapeError::NoAssertion) => {
+            return Err(failed_status(encoded)
+                .map(AcsError::Status)
+                .unwrap_or(AcsError::Shape(ShapeError::NoAssertion)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if config.idp.certificates.is_empty() {
         return Err(AcsError::NoCertificate);
+    }
+    match (shape.encrypted, config.saml.assertion_encryption) {
+        // Decrypting, then verifying the inner signature, is not wired up yet: refuse rather
+        // than accept an assertion whose own signature nobody checked.
+        (true, _) => return Err(AcsError::EncryptionUnsupported),
+        (false, AssertionEncryption::Required) => return Err(AcsError::EncryptionRequired),
+        (false, _) => {}
+    }
+    if config.saml.want_assertions_signed && !shape.assertion_signed {
+        return Err(AcsError::AssertionNotSigned);
     }
     if expected_request.is_none() && !config.allow_idp_initiated {
         return Err(AcsError::Unsolicited);
@@ -307,14 +375,8 @@ pub fn verify(
     )
     .map_err(|_| AcsError::Shape(ShapeError::Malformed))?;
     let root = doc.root_element();
-    let status = child(root, SAMLP, "Status").and_then(|s| child(s, SAMLP, "StatusCode"));
-    let top = status.and_then(|c| c.attribute("Value")).unwrap_or("");
-    if top != SUCCESS {
-        let second = status
-            .and_then(|c| child(c, SAMLP, "StatusCode"))
-            .and_then(|c| c.attribute("Value"));
-        let code = second.unwrap_or(top);
-        return Err(AcsError::Status(known_status(code).to_owned()));
+    if let Some(code) = status_code(root) {
+        return Err(AcsError::Status(code.to_owned()));
     }
     if let Some(issuer) = child(root, SAML, "Issuer")
         .and_then(|i| i.text())

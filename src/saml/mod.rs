@@ -3,5 +3,6 @@
 
 pub mod acs;
 pub mod login;
+pub mod mapping;
 pub mod metadata;
 pub mod response_shape;

@@ -8,6 +8,7 @@ use base64::Engine;
 
 const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// Largest accepted base64 `SAMLResponse` form value.
 pub const MAX_ENCODED: usize = 512 * 1024;
 
@@ -42,6 +43,8 @@ pub struct Shape {
     pub xml: String,
     /// Whether the assertion is encrypted.
     pub encrypted: bool,
+    /// Whether the (plain) assertion carries its own signature.
+    pub assertion_signed: bool,
 }
 
 /// Decodes and inspects a posted `SAMLResponse`.
@@ -75,8 +78,17 @@ pub fn inspect(encoded: &str) -> Result<Shape, ShapeError> {
         (0, _) => Err(ShapeError::NoAssertion),
         (1, 1) => {
             let encrypted = direct[0].tag_name().name() == "EncryptedAssertion";
+            let assertion_signed = direct[0].children().any(|n| {
+                n.is_element()
+                    && n.tag_name().namespace() == Some(DS)
+                    && n.tag_name().name() == "Signature"
+            });
             drop(doc);
-            Ok(Shape { xml, encrypted })
+            Ok(Shape {
+                xml,
+                encrypted,
+                assertion_signed,
+            })
         }
         _ => Err(ShapeError::AssertionPlacement),
     }

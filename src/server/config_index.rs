@@ -12,16 +12,20 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::config::{self, CompiledIdentityProvider};
+use crate::session::{self, SessionKeys};
 
 /// Parsed configurations by Secret name, with the resourceVersion they were parsed from.
 type ParsedCache = HashMap<String, (String, Arc<CompiledIdentityProvider>)>;
+/// The parsed session keys, with the resourceVersion they were parsed from.
+type KeysCache = Option<(String, Arc<SessionKeys>)>;
 
-/// Compiled configurations by IdentityProvider.
+/// Compiled configurations by IdentityProvider, and the session keys.
 #[derive(Clone)]
 pub struct ConfigIndex {
     store: Store<Secret>,
     namespace: String,
     parsed: Arc<Mutex<ParsedCache>>,
+    keys: Arc<Mutex<KeysCache>>,
 }
 
 impl ConfigIndex {
@@ -51,6 +55,7 @@ impl ConfigIndex {
                 store: reader,
                 namespace: namespace.to_owned(),
                 parsed: Arc::default(),
+                keys: Arc::default(),
             },
             drive,
         )
@@ -59,6 +64,51 @@ impl ConfigIndex {
     /// Waits until the first list has been received.
     pub async fn ready(&self) {
         let _ = self.store.wait_until_ready().await;
+    }
+
+    /// The session keys the controller publishes; `None` until they exist (sign-in then
+    /// fails closed: no session can be sealed or opened).
+    pub fn session_keys(&self) -> Option<Arc<SessionKeys>> {
+        let secret = self
+            .store
+            .get(&ObjectRef::new(session::SESSION_KEYS_SECRET).within(&self.namespace))?;
+        let version = secret.resource_version().unwrap_or_default();
+        let mut cached = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, k)) = cached.as_ref()
+            && *v == version
+        {
+            return Some(k.clone());
+        }
+        let bytes = secret.data.as_ref()?.get(session::KEYS_KEY)?;
+        let keys: SessionKeys = match serde_json::from_slice(&bytes.0) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(secret = session::SESSION_KEYS_SECRET, error = %e, "the session keys do not parse");
+                return None;
+            }
+        };
+        let keys = Arc::new(keys);
+        *cached = Some((version, keys.clone()));
+        Some(keys)
+    }
+
+    /// Every IdentityProvider being served, as `(namespace, name)`, sorted.
+    pub fn served(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .store
+            .state()
+            .iter()
+            .filter_map(|s| {
+                let (ns, name) = s
+                    .annotations()
+                    .get(config::SOURCE_ANNOTATION)?
+                    .split_once('/')?;
+                Some((ns.to_owned(), name.to_owned()))
+            })
+            .filter(|(ns, name)| self.get(ns, name).is_some())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The configuration of IdentityProvider `namespace/name`, if it is being served.

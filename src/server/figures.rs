@@ -1,5 +1,6 @@
-//! Provisioning figures in IdentityProvider status (`status.scim`): user and group counts and
-//! the time of the last authenticated SCIM request. The server records requests in memory and
+//! Provisioning and sign-in figures in IdentityProvider status (`status.scim`, `status.signIn`):
+//! user and group counts, the time of the last authenticated SCIM request, the last successful
+//! sign-in and the reason of the last refused one. The server records requests in memory and
 //! publishes at most once per interval per IdentityProvider, under its own field manager, so it
 //! never touches the fields the controller owns.
 
@@ -13,7 +14,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::api::IdentityProvider;
-use crate::api::identity_provider::ScimFigures;
+use crate::api::identity_provider::{ScimFigures, SignInFigures};
 use crate::store::Store;
 
 /// Field manager of the server's status writes.
@@ -23,6 +24,7 @@ pub const FIELD_MANAGER: &str = "sso-operator-server";
 #[derive(Default)]
 pub struct Figures {
     last_request: Mutex<HashMap<(String, String), Timestamp>>,
+    sign_ins: Mutex<HashMap<(String, String), SignInFigures>>,
     dirty: Mutex<HashSet<(String, String)>>,
 }
 
@@ -34,6 +36,29 @@ impl Figures {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone(), Timestamp::now());
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+    }
+
+    /// Records a sign-in at the ACS of IdentityProvider `ns/name`: `failure` is the reason and
+    /// the message of a refused one.
+    pub fn record_sign_in(&self, ns: &str, name: &str, failure: Option<(&str, &str)>) {
+        let key = (ns.to_owned(), name.to_owned());
+        let now = Some(Time(Timestamp::now()));
+        {
+            let mut all = self.sign_ins.lock().unwrap_or_else(|e| e.into_inner());
+            let f = all.entry(key.clone()).or_default();
+            match failure {
+                None => f.last_success_time = now,
+                Some((reason, message)) => {
+                    f.last_failure_time = now;
+                    f.last_failure_reason = Some(reason.to_owned());
+                    f.last_failure_message = Some(message.chars().take(512).collect());
+                }
+            }
+        }
         self.dirty
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -72,10 +97,20 @@ impl Figures {
                     groups,
                     last_request_time: last.map(Time),
                 };
+                let sign_in = self
+                    .sign_ins
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&(ns.clone(), name.clone()))
+                    .cloned();
+                let mut status = serde_json::json!({ "scim": figures });
+                if let Some(sign_in) = sign_in {
+                    status["signIn"] = serde_json::to_value(sign_in).unwrap_or_default();
+                }
                 let patch = serde_json::json!({
                     "apiVersion": "sso-operator.dev/v1alpha1",
                     "kind": "IdentityProvider",
-                    "status": { "scim": figures },
+                    "status": status,
                 });
                 let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns);
                 if let Err(e) = api

@@ -1,11 +1,15 @@
-//! The server (data plane): serves the compiled configuration it watches — SCIM 2.0 now;
-//! SAML and forward-auth endpoints build on the same state. Stateless: every replica shares
+//! The server (data plane): serves the compiled configuration it watches — SCIM 2.0, the SAML
+//! service provider and forward-auth. Stateless: every replica shares
 //! the identity store.
 
+pub mod auth;
 pub mod config_index;
 pub mod figures;
+pub mod metrics;
 pub mod saml;
 pub mod scim;
+pub mod sessions;
+pub mod web;
 
 use std::net::SocketAddr;
 
@@ -26,16 +30,26 @@ pub struct Settings {
     pub operator_namespace: String,
     /// Most sign-ins in progress per IdentityProvider.
     pub max_pending_logins: i64,
+    /// Prometheus metrics.
+    pub metrics: metrics::ServerMetrics,
 }
 
-/// The public router: SCIM and SAML (forward-auth comes next).
-pub fn router(state: scim::ScimState, max_pending_logins: i64) -> Router {
+/// The public router: SCIM, SAML and forward-auth.
+pub fn router(
+    state: scim::ScimState,
+    max_pending_logins: i64,
+    metrics: metrics::ServerMetrics,
+) -> Router {
     let saml_state = saml::SamlState {
         configs: state.configs.clone(),
         store: state.store.clone(),
         max_pending_logins,
+        figures: state.figures.clone(),
+        metrics,
     };
-    scim::router(state).merge(saml::router(saml_state))
+    scim::router(state)
+        .merge(saml::router(saml_state.clone()))
+        .merge(auth::router(saml_state))
 }
 
 /// Runs the server until `shutdown` resolves.
@@ -80,11 +94,12 @@ pub async fn run(
     let app = router(
         scim::ScimState::new(store, configs, figures),
         settings.max_pending_logins,
+        settings.metrics.clone(),
     );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "serving SCIM");
+    tracing::info!(address = %listener.local_addr()?, "serving SCIM, SAML and forward-auth");
     ops.set_ready(true);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -1,32 +1,47 @@
-//! The SAML HTTP endpoints under `/saml/{namespace}/{name}/`: SP metadata and SP-initiated
-//! login (the ACS comes next).
+//! The SAML HTTP endpoints under `/saml/{namespace}/{name}/`: SP metadata, SP-initiated login
+//! and the Assertion Consumer Service, which ends in a session.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 
 use super::config_index::ConfigIndex;
+use super::figures::Figures;
+use super::metrics::ServerMetrics;
+use super::sessions;
+use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
+use crate::config::CompiledIdentityProvider;
 use crate::saml;
 use crate::store::Store;
 
 /// How long a started sign-in may take at the IdP.
 const LOGIN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
-/// State of the SAML endpoints.
+/// Largest accepted ACS form body (a 512 KiB SAMLResponse, URL-encoded, and RelayState).
+const MAX_FORM: usize = 2 * 1024 * 1024;
+
+/// State of the SAML and forward-auth endpoints.
 #[derive(Clone)]
 pub struct SamlState {
-    /// The compiled configuration.
+    /// The compiled configuration and the session keys.
     pub configs: ConfigIndex,
-    /// The identity store (per-login state, replay cache).
+    /// The identity store (users, per-login state, replay cache, sessions).
     pub store: Store,
     /// Most sign-ins in progress per IdentityProvider; more are refused (anonymous callers
     /// cannot fill the store).
     pub max_pending_logins: i64,
+    /// Figures published into IdentityProvider status.
+    pub figures: Arc<Figures>,
+    /// Prometheus metrics.
+    pub metrics: ServerMetrics,
 }
 
 /// The SAML routes.
@@ -34,7 +49,280 @@ pub fn router(state: SamlState) -> Router {
     Router::new()
         .route("/saml/{ns}/{name}/metadata", get(metadata))
         .route("/saml/{ns}/{name}/login", get(login))
+        .route("/saml/{ns}/{name}/acs", post(acs))
         .with_state(state)
+}
+
+/// What `/login` stores for the ACS.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginState {
+    /// SHA-256 of the nonce in the browser's login cookie, hex.
+    nonce_sha256: String,
+    /// Where to go after sign-in; none: a "signed in" page.
+    redirect: Option<String>,
+}
+
+/// True for RelayState values that name a sign-in started by `/login` (our request IDs).
+fn is_login_key(relay_state: &str) -> bool {
+    relay_state.len() == 41
+        && relay_state.starts_with('_')
+        && relay_state[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A refused sign-in: what the browser sees, what the admin sees.
+struct Refused {
+    status: StatusCode,
+    page: (&'static str, &'static str),
+    reason: &'static str,
+    message: String,
+}
+
+impl Refused {
+    fn failed(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            page: AUTHENTICATION_FAILED,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+async fn acs(
+    State(st): State<SamlState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(config) = st.configs.get(&ns, &name) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "No such identity provider is configured here.",
+        );
+    };
+    match sign_in(&st, &config, &headers, body).await {
+        Ok(r) => {
+            st.figures.record_sign_in(&ns, &name, None);
+            st.metrics.sign_in(None);
+            r
+        }
+        Err(refused) => {
+            tracing::warn!(identity_provider = %format!("{ns}/{name}"), reason = refused.reason, message = %refused.message, "sign-in refused");
+            st.figures
+                .record_sign_in(&ns, &name, Some((refused.reason, &refused.message)));
+            st.metrics.sign_in(Some(refused.reason));
+            let mut r = page(refused.status, refused.page.0, refused.page.1);
+            if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        }
+    }
+}
+
+async fn sign_in(
+    st: &SamlState,
+    config: &Arc<CompiledIdentityProvider>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
+    let tenant = format!("{}/{}", config.namespace, config.name);
+    let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
+        Refused::failed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("the posted form is larger than {MAX_FORM} bytes"),
+        )
+    })?;
+    let (mut encoded, mut relay_state) = (None, None);
+    for (k, v) in form_urlencoded::parse(&bytes) {
+        let slot = match k.as_ref() {
+            "SAMLResponse" => &mut encoded,
+            "RelayState" => &mut relay_state,
+            _ => continue,
+        };
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(Refused::failed(
+                StatusCode::BAD_REQUEST,
+                "MalformedResponse",
+                "the form carries a field twice",
+            ));
+        }
+    }
+    let encoded = encoded.ok_or_else(|| {
+        Refused::failed(
+            StatusCode::BAD_REQUEST,
+            "MalformedResponse",
+            "the form has no SAMLResponse (the ACS expects the HTTP-POST binding)",
+        )
+    })?;
+    let relay_state = relay_state.unwrap_or_default();
+
+    // Which sign-in is this: one this browser started, or one started at the IdP?
+    let mut clear_login_cookie = None;
+    let (expected, target) = if is_login_key(&relay_state) {
+        let data = st
+            .store
+            .take_login_state(&tenant, &relay_state)
+            .await
+            .map_err(|e| {
+                tracing::error!(identity_provider = %tenant, error = %e, "could not read login state");
+                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable", "the identity store failed")
+            })?
+            .ok_or_else(|| {
+                Refused::failed(
+                    StatusCode::FORBIDDEN,
+                    "LoginExpired",
+                    "the sign-in this response answers is unknown, expired (10 minutes) or already finished: start again from the application",
+                )
+            })?;
+        let state: LoginState = serde_json::from_str(&data).map_err(|_| {
+            Refused::failed(
+                StatusCode::FORBIDDEN,
+                "LoginExpired",
+                "the stored sign-in is unreadable: start again",
+            )
+        })?;
+        let cookie_name = login_cookie_name(&relay_state);
+        let nonce = web::cookie(headers, &cookie_name).unwrap_or_default();
+        let hash = hex::encode(openssl::sha::sha256(nonce.as_bytes()));
+        if nonce.is_empty() || !subtle_eq(hash.as_bytes(), state.nonce_sha256.as_bytes()) {
+            return Err(Refused::failed(
+                StatusCode::FORBIDDEN,
+                "BrowserMismatch",
+                "the response arrived in a browser other than the one that started the sign-in (or its cookies are blocked)",
+            ));
+        }
+        clear_login_cookie = Some(format!(
+            "{cookie_name}=; Path=/saml/{}/{}/; Max-Age=0; HttpOnly; Secure; SameSite=None",
+            config.namespace, config.name
+        ));
+        (Some(relay_state), state.redirect)
+    } else {
+        if !config.allow_idp_initiated {
+            return Err(Refused::failed(
+                StatusCode::FORBIDDEN,
+                "IdpInitiatedNotAllowed",
+                crate::saml::acs::AcsError::Unsolicited.to_string(),
+            ));
+        }
+        let target = if relay_state.is_empty() {
+            config.default_relay_state.clone()
+        } else {
+            Some(relay_state)
+        };
+        if let Some(t) = &target
+            && !saml::login::redirect_allowed(config, t)
+        {
+            return Err(Refused {
+                status: StatusCode::BAD_REQUEST,
+                page: INVALID_RELAY_STATE,
+                reason: "InvalidRelayState",
+                message:
+                    "the RelayState is not in allowedRedirects (nor a path on this installation)"
+                        .into(),
+            });
+        }
+        (None, target)
+    };
+
+    let verify_config = config.clone();
+    let sign_in = tokio::task::spawn_blocking(move || {
+        saml::acs::verify(
+            &verify_config,
+            &encoded,
+            expected.as_deref(),
+            jiff::Timestamp::now(),
+        )
+    })
+    .await
+    .map_err(|_| {
+        Refused::failed(
+            StatusCode::BAD_REQUEST,
+            "MalformedResponse",
+            "the response could not be processed",
+        )
+    })?
+    .map_err(|e| {
+        let status = match e {
+            saml::acs::AcsError::Shape(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        };
+        Refused::failed(status, e.reason(), e.to_string())
+    })?;
+
+    let store_failed = |e: crate::store::StoreError| {
+        tracing::error!(identity_provider = %tenant, error = %e, "identity store failure at sign-in");
+        Refused::failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "StoreUnavailable",
+            "the identity store failed",
+        )
+    };
+    if !st
+        .store
+        .remember_assertion(&tenant, &sign_in.assertion_id, sign_in.not_on_or_after)
+        .await
+        .map_err(store_failed)?
+    {
+        return Err(Refused::failed(
+            StatusCode::FORBIDDEN,
+            "AssertionReplayed",
+            "this assertion was used already (a replayed response)",
+        ));
+    }
+    let mapped = saml::mapping::map(config, &sign_in)
+        .map_err(|e| Refused::failed(StatusCode::FORBIDDEN, e.reason(), e.to_string()))?;
+    let user = sessions::resolve_user(&st.store, config, &mapped)
+        .await
+        .map_err(|e| match e {
+            sessions::Refusal::Store(e) => store_failed(e),
+            other => Refused::failed(StatusCode::FORBIDDEN, other.reason(), other.to_string()),
+        })?;
+    let keys = st.configs.session_keys().ok_or_else(|| {
+        Refused::failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NoSessionKeys",
+            "the session keys are not published yet: check that the controller is running",
+        )
+    })?;
+    let session_id = st
+        .store
+        .create_session(&tenant, &user.id, sessions::expiry(config))
+        .await
+        .map_err(store_failed)?;
+    let cookie = sessions::cookie(config, &keys, &session_id).ok_or_else(|| {
+        Refused::failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NoSessionKeys",
+            "the session keys are unusable: check the controller",
+        )
+    })?;
+    tracing::info!(identity_provider = %tenant, user_id = %user.id, "signed in");
+    let mut cookies = vec![cookie];
+    cookies.extend(clear_login_cookie);
+    Ok(match target {
+        Some(t) => web::redirect(&t, &cookies),
+        None => {
+            let mut r = page(
+                StatusCode::OK,
+                "Signed In",
+                "You are signed in. You can close this page.",
+            );
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
+    })
+}
+
+/// Constant-time equality.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
 }
 
 /// Name of the cookie that binds sign-in `request_id` to the browser that started it.
@@ -57,24 +345,33 @@ async fn login(
     let Some(config) = st.configs.get(&ns, &name) else {
         return page(
             StatusCode::NOT_FOUND,
+            "Not Found",
             "No such identity provider is configured here.",
         );
     };
-    let target = q.get("redirect").map(String::as_str).unwrap_or("/");
-    if !saml::login::redirect_allowed(&config, target) {
-        return page(StatusCode::BAD_REQUEST, "Invalid RelayState");
+    let target = q.get("redirect").filter(|r| !r.is_empty());
+    if let Some(t) = target
+        && !saml::login::redirect_allowed(&config, t)
+    {
+        let (t, x) = INVALID_RELAY_STATE;
+        return page(StatusCode::BAD_REQUEST, t, x);
     }
     let id = saml::login::new_request_id();
     let mut nonce = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
-    let state = serde_json::json!({ "nonceSha256": hex::encode(openssl::sha::sha256(nonce.as_bytes())), "redirect": target });
+    let state = LoginState {
+        nonce_sha256: hex::encode(openssl::sha::sha256(nonce.as_bytes())),
+        redirect: target.cloned(),
+    };
+    let state = serde_json::to_string(&state).unwrap_or_default();
     let tenant = format!("{ns}/{name}");
     match st.store.count_login_states(&tenant).await {
         Ok(n) if n >= st.max_pending_logins => {
             tracing::warn!(identity_provider = %tenant, pending = n, "too many sign-ins in progress; refusing new ones");
             return page(
                 StatusCode::TOO_MANY_REQUESTS,
+                "Try Again Later",
                 "Too many sign-ins are in progress; retry in a few minutes.",
             );
         }
@@ -83,23 +380,20 @@ async fn login(
             tracing::error!(identity_provider = %tenant, error = %e, "could not count login state");
             return page(
                 StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
                 "Sign-in is unavailable; retry later.",
             );
         }
     }
     if let Err(e) = st
         .store
-        .put_login_state(
-            &tenant,
-            &id,
-            &state.to_string(),
-            jiff::Timestamp::now() + LOGIN_TTL,
-        )
+        .put_login_state(&tenant, &id, &state, jiff::Timestamp::now() + LOGIN_TTL)
         .await
     {
         tracing::error!(identity_provider = %tenant, error = %e, "could not store login state");
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
             "Sign-in is unavailable; retry later.",
         );
     }
@@ -110,6 +404,7 @@ async fn login(
             tracing::error!(identity_provider = %tenant, error = %e, "could not build the AuthnRequest");
             return page(
                 StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
                 "Sign-in is unavailable; retry later.",
             );
         }
@@ -128,17 +423,12 @@ async fn login(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        _ => page(StatusCode::BAD_REQUEST, "Invalid RelayState"),
+        _ => page(
+            StatusCode::BAD_REQUEST,
+            INVALID_RELAY_STATE.0,
+            INVALID_RELAY_STATE.1,
+        ),
     }
-}
-
-fn page(status: StatusCode, text: &str) -> Response {
-    let mut r = (status, text.to_owned()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }
 
 async fn metadata(
@@ -149,6 +439,7 @@ async fn metadata(
     let Some(config) = st.configs.get(&ns, &name) else {
         return page(
             StatusCode::NOT_FOUND,
+            "Not Found",
             "No such identity provider is configured here.",
         );
     };
@@ -165,6 +456,7 @@ async fn metadata(
             tracing::error!(identity_provider = %format!("{ns}/{name}"), error = %e, "could not render SP metadata");
             page(
                 StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
                 "The service-provider metadata is unavailable; retry later.",
             )
         }

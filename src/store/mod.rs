@@ -155,6 +155,10 @@ fn from_micros(us: i64) -> Timestamp {
     Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+fn session_hash(sid: &str) -> String {
+    hex::encode(openssl::sha::sha256(sid.as_bytes()))
+}
+
 fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
@@ -403,6 +407,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // A deleted user's sessions end with them.
+        sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(id)
             .execute(&mut *tx)
@@ -853,6 +863,239 @@ impl Store {
             .transpose()?)
     }
 
+    // ---- sign-in: linking, just-in-time users, sign-in groups ----
+
+    /// Users with `email` (any type), ignoring case; at most `limit`.
+    pub async fn find_users_by_email(
+        &self,
+        tenant: &str,
+        email: &str,
+        limit: i64,
+    ) -> Result<Vec<User>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM scim_users WHERE tenant = $1 AND id IN \
+             (SELECT user_id FROM scim_user_emails WHERE tenant = $1 AND value_lower = $2) \
+             ORDER BY created_us, id LIMIT $3",
+            Self::USER_COLUMNS
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(email.to_lowercase())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::user_from_row)
+            .collect()
+    }
+
+    /// Makes the user's memberships in sign-in groups (groups not managed by SCIM) exactly
+    /// `names`, creating missing sign-in groups. Memberships in SCIM groups are left alone:
+    /// the IdP's SCIM client owns those.
+    pub async fn set_sign_in_groups(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        names: &[String],
+    ) -> Result<(), StoreError> {
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            if seen.insert(name.to_lowercase()) {
+                wanted.push(self.sign_in_group(tenant, name).await?);
+            }
+        }
+        let now = micros(Timestamp::now());
+        let mut tx = self.pool.begin().await?;
+        let current: Vec<String> = sqlx::query(
+            "SELECT m.group_id AS group_id FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+             WHERE m.tenant = $1 AND m.user_id = $2 AND g.scim_managed = 0",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("group_id"))
+        .collect::<Result<_, _>>()?;
+        for gone in current.iter().filter(|g| !wanted.contains(g)) {
+            sqlx::query(
+                "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
+            )
+            .bind(tenant)
+            .bind(gone)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            Self::touch_group(&mut tx, tenant, gone, now).await?;
+        }
+        for new in wanted.iter().filter(|g| !current.contains(g)) {
+            Self::insert_members(
+                &mut tx,
+                tenant,
+                new,
+                std::slice::from_ref(&user_id.to_owned()),
+            )
+            .await?;
+            Self::touch_group(&mut tx, tenant, new, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_group(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE scim_groups SET version = version + 1, modified_us = $3 WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The ID of the sign-in group called `name` (ignoring case), created when missing.
+    async fn sign_in_group(&self, tenant: &str, name: &str) -> Result<String, StoreError> {
+        let find = || async {
+            Ok::<_, StoreError>(
+                sqlx::query("SELECT id FROM scim_groups WHERE tenant = $1 AND display_name_lower = $2 AND scim_managed = 0")
+                    .bind(tenant)
+                    .bind(name.to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get::<String, _>("id"))
+                    .transpose()?,
+            )
+        };
+        if let Some(id) = find().await? {
+            return Ok(id);
+        }
+        let input = GroupInput {
+            display_name: name.to_owned(),
+            external_id: None,
+            resource: serde_json::json!({}),
+            scim_managed: false,
+        };
+        match self.create_group(tenant, input, &[]).await {
+            Ok(g) => Ok(g.id),
+            // Another sign-in created it at the same moment.
+            Err(StoreError::Database(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                find().await?.ok_or(StoreError::NotFound)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Display names of every group (SCIM and sign-in) the user belongs to, sorted, without
+    /// duplicates.
+    pub async fn group_names_of_user(
+        &self,
+        tenant: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = sqlx::query(
+            "SELECT g.display_name AS display_name FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+             WHERE m.tenant = $1 AND m.user_id = $2",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("display_name"))
+        .collect::<Result<_, _>>()?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    // ---- sessions ----
+
+    /// Starts a session of `user_id` until `expires`; returns the session ID (a secret: it
+    /// goes only into the sealed cookie; the store keeps its SHA-256).
+    pub async fn create_session(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        expires: Timestamp,
+    ) -> Result<String, StoreError> {
+        let mut raw = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+        let sid = hex::encode(raw);
+        sqlx::query("INSERT INTO sso_sessions (tenant, id_sha256, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant)
+            .bind(session_hash(&sid))
+            .bind(user_id)
+            .bind(micros(Timestamp::now()))
+            .bind(micros(expires))
+            .execute(&self.pool)
+            .await?;
+        Ok(sid)
+    }
+
+    /// The user of a live session and when the session ends; `None` when the session is
+    /// unknown, ended, or its user was deleted.
+    pub async fn session(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> Result<Option<(User, Timestamp)>, StoreError> {
+        let columns: Vec<String> = Self::USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c} AS {c}"))
+            .collect();
+        let sql = format!(
+            "SELECT {}, s.expires_us AS session_expires_us FROM sso_sessions s JOIN scim_users u ON u.tenant = s.tenant AND u.id = s.user_id \
+             WHERE s.tenant = $1 AND s.id_sha256 = $2 AND s.expires_us > $3",
+            columns.join(", ")
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(session_hash(sid))
+            .bind(micros(Timestamp::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires = from_micros(row.try_get("session_expires_us")?);
+        Ok(Some((Self::user_from_row(&row)?, expires)))
+    }
+
+    /// Moves the end of a session to `expires`.
+    pub async fn extend_session(
+        &self,
+        tenant: &str,
+        sid: &str,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sso_sessions SET expires_us = $3 WHERE tenant = $1 AND id_sha256 = $2")
+            .bind(tenant)
+            .bind(session_hash(sid))
+            .bind(micros(expires))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session (sign-out); false when there was none.
+    pub async fn delete_session(&self, tenant: &str, sid: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2")
+                .bind(tenant)
+                .bind(session_hash(sid))
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0,
+        )
+    }
+
     /// Deletes expired replay-cache entries and login state; returns how many went.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         let now = micros(Timestamp::now());
@@ -864,7 +1107,11 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
-        Ok(a.rows_affected() + b.rows_affected())
+        let c = sqlx::query("DELETE FROM sso_sessions WHERE expires_us <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(a.rows_affected() + b.rows_affected() + c.rows_affected())
     }
 
     /// Deletes every row of a tenant (an IdentityProvider that is gone for good).
@@ -876,6 +1123,8 @@ impl Store {
             "scim_users",
             "saml_replay_cache",
             "saml_login_state",
+            "sso_sessions",
+            "scim_user_emails",
         ] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE tenant = $1"

@@ -1,0 +1,262 @@
+//! Forward-auth for ingress controllers: `/auth/verify` (ingress-nginx `auth-url`, Traefik
+//! ForwardAuth, Envoy ext_authz), `/auth/signin` (ingress-nginx `auth-signin`) and
+//! `/auth/logout`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use super::saml::SamlState;
+use super::sessions;
+use super::web::{self, INVALID_RELAY_STATE, page};
+use crate::config::CompiledIdentityProvider;
+use crate::session::{COOKIE_NAME, CookiePayload};
+use crate::store::User;
+
+/// Response header with the signed-in user's `userName`.
+pub const USER_HEADER: &str = "x-auth-request-user";
+/// Response header with the user's email.
+pub const EMAIL_HEADER: &str = "x-auth-request-email";
+/// Response header with the user's group names, comma-separated.
+pub const GROUPS_HEADER: &str = "x-auth-request-groups";
+/// Response header with the IdentityProvider (`namespace/name`) of the session.
+pub const IDP_HEADER: &str = "x-auth-request-identity-provider";
+
+/// The forward-auth routes.
+pub fn router(state: SamlState) -> Router {
+    Router::new()
+        .route("/auth/verify", any(verify))
+        .route("/auth/signin", get(signin))
+        .route("/auth/logout", get(logout).post(logout))
+        .with_state(state)
+}
+
+/// A live session found from the request's cookie.
+struct Live {
+    config: std::sync::Arc<CompiledIdentityProvider>,
+    payload: CookiePayload,
+    user: User,
+    expires: jiff::Timestamp,
+}
+
+/// The session of the request: the cookie opens with a current key, its IdentityProvider is
+/// served, the store knows the session and its user is active. Anything else: none.
+async fn live_session(st: &SamlState, headers: &HeaderMap) -> Result<Option<Live>, ()> {
+    let Some(value) = web::cookie(headers, COOKIE_NAME) else {
+        return Ok(None);
+    };
+    let Some(keys) = st.configs.session_keys() else {
+        return Ok(None);
+    };
+    let Some(payload) = keys
+        .open(value)
+        .and_then(|b| serde_json::from_slice::<CookiePayload>(&b).ok())
+    else {
+        return Ok(None);
+    };
+    let Some((ns, name)) = payload.tenant.split_once('/') else {
+        return Ok(None);
+    };
+    // A disabled or deleted IdentityProvider ends its sessions.
+    let Some(config) = st.configs.get(ns, name) else {
+        return Ok(None);
+    };
+    let found = st
+        .store
+        .session(&payload.tenant, &payload.session_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "identity store failure in forward-auth");
+        })?;
+    Ok(found
+        .filter(|(user, _)| user.active)
+        .map(|(user, expires)| Live {
+            config,
+            payload,
+            user,
+            expires,
+        }))
+}
+
+fn email_of(user: &User) -> Option<String> {
+    let emails = user.resource.get("emails")?.as_array()?;
+    let value = |e: &serde_json::Value| e.get("value").and_then(|v| v.as_str()).map(str::to_owned);
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(|p| p.as_bool()) == Some(true))
+        .and_then(value)
+        .or_else(|| emails.iter().find_map(value))
+}
+
+async fn verify(
+    State(st): State<SamlState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let unauthenticated = |st: &SamlState| {
+        st.metrics.verify("unauthenticated");
+        let mut r = (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    let live = match live_session(&st, &headers).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return unauthenticated(&st),
+        Err(()) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity store unavailable",
+            )
+                .into_response();
+        }
+    };
+    if let Some(want) = q.get("identityProvider")
+        && *want != live.payload.tenant
+    {
+        return unauthenticated(&st);
+    }
+    let groups = match st
+        .store
+        .group_names_of_user(&live.payload.tenant, &live.user.id)
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "identity store failure in forward-auth");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity store unavailable",
+            )
+                .into_response();
+        }
+    };
+    if let Some(required) = q.get("groups") {
+        let required: Vec<&str> = required
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .collect();
+        if !required.is_empty()
+            && !required
+                .iter()
+                .any(|r| groups.iter().any(|g| g.eq_ignore_ascii_case(r)))
+        {
+            st.metrics.verify("forbidden");
+            return (StatusCode::FORBIDDEN, "Forbidden").into_response();
+        }
+    }
+    if live.config.session.extend_when_used {
+        let next = sessions::expiry(&live.config);
+        // At most one write a minute per session.
+        if next.duration_since(live.expires) > jiff::SignedDuration::from_mins(1)
+            && let Err(e) = st
+                .store
+                .extend_session(&live.payload.tenant, &live.payload.session_id, next)
+                .await
+        {
+            tracing::warn!(error = %e, "could not extend a session");
+        }
+    }
+    st.metrics.verify("allowed");
+    let mut r = (StatusCode::OK, "OK").into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let email = email_of(&live.user).unwrap_or_default();
+    for (name, value) in [
+        (USER_HEADER, live.user.user_name.as_str()),
+        (EMAIL_HEADER, email.as_str()),
+        (GROUPS_HEADER, &groups.join(",")),
+        (IDP_HEADER, live.payload.tenant.as_str()),
+    ] {
+        if let Some(v) = web::header_text(value) {
+            h.insert(name, v);
+        }
+    }
+    r
+}
+
+/// Which IdentityProvider a sign-in or sign-out is for: the `identityProvider` parameter, or
+/// the only one served.
+fn chosen(st: &SamlState, q: &HashMap<String, String>) -> Option<(String, String)> {
+    match q.get("identityProvider") {
+        Some(v) => v.split_once('/').map(|(a, b)| (a.to_owned(), b.to_owned())),
+        None => {
+            let served = st.configs.served();
+            (served.len() == 1).then(|| served[0].clone())
+        }
+    }
+}
+
+async fn signin(State(st): State<SamlState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some((ns, name)) = chosen(&st, &q) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-In",
+            "Name the identity provider: add identityProvider=NAMESPACE/NAME to the sign-in URL.",
+        );
+    };
+    let Some(config) = st.configs.get(&ns, &name) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "No such identity provider is configured here.",
+        );
+    };
+    // ingress-nginx passes the original URL as `rd`.
+    let target = q.get("rd").or_else(|| q.get("redirect"));
+    let mut location = format!("/saml/{ns}/{name}/login");
+    if let Some(t) = target.filter(|t| !t.is_empty()) {
+        if !crate::saml::login::redirect_allowed(&config, t) {
+            let (t, x) = INVALID_RELAY_STATE;
+            return page(StatusCode::BAD_REQUEST, t, x);
+        }
+        location.push_str("?redirect=");
+        location.extend(form_urlencoded::byte_serialize(t.as_bytes()));
+    }
+    web::redirect(&location, &[])
+}
+
+async fn logout(
+    State(st): State<SamlState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let live = live_session(&st, &headers).await.ok().flatten();
+    if let Some(l) = &live
+        && let Err(e) = st
+            .store
+            .delete_session(&l.payload.tenant, &l.payload.session_id)
+            .await
+    {
+        tracing::error!(error = %e, "could not end a session");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "Signing out failed; retry.",
+        );
+    }
+    let config = live.as_ref().map(|l| l.config.clone());
+    let clear = sessions::clear_cookie(config.as_deref());
+    let target = q
+        .get("rd")
+        .or_else(|| q.get("redirect"))
+        .filter(|t| !t.is_empty());
+    match (target, config) {
+        (Some(t), Some(c)) if crate::saml::login::redirect_allowed(&c, t) => {
+            web::redirect(t, &[clear])
+        }
+        (Some(t), None) if t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\") => {
+            web::redirect(t, &[clear])
+        }
+        _ => {
+            let mut r = page(StatusCode::OK, "Signed Out", "You are signed out.");
+            web::add_cookies(&mut r, &[clear]);
+            r
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Prometheus metrics of the server: sign-ins by outcome and reason, forward-auth decisions.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// Labels of a sign-in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignInLabels {
+    /// `success` or `failure`.
+    pub outcome: &'static str,
+    /// Why it failed (`none` on success), e.g. `WrongAudience`, `UserDeactivated`.
+    pub reason: &'static str,
+}
+
+/// Labels of a forward-auth decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerifyLabels {
+    /// `allowed`, `unauthenticated` or `forbidden`.
+    pub result: &'static str,
+}
+
+/// The server's metrics.
+#[derive(Clone, Debug, Default)]
+pub struct ServerMetrics {
+    sign_ins: Family<SignInLabels, Counter>,
+    verifies: Family<VerifyLabels, Counter>,
+}
+
+impl ServerMetrics {
+    /// Creates the metrics and registers them under the `sso_operator_server` prefix.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let sub = registry.sub_registry_with_prefix("sso_operator_server");
+        sub.register(
+            "sign_ins",
+            "SAML sign-ins at the ACS by outcome and failure reason",
+            m.sign_ins.clone(),
+        );
+        sub.register(
+            "auth_verify_requests",
+            "Forward-auth decisions of /auth/verify",
+            m.verifies.clone(),
+        );
+        m
+    }
+
+    /// Counts one sign-in.
+    pub fn sign_in(&self, reason: Option<&'static str>) {
+        self.sign_ins
+            .get_or_create(&SignInLabels {
+                outcome: if reason.is_some() {
+                    "failure"
+                } else {
+                    "success"
+                },
+                reason: reason.unwrap_or("none"),
+            })
+            .inc();
+    }
+
+    /// Counts one forward-auth decision.
+    pub fn verify(&self, result: &'static str) {
+        self.verifies.get_or_create(&VerifyLabels { result }).inc();
+    }
+}

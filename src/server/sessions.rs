@@ -1,0 +1,209 @@
+//! From a verified sign-in to a session: linking to the user of the same IdentityProvider,
+//! just-in-time creation where the spec allows it, default and synced groups, and the sealed
+//! session cookie.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::api::identity_provider::ProvisioningMode;
+use crate::config::CompiledIdentityProvider;
+use crate::saml::mapping::{MappedUser, MappingError};
+use crate::session::{COOKIE_NAME, CookiePayload, LONGEST_SESSION, SessionKeys};
+use crate::store::{Store, StoreError, User, UserInput};
+
+/// Why a verified sign-in gets no session.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The attributes do not describe an allowed user.
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    /// The user is deactivated (SCIM `active: false`).
+    #[error("the user {0:?} is deactivated: reactivate them in the IdP (or its SCIM push)")]
+    Deactivated(String),
+    /// Unknown user and provisioning is SCIM only.
+    #[error(
+        "the user {0:?} is not provisioned: assign them to the application in the IdP so that SCIM pushes them, or set users.provisioning to justInTime or scimAndJustInTime"
+    )]
+    NotProvisioned(String),
+    /// The store failed.
+    #[error("the identity store failed")]
+    Store(#[from] StoreError),
+}
+
+impl Refusal {
+    /// A short, stable label for metrics and status.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Mapping(m) => m.reason(),
+            Refusal::Deactivated(_) => "UserDeactivated",
+            Refusal::NotProvisioned(_) => "UserNotProvisioned",
+            Refusal::Store(_) => "StoreUnavailable",
+        }
+    }
+}
+
+fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(256).collect()
+}
+
+fn profile(mapped: &MappedUser) -> serde_json::Value {
+    let mut resource = json!({});
+    if mapped.given_name.is_some() || mapped.family_name.is_some() {
+        resource["name"] =
+            json!({ "givenName": mapped.given_name, "familyName": mapped.family_name });
+    }
+    if let Some(d) = &mapped.display_name {
+        resource["displayName"] = json!(d);
+    }
+    if let Some(e) = &mapped.email {
+        resource["emails"] = json!([{ "value": e, "type": "work", "primary": true }]);
+    }
+    resource
+}
+
+/// The user a sign-in belongs to: the user of this IdentityProvider whose `userName` is the
+/// identity, else the one user with that email; created just in time when the spec allows
+/// it. Deactivated users are refused. Groups follow the spec.
+pub async fn resolve_user(
+    store: &Store,
+    config: &CompiledIdentityProvider,
+    mapped: &MappedUser,
+) -> Result<User, Refusal> {
+    let tenant = format!("{}/{}", config.namespace, config.name);
+    let mut found = store
+        .find_user_by_user_name(&tenant, &mapped.identity)
+        .await?;
+    if found.is_none()
+        && let Some(email) = &mapped.email
+    {
+        let mut by_email = store.find_users_by_email(&tenant, email, 2).await?;
+        // Link by email only when it is unambiguous.
+        if by_email.len() == 1 {
+            found = by_email.pop();
+        }
+    }
+    let users = &config.users;
+    let (user, created) = match found {
+        Some(user) => {
+            if !user.active {
+                return Err(Refusal::Deactivated(shown(&user.user_name)));
+            }
+            // Users created at sign-in follow the IdP's attributes; SCIM users are read-only
+            // here (SCIM owns them).
+            let resource = profile(mapped);
+            let user = if !user.scim_managed && user.resource != resource {
+                store
+                    .replace_user(
+                        &tenant,
+                        &user.id,
+                        None,
+                        UserInput {
+                            user_name: user.user_name.clone(),
+                            external_id: user.external_id.clone(),
+                            active: true,
+                            resource,
+                            password_hash: None,
+                            scim_managed: false,
+                        },
+                    )
+                    .await?
+            } else {
+                user
+            };
+            (user, false)
+        }
+        None => {
+            if users.provisioning == ProvisioningMode::Scim {
+                return Err(Refusal::NotProvisioned(shown(&mapped.identity)));
+            }
+            let input = UserInput {
+                user_name: mapped.identity.clone(),
+                external_id: None,
+                active: true,
+                resource: profile(mapped),
+                password_hash: None,
+                scim_managed: false,
+            };
+            match store.create_user(&tenant, input).await {
+                Ok(u) => (u, true),
+                // Two first sign-ins at once: the other one created it.
+                Err(StoreError::Conflict(_)) => (
+                    store
+                        .find_user_by_user_name(&tenant, &mapped.identity)
+                        .await?
+                        .ok_or(StoreError::NotFound)?,
+                    false,
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if users.sync_groups_from_saml {
+        let mut names = mapped.groups.clone();
+        names.extend(users.default_groups.iter().cloned());
+        store.set_sign_in_groups(&tenant, &user.id, &names).await?;
+    } else if created && !users.default_groups.is_empty() {
+        store
+            .set_sign_in_groups(&tenant, &user.id, &users.default_groups)
+            .await?;
+    }
+    Ok(user)
+}
+
+/// How long a session of this IdentityProvider lasts.
+pub fn duration(config: &CompiledIdentityProvider) -> SignedDuration {
+    crate::api::parse_duration(&config.session.duration)
+        .unwrap_or(SignedDuration::from_hours(8))
+        .clamp(SignedDuration::from_mins(5), LONGEST_SESSION)
+}
+
+/// The `Set-Cookie` value of a new session, or `None` without session keys.
+pub fn cookie(
+    config: &CompiledIdentityProvider,
+    keys: &SessionKeys,
+    session_id: &str,
+) -> Option<String> {
+    let payload = CookiePayload {
+        tenant: format!("{}/{}", config.namespace, config.name),
+        session_id: session_id.to_owned(),
+    };
+    let sealed = keys.seal(&serde_json::to_vec(&payload).ok()?)?;
+    // With extend-when-used the store decides when the session ends; the browser keeps the
+    // cookie as long as any session may last.
+    let max_age = if config.session.extend_when_used {
+        LONGEST_SESSION
+    } else {
+        duration(config)
+    };
+    Some(format!(
+        "{COOKIE_NAME}={sealed}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax{}",
+        max_age.as_secs(),
+        domain_attribute(config)
+    ))
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_cookie(config: Option<&CompiledIdentityProvider>) -> String {
+    format!(
+        "{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax{}",
+        config.map(domain_attribute).unwrap_or_default()
+    )
+}
+
+fn domain_attribute(config: &CompiledIdentityProvider) -> String {
+    config
+        .session
+        .cookie_domain
+        .as_deref()
+        .filter(|d| {
+            d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+        .map(|d| format!("; Domain={d}"))
+        .unwrap_or_default()
+}
+
+/// The end of a session created now.
+pub fn expiry(config: &CompiledIdentityProvider) -> Timestamp {
+    Timestamp::now() + duration(config)
+}
