@@ -1,0 +1,712 @@
+//! SAML sign-in through the real HTTP server, ending in sessions and forward-auth: the real
+//! controller (session keys, compiled configuration, SCIM tokens) on the local control plane,
+//! the real `sso-operator server`, responses signed at test time by signxml, users pushed over
+//! SCIM. Runs on SQLite and on PostgreSQL.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use openssl::pkey::{PKey, Private};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use sso_operator::api::IdentityProvider;
+use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig, server_kubeconfig};
+use support::{TestNamespace, admin_client, install_crds, wait_for};
+
+const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
+
+struct Sso {
+    _controller: Operator,
+    server: Operator,
+    client: Client,
+    ns: TestNamespace,
+    url: String,
+    http: reqwest::Client,
+    idp_key: PKey<Private>,
+    idp_cert: String,
+}
+
+/// What the ACS answered.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    cookies: HashMap<String, String>,
+    body: String,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut v = [0u8; 16];
+    openssl::rand::rand_bytes(&mut v).unwrap();
+    format!("{prefix}{}", hex::encode(v))
+}
+
+fn set_cookies(r: &reqwest::Response) -> HashMap<String, String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (k, rest) = v.split_once('=')?;
+            Some((k.to_owned(), rest.split(';').next()?.to_owned()))
+        })
+        .collect()
+}
+
+impl Sso {
+    async fn start(prefix: &str, database_url: &str, spec: Value) -> Self {
+        let client = admin_client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::new(&client, prefix).await;
+        let controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &[],
+        );
+        let (server, url) = Operator::start_server(
+            &server_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            database_url,
+        );
+        let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
+        let me = Self {
+            _controller: controller,
+            server,
+            client,
+            ns,
+            url,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            idp_key,
+            idp_cert,
+        };
+        let mut full = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": "http://www.okta.com/exk1", "certificates": [{ "pem": me.idp_cert }] } });
+        for (k, v) in spec.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let api: Api<IdentityProvider> = Api::namespaced(me.client.clone(), &me.ns.name);
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": full });
+        api.patch(
+            "okta",
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+        // Served once the metadata answers and the session keys exist.
+        let (http, metadata) = (
+            me.http.clone(),
+            format!("{}/saml/{}/okta/metadata", me.url, me.ns.name),
+        );
+        let secrets: Api<Secret> = Api::namespaced(me.client.clone(), &me.ns.name);
+        let ready = wait_for(Duration::from_secs(40), || {
+            let (http, metadata, secrets) = (http.clone(), metadata.clone(), secrets.clone());
+            async move {
+                secrets.get_opt("sso-operator-session-keys").await.ok()??;
+                let r = http.get(&metadata).send().await.ok()?;
+                (r.status() == StatusCode::OK).then_some(())
+            }
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "never served\nserver log:\n{}",
+            me.server.log_text()
+        );
+        me
+    }
+
+    fn acs_url(&self) -> String {
+        format!("{EXTERNAL_URL}/saml/{}/okta/acs", self.ns.name)
+    }
+
+    /// A response signed by the test IdP (Okta shape: assertion signed) for `name_id`.
+    fn response(&self, in_response_to: Option<&str>, name_id: &str, overrides: Value) -> String {
+        let now = Timestamp::now();
+        let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", self.ns.name);
+        let mut spec = json!({
+            "keyPem": String::from_utf8(self.idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+            "certPem": self.idp_cert,
+            "issuer": "http://www.okta.com/exk1", "destination": self.acs_url(), "audience": entity, "recipient": self.acs_url(),
+            "inResponseTo": in_response_to,
+            "nameId": name_id, "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            "attributes": { "firstName": ["Ada"], "lastName": ["Lovelace"], "groups": ["saml-eng"] },
+            "sign": "assertion",
+            "notBefore": rfc3339(now - SignedDuration::from_secs(30)),
+            "notOnOrAfter": rfc3339(now + SignedDuration::from_mins(5)),
+            "assertionId": random_id("_a"), "responseId": random_id("_r"),
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        support::signed_response(&spec)
+    }
+
+    /// Starts SP-initiated sign-in; returns the request ID and the login cookie.
+    async fn login(&self, redirect: Option<&str>) -> (String, (String, String)) {
+        let mut url = format!("{}/saml/{}/okta/login", self.url, self.ns.name);
+        if let Some(r) = redirect {
+            url = format!("{url}?redirect={}", urlencode(r));
+        }
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let location = reqwest::Url::parse(r.headers()[LOCATION].to_str().unwrap()).unwrap();
+        assert_eq!(location.host_str(), Some("idp.example.test"));
+        let relay = location
+            .query_pairs()
+            .find(|(k, _)| k == "RelayState")
+            .unwrap()
+            .1
+            .into_owned();
+        let cookie = set_cookies(&r).into_iter().next().expect("a login cookie");
+        (relay, cookie)
+    }
+
+    async fn post_acs(&self, form: &[(&str, &str)], cookie: Option<&(String, String)>) -> Answer {
+        let mut req = self
+            .http
+            .post(format!("{}/saml/{}/okta/acs", self.url, self.ns.name))
+            .form(form);
+        if let Some((k, v)) = cookie {
+            req = req.header(COOKIE, format!("{k}={v}"));
+        }
+        let r = req.send().await.unwrap();
+        Answer {
+            status: r.status(),
+            location: r
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            cookies: set_cookies(&r),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    /// A full SP-initiated sign-in of `name_id`; returns the ACS answer.
+    async fn sign_in(&self, name_id: &str, redirect: Option<&str>) -> Answer {
+        let (relay, cookie) = self.login(redirect).await;
+        let response = self.response(Some(&relay), name_id, json!({}));
+        self.post_acs(
+            &[("SAMLResponse", &response), ("RelayState", &relay)],
+            Some(&cookie),
+        )
+        .await
+    }
+
+    async fn verify(&self, session: &str, query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/auth/verify{query}", self.url))
+            .header(COOKIE, format!("sso_session={session}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn scim_token(&self) -> String {
+        let api: Api<sso_operator::api::ScimToken> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": "okta" }, "spec": { "identityProviderRef": { "name": "okta" } } });
+        api.patch(
+            "okta",
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let token = wait_for(Duration::from_secs(30), || {
+            let secrets = secrets.clone();
+            async move {
+                String::from_utf8(
+                    secrets
+                        .get("okta-scim-token")
+                        .await
+                        .ok()?
+                        .data?
+                        .get("token")?
+                        .0
+                        .clone(),
+                )
+                .ok()
+            }
+        })
+        .await
+        .expect("a token");
+        // Accepted once the server has the recompiled configuration.
+        let (http, url) = (self.http.clone(), self.scim("/Users"));
+        let t = token.clone();
+        wait_for(Duration::from_secs(30), || {
+            let (http, url, t) = (http.clone(), url.clone(), t.clone());
+            async move {
+                let r = http.get(&url).bearer_auth(&t).send().await.ok()?;
+                (r.status() == StatusCode::OK).then_some(())
+            }
+        })
+        .await
+        .expect("the token is accepted");
+        token
+    }
+
+    fn scim(&self, path: &str) -> String {
+        format!("{}/scim/v2/{}/okta{path}", self.url, self.ns.name)
+    }
+
+    async fn scim_call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
+        let r = self
+            .http
+            .request(method, self.scim(path))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null)
+    }
+
+    async fn status(&self) -> Value {
+        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
+        serde_json::to_value(api.get("okta").await.unwrap().status).unwrap()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
+    let sso = Sso::start(
+        "sso-sp",
+        database_url,
+        json!({ "allowedRedirects": ["https://app.example.test/"] }),
+    )
+    .await;
+    let token = sso.scim_token().await;
+    let user = sso
+        .scim_call(
+            &token,
+            reqwest::Method::POST,
+            "/Users",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "Ada@Example.com", "active": true,
+                "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }]
+            }),
+        )
+        .await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    sso.scim_call(
+        &token,
+        reqwest::Method::POST,
+        "/Groups",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "eng", "members": [{ "value": user_id }]
+        }),
+    )
+    .await;
+
+    // SP-initiated: back to the original URL with a session.
+    let answer = sso
+        .sign_in("ada@example.com", Some("https://app.example.test/dash?x=1"))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(
+        answer.location.as_deref(),
+        Some("https://app.example.test/dash?x=1")
+    );
+    let session = answer.cookies["sso_session"].clone();
+    assert!(
+        answer.cookies.values().any(String::is_empty),
+        "the login cookie is cleared"
+    );
+    let r = sso.verify(&session, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-auth-request-user"],
+        "Ada@Example.com",
+        "linked to the SCIM user, case-insensitively"
+    );
+    assert_eq!(r.headers()["x-auth-request-email"], "ada@example.com");
+    assert_eq!(r.headers()["x-auth-request-groups"], "eng");
+    assert_eq!(
+        r.headers()["x-auth-request-identity-provider"],
+        format!("{}/okta", sso.ns.name).as_str()
+    );
+    assert_eq!(
+        sso.verify(&session, "?groups=admins,ops").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        sso.verify(&session, "?groups=ops,ENG").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        sso.verify(&session, "?identityProvider=other/idp")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Tampered or absent cookies.
+    let mut tampered = session.clone().into_bytes();
+    let i = tampered.len() - 3;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        sso.verify(&String::from_utf8(tampered).unwrap(), "")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = sso
+        .http
+        .get(format!("{}/auth/verify", sso.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The same sign-in cannot be finished twice, nor in another browser.
+    let (relay, cookie) = sso.login(None).await;
+    let response = sso.response(Some(&relay), "ada@example.com", json!({}));
+    let form = [
+        ("SAMLResponse", response.as_str()),
+        ("RelayState", relay.as_str()),
+    ];
+    let stolen = sso
+        .post_acs(&form, Some(&(cookie.0.clone(), "forged".into())))
+        .await;
+    assert_eq!(stolen.status, StatusCode::FORBIDDEN);
+    assert!(stolen.body.contains(FAILED));
+    let again = sso.post_acs(&form, Some(&cookie)).await;
+    assert_eq!(
+        again.status,
+        StatusCode::FORBIDDEN,
+        "the login state was consumed by the first attempt"
+    );
+    // Without a redirect, a plain page.
+    let (relay, cookie) = sso.login(None).await;
+    let response = sso.response(Some(&relay), "ada@example.com", json!({}));
+    let ok = sso
+        .post_acs(
+            &[("SAMLResponse", &response), ("RelayState", &relay)],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.body.contains("You are signed in"));
+
+    // IdP-initiated is off here: "Authentication Failed", no session.
+    let unsolicited = sso.response(None, "ada@example.com", json!({}));
+    let answer = sso.post_acs(&[("SAMLResponse", &unsolicited)], None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(answer.body.contains("Authentication Failed") && answer.body.contains(FAILED));
+    assert!(!answer.cookies.contains_key("sso_session"));
+
+    // A redirect outside the allow-list never starts.
+    let r = sso
+        .http
+        .get(format!(
+            "{}/saml/{}/okta/login?redirect={}",
+            sso.url,
+            sso.ns.name,
+            urlencode("https://evil.example.com/")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(LOCATION).is_none());
+    assert!(r.text().await.unwrap().contains("Invalid RelayState"));
+
+    // Unknown users are not created: provisioning is SCIM only.
+    let stranger = sso.sign_in("grace@example.com", None).await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+
+    // Deactivation through SCIM locks the user out on the next verify.
+    sso.scim_call(
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Users/{user_id}"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "value": { "active": false } }]
+        }),
+    )
+    .await;
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = sso.sign_in("ada@example.com", None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Reactivated: signs in again. Deleted: locked out again.
+    sso.scim_call(
+        &token,
+        reqwest::Method::PATCH,
+        &format!("/Users/{user_id}"),
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "value": { "active": true } }]
+        }),
+    )
+    .await;
+    let back = sso.sign_in("ada@example.com", Some("/after")).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.location.as_deref(), Some("/after"));
+    let session = back.cookies["sso_session"].clone();
+    assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
+
+    // Sign-out ends the session on the server, not only in the browser.
+    let r = sso
+        .http
+        .get(format!("{}/auth/logout?rd=%2Fbye", sso.url))
+        .header(COOKIE, format!("sso_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(set_cookies(&r)["sso_session"], "");
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let session = sso.sign_in("ada@example.com", None).await.cookies["sso_session"].clone();
+    assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
+    let r = sso
+        .http
+        .delete(sso.scim(&format!("/Users/{user_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The admin sees the last success and the last failure's reason in status.
+    let status = wait_for(Duration::from_secs(20), || async {
+        let s = sso.status().await;
+        (s["signIn"]["lastFailureReason"] == "UserNotProvisioned"
+            || s["signIn"]["lastFailureReason"] == "UserDeactivated")
+            .then_some(s)
+    })
+    .await;
+    let status = status.expect("the sign-in figures reach the IdentityProvider's status");
+    assert!(status["signIn"]["lastSuccessTime"].is_string(), "{status}");
+    let metrics = sso.server.metrics().await;
+    for line in [
+        "sso_operator_server_sign_ins_total{outcome=\"success\",reason=\"none\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"UserDeactivated\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"UserNotProvisioned\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"BrowserMismatch\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"IdpInitiatedNotAllowed\"}",
+        "sso_operator_server_auth_verify_requests_total{result=\"forbidden\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    // No SAML response, session cookie or key in the logs.
+    let log = sso.server.log_text();
+    assert!(!log.contains(&session) && !log.contains(&response[..64]));
+}
+
+#[tokio::test]
+async fn sp_initiated_sign_in_forward_auth_and_lockout_on_sqlite() {
+    sp_initiated_sign_in_and_lockout(&support::sqlite_url("sso-sp")).await;
+}
+
+#[tokio::test]
+async fn sp_initiated_sign_in_forward_auth_and_lockout_on_postgres() {
+    sp_initiated_sign_in_and_lockout(&support::postgres_url()).await;
+}
+
+#[tokio::test]
+async fn idp_initiated_just_in_time_groups_and_relay_state() {
+    let sso = Sso::start(
+        "sso-idp",
+        &support::sqlite_url("sso-idp"),
+        json!({
+            "allowIdpInitiated": true,
+            "defaultRelayState": "/welcome",
+            "allowedRedirects": ["https://app.example.test/"],
+            "users": { "provisioning": "justInTime", "allowedEmailDomains": ["example.com"], "defaultGroups": ["everyone"], "syncGroupsFromSaml": true },
+        }),
+    )
+    .await;
+    // A tile click: no InResponseTo, no RelayState → the default relay state; the user is
+    // created just in time with the default group and the SAML groups.
+    let tile = sso.response(
+        None,
+        "grace@example.com",
+        json!({ "attributes": { "groups": ["eng", "ops"], "firstName": ["Grace"] } }),
+    );
+    let answer = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location.as_deref(), Some("/welcome"));
+    let session = answer.cookies["sso_session"].clone();
+    let r = sso.verify(&session, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-auth-request-user"], "grace@example.com");
+    assert_eq!(r.headers()["x-auth-request-groups"], "eng,everyone,ops");
+
+    // The same response again: the replay cache refuses it.
+    let replay = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    assert!(replay.body.contains(FAILED));
+
+    // Group sync: the next sign-in's groups replace the previous ones.
+    let tile = sso.response(
+        None,
+        "grace@example.com",
+        json!({ "attributes": { "groups": ["eng"] } }),
+    );
+    let answer = sso
+        .post_acs(
+            &[
+                ("SAMLResponse", &tile),
+                ("RelayState", "https://app.example.test/x"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        answer.location.as_deref(),
+        Some("https://app.example.test/x")
+    );
+    let r = sso.verify(&answer.cookies["sso_session"], "").await;
+    assert_eq!(r.headers()["x-auth-request-groups"], "eng,everyone");
+
+    // A RelayState outside the allow-list: "Invalid RelayState", never a redirect.
+    for target in [
+        "https://evil.example.com/",
+        "//evil.example.com/",
+        "javascript:alert(1)",
+    ] {
+        let tile = sso.response(None, "grace@example.com", json!({}));
+        let answer = sso
+            .post_acs(&[("SAMLResponse", &tile), ("RelayState", target)], None)
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{target}");
+        assert!(answer.location.is_none());
+        assert!(answer.body.contains("Invalid RelayState"));
+        assert!(!answer.cookies.contains_key("sso_session"));
+    }
+    // Email domains outside the allow-list.
+    let tile = sso.response(None, "mallory@evil.example", json!({}));
+    let answer = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
+    // Bad input: clear 4xx pages, never a 500.
+    let dtd = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        r#"<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&b;</samlp:Response>"#,
+    );
+    for form in [
+        vec![("SAMLResponse", "%%% not base64 %%%")],
+        vec![("SAMLResponse", dtd.as_str())],
+        vec![("RelayState", "x")],
+        vec![("SAMLResponse", "PA=="), ("SAMLResponse", "PA==")],
+    ] {
+        let answer = sso.post_acs(&form, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{form:?}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("Authentication Failed"));
+    }
+    let huge = "A".repeat(3 * 1024 * 1024);
+    let answer = sso.post_acs(&[("SAMLResponse", &huge)], None).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = sso
+        .http
+        .get(format!(
+            "{}/saml/{}/okta/acs?SAMLResponse=x",
+            sso.url, sso.ns.name
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // The sign-in endpoint for ingress-nginx's auth-signin starts SP-initiated login.
+    let r = sso
+        .http
+        .get(format!(
+            "{}/auth/signin?rd={}",
+            sso.url,
+            urlencode("https://app.example.test/page")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        format!(
+            "/saml/{}/okta/login?redirect=https%3A%2F%2Fapp.example.test%2Fpage",
+            sso.ns.name
+        )
+        .as_str()
+    );
+    let r = sso
+        .http
+        .get(format!(
+            "{}/auth/signin?rd={}",
+            sso.url,
+            urlencode("https://evil.example.com/")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Disabling the IdentityProvider ends its sessions at once.
+    let r = sso.verify(&session, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    api.patch(
+        "okta",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "disabled": true } })),
+    )
+    .await
+    .unwrap();
+    let ended = wait_for(Duration::from_secs(20), || async {
+        (sso.verify(&session, "").await.status() == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert!(
+        ended.is_some(),
+        "a disabled IdentityProvider's sessions end"
+    );
+}
