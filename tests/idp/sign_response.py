@@ -47,8 +47,8 @@ def sign(element, spec):
     return signed
 
 
-def main():
-    spec = json.load(sys.stdin)
+def build(spec):
+    """The base64 SAMLResponse described by `spec`."""
     issued = now()
     response = etree.Element(f"{{{SAMLP}}}Response", nsmap=NSMAP, ID=spec["responseId"], Version="2.0", IssueInstant=issued,
                              Destination=spec.get("destination"))
@@ -85,7 +85,11 @@ def main():
     response.append(assertion)
     if mode in ("response", "both"):
         response = sign(response, spec)
-    sys.stdout.write(base64.b64encode(etree.tostring(response)).decode())
+    return base64.b64encode(etree.tostring(response)).decode()
+
+
+def main():
+    sys.stdout.write(build(json.load(sys.stdin)))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,8 @@ pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
     write_kubeconfig(namespace, sa_name, &token)
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -234,10 +235,20 @@ impl Operator {
     /// Starts `sso-operator controller` for `namespace` (watched namespace and operator
     /// namespace alike) with the given extra arguments.
     pub fn start(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Self {
+        Self::start_at(kubeconfig, namespace, EXTERNAL_URL, extra)
+    }
+
+    /// Like [`Operator::start`], with another external URL.
+    pub fn start_at(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        external_url: &str,
+        extra: &[&str],
+    ) -> Self {
         let mut args = vec![
             "controller",
             "--external-url",
-            EXTERNAL_URL,
+            external_url,
             "--operator-namespace",
             namespace,
             "--watch-namespace",
