@@ -278,3 +278,106 @@ fn a_comment_inside_the_name_id_cannot_truncate_the_identity() {
         Err(e) => eprintln!("refused: {e}"),
     }
 }
+
+#[test]
+fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let sp_cert = cfg.service_provider.current.certificate_pem.clone();
+    let encrypted = |sign: &str, data: &str, transport: &str, placement: &str, to: &str| {
+        response(
+            &key,
+            &cert,
+            json!({ "sign": sign, "encrypt": { "certPem": to, "data": data, "key": transport, "keyPlacement": placement } }),
+        )
+    };
+    let now = Timestamp::now();
+    // Entra: AES-256-CBC, RSA-OAEP (MGF1-SHA1), EncryptedKey next to the EncryptedData.
+    let entra = encrypted(
+        "assertion",
+        "aes256-cbc",
+        "rsa-oaep-mgf1p",
+        "sibling",
+        &sp_cert,
+    );
+    let signin = acs::verify(&cfg, &entra, Some("_req1"), now).unwrap();
+    assert_eq!(signin.name_id, "ada@example.com");
+    // Okta: AES-256-GCM, RSA-OAEP with SHA-256, EncryptedKey inside; the Response is signed
+    // too (over the ciphertext).
+    let okta = encrypted("both", "aes256-gcm", "rsa-oaep", "inside", &sp_cert);
+    assert!(acs::verify(&cfg, &okta, Some("_req1"), now).is_ok());
+    let gcm128 = encrypted(
+        "assertion",
+        "aes128-gcm",
+        "rsa-oaep-mgf1p",
+        "inside",
+        &sp_cert,
+    );
+    assert!(acs::verify(&cfg, &gcm128, Some("_req1"), now).is_ok());
+
+    // RSA PKCS#1 v1.5 key transport is refused (Bleichenbacher).
+    let v15 = encrypted("assertion", "aes256-gcm", "rsa-1_5", "inside", &sp_cert);
+    assert_eq!(
+        refused(acs::verify(&cfg, &v15, Some("_req1"), now)),
+        "EncryptionAlgorithmRefused"
+    );
+    // Encrypted for someone else.
+    let (_, other_cert) = keypair("other-sp");
+    let foreign = encrypted("assertion", "aes256-gcm", "rsa-oaep", "inside", &other_cert);
+    assert_eq!(
+        refused(acs::verify(&cfg, &foreign, Some("_req1"), now)),
+        "DecryptionFailed"
+    );
+    // Only the Response signed (over the ciphertext): the assertion itself is unsigned.
+    let outer_only = encrypted("response", "aes256-gcm", "rsa-oaep", "inside", &sp_cert);
+    assert_eq!(
+        refused(acs::verify(&cfg, &outer_only, Some("_req1"), now)),
+        "AssertionNotSigned"
+    );
+    let mut lenient = cfg.clone();
+    lenient.saml.want_assertions_signed = false;
+    assert_eq!(
+        refused(acs::verify(&lenient, &outer_only, Some("_req1"), now)),
+        "VerificationFailed",
+        "after decryption nothing covers the assertion: never accepted"
+    );
+    // An unsigned assertion encrypted with the public SP certificate: anyone could make one.
+    let forged = encrypted("none", "aes256-gcm", "rsa-oaep", "inside", &sp_cert);
+    assert_eq!(
+        refused(acs::verify(&lenient, &forged, Some("_req1"), now)),
+        "VerificationFailed"
+    );
+
+    // Rotation: the previous key still decrypts.
+    let mut rotated = cfg.clone();
+    let (new_key, new_cert) = keypair("sp-next");
+    rotated.service_provider.previous = Some(rotated.service_provider.current.clone());
+    rotated.service_provider.current = serde_json::from_value(json!({
+        "certificatePem": new_cert,
+        "privateKeyPem": String::from_utf8(new_key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    }))
+    .unwrap();
+    assert!(acs::verify(&rotated, &entra, Some("_req1"), now).is_ok());
+
+    // assertionEncryption: required refuses plain assertions; disabled refuses encrypted ones.
+    let mut required = cfg.clone();
+    required.saml.assertion_encryption =
+        sso_operator::api::identity_provider::AssertionEncryption::Required;
+    assert_eq!(
+        refused(acs::verify(
+            &required,
+            &response(&key, &cert, json!({})),
+            Some("_req1"),
+            now
+        )),
+        "EncryptionRequired"
+    );
+    assert!(acs::verify(&required, &okta, Some("_req1"), now).is_ok());
+    let mut disabled = cfg.clone();
+    disabled.saml.assertion_encryption =
+        sso_operator::api::identity_provider::AssertionEncryption::Disabled;
+    assert_eq!(
+        refused(acs::verify(&disabled, &okta, Some("_req1"), now)),
+        "EncryptionDisabled"
+    );
+}

@@ -60,11 +60,14 @@ pub enum AcsError {
         "the assertion is not encrypted but saml.assertionEncryption is required: enable assertion encryption at the IdP with the encryption certificate from the service-provider metadata"
     )]
     EncryptionRequired,
-    /// Encrypted assertions are not accepted.
+    /// `assertionEncryption: disabled` and the assertion is encrypted.
     #[error(
-        "the assertion is encrypted: this build accepts plain assertions only; turn assertion encryption off at the IdP"
+        "the assertion is encrypted but saml.assertionEncryption is disabled: turn assertion encryption off at the IdP, or set saml.assertionEncryption to optional"
     )]
-    EncryptionUnsupported,
+    EncryptionDisabled,
+    /// The encrypted assertion could not be decrypted.
+    #[error(transparent)]
+    Decryption(#[from] super::decrypt::DecryptError),
     /// SHA-1 was allowed in the spec but this build verifies SHA-256 or stronger only.
     #[error("SHA-1 signatures are not supported: configure the IdP to sign with RSA-SHA256")]
     Sha1Unsupported,
@@ -106,7 +109,11 @@ impl AcsError {
             AcsError::Sha1Unsupported => "Sha1Unsupported",
             AcsError::AssertionNotSigned => "AssertionNotSigned",
             AcsError::EncryptionRequired => "EncryptionRequired",
-            AcsError::EncryptionUnsupported => "EncryptionUnsupported",
+            AcsError::EncryptionDisabled => "EncryptionDisabled",
+            AcsError::Decryption(super::decrypt::DecryptError::Algorithm(_)) => {
+                "EncryptionAlgorithmRefused"
+            }
+            AcsError::Decryption(_) => "DecryptionFailed",
             AcsError::Verification(_) => "VerificationFailed",
             AcsError::Status(_) => "IdpStatus",
             AcsError::Issuer(_) => "WrongIssuer",
@@ -348,13 +355,32 @@ pub fn verify(
     if config.idp.certificates.is_empty() {
         return Err(AcsError::NoCertificate);
     }
-    match (shape.encrypted, config.saml.assertion_encryption) {
-        // Decrypting, then verifying the inner signature, is not wired up yet: refuse rather
-        // than accept an assertion whose own signature nobody checked.
-        (true, _) => return Err(AcsError::EncryptionUnsupported),
+    let shape = match (shape.encrypted, config.saml.assertion_encryption) {
+        (true, AssertionEncryption::Disabled) => return Err(AcsError::EncryptionDisabled),
+        // Decrypt with any current, next or previous SP key, then validate the result like a
+        // plain response: its assertion must carry its own valid signature.
+        (true, _) => {
+            let keys: Vec<_> = [
+                Some(&config.service_provider.current),
+                config.service_provider.next.as_ref(),
+                config.service_provider.previous.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                openssl::pkey::PKey::private_key_from_pem(k.private_key_pem.as_bytes()).ok()
+            })
+            .collect();
+            let xml = super::decrypt::decrypt_response(&shape.xml, &keys)?;
+            let plain = response_shape::inspect_xml(xml)?;
+            if plain.encrypted {
+                return Err(AcsError::Shape(ShapeError::AssertionPlacement));
+            }
+            plain
+        }
         (false, AssertionEncryption::Required) => return Err(AcsError::EncryptionRequired),
-        (false, _) => {}
-    }
+        (false, _) => shape,
+    };
     if config.saml.want_assertions_signed && !shape.assertion_signed {
         return Err(AcsError::AssertionNotSigned);
     }
@@ -398,9 +424,7 @@ pub fn verify(
     }
     // Early refusals from the not-yet-verified assertion, so that the admin sees which rule
     // failed. They can only refuse: everything is checked again on the verified assertion.
-    if !shape.encrypted {
-        precheck(&doc, config, expected_request, now, skew)?;
-    }
+    precheck(&doc, config, expected_request, now, skew)?;
     drop(doc);
 
     let sp = ServiceProvider {
@@ -410,10 +434,8 @@ pub fn verify(
         allow_idp_initiated: expected_request.is_none(),
         max_clock_skew: chrono::Duration::seconds(skew.as_secs()),
         allowed_signature_algorithms: Some(allowed_algorithms(config)?),
-        key: openssl::pkey::PKey::private_key_from_pem(
-            config.service_provider.current.private_key_pem.as_bytes(),
-        )
-        .ok(),
+        // Assertions are decrypted above; samael never sees an encrypted one.
+        key: None,
         ..Default::default()
     };
     let ids: Vec<&str> = expected_request.into_iter().collect();

@@ -57,6 +57,11 @@ pub fn inspect(encoded: &str) -> Result<Shape, ShapeError> {
         .decode(compact.as_bytes())
         .map_err(|_| ShapeError::NotBase64)?;
     let xml = String::from_utf8(bytes).map_err(|_| ShapeError::NotBase64)?;
+    inspect_xml(xml)
+}
+
+/// Inspects a decoded response (also used again after an assertion was decrypted).
+pub fn inspect_xml(xml: String) -> Result<Shape, ShapeError> {
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..Default::default()

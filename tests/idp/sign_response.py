@@ -2,6 +2,12 @@
 signs it with signxml (an implementation independent of the one under test). Prints the
 base64 SAMLResponse, as an IdP would POST it to the ACS.
 
+Encryption (optional, after signing, with the `cryptography` package): "encrypt" is
+{"certPem": the SP's encryption certificate, "data": aes128-gcm | aes256-gcm | aes128-cbc |
+aes256-cbc, "key": rsa-oaep-mgf1p | rsa-oaep (SHA-256 digest and MGF1) | rsa-1_5,
+"keyPlacement": "inside" (EncryptedKey in the EncryptedData's KeyInfo, Okta) or "sibling"
+(next to EncryptedData with a RetrievalMethod, Entra)}.
+
 Fields: keyPem, certPem, issuer, destination, audience, recipient, inResponseTo (optional),
 nameId, nameIdFormat, attributes ({name: [values]}), sign ("assertion", "response", "both" or
 "none"), notBefore, notOnOrAfter (RFC 3339), assertionId, responseId, signatureAlgorithm
@@ -47,6 +53,78 @@ def sign(element, spec):
     return signed
 
 
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+XENC11 = "http://www.w3.org/2009/xmlenc11#"
+DATA_ALGORITHMS = {
+    "aes128-gcm": (XENC11 + "aes128-gcm", 16, True),
+    "aes256-gcm": (XENC11 + "aes256-gcm", 32, True),
+    "aes128-cbc": (XENC + "aes128-cbc", 16, False),
+    "aes256-cbc": (XENC + "aes256-cbc", 32, False),
+}
+
+
+def encrypt(assertion, options):
+    """Wraps `assertion` in an EncryptedAssertion for the certificate in `options`."""
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, padding as sym_padding
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    plaintext = etree.tostring(assertion)
+    algorithm, size, gcm = DATA_ALGORITHMS[options.get("data", "aes256-gcm")]
+    key = os.urandom(size)
+    if gcm:
+        iv = os.urandom(12)
+        blob = iv + AESGCM(key).encrypt(iv, plaintext, None)
+    else:
+        iv = os.urandom(16)
+        padder = sym_padding.PKCS7(128).padder()
+        padded = padder.update(plaintext) + padder.finalize()
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        blob = iv + encryptor.update(padded) + encryptor.finalize()
+    public = x509.load_pem_x509_certificate(options["certPem"].encode()).public_key()
+    transport = options.get("key", "rsa-oaep-mgf1p")
+    if transport == "rsa-oaep-mgf1p":
+        wrapped = public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+        key_algorithm = XENC + "rsa-oaep-mgf1p"
+    elif transport == "rsa-oaep":
+        wrapped = public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+        key_algorithm = XENC11 + "rsa-oaep"
+    else:
+        wrapped = public.encrypt(key, padding.PKCS1v15())
+        key_algorithm = XENC + "rsa-1_5"
+
+    encrypted_assertion = etree.Element(f"{{{SAML}}}EncryptedAssertion", nsmap={"saml": SAML})
+    data = etree.SubElement(encrypted_assertion, f"{{{XENC}}}EncryptedData", nsmap={"xenc": XENC, "ds": DS},
+                            Type=XENC + "Element", Id="_ed1")
+    etree.SubElement(data, f"{{{XENC}}}EncryptionMethod", Algorithm=algorithm)
+    key_info = etree.SubElement(data, f"{{{DS}}}KeyInfo")
+
+    def encrypted_key(parent):
+        ek = etree.SubElement(parent, f"{{{XENC}}}EncryptedKey", nsmap={"xenc": XENC, "ds": DS}, Id="_ek1")
+        method = etree.SubElement(ek, f"{{{XENC}}}EncryptionMethod", Algorithm=key_algorithm)
+        if transport == "rsa-oaep":
+            etree.SubElement(method, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
+            etree.SubElement(method, f"{{{XENC11}}}MGF", nsmap={"xenc11": XENC11}, Algorithm=XENC11 + "mgf1sha256")
+        cipher = etree.SubElement(etree.SubElement(ek, f"{{{XENC}}}CipherData"), f"{{{XENC}}}CipherValue")
+        cipher.text = base64.b64encode(wrapped).decode()
+        return ek
+
+    if options.get("keyPlacement", "inside") == "inside":
+        encrypted_key(key_info)
+    else:
+        etree.SubElement(key_info, f"{{{DS}}}RetrievalMethod", URI="#_ek1",
+                         Type="http://www.w3.org/2001/04/xmlenc#EncryptedKey")
+    cipher = etree.SubElement(etree.SubElement(data, f"{{{XENC}}}CipherData"), f"{{{XENC}}}CipherValue")
+    cipher.text = base64.b64encode(blob).decode()
+    if options.get("keyPlacement", "inside") != "inside":
+        encrypted_key(encrypted_assertion)
+    return encrypted_assertion
+
+
 def build(spec):
     """The base64 SAMLResponse described by `spec`."""
     issued = now()
@@ -82,6 +160,8 @@ def build(spec):
     mode = spec.get("sign", "assertion")
     if mode in ("assertion", "both"):
         assertion = sign(assertion, spec)
+    if spec.get("encrypt"):
+        assertion = encrypt(assertion, spec["encrypt"])
     response.append(assertion)
     if mode in ("response", "both"):
         response = sign(response, spec)
