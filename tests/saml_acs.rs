@@ -381,3 +381,125 @@ fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
         "EncryptionDisabled"
     );
 }
+
+fn decode(encoded: &str) -> String {
+    String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap(),
+    )
+    .unwrap()
+}
+
+fn encode(xml: &str) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, xml)
+}
+
+#[test]
+fn wrapping_tampering_weak_algorithms_and_other_confirmations_are_refused() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let now = Timestamp::now();
+    let xml = decode(&response(&key, &cert, json!({})));
+    let start = xml.find("<saml:Assertion").unwrap();
+    let end = xml.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
+    let signed_assertion = &xml[start..end];
+    let evil = signed_assertion
+        .replace("ada@example.com", "admin@example.com")
+        .replacen("ID=\"_a", "ID=\"_evil", 1);
+
+    // Tampering with the signed assertion breaks its signature.
+    let tampered = xml.replacen("ada@example.com", "admin@example.com", 1);
+    assert_eq!(
+        refused(acs::verify(&cfg, &encode(&tampered), Some("_req1"), now)),
+        "VerificationFailed"
+    );
+    // XSW: the evil assertion next to the signed one, before it, or with the signed one
+    // hidden in Extensions or in the evil assertion's Advice.
+    let wrapped = [
+        format!("{}{evil}{}", &xml[..end], &xml[end..]),
+        format!("{}{evil}{}", &xml[..start], &xml[start..]),
+        format!(
+            "{}<samlp:Extensions>{signed_assertion}</samlp:Extensions>{evil}{}",
+            &xml[..start],
+            &xml[end..]
+        ),
+        format!(
+            "{}{}",
+            &xml[..start],
+            evil.replacen(
+                "<saml:Subject>",
+                &format!("<saml:Advice>{signed_assertion}</saml:Advice><saml:Subject>"),
+                1
+            ) + &xml[end..]
+        ),
+    ];
+    for (i, w) in wrapped.iter().enumerate() {
+        assert_eq!(
+            refused(acs::verify(&cfg, &encode(w), Some("_req1"), now)),
+            "MalformedResponse",
+            "wrapping #{i}"
+        );
+    }
+    // The evil assertion alone, unsigned, in place of the signed one.
+    let replaced = format!("{}{evil}{}", &xml[..start], &xml[end..]);
+    assert_ne!(
+        acs::verify(&cfg, &encode(&replaced), Some("_req1"), now)
+            .err()
+            .map(|e| e.reason()),
+        None
+    );
+
+    // A confirmation method other than bearer.
+    assert_eq!(
+        refused(acs::verify(
+            &cfg,
+            &response(
+                &key,
+                &cert,
+                json!({ "confirmationMethod": "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key" })
+            ),
+            Some("_req1"),
+            now
+        )),
+        "NoBearerConfirmation"
+    );
+    // Stronger algorithms than the configured one are fine; a weaker digest is not.
+    assert!(
+        acs::verify(
+            &cfg,
+            &response(
+                &key,
+                &cert,
+                json!({ "signatureAlgorithm": "rsa-sha512", "digestAlgorithm": "sha512" })
+            ),
+            Some("_req1"),
+            now
+        )
+        .is_ok()
+    );
+    let mut strict = cfg.clone();
+    strict.saml.signature_algorithm =
+        sso_operator::api::identity_provider::SignatureAlgorithm::RsaSha512;
+    assert_eq!(
+        refused(acs::verify(
+            &strict,
+            &response(&key, &cert, json!({})),
+            Some("_req1"),
+            now
+        )),
+        "VerificationFailed",
+        "RSA-SHA256 is below the configured RSA-SHA512"
+    );
+    // Several IdP certificates during a rollover: any one of them verifies.
+    let (_, other_cert) = keypair("idp-next");
+    let mut rollover = cfg.clone();
+    rollover.idp.certificates = vec![other_cert, cert.clone()];
+    assert!(
+        acs::verify(
+            &rollover,
+            &response(&key, &cert, json!({})),
+            Some("_req1"),
+            now
+        )
+        .is_ok()
+    );
+}

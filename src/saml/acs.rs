@@ -278,6 +278,15 @@ fn precheck(
             return Err(AcsError::Time);
         }
     }
+    if let Some(subject) = child(assertion, SAML, "Subject")
+        && !subject.children().any(|c| {
+            c.tag_name().namespace() == Some(SAML)
+                && c.tag_name().name() == "SubjectConfirmation"
+                && c.attribute("Method") == Some(BEARER)
+        })
+    {
+        return Err(AcsError::SubjectConfirmation);
+    }
     let data = child(assertion, SAML, "Subject")
         .and_then(|s| child(s, SAML, "SubjectConfirmation"))
         .and_then(|c| child(c, SAML, "SubjectConfirmationData"));

@@ -11,7 +11,8 @@ aes256-cbc, "key": rsa-oaep-mgf1p | rsa-oaep (SHA-256 digest and MGF1) | rsa-1_5
 Fields: keyPem, certPem, issuer, destination, audience, recipient, inResponseTo (optional),
 nameId, nameIdFormat, attributes ({name: [values]}), sign ("assertion", "response", "both" or
 "none"), notBefore, notOnOrAfter (RFC 3339), assertionId, responseId, signatureAlgorithm
-(default rsa-sha256), digestAlgorithm (default sha256), statusCode (default Success).
+(default rsa-sha256), digestAlgorithm (default sha256), statusCode (default Success),
+confirmationMethod (default bearer).
 """
 
 import base64
@@ -140,7 +141,8 @@ def build(spec):
     el(assertion, SAML, "Issuer", spec["issuer"])
     subject = el(assertion, SAML, "Subject")
     el(subject, SAML, "NameID", spec["nameId"], Format=spec.get("nameIdFormat"))
-    confirmation = el(subject, SAML, "SubjectConfirmation", Method="urn:oasis:names:tc:SAML:2.0:cm:bearer")
+    confirmation = el(subject, SAML, "SubjectConfirmation",
+                      Method=spec.get("confirmationMethod", "urn:oasis:names:tc:SAML:2.0:cm:bearer"))
     el(confirmation, SAML, "SubjectConfirmationData", Recipient=spec.get("recipient"), NotOnOrAfter=spec["notOnOrAfter"],
        InResponseTo=spec.get("inResponseTo"))
     conditions = el(assertion, SAML, "Conditions", NotBefore=spec["notBefore"], NotOnOrAfter=spec["notOnOrAfter"])
