@@ -390,6 +390,40 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Envoy ext_authz: the original path follows the prefix.
+    let r = sso
+        .http
+        .post(format!("{}/auth/verify/app/page?x=1", sso.url))
+        .header(COOKIE, format!("sso_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-auth-request-user"], "Ada@Example.com");
+    // Traefik ForwardAuth: without a session, a redirect to sign-in that returns to the
+    // original URL (only when it is allowed).
+    for (host, back) in [("app.example.test", true), ("evil.example.com", false)] {
+        let r = sso
+            .http
+            .get(format!("{}/auth/verify?signIn=redirect", sso.url))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", host)
+            .header("x-forwarded-uri", "/dash?y=2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        let login = format!("{EXTERNAL_URL}/saml/{}/okta/login", sso.ns.name);
+        if back {
+            assert_eq!(
+                location,
+                format!("{login}?redirect=https%3A%2F%2Fapp.example.test%2Fdash%3Fy%3D2")
+            );
+        } else {
+            assert_eq!(location, login);
+        }
+    }
 
     // The same sign-in cannot be finished twice, nor in another browser.
     let (relay, cookie) = sso.login(None).await;

@@ -1,6 +1,6 @@
-//! Forward-auth for ingress controllers: `/auth/verify` (ingress-nginx `auth-url`, Traefik
-//! ForwardAuth, Envoy ext_authz), `/auth/signin` (ingress-nginx `auth-signin`) and
-//! `/auth/logout`.
+//! Forward-auth for ingress controllers: `/auth/verify` (ingress-nginx `auth-url`; Traefik
+//! ForwardAuth with `?signIn=redirect`; Envoy ext_authz with `/auth/verify` as path prefix),
+//! `/auth/signin` (ingress-nginx `auth-signin`) and `/auth/logout`.
 
 use std::collections::HashMap;
 
@@ -30,6 +30,8 @@ pub const IDP_HEADER: &str = "x-auth-request-identity-provider";
 pub fn router(state: SamlState) -> Router {
     Router::new()
         .route("/auth/verify", any(verify))
+        // Envoy's ext_authz appends the original path to the configured prefix.
+        .route("/auth/verify/{*rest}", any(verify))
         .route("/auth/signin", get(signin))
         .route("/auth/logout", get(logout).post(logout))
         .with_state(state)
@@ -99,6 +101,11 @@ async fn verify(
 ) -> Response {
     let unauthenticated = |st: &SamlState| {
         st.metrics.verify("unauthenticated");
+        if q.get("signIn").map(String::as_str) == Some("redirect")
+            && let Some(r) = sign_in_redirect(st, &q, &headers)
+        {
+            return r;
+        }
         let mut r = (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -178,6 +185,36 @@ async fn verify(
         }
     }
     r
+}
+
+/// For proxies that hand the verify answer to the browser (Traefik ForwardAuth): a redirect to
+/// SP-initiated sign-in that returns to the original URL, rebuilt from the `X-Forwarded-Proto`,
+/// `X-Forwarded-Host` and `X-Forwarded-Uri` headers and checked against the allow-list.
+fn sign_in_redirect(
+    st: &SamlState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let (ns, name) = chosen(st, q)?;
+    let config = st.configs.get(&ns, &name)?;
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let original = format!(
+        "{}://{}{}",
+        h("x-forwarded-proto").unwrap_or("https"),
+        h("x-forwarded-host")?,
+        h("x-forwarded-uri").unwrap_or("/")
+    );
+    let mut location = config.service_provider.login_url.clone();
+    if crate::saml::login::redirect_allowed(&config, &original) {
+        location.push_str("?redirect=");
+        location.extend(form_urlencoded::byte_serialize(original.as_bytes()));
+    }
+    let mut r = StatusCode::FOUND.into_response();
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(r)
 }
 
 /// Which IdentityProvider a sign-in or sign-out is for: the `identityProvider` parameter, or
