@@ -678,6 +678,18 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         );
         assert!(answer.body.contains("Authentication Failed"));
     }
+    // A deflate bomb is not inflated: the ACS takes only base64 XML over HTTP-POST.
+    let bomb = {
+        use std::io::Write;
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![b'<'; 20 * 1024 * 1024]).unwrap();
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            z.finish().unwrap(),
+        )
+    };
+    let answer = sso.post_acs(&[("SAMLResponse", &bomb)], None).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     let huge = "A".repeat(3 * 1024 * 1024);
     let answer = sso.post_acs(&[("SAMLResponse", &huge)], None).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -528,3 +528,120 @@ async fn login_state_is_consumed_exactly_once_and_not_after_expiry() {
         );
     }
 }
+
+#[tokio::test]
+async fn sessions_end_with_their_user_expiry_or_sign_out_and_stay_in_their_tenant() {
+    for (backend, store) in backends("sessions").await {
+        let t = support::unique_tenant("sessions");
+        let other = support::unique_tenant("sessions-other");
+        let ada = store
+            .create_user(&t, user("ada@example.com"))
+            .await
+            .unwrap();
+        // The store keeps microseconds.
+        let later = Timestamp::from_microsecond(
+            (Timestamp::now() + SignedDuration::from_hours(1)).as_microsecond(),
+        )
+        .unwrap();
+        let sid = store.create_session(&t, &ada.id, later).await.unwrap();
+        let (u, until) = store.session(&t, &sid).await.unwrap().expect(backend);
+        assert_eq!((u.id.as_str(), until), (ada.id.as_str(), later));
+        // Another tenant cannot use it; an unknown ID finds nothing.
+        assert!(
+            store.session(&other, &sid).await.unwrap().is_none(),
+            "{backend}"
+        );
+        assert!(
+            store.session(&t, "nope").await.unwrap().is_none(),
+            "{backend}"
+        );
+        // Extended, then ended by sign-out.
+        let further = later + SignedDuration::from_hours(1);
+        store.extend_session(&t, &sid, further).await.unwrap();
+        assert_eq!(store.session(&t, &sid).await.unwrap().unwrap().1, further);
+        assert!(store.delete_session(&t, &sid).await.unwrap());
+        assert!(
+            store.session(&t, &sid).await.unwrap().is_none(),
+            "{backend}"
+        );
+        // Expired sessions are not returned, and are purged.
+        let past = Timestamp::now() - SignedDuration::from_secs(1);
+        let old = store.create_session(&t, &ada.id, past).await.unwrap();
+        assert!(
+            store.session(&t, &old).await.unwrap().is_none(),
+            "{backend}"
+        );
+        // Deleting the user ends their sessions.
+        let sid = store.create_session(&t, &ada.id, later).await.unwrap();
+        assert!(store.delete_user(&t, &ada.id).await.unwrap());
+        assert!(
+            store.session(&t, &sid).await.unwrap().is_none(),
+            "{backend}"
+        );
+        store.purge_expired().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sign_in_groups_are_created_once_and_never_touch_scim_groups() {
+    for (backend, store) in backends("sign-in-groups").await {
+        let t = support::unique_tenant("sign-in-groups");
+        let ada = store
+            .create_user(&t, user("ada@example.com"))
+            .await
+            .unwrap();
+        let scim = store
+            .create_group(&t, group("eng"), std::slice::from_ref(&ada.id))
+            .await
+            .unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Concurrent first sign-ins create each sign-in group once.
+        let (first, second) = (names(&["ops", "Eng"]), names(&["OPS", "eng"]));
+        let (a, b) = tokio::join!(
+            store.set_sign_in_groups(&t, &ada.id, &first),
+            store.set_sign_in_groups(&t, &ada.id, &second)
+        );
+        a.unwrap();
+        b.unwrap();
+        let all = store
+            .list_groups(&t, &Predicate::True, 1, 100)
+            .await
+            .unwrap();
+        assert_eq!(all.total, 3, "{backend}: SCIM eng, sign-in eng and ops");
+        assert_eq!(
+            store.groups_of_user(&t, &ada.id).await.unwrap().len(),
+            3,
+            "{backend}"
+        );
+        let lower: std::collections::BTreeSet<String> = store
+            .group_names_of_user(&t, &ada.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.to_lowercase())
+            .collect();
+        assert_eq!(lower, ["eng", "ops"].map(String::from).into(), "{backend}");
+        // Syncing to nothing removes sign-in memberships only.
+        store.set_sign_in_groups(&t, &ada.id, &[]).await.unwrap();
+        assert_eq!(
+            store.group_names_of_user(&t, &ada.id).await.unwrap(),
+            vec!["eng".to_owned()],
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .get_group(&t, &scim.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .members,
+            vec![ada.id.clone()]
+        );
+        // Linking by email finds the user by any case.
+        let found = store
+            .find_users_by_email(&t, "ADA@example.com", 2)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{backend}");
+    }
+}

@@ -547,7 +547,7 @@ impl Store {
             sqlx::query(
                 "INSERT INTO scim_memberships (tenant, group_id, user_id) \
                  SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM scim_users WHERE tenant = $1 AND id = $3) \
-                 AND NOT EXISTS (SELECT 1 FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3)",
+                 ON CONFLICT DO NOTHING",
             )
             .bind(tenant)
             .bind(group_id)
@@ -907,6 +907,14 @@ impl Store {
         }
         let now = micros(Timestamp::now());
         let mut tx = self.pool.begin().await?;
+        // Write first: it takes SQLite's write lock (a read-then-write transaction would fail
+        // with SQLITE_BUSY when another writer went first) and locks the user's row on
+        // PostgreSQL, so concurrent sign-ins of one user apply one after the other.
+        sqlx::query("UPDATE scim_users SET version = version WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         let current: Vec<String> = sqlx::query(
             "SELECT m.group_id AS group_id FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
              WHERE m.tenant = $1 AND m.user_id = $2 AND g.scim_managed = 0",

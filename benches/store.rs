@@ -1,0 +1,169 @@
+//! Identity-store benchmark (`scripts/bench`, or `cargo bench --bench store`): 100,000 users
+//! per backend, then `userName eq` lookups through the SCIM filter translation (the path the
+//! SCIM server takes) and pagination through every user. Writes JSON and a Markdown table to
+//! `bench/results/` (or `SSO_BENCH_OUT`). Bounded in count; loopback PostgreSQL only.
+//!
+//! Environment: `SSO_BENCH_POSTGRES_URL` (skip PostgreSQL when unset), `SSO_BENCH_USERS`
+//! (default 100000), `SSO_BENCH_LOOKUPS` (default 5000).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sso_operator::scim::filter::{self, Resource};
+use sso_operator::store::{Predicate, Store, UserInput};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn user(i: usize) -> UserInput {
+    UserInput {
+        user_name: format!("User{i:06}@Example.com"),
+        external_id: Some(format!("ext-{i}")),
+        active: true,
+        resource: json!({
+            "name": { "givenName": "User", "familyName": format!("N{i}") },
+            "emails": [{ "value": format!("user{i:06}@example.com"), "type": "work", "primary": true }],
+            "displayName": format!("User {i}")
+        }),
+        password_hash: None,
+        scim_managed: true,
+    }
+}
+
+async fn run(backend: &str, url: &str, users: usize, lookups: usize) -> Value {
+    let store = Store::connect(url).await.expect("connect");
+    let tenant = format!("bench-{}/idp", std::process::id());
+    store.delete_tenant(&tenant).await.expect("clean tenant");
+
+    // Load with a few concurrent writers, as several SCIM requests would.
+    let started = Instant::now();
+    let writers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..users).step_by(writers) {
+                store.create_user(&tenant, user(i)).await.expect("insert");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let load = started.elapsed();
+
+    // userName eq, case-insensitive, as Okta and Entra send it.
+    let mut times = Vec::with_capacity(lookups);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..lookups {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let i = (seed % users as u64) as usize;
+        let text = format!("userName eq \"user{i:06}@example.COM\"");
+        let t = Instant::now();
+        let predicate = filter::parse(&text, Resource::User).expect("filter");
+        let page = store
+            .list_users(&tenant, &predicate, 1, 100)
+            .await
+            .expect("lookup");
+        times.push(t.elapsed());
+        assert_eq!(page.total, 1, "{text}");
+    }
+    times.sort();
+
+    // Pagination through everyone, 200 at a time (the server's maximum count).
+    let t = Instant::now();
+    let mut seen = 0;
+    let mut start = 1;
+    loop {
+        let page = store
+            .list_users(&tenant, &Predicate::True, start, 200)
+            .await
+            .expect("page");
+        seen += page.items.len();
+        if page.items.is_empty() {
+            break;
+        }
+        start += 200;
+    }
+    let paging = t.elapsed();
+    assert_eq!(seen, users);
+    store.delete_tenant(&tenant).await.expect("clean up");
+    json!({
+        "backend": backend,
+        "users": users,
+        "load_seconds": load.as_secs_f64(),
+        "inserts_per_second": users as f64 / load.as_secs_f64(),
+        "username_eq": {
+            "lookups": lookups,
+            "p50_ms": percentile(&times, 0.50),
+            "p99_ms": percentile(&times, 0.99),
+            "max_ms": percentile(&times, 1.0),
+        },
+        "paginate_all": { "pages": users.div_ceil(200), "seconds": paging.as_secs_f64() },
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let users = env_number("SSO_BENCH_USERS", 100_000);
+    let lookups = env_number("SSO_BENCH_LOOKUPS", 5_000);
+    let out_dir = std::path::PathBuf::from(
+        std::env::var("SSO_BENCH_OUT").unwrap_or_else(|_| "bench/results".into()),
+    );
+    std::fs::create_dir_all(&out_dir).expect("results folder");
+    let sqlite_dir = std::env::temp_dir().join(format!("sso-bench-{}", std::process::id()));
+    let mut results = vec![
+        run(
+            "sqlite",
+            &format!("sqlite://{}/identity.db", sqlite_dir.display()),
+            users,
+            lookups,
+        )
+        .await,
+    ];
+    let _ = std::fs::remove_dir_all(&sqlite_dir);
+    if let Ok(url) = std::env::var("SSO_BENCH_POSTGRES_URL") {
+        results.push(run("postgres", &url, users, lookups).await);
+    }
+    let machine = json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    let report = json!({ "benchmark": "identity store", "machine": machine, "results": results });
+    std::fs::write(
+        out_dir.join("store.json"),
+        serde_json::to_string_pretty(&report).expect("json"),
+    )
+    .expect("write store.json");
+    let mut md = String::from(
+        "| backend | users | inserts/s | `userName eq` p50 ms | p99 ms | paginate all (s) |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in &results {
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.3} | {:.3} | {:.2} |\n",
+            r["backend"].as_str().unwrap_or(""),
+            r["users"],
+            r["inserts_per_second"].as_f64().unwrap_or(0.0),
+            r["username_eq"]["p50_ms"].as_f64().unwrap_or(0.0),
+            r["username_eq"]["p99_ms"].as_f64().unwrap_or(0.0),
+            r["paginate_all"]["seconds"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    std::fs::write(out_dir.join("store.md"), &md).expect("write store.md");
+    print!("{md}");
+}
