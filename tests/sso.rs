@@ -65,13 +65,22 @@ fn set_cookies(r: &reqwest::Response) -> HashMap<String, String> {
 
 impl Sso {
     async fn start(prefix: &str, database_url: &str, spec: Value) -> Self {
+        Self::start_with(prefix, database_url, spec, &[]).await
+    }
+
+    async fn start_with(
+        prefix: &str,
+        database_url: &str,
+        spec: Value,
+        controller_args: &[&str],
+    ) -> Self {
         let client = admin_client().await;
         install_crds(&client).await;
         let ns = TestNamespace::new(&client, prefix).await;
         let controller = Operator::start(
             &controller_kubeconfig(&client, &ns.name).await,
             &ns.name,
-            &[],
+            controller_args,
         );
         let (server, url) = Operator::start_server(
             &server_kubeconfig(&client, &ns.name).await,
@@ -755,4 +764,67 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         ended.is_some(),
         "a disabled IdentityProvider's sessions end"
     );
+}
+
+#[tokio::test]
+async fn session_keys_rotate_and_cookies_sealed_with_older_keys_keep_working() {
+    let sso = Sso::start_with(
+        "sso-keys",
+        &support::sqlite_url("sso-keys"),
+        json!({}),
+        &["--session-key-rotation", "3s"],
+    )
+    .await;
+    let key_ids = || async {
+        let secrets: Api<Secret> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+        let secret = secrets.get("sso-operator-session-keys").await.ok()?;
+        let keys: Value = serde_json::from_slice(&secret.data?.get("keys.json")?.0).ok()?;
+        Some(
+            keys["keys"]
+                .as_array()?
+                .iter()
+                .filter_map(|k| k["id"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+    };
+    // Users come just in time here, so no SCIM push is needed.
+    let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    api.patch(
+        "okta",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "users": { "provisioning": "justInTime" } } })),
+    )
+    .await
+    .unwrap();
+    let first = wait_for(Duration::from_secs(20), || async {
+        let a = sso.sign_in("ada@example.com", None).await;
+        a.cookies.get("sso_session").cloned()
+    })
+    .await
+    .expect("a first session");
+    let first_key = first.split('.').nth(1).unwrap().to_owned();
+    // A few rotations later the first key is no longer the newest, but still known.
+    let rotated = wait_for(Duration::from_secs(30), || async {
+        let ids = key_ids().await?;
+        (ids.len() >= 3 && ids[0] != first_key && ids.contains(&first_key)).then_some(ids)
+    })
+    .await
+    .expect("the controller adds keys");
+    assert_eq!(sso.verify(&first, "").await.status(), StatusCode::OK);
+    // New sessions are sealed with the newest key the server has seen.
+    let second = wait_for(Duration::from_secs(20), || async {
+        let s = sso
+            .sign_in("ada@example.com", None)
+            .await
+            .cookies
+            .get("sso_session")?
+            .clone();
+        (s.split('.').nth(1)? != first_key).then_some(s)
+    })
+    .await
+    .expect("a session sealed with a newer key");
+    let second_key = second.split('.').nth(1).unwrap().to_owned();
+    assert!(rotated.contains(&first_key));
+    assert!(key_ids().await.unwrap().contains(&second_key));
+    assert_eq!(sso.verify(&second, "").await.status(), StatusCode::OK);
 }
