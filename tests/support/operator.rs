@@ -193,7 +193,8 @@ pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
     write_kubeconfig(namespace, sa_name, &token)
 }
 
-fn write_kubeconfig(namespace: &str, user: &str, token: &str) -> PathBuf {
+/// Writes a kubeconfig that authenticates with `token` as `namespace/sa_name`.
+pub fn write_kubeconfig(namespace: &str, user: &str, token: &str) -> PathBuf {
     let admin_config = Kubeconfig::read_from(admin_kubeconfig()).expect("read admin kubeconfig");
     let cluster = admin_config.clusters[0].cluster.clone().expect("cluster");
     let kubeconfig = serde_json::json!({
@@ -290,7 +291,8 @@ impl Operator {
         (op, format!("http://{listen}"))
     }
 
-    fn spawn(kubeconfig: &std::path::Path, namespace: &str, args: &[&str]) -> Self {
+    /// Starts `sso-operator` with `args` (the first names the role); `namespace` names its log.
+    pub fn spawn(kubeconfig: &std::path::Path, namespace: &str, args: &[&str]) -> Self {
         let port = free_port();
         let metrics_address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let log = std::env::temp_dir()

@@ -1,0 +1,489 @@
+//! The Helm chart: `helm lint`, `helm template` for the main value combinations (hardened pods,
+//! RBAC shape, refusals with clear messages), and `helm install` into the local control plane,
+//! after which the real controller and server run with the chart's ServiceAccount credentials,
+//! reconcile the Okta example to Ready and are denied what they must not do. The Argo CD
+//! health check is run (on gopher-lua, as Argo CD does) against the status objects the
+//! controller produced.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sso_operator::api::{IdentityProvider, ScimToken};
+use support::operator::{EXTERNAL_URL, Operator, free_port, write_kubeconfig};
+use support::{TestNamespace, admin_client, admin_kubeconfig, install_crds, repo_root, wait_for};
+
+fn tools() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Command::new(repo_root().join("tests/tools/setup"))
+            .output()
+            .expect("run tests/tools/setup");
+        assert!(
+            out.status.success(),
+            "tests/tools/setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+/// Runs helm; returns (success, stdout, stderr).
+fn helm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(tools().join("helm"))
+        .args(args)
+        .env("KUBECONFIG", admin_kubeconfig())
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("sso-operator-tests/helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("sso-operator-tests/helm-config"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("sso-operator-tests/helm-data"),
+        )
+        .output()
+        .expect("run helm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn chart() -> String {
+    repo_root()
+        .join("charts/sso-operator")
+        .display()
+        .to_string()
+}
+
+/// `helm template` with `sets`; the rendered documents, or the error text.
+fn template(sets: &[&str]) -> Result<Vec<Value>, String> {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "rel",
+        chart.as_str(),
+        "--namespace",
+        "sso",
+        "--kube-version",
+        "1.36.0",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, out, err) = helm(&args);
+    if !ok {
+        return Err(err);
+    }
+    Ok(out
+        .split("\n---")
+        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
+        .filter(|v| v.is_object())
+        .collect())
+}
+
+fn kinds(docs: &[Value], kind: &str) -> Vec<Value> {
+    docs.iter().filter(|d| d["kind"] == kind).cloned().collect()
+}
+
+const URL: &str = "externalUrl=https://sso.example.com";
+
+#[test]
+fn the_chart_lints_and_renders_hardened_least_privilege_objects() {
+    let chart = chart();
+    let (ok, out, err) = helm(&["lint", &chart, "--set", URL]);
+    assert!(ok, "helm lint: {out}{err}");
+    // The external URL is required, and typos in values are caught by the schema.
+    let (ok, out, err) = helm(&["lint", &chart]);
+    assert!(!ok && (out + &err).contains("externalUrl"));
+    let err = template(&[URL, "server.replicaz=2"]).unwrap_err();
+    assert!(err.contains("replicaz"), "{err}");
+    let err = template(&[URL, "server.replicas=two"]).unwrap_err();
+    assert!(err.contains("replicas"), "{err}");
+
+    // Defaults: SQLite, one server, two controllers, cluster-wide RBAC.
+    let docs = template(&[URL]).unwrap();
+    let deployments = kinds(&docs, "Deployment");
+    assert_eq!(deployments.len(), 2);
+    for d in &deployments {
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        let c = &pod["containers"][0];
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert!(c["resources"]["requests"]["memory"].is_string());
+        assert!(c["resources"]["limits"]["memory"].is_string());
+    }
+    let controller = deployments
+        .iter()
+        .find(|d| d["metadata"]["name"] == "rel-sso-operator-controller")
+        .expect("controller Deployment");
+    assert_eq!(controller["spec"]["replicas"], 2);
+    assert!(
+        controller["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--external-url=https://sso.example.com"))
+    );
+    let server = deployments
+        .iter()
+        .find(|d| d["metadata"]["name"] == "rel-sso-operator-server")
+        .expect("server Deployment");
+    assert_eq!(server["spec"]["replicas"], 1);
+    assert_eq!(server["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(kinds(&docs, "PersistentVolumeClaim").len(), 1);
+    assert_eq!(kinds(&docs, "ClusterRole").len(), 2);
+    // The server's RBAC: Secrets only in its own namespace, nothing cluster-wide but status.
+    let server_cluster_role = kinds(&docs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"].as_str().unwrap().ends_with("-server"))
+        .unwrap();
+    assert_eq!(
+        server_cluster_role["rules"],
+        json!([{ "apiGroups": ["sso-operator.dev"], "resources": ["identityproviders/status"], "verbs": ["patch"] }])
+    );
+
+    // SQLite cannot be shared by replicas; PostgreSQL needs its Secret.
+    let err = template(&[URL, "server.replicas=2"]).unwrap_err();
+    assert!(
+        err.contains("database.type sqlite supports exactly one server replica"),
+        "{err}"
+    );
+    let err = template(&[URL, "server.autoscaling.enabled=true"]).unwrap_err();
+    assert!(err.contains("exactly one server replica"), "{err}");
+    let err = template(&[URL, "database.type=postgres"]).unwrap_err();
+    assert!(err.contains("database.postgres.existingSecret"), "{err}");
+
+    // PostgreSQL with autoscaling and every optional object, namespace-scoped.
+    let docs = template(&[
+        URL,
+        "database.type=postgres",
+        "database.postgres.existingSecret=pg",
+        "server.autoscaling.enabled=true",
+        "server.podDisruptionBudget.enabled=true",
+        "server.ingress.enabled=true",
+        "networkPolicy.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.grafanaDashboard.enabled=true",
+        "controller.watchNamespace=team-a",
+    ])
+    .unwrap();
+    assert!(
+        kinds(&docs, "ClusterRole").is_empty(),
+        "namespace-scoped install"
+    );
+    assert!(kinds(&docs, "PersistentVolumeClaim").is_empty());
+    for kind in [
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "ServiceMonitor",
+        "NetworkPolicy",
+    ] {
+        assert!(!kinds(&docs, kind).is_empty(), "{kind}");
+    }
+    assert_eq!(kinds(&docs, "PodDisruptionBudget").len(), 2);
+    let server = kinds(&docs, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "rel-sso-operator-server")
+        .unwrap();
+    assert!(
+        server["spec"].get("replicas").is_none(),
+        "the HPA owns replicas"
+    );
+    let env = &server["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "SSO_DATABASE_URL"
+                && e["valueFrom"]["secretKeyRef"]["name"] == "pg")
+    );
+    let ingress = &kinds(&docs, "Ingress")[0];
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "sso.example.com");
+    let dashboard = &kinds(&docs, "ConfigMap")[0];
+    let json_text = dashboard["data"]["sso-operator.json"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(json_text).expect("the dashboard is JSON");
+    assert!(parsed["panels"].as_array().unwrap().len() >= 5);
+}
+
+async fn access(
+    client: &Client,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    group: &str,
+) -> bool {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                resource: Some(resource.into()),
+                namespace: namespace.map(str::to_owned),
+                group: Some(group.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    api.create(&PostParams::default(), &review)
+        .await
+        .expect("access review")
+        .status
+        .expect("review status")
+        .allowed
+}
+
+fn health(object: &Value) -> Value {
+    let mut child = Command::new(tools().join("argocd-health"))
+        .arg(repo_root().join("charts/sso-operator/files/argocd-health.lua"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run argocd-health");
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        object.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
+    let admin = admin_client().await;
+    install_crds(&admin).await;
+    let release_ns = TestNamespace::new(&admin, "helm").await;
+    let apps_ns = TestNamespace::new(&admin, "helm-apps").await;
+    let release = format!("sso-{}", &release_ns.name[release_ns.name.len() - 6..]);
+    let chart = chart();
+    let watch = format!("controller.watchNamespace={}", apps_ns.name);
+    let url = format!("externalUrl={EXTERNAL_URL}");
+    let (ok, out, err) = helm(&[
+        "install",
+        &release,
+        &chart,
+        "--namespace",
+        &release_ns.name,
+        "--skip-crds",
+        "--set",
+        &url,
+        "--set",
+        &watch,
+    ]);
+    assert!(ok, "helm install: {out}{err}");
+
+    // The chart's ServiceAccounts, with exactly the chart's RBAC.
+    let sa = |role: &str| format!("{release}-sso-operator-{role}");
+    let controller_sa = sa("controller");
+    let server_sa = sa("server");
+    let controller_client =
+        support::service_account_client(&admin, &release_ns.name, &controller_sa).await;
+    let server_client = support::service_account_client(&admin, &release_ns.name, &server_sa).await;
+    assert!(
+        access(
+            &controller_client,
+            "watch",
+            "identityproviders",
+            Some(&apps_ns.name),
+            "sso-operator.dev"
+        )
+        .await
+    );
+    assert!(
+        !access(
+            &controller_client,
+            "watch",
+            "identityproviders",
+            Some("default"),
+            "sso-operator.dev"
+        )
+        .await,
+        "namespace-scoped install: nothing outside the watched namespace"
+    );
+    assert!(
+        access(
+            &server_client,
+            "list",
+            "secrets",
+            Some(&release_ns.name),
+            ""
+        )
+        .await
+    );
+    assert!(!access(&server_client, "get", "secrets", Some(&apps_ns.name), "").await);
+
+    // Run both roles as those ServiceAccounts.
+    let controller_token =
+        support::service_account_token(&admin, &release_ns.name, &controller_sa).await;
+    let controller_kubeconfig =
+        write_kubeconfig(&release_ns.name, &controller_sa, &controller_token);
+    let _controller = Operator::spawn(
+        &controller_kubeconfig,
+        &release_ns.name,
+        &[
+            "controller",
+            "--external-url",
+            EXTERNAL_URL,
+            "--operator-namespace",
+            &release_ns.name,
+            "--watch-namespace",
+            &apps_ns.name,
+        ],
+    );
+    let server_token = support::service_account_token(&admin, &release_ns.name, &server_sa).await;
+    let server_kubeconfig = write_kubeconfig(&release_ns.name, &server_sa, &server_token);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = support::sqlite_url("helm");
+    let server = Operator::spawn(
+        &server_kubeconfig,
+        &release_ns.name,
+        &[
+            "server",
+            "--operator-namespace",
+            &release_ns.name,
+            "--listen",
+            &listen,
+            "--database-url",
+            &database,
+        ],
+    );
+
+    // The Okta example reconciles to Ready.
+    for file in ["identityprovider.yaml", "scimtoken.yaml"] {
+        let text = std::fs::read_to_string(repo_root().join("examples/okta").join(file)).unwrap();
+        let obj: Value = serde_saphyr::from_str(&text).unwrap();
+        let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+        let kind = obj["kind"].as_str().unwrap();
+        let pp = PatchParams::apply("tests").force();
+        if kind == "IdentityProvider" {
+            Api::<IdentityProvider>::namespaced(admin.clone(), &apps_ns.name)
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
+        } else {
+            Api::<ScimToken>::namespaced(admin.clone(), &apps_ns.name)
+                .patch(&name, &pp, &Patch::Apply(&obj))
+                .await
+                .unwrap();
+        }
+    }
+    let idps: Api<IdentityProvider> = Api::namespaced(admin.clone(), &apps_ns.name);
+    let tokens: Api<ScimToken> = Api::namespaced(admin.clone(), &apps_ns.name);
+    let ready = |v: &Value| {
+        v["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    };
+    let both = wait_for(Duration::from_secs(60), || async {
+        let idp = serde_json::to_value(idps.get("okta").await.ok()?).ok()?;
+        let token = serde_json::to_value(tokens.get("okta").await.ok()?).ok()?;
+        (ready(&idp) && ready(&token)).then_some((idp, token))
+    })
+    .await;
+    let (idp, token) =
+        both.unwrap_or_else(|| panic!("not Ready\ncontroller log:\n{}", _controller.log_text()));
+
+    // The server serves it with the chart's server credentials.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &apps_ns.name);
+    let secret = secrets.get("okta-scim-token").await.unwrap();
+    let bearer = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    let http = reqwest::Client::new();
+    let scim = format!(
+        "http://{listen}/scim/v2/{}/okta/Users?startIndex=1&count=2",
+        apps_ns.name
+    );
+    let served = wait_for(Duration::from_secs(30), || async {
+        let r = http.get(&scim).bearer_auth(&bearer).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(served.is_some(), "server log:\n{}", server.log_text());
+
+    // What the server must never do: read a ScimToken's Secret.
+    let as_server: Api<Secret> = Api::namespaced(server_client.clone(), &apps_ns.name);
+    match as_server.get("okta-scim-token").await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
+        other => panic!("the server read a token Secret: {other:?}"),
+    }
+
+    // Argo CD health, on the status objects the controller produced.
+    assert_eq!(health(&idp)["status"], "Healthy", "{idp}");
+    assert_eq!(health(&token)["status"], "Healthy");
+    assert_eq!(
+        health(&json!({ "metadata": { "generation": 1 } }))["status"],
+        "Progressing"
+    );
+    let mut stale = idp.clone();
+    stale["metadata"]["generation"] =
+        json!(idp["status"]["observedGeneration"].as_i64().unwrap() + 1);
+    assert_eq!(health(&stale)["status"], "Progressing");
+    // A broken certificate: Degraded with the condition's message.
+    let pp = PatchParams::apply("tests").force();
+    let broken = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "broken" },
+        "spec": { "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": "not a certificate" }] } } });
+    idps.patch("broken", &pp, &Patch::Apply(&broken))
+        .await
+        .unwrap();
+    let degraded = wait_for(Duration::from_secs(30), || async {
+        let v = serde_json::to_value(idps.get("broken").await.ok()?).ok()?;
+        let h = health(&v);
+        (h["status"] == "Degraded").then_some(h)
+    })
+    .await
+    .expect("Degraded");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{degraded}"
+    );
+    let disabled = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": { "disabled": true } });
+    idps.patch(
+        "okta",
+        &PatchParams::apply("tests-disable"),
+        &Patch::Apply(&disabled),
+    )
+    .await
+    .unwrap();
+    let suspended = wait_for(Duration::from_secs(30), || async {
+        let v = serde_json::to_value(idps.get("okta").await.ok()?).ok()?;
+        (health(&v)["status"] == "Suspended").then_some(())
+    })
+    .await;
+    assert!(suspended.is_some());
+
+    let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &release_ns.name]);
+    assert!(ok, "helm uninstall: {out}{err}");
+}
