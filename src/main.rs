@@ -74,11 +74,6 @@ struct ServerArgs {
         default_value = "sqlite:///var/lib/sso-operator/identity.db"
     )]
     database_url: String,
-
-    /// Most sign-ins in progress (started, not finished, not older than 10 minutes) per
-    /// IdentityProvider; more are answered with 429 so anonymous callers cannot fill the store.
-    #[arg(long, env = "SSO_MAX_PENDING_LOGINS", default_value_t = 10_000)]
-    max_pending_logins: i64,
 }
 
 #[derive(Args, Clone)]
@@ -222,7 +217,6 @@ async fn run(
             listen: args.listen,
             database_url: args.database_url,
             operator_namespace: common.operator_namespace.clone(),
-            max_pending_logins: args.max_pending_logins,
             metrics: server_metrics.clone(),
         };
         tokio::spawn(sso_operator::server::run(

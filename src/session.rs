@@ -16,8 +16,17 @@ use serde::{Deserialize, Serialize};
 pub const SESSION_KEYS_SECRET: &str = "sso-operator-session-keys";
 /// Key of the JSON document inside that Secret.
 pub const KEYS_KEY: &str = "keys.json";
-/// Name of the session cookie.
-pub const COOKIE_NAME: &str = "sso_session";
+/// Prefix of the session cookies; each IdentityProvider has its own cookie
+/// ([`cookie_name`]), so a session of one can never stand in for another.
+pub const COOKIE_PREFIX: &str = "sso_session_";
+
+/// Name of the session cookie of IdentityProvider `tenant` (`namespace/name`).
+pub fn cookie_name(tenant: &str) -> String {
+    format!(
+        "{COOKIE_PREFIX}{}",
+        &hex::encode(openssl::sha::sha256(tenant.as_bytes()))[..16]
+    )
+}
 /// The longest session the CRD allows; a key is kept at least this long after it stops
 /// sealing new cookies.
 pub const LONGEST_SESSION: SignedDuration = SignedDuration::from_hours(720);
@@ -155,6 +164,24 @@ pub struct CookiePayload {
     /// The session ID (looked up in the identity store, which has the last word).
     #[serde(rename = "s")]
     pub session_id: String,
+}
+
+/// What a sign-in cookie holds between `/login` and the ACS: the browser carries its own
+/// sign-in state, sealed, so starting a sign-in writes nothing anywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginPayload {
+    /// The IdentityProvider (`namespace/name`).
+    #[serde(rename = "t")]
+    pub tenant: String,
+    /// The AuthnRequest ID (also the RelayState).
+    #[serde(rename = "i")]
+    pub request_id: String,
+    /// Where to go after sign-in.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
+    /// Until when the sign-in may finish (Unix seconds).
+    #[serde(rename = "e")]
+    pub expires: i64,
 }
 
 #[cfg(test)]

@@ -139,13 +139,13 @@ http {{
         location /auth/ {{ proxy_pass http://127.0.0.1:{server}; }}
         location = /_verify {{
             internal;
-            proxy_pass http://127.0.0.1:{server}/auth/verify;
+            proxy_pass http://127.0.0.1:{server}/auth/verify?identityProvider={ns}/okta;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
         }}
         location = /_verify_admins {{
             internal;
-            proxy_pass http://127.0.0.1:{server}/auth/verify?groups=admins;
+            proxy_pass http://127.0.0.1:{server}/auth/verify?identityProvider={ns}/okta&groups=admins;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
         }}

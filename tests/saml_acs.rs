@@ -503,3 +503,35 @@ fn wrapping_tampering_weak_algorithms_and_other_confirmations_are_refused() {
         .is_ok()
     );
 }
+
+#[test]
+fn signatures_with_costly_transforms_or_outside_references_never_reach_xmlsec() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let xml = decode(&response(&key, &cert, json!({})));
+    let xpath = r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>count(//*[count(//*) &gt; 0])</ds:XPath></ds:Transform>"#;
+    let with_xpath = xml.replacen("<ds:Transforms>", &format!("<ds:Transforms>{xpath}"), 1);
+    assert_ne!(with_xpath, xml);
+    let external = {
+        let start = xml.find("<ds:Reference URI=\"").unwrap() + "<ds:Reference URI=\"".len();
+        let end = start + xml[start..].find('"').unwrap();
+        format!("{}http://127.0.0.1:9/ssrf{}", &xml[..start], &xml[end..])
+    };
+    // Refused by the structural gate (MalformedResponse), before xmlsec could run the transform
+    // or fetch the URI.
+    for (what, doc) in [
+        ("XPath transform", with_xpath),
+        ("external reference", external),
+    ] {
+        assert_eq!(
+            refused(acs::verify(
+                &cfg,
+                &encode(&doc),
+                Some("_req1"),
+                Timestamp::now()
+            )),
+            "MalformedResponse",
+            "{what}"
+        );
+    }
+}

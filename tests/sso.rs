@@ -137,6 +137,11 @@ impl Sso {
         me
     }
 
+    /// The session cookie's name for this IdentityProvider.
+    fn cookie_name(&self) -> String {
+        sso_operator::session::cookie_name(&format!("{}/okta", self.ns.name))
+    }
+
     fn acs_url(&self) -> String {
         format!("{EXTERNAL_URL}/saml/{}/okta/acs", self.ns.name)
     }
@@ -217,7 +222,7 @@ impl Sso {
     async fn verify(&self, session: &str, query: &str) -> reqwest::Response {
         self.http
             .get(format!("{}/auth/verify{query}", self.url))
-            .header(COOKIE, format!("sso_session={session}"))
+            .header(COOKIE, format!("{}={session}", self.cookie_name()))
             .send()
             .await
             .unwrap()
@@ -350,7 +355,7 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
         answer.location.as_deref(),
         Some("https://app.example.test/dash?x=1")
     );
-    let session = answer.cookies["sso_session"].clone();
+    let session = answer.cookies[&sso.cookie_name()].clone();
     assert!(
         answer.cookies.values().any(String::is_empty),
         "the login cookie is cleared"
@@ -403,7 +408,7 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let r = sso
         .http
         .post(format!("{}/auth/verify/app/page?x=1", sso.url))
-        .header(COOKIE, format!("sso_session={session}"))
+        .header(COOKIE, format!("{}={session}", sso.cookie_name()))
         .send()
         .await
         .unwrap();
@@ -446,12 +451,18 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
         .await;
     assert_eq!(stolen.status, StatusCode::FORBIDDEN);
     assert!(stolen.body.contains(FAILED));
-    let again = sso.post_acs(&form, Some(&cookie)).await;
-    assert_eq!(
-        again.status,
-        StatusCode::FORBIDDEN,
-        "the login state was consumed by the first attempt"
-    );
+    // A forged cookie consumed nothing: the browser that started the sign-in finishes it.
+    let genuine = sso.post_acs(&form, Some(&cookie)).await;
+    assert_eq!(genuine.status, StatusCode::OK, "{}", genuine.body);
+    // The request is consumed once: a fresh response to it (another assertion ID) is refused.
+    let fresh = sso.response(Some(&relay), "ada@example.com", json!({}));
+    let again = sso
+        .post_acs(
+            &[("SAMLResponse", &fresh), ("RelayState", &relay)],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.body);
     // Without a redirect, a plain page.
     let (relay, cookie) = sso.login(None).await;
     let response = sso.response(Some(&relay), "ada@example.com", json!({}));
@@ -469,7 +480,7 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let answer = sso.post_acs(&[("SAMLResponse", &unsolicited)], None).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert!(answer.body.contains("Authentication Failed") && answer.body.contains(FAILED));
-    assert!(!answer.cookies.contains_key("sso_session"));
+    assert!(!answer.cookies.contains_key(&sso.cookie_name()));
 
     // A redirect outside the allow-list never starts.
     let r = sso
@@ -522,25 +533,25 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let back = sso.sign_in("ada@example.com", Some("/after")).await;
     assert_eq!(back.status, StatusCode::SEE_OTHER);
     assert_eq!(back.location.as_deref(), Some("/after"));
-    let session = back.cookies["sso_session"].clone();
+    let session = back.cookies[&sso.cookie_name()].clone();
     assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
 
     // Sign-out ends the session on the server, not only in the browser.
     let r = sso
         .http
         .get(format!("{}/auth/logout?rd=%2Fbye", sso.url))
-        .header(COOKIE, format!("sso_session={session}"))
+        .header(COOKIE, format!("{}={session}", sso.cookie_name()))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(set_cookies(&r)["sso_session"], "");
+    assert_eq!(set_cookies(&r)[&sso.cookie_name()], "");
     assert_eq!(
         sso.verify(&session, "").await.status(),
         StatusCode::UNAUTHORIZED
     );
 
-    let session = sso.sign_in("ada@example.com", None).await.cookies["sso_session"].clone();
+    let session = sso.sign_in("ada@example.com", None).await.cookies[&sso.cookie_name()].clone();
     assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
     let r = sso
         .http
@@ -614,7 +625,7 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     let answer = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     assert_eq!(answer.location.as_deref(), Some("/welcome"));
-    let session = answer.cookies["sso_session"].clone();
+    let session = answer.cookies[&sso.cookie_name()].clone();
     let r = sso.verify(&session, "").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-auth-request-user"], "grace@example.com");
@@ -644,7 +655,7 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         answer.location.as_deref(),
         Some("https://app.example.test/x")
     );
-    let r = sso.verify(&answer.cookies["sso_session"], "").await;
+    let r = sso.verify(&answer.cookies[&sso.cookie_name()], "").await;
     assert_eq!(r.headers()["x-auth-request-groups"], "eng,everyone");
 
     // A RelayState outside the allow-list: "Invalid RelayState", never a redirect.
@@ -660,7 +671,7 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{target}");
         assert!(answer.location.is_none());
         assert!(answer.body.contains("Invalid RelayState"));
-        assert!(!answer.cookies.contains_key("sso_session"));
+        assert!(!answer.cookies.contains_key(&sso.cookie_name()));
     }
     // Email domains outside the allow-list.
     let tile = sso.response(None, "mallory@evil.example", json!({}));
@@ -745,8 +756,45 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
+    // A second IdentityProvider served by the same server: every check must name one, and a
+    // session of one never passes for the other, even under the other's cookie name.
+    let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    let other = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "other" },
+        "spec": { "idp": { "ssoUrl": "https://other.example.test/sso", "entityId": "https://other.example.test", "certificates": [{ "pem": sso.idp_cert }] } } });
+    api.patch(
+        "other",
+        &PatchParams::apply("tests").force(),
+        &Patch::Apply(&other),
+    )
+    .await
+    .unwrap();
+    let metadata = format!("{}/saml/{}/other/metadata", sso.url, sso.ns.name);
+    wait_for(Duration::from_secs(30), || async {
+        (sso.http.get(&metadata).send().await.ok()?.status() == StatusCode::OK).then_some(())
+    })
+    .await
+    .expect("the second IdentityProvider is served");
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let okta = format!("?identityProvider={}/okta", sso.ns.name);
+    assert_eq!(sso.verify(&session, &okta).await.status(), StatusCode::OK);
+    let other_name = sso_operator::session::cookie_name(&format!("{}/other", sso.ns.name));
+    let r = sso
+        .http
+        .get(format!(
+            "{}/auth/verify?identityProvider={}/other",
+            sso.url, sso.ns.name
+        ))
+        .header(COOKIE, format!("{other_name}={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
     // Disabling the IdentityProvider ends its sessions at once.
-    let r = sso.verify(&session, "").await;
+    let r = sso.verify(&session, &okta).await;
     assert_eq!(r.status(), StatusCode::OK);
     let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
     api.patch(
@@ -757,7 +805,7 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     .await
     .unwrap();
     let ended = wait_for(Duration::from_secs(20), || async {
-        (sso.verify(&session, "").await.status() == StatusCode::UNAUTHORIZED).then_some(())
+        (sso.verify(&session, &okta).await.status() == StatusCode::UNAUTHORIZED).then_some(())
     })
     .await;
     assert!(
@@ -798,7 +846,7 @@ async fn session_keys_rotate_and_cookies_sealed_with_older_keys_keep_working() {
     .unwrap();
     let first = wait_for(Duration::from_secs(20), || async {
         let a = sso.sign_in("ada@example.com", None).await;
-        a.cookies.get("sso_session").cloned()
+        a.cookies.get(&sso.cookie_name()).cloned()
     })
     .await
     .expect("a first session");
@@ -817,7 +865,7 @@ async fn session_keys_rotate_and_cookies_sealed_with_older_keys_keep_working() {
             .sign_in("ada@example.com", None)
             .await
             .cookies
-            .get("sso_session")?
+            .get(&sso.cookie_name())?
             .clone();
         (s.split('.').nth(1)? != first_key).then_some(s)
     })

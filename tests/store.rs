@@ -483,53 +483,6 @@ async fn assertion_ids_are_accepted_once_until_they_expire() {
 }
 
 #[tokio::test]
-async fn login_state_is_consumed_exactly_once_and_not_after_expiry() {
-    for (backend, store) in backends("login").await {
-        let t = support::unique_tenant("login");
-        let later = Timestamp::now() + SignedDuration::from_mins(5);
-        store
-            .put_login_state(&t, "_req1", "{\"relay\":\"/app\"}", later)
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .take_login_state(&t, "_req1")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("{\"relay\":\"/app\"}"),
-            "{backend}"
-        );
-        assert_eq!(
-            store.take_login_state(&t, "_req1").await.unwrap(),
-            None,
-            "{backend}: consumed once"
-        );
-        store
-            .put_login_state(
-                &t,
-                "_req2",
-                "x",
-                Timestamp::now() - SignedDuration::from_secs(1),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.take_login_state(&t, "_req2").await.unwrap(),
-            None,
-            "{backend}: expired state is refused"
-        );
-        assert_eq!(
-            store
-                .take_login_state(&support::unique_tenant("x"), "_req1")
-                .await
-                .unwrap(),
-            None
-        );
-    }
-}
-
-#[tokio::test]
 async fn sessions_end_with_their_user_expiry_or_sign_out_and_stay_in_their_tenant() {
     for (backend, store) in backends("sessions").await {
         let t = support::unique_tenant("sessions");

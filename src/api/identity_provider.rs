@@ -496,10 +496,16 @@ pub struct UserSettings {
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
     pub default_groups: Vec<String>,
-    /// Replaces a user's group memberships with the groups in the SAML groups attribute at
-    /// each sign-in.
+    /// Replaces the user's memberships in sign-in groups (groups not managed by SCIM) with the
+    /// groups in the SAML groups attribute, plus `defaultGroups`, at each sign-in. Memberships
+    /// of SCIM-managed groups are left to SCIM.
     #[serde(default)]
     pub sync_groups_from_saml: bool,
+    /// Links a sign-in whose identity matches no `userName` to the one user whose work email
+    /// equals the sign-in's email. Off by default: turn it on only if the IdP verifies email
+    /// addresses and users cannot edit them, or one user could take over another's account.
+    #[serde(default)]
+    pub link_by_email: bool,
 }
 
 /// A DNS domain name such as `example.com`.

@@ -99,10 +99,7 @@ pub fn redirect_allowed(config: &CompiledIdentityProvider, target: &str) -> bool
         return false;
     }
     if target.starts_with('/') {
-        // `//host` and `/\host` are protocol-relative in browsers: not local paths.
-        return !target.starts_with("//")
-            && !target.starts_with("/\\")
-            && !target.contains(['\r', '\n']);
+        return local_path_allowed(target);
     }
     let Ok(url) = reqwest::Url::parse(target) else {
         return false;
@@ -137,6 +134,16 @@ pub fn redirect_allowed(config: &CompiledIdentityProvider, target: &str) -> bool
             && a.port_or_known_default() == url.port_or_known_default()
             && path_ok
     })
+}
+
+/// Whether `target` is a path on this installation: `//host` and `/\host` are
+/// protocol-relative in browsers, and control characters or whitespace are refused.
+pub fn local_path_allowed(target: &str) -> bool {
+    target.len() <= 2048
+        && target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.starts_with("/\\")
+        && !target.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 #[cfg(test)]

@@ -31,6 +31,11 @@ pub enum MappingError {
     /// The identity is empty.
     #[error("the assertion names no user: the NameID (or the identity attribute) is empty")]
     NoIdentity,
+    /// `attributeMapping.identity` names an attribute the assertion does not carry.
+    #[error(
+        "the assertion has no {0:?} attribute, which attributeMapping.identity names: add it to the IdP's attribute statements (claims)"
+    )]
+    NoIdentityAttribute(String),
     /// Allowed email domains are configured and the sign-in has no email.
     #[error(
         "the assertion carries no email address: add an attribute statement for the email attribute, or set the Name ID format to EmailAddress"
@@ -45,11 +50,15 @@ impl MappingError {
     /// A short, stable label for metrics and status.
     pub fn reason(&self) -> &'static str {
         match self {
-            MappingError::NoIdentity => "NoIdentity",
+            MappingError::NoIdentity | MappingError::NoIdentityAttribute(_) => "NoIdentity",
             MappingError::NoEmail => "NoEmail",
             MappingError::DomainNotAllowed(_) => "EmailDomainNotAllowed",
         }
     }
+}
+
+fn shown(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
 fn first(attributes: &BTreeMap<String, Vec<String>>, name: &str) -> Option<String> {
@@ -69,11 +78,12 @@ pub fn map(
 ) -> Result<MappedUser, MappingError> {
     let m = &config.attribute_mapping;
     let attrs = &sign_in.attributes;
-    let identity = m
-        .identity
-        .as_deref()
-        .and_then(|a| first(attrs, a))
-        .unwrap_or_else(|| sign_in.name_id.trim().to_owned());
+    // A configured identity attribute must be there: falling back to the NameID would mix two
+    // kinds of identifier.
+    let identity = match m.identity.as_deref() {
+        Some(a) => first(attrs, a).ok_or_else(|| MappingError::NoIdentityAttribute(shown(a)))?,
+        None => sign_in.name_id.trim().to_owned(),
+    };
     if identity.is_empty() {
         return Err(MappingError::NoIdentity);
     }
@@ -232,6 +242,20 @@ mod tests {
         assert_eq!(m.email.as_deref(), Some("grace@example.com"));
         assert_eq!(m.display_name.as_deref(), Some("Grace Hopper"));
         assert_eq!(m.groups, vec!["g-1"]);
+        // The configured identity attribute missing: refused, never the NameID instead.
+        let without = map(
+            &cfg,
+            &sign_in(
+                "someone@example.com",
+                Some(NameIdFormat::EmailAddress.urn()),
+                &[],
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(without, MappingError::NoIdentityAttribute(_)),
+            "{without:?}"
+        );
     }
 
     #[test]

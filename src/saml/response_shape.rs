@@ -34,6 +34,94 @@ pub enum ShapeError {
     /// More than one assertion anywhere, or one that is not a direct child of the Response.
     #[error("the SAMLResponse must carry exactly one assertion, directly inside the Response")]
     AssertionPlacement,
+    /// A signature that is not a plain enveloped signature of its parent: misplaced, with
+    /// several references, a reference to anything but its parent's ID, transforms other than
+    /// enveloped-signature and exclusive canonicalisation, or key retrieval.
+    #[error(
+        "the SAMLResponse carries a signature that is not an enveloped signature of the Response or the Assertion (one reference to the signed element's ID, exclusive canonicalisation)"
+    )]
+    SignatureShape,
+}
+
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+
+fn is(n: &roxmltree::Node<'_, '_>, ns: &str, name: &str) -> bool {
+    n.is_element() && n.tag_name().namespace() == Some(ns) && n.tag_name().name() == name
+}
+
+fn elements<'a, 'i>(n: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    n.children().filter(|c| c.is_element())
+}
+
+/// Only exclusive c14n, optionally with an InclusiveNamespaces prefix list.
+fn exc_c14n_only(method: roxmltree::Node<'_, '_>) -> bool {
+    method.attribute("Algorithm") == Some(EXC_C14N)
+        && elements(method).all(|c| {
+            c.tag_name().namespace() == Some(EXC_C14N)
+                && c.tag_name().name() == "InclusiveNamespaces"
+                && elements(c).next().is_none()
+        })
+}
+
+/// Whether `sig` is a plain enveloped signature of its parent. xmlsec computes reference
+/// digests (running any transform, fetching any URI) before it checks the signature value, so
+/// everything else is refused before xmlsec sees the document.
+fn plain_enveloped_signature(sig: roxmltree::Node<'_, '_>) -> bool {
+    let Some(parent) = sig.parent_element() else {
+        return false;
+    };
+    let Some(id) = parent.attribute("ID").filter(|id| !id.is_empty()) else {
+        return false;
+    };
+    let children: Vec<_> = elements(sig).collect();
+    let mut names = children
+        .iter()
+        .map(|c| (c.tag_name().namespace(), c.tag_name().name()));
+    // SignedInfo, SignatureValue, then at most a KeyInfo; no Object (Manifests, XSLT).
+    let shape_ok = names.next() == Some((Some(DS), "SignedInfo"))
+        && names.next() == Some((Some(DS), "SignatureValue"))
+        && names.all(|n| n == (Some(DS), "KeyInfo"));
+    if !shape_ok || children.len() > 3 {
+        return false;
+    }
+    // No key retrieval from elsewhere: the pinned certificates are used anyway.
+    if let Some(key_info) = children.get(2)
+        && key_info
+            .descendants()
+            .any(|d| d.is_element() && d.tag_name().name() == "RetrievalMethod")
+    {
+        return false;
+    }
+    let signed_info = children[0];
+    let mut parts = elements(signed_info);
+    let (Some(c14n), Some(_method)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    if !is(&c14n, DS, "CanonicalizationMethod") || !exc_c14n_only(c14n) {
+        return false;
+    }
+    let references: Vec<_> = parts.collect();
+    let [reference] = references.as_slice() else {
+        return false;
+    };
+    if !is(reference, DS, "Reference") || reference.attribute("URI") != Some(&format!("#{id}")) {
+        return false;
+    }
+    elements(*reference).all(|c| {
+        if is(&c, DS, "Transforms") {
+            elements(c).all(|t| {
+                is(&t, DS, "Transform")
+                    && match t.attribute("Algorithm") {
+                        Some(ENVELOPED) => elements(t).next().is_none(),
+                        Some(EXC_C14N) => exc_c14n_only(t),
+                        _ => false,
+                    }
+            })
+        } else {
+            is(&c, DS, "DigestMethod") || is(&c, DS, "DigestValue")
+        }
+    })
 }
 
 /// What the gate learnt about a response.
@@ -82,6 +170,15 @@ pub fn inspect_xml(xml: String) -> Result<Shape, ShapeError> {
     match (everywhere.len(), direct.len()) {
         (0, _) => Err(ShapeError::NoAssertion),
         (1, 1) => {
+            // Signatures only on the Response and the Assertion, each a plain enveloped one.
+            for sig in doc.descendants().filter(|n| is(n, DS, "Signature")) {
+                let parent_ok = sig
+                    .parent_element()
+                    .is_some_and(|p| p == root || (p == direct[0] && is(&p, SAML, "Assertion")));
+                if !parent_ok || !plain_enveloped_signature(sig) {
+                    return Err(ShapeError::SignatureShape);
+                }
+            }
             let encrypted = direct[0].tag_name().name() == "EncryptedAssertion";
             let assertion_signed = direct[0].children().any(|n| {
                 n.is_element()
@@ -143,6 +240,79 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    fn signature(reference_uri: &str, transforms: &str, extra: &str) -> String {
+        format!(
+            r#"<ds:Signature><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="{reference_uri}"><ds:Transforms>{transforms}</ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>x</ds:DigestValue></ds:Reference>{extra}</ds:SignedInfo><ds:SignatureValue>x</ds:SignatureValue></ds:Signature>"#
+        )
+    }
+
+    const PLAIN: &str = r#"<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/></ds:Transform>"#;
+
+    fn with_assertion_signature(sig: &str) -> Result<Shape, ShapeError> {
+        inspect(&b64(&format!(
+            r#"{HEAD}<saml:Issuer>i</saml:Issuer><saml:Assertion ID="_a"><saml:Issuer>i</saml:Issuer>{sig}</saml:Assertion></samlp:Response>"#
+        )))
+    }
+
+    #[test]
+    fn only_plain_enveloped_signatures_reach_xmlsec() {
+        let ok = with_assertion_signature(&signature("#_a", PLAIN, "")).unwrap();
+        assert!(ok.assertion_signed);
+        for (what, sig) in [
+            ("reference to another element", signature("#_r", PLAIN, "")),
+            ("external reference (SSRF)", signature("http://127.0.0.1:1/x", PLAIN, "")),
+            ("empty reference", signature("", PLAIN, "")),
+            (
+                "XPath transform (CPU)",
+                signature(
+                    "#_a",
+                    r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>count(//*)</ds:XPath></ds:Transform>"#,
+                    "",
+                ),
+            ),
+            (
+                "XSLT transform",
+                signature("#_a", r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"/>"#, ""),
+            ),
+            (
+                "c14n with comments",
+                signature("#_a", r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#WithComments"/>"#, ""),
+            ),
+            (
+                "two references",
+                signature(
+                    "#_a",
+                    PLAIN,
+                    r##"<ds:Reference URI="#_a"><ds:DigestMethod Algorithm="x"/><ds:DigestValue>x</ds:DigestValue></ds:Reference>"##,
+                ),
+            ),
+            (
+                "key retrieval",
+                signature("#_a", PLAIN, "").replace(
+                    "</ds:SignatureValue>",
+                    r#"</ds:SignatureValue><ds:KeyInfo><ds:RetrievalMethod URI="http://127.0.0.1:1/key"/></ds:KeyInfo>"#,
+                ),
+            ),
+            (
+                "an Object",
+                signature("#_a", PLAIN, "")
+                    .replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object/>"),
+            ),
+        ] {
+            assert_eq!(
+                with_assertion_signature(&sig),
+                Err(ShapeError::SignatureShape),
+                "{what}"
+            );
+        }
+        // A signature anywhere but on the Response or the Assertion.
+        let misplaced = inspect(&b64(&format!(
+            r#"{HEAD}<samlp:Extensions ID="_e">{}</samlp:Extensions><saml:Assertion ID="_a"/></samlp:Response>"#,
+            signature("#_e", PLAIN, "")
+        )));
+        assert_eq!(misplaced, Err(ShapeError::SignatureShape));
     }
 
     #[test]

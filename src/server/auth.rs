@@ -14,7 +14,7 @@ use super::saml::SamlState;
 use super::sessions;
 use super::web::{self, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
-use crate::session::{COOKIE_NAME, CookiePayload};
+use crate::session::{CookiePayload, cookie_name};
 use crate::store::User;
 
 /// Response header with the signed-in user's `userName`.
@@ -45,10 +45,15 @@ struct Live {
     expires: jiff::Timestamp,
 }
 
-/// The session of the request: the cookie opens with a current key, its IdentityProvider is
-/// served, the store knows the session and its user is active. Anything else: none.
-async fn live_session(st: &SamlState, headers: &HeaderMap) -> Result<Option<Live>, ()> {
-    let Some(value) = web::cookie(headers, COOKIE_NAME) else {
+/// The session of the request for IdentityProvider `tenant`: its cookie opens with a current
+/// key and names that IdentityProvider, the IdentityProvider is served, the store knows the
+/// session, and its user is active.
+async fn live_session(
+    st: &SamlState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<Option<Live>, ()> {
+    let Some(value) = web::cookie(headers, &cookie_name(tenant)) else {
         return Ok(None);
     };
     let Some(keys) = st.configs.session_keys() else {
@@ -57,10 +62,11 @@ async fn live_session(st: &SamlState, headers: &HeaderMap) -> Result<Option<Live
     let Some(payload) = keys
         .open(value)
         .and_then(|b| serde_json::from_slice::<CookiePayload>(&b).ok())
+        .filter(|p| p.tenant == tenant)
     else {
         return Ok(None);
     };
-    let Some((ns, name)) = payload.tenant.split_once('/') else {
+    let Some((ns, name)) = tenant.split_once('/') else {
         return Ok(None);
     };
     // A disabled or deleted IdentityProvider ends its sessions.
@@ -69,7 +75,7 @@ async fn live_session(st: &SamlState, headers: &HeaderMap) -> Result<Option<Live
     };
     let found = st
         .store
-        .session(&payload.tenant, &payload.session_id)
+        .session(tenant, &payload.session_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
@@ -111,7 +117,15 @@ async fn verify(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let live = match live_session(&st, &headers).await {
+    // Each IdentityProvider has its own session: which one this check is for must be known.
+    let Some((ns, name)) = chosen(&st, &q) else {
+        tracing::warn!(
+            "/auth/verify without identityProvider=NAMESPACE/NAME while several IdentityProviders are served; refusing"
+        );
+        return unauthenticated(&st);
+    };
+    let tenant = format!("{ns}/{name}");
+    let live = match live_session(&st, &headers, &tenant).await {
         Ok(Some(l)) => l,
         Ok(None) => return unauthenticated(&st),
         Err(()) => {
@@ -122,11 +136,6 @@ async fn verify(
                 .into_response();
         }
     };
-    if let Some(want) = q.get("identityProvider")
-        && *want != live.payload.tenant
-    {
-        return unauthenticated(&st);
-    }
     let groups = match st
         .store
         .group_names_of_user(&live.payload.tenant, &live.user.id)
@@ -177,7 +186,7 @@ async fn verify(
     for (name, value) in [
         (USER_HEADER, live.user.user_name.as_str()),
         (EMAIL_HEADER, email.as_str()),
-        (GROUPS_HEADER, &groups.join(",")),
+        (GROUPS_HEADER, &groups_header(&groups)),
         (IDP_HEADER, live.payload.tenant.as_str()),
     ] {
         if let Some(v) = web::header_text(value) {
@@ -185,6 +194,16 @@ async fn verify(
         }
     }
     r
+}
+
+/// Group names joined with commas; a comma or percent sign inside a name is percent-encoded,
+/// so that "Sales, EMEA" can never read as two groups.
+fn groups_header(groups: &[String]) -> String {
+    groups
+        .iter()
+        .map(|g| g.replace('%', "%25").replace(',', "%2C"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// For proxies that hand the verify answer to the browser (Traefik ForwardAuth): a redirect to
@@ -263,37 +282,74 @@ async fn logout(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let live = live_session(&st, &headers).await.ok().flatten();
-    if let Some(l) = &live
-        && let Err(e) = st
-            .store
-            .delete_session(&l.payload.tenant, &l.payload.session_id)
-            .await
-    {
-        tracing::error!(error = %e, "could not end a session");
-        return page(
+    // The IdentityProvider named, the only one served, or every one whose cookie was sent.
+    let tenants: Vec<String> = match chosen(&st, &q) {
+        Some((ns, name)) => vec![format!("{ns}/{name}")],
+        None => st
+            .configs
+            .served()
+            .into_iter()
+            .map(|(ns, name)| format!("{ns}/{name}"))
+            .filter(|t| web::cookie(&headers, &cookie_name(t)).is_some())
+            .collect(),
+    };
+    let unavailable = || {
+        page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
             "Signing out failed; retry.",
-        );
+        )
+    };
+    let mut cookies = Vec::new();
+    let mut configs = Vec::new();
+    for tenant in &tenants {
+        let Ok(live) = live_session(&st, &headers, tenant).await else {
+            return unavailable();
+        };
+        if let Some(l) = &live
+            && let Err(e) = st.store.delete_session(tenant, &l.payload.session_id).await
+        {
+            tracing::error!(error = %e, "could not end a session");
+            return unavailable();
+        }
+        let config = tenant
+            .split_once('/')
+            .and_then(|(ns, name)| st.configs.get(ns, name));
+        cookies.extend(sessions::clear_cookies(tenant, config.as_deref()));
+        configs.extend(config);
     }
-    let config = live.as_ref().map(|l| l.config.clone());
-    let clear = sessions::clear_cookie(config.as_deref());
     let target = q
         .get("rd")
         .or_else(|| q.get("redirect"))
         .filter(|t| !t.is_empty());
-    match (target, config) {
-        (Some(t), Some(c)) if crate::saml::login::redirect_allowed(&c, t) => {
-            web::redirect(t, &[clear])
-        }
-        (Some(t), None) if t.starts_with('/') && !t.starts_with("//") && !t.starts_with("/\\") => {
-            web::redirect(t, &[clear])
+    match target {
+        Some(t)
+            if configs
+                .iter()
+                .any(|c| crate::saml::login::redirect_allowed(c, t))
+                || crate::saml::login::local_path_allowed(t) =>
+        {
+            web::redirect(t, &cookies)
         }
         _ => {
             let mut r = page(StatusCode::OK, "Signed Out", "You are signed out.");
-            web::add_cookies(&mut r, &[clear]);
+            web::add_cookies(&mut r, &cookies);
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups_header;
+
+    #[test]
+    fn commas_inside_group_names_cannot_split_them() {
+        let groups = [
+            "Sales, EMEA".to_owned(),
+            "100%".to_owned(),
+            "eng".to_owned(),
+        ];
+        assert_eq!(groups_header(&groups), "Sales%2C EMEA,100%25,eng");
     }
 }

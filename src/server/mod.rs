@@ -28,24 +28,20 @@ pub struct Settings {
     pub database_url: String,
     /// Namespace of the compiled-config Secrets.
     pub operator_namespace: String,
-    /// Most sign-ins in progress per IdentityProvider.
-    pub max_pending_logins: i64,
     /// Prometheus metrics.
     pub metrics: metrics::ServerMetrics,
 }
 
 /// The public router: SCIM, SAML and forward-auth.
-pub fn router(
-    state: scim::ScimState,
-    max_pending_logins: i64,
-    metrics: metrics::ServerMetrics,
-) -> Router {
+pub fn router(state: scim::ScimState, metrics: metrics::ServerMetrics) -> Router {
     let saml_state = saml::SamlState {
         configs: state.configs.clone(),
         store: state.store.clone(),
-        max_pending_logins,
         figures: state.figures.clone(),
         metrics,
+        verifications: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            saml::verification_permits(),
+        )),
     };
     scim::router(state)
         .merge(saml::router(saml_state.clone()))
@@ -93,7 +89,6 @@ pub async fn run(
     });
     let app = router(
         scim::ScimState::new(store, configs, figures),
-        settings.max_pending_logins,
         settings.metrics.clone(),
     );
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -10,8 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use serde::{Deserialize, Serialize};
 
 use super::config_index::ConfigIndex;
 use super::figures::Figures;
@@ -20,6 +18,7 @@ use super::sessions;
 use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml;
+use crate::session::LoginPayload;
 use crate::store::Store;
 
 /// How long a started sign-in may take at the IdP.
@@ -35,13 +34,18 @@ pub struct SamlState {
     pub configs: ConfigIndex,
     /// The identity store (users, per-login state, replay cache, sessions).
     pub store: Store,
-    /// Most sign-ins in progress per IdentityProvider; more are refused (anonymous callers
-    /// cannot fill the store).
-    pub max_pending_logins: i64,
     /// Figures published into IdentityProvider status.
     pub figures: Arc<Figures>,
     /// Prometheus metrics.
     pub metrics: ServerMetrics,
+    /// Bounds the signature verifications running at once (each is CPU work in xmlsec).
+    pub verifications: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many responses are verified at once: twice the CPUs (xmlsec work is short and CPU-bound;
+/// more would only queue in the blocking pool).
+pub fn verification_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 /// The SAML routes.
@@ -51,16 +55,6 @@ pub fn router(state: SamlState) -> Router {
         .route("/saml/{ns}/{name}/login", get(login))
         .route("/saml/{ns}/{name}/acs", post(acs))
         .with_state(state)
-}
-
-/// What `/login` stores for the ACS.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LoginState {
-    /// SHA-256 of the nonce in the browser's login cookie, hex.
-    nonce_sha256: String,
-    /// Where to go after sign-in; none: a "signed in" page.
-    redirect: Option<String>,
 }
 
 /// True for RelayState values that name a sign-in started by `/login` (our request IDs).
@@ -166,43 +160,50 @@ async fn sign_in(
     // Which sign-in is this: one this browser started, or one started at the IdP?
     let mut clear_login_cookie = None;
     let (expected, target) = if is_login_key(&relay_state) {
-        let data = st
-            .store
-            .take_login_state(&tenant, &relay_state)
-            .await
-            .map_err(|e| {
-                tracing::error!(identity_provider = %tenant, error = %e, "could not read login state");
-                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable", "the identity store failed")
-            })?
-            .ok_or_else(|| {
-                Refused::failed(
-                    StatusCode::FORBIDDEN,
-                    "LoginExpired",
-                    "the sign-in this response answers is unknown, expired (10 minutes) or already finished: start again from the application",
-                )
-            })?;
-        let state: LoginState = serde_json::from_str(&data).map_err(|_| {
-            Refused::failed(
-                StatusCode::FORBIDDEN,
-                "LoginExpired",
-                "the stored sign-in is unreadable: start again",
-            )
-        })?;
         let cookie_name = login_cookie_name(&relay_state);
-        let nonce = web::cookie(headers, &cookie_name).unwrap_or_default();
-        let hash = hex::encode(openssl::sha::sha256(nonce.as_bytes()));
-        if nonce.is_empty() || !subtle_eq(hash.as_bytes(), state.nonce_sha256.as_bytes()) {
-            return Err(Refused::failed(
+        let mismatch = || {
+            Refused::failed(
                 StatusCode::FORBIDDEN,
                 "BrowserMismatch",
                 "the response arrived in a browser other than the one that started the sign-in (or its cookies are blocked)",
-            ));
+            )
+        };
+        let keys = st.configs.session_keys().ok_or_else(mismatch)?;
+        let payload: LoginPayload = web::cookie(headers, &cookie_name)
+            .and_then(|v| keys.open(v))
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(mismatch)?;
+        if payload.request_id != relay_state || payload.tenant != tenant {
+            return Err(mismatch());
+        }
+        let expired = || {
+            Refused::failed(
+                StatusCode::FORBIDDEN,
+                "LoginExpired",
+                "the sign-in this response answers expired (10 minutes) or was already finished: start again from the application",
+            )
+        };
+        let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| expired())?;
+        if until <= jiff::Timestamp::now() {
+            return Err(expired());
+        }
+        // Consumed once, for every replica: the replay cache remembers the request ID.
+        let first = st
+            .store
+            .remember_assertion(&tenant, &format!("request:{relay_state}"), until)
+            .await
+            .map_err(|e| {
+                tracing::error!(identity_provider = %tenant, error = %e, "could not record the sign-in");
+                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable", "the identity store failed")
+            })?;
+        if !first {
+            return Err(expired());
         }
         clear_login_cookie = Some(format!(
             "{cookie_name}=; Path=/saml/{}/{}/; Max-Age=0; HttpOnly; Secure; SameSite=None",
             config.namespace, config.name
         ));
-        (Some(relay_state), state.redirect)
+        (Some(relay_state), payload.redirect)
     } else {
         if !config.allow_idp_initiated {
             return Err(Refused::failed(
@@ -231,8 +232,23 @@ async fn sign_in(
         (None, target)
     };
 
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        st.verifications.clone().acquire_owned(),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .ok_or_else(|| {
+        Refused::failed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "too many sign-ins are being verified at once; retry",
+        )
+    })?;
     let verify_config = config.clone();
     let sign_in = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         saml::acs::verify(
             &verify_config,
             &encoded,
@@ -320,11 +336,6 @@ async fn sign_in(
     })
 }
 
-/// Constant-time equality.
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && openssl::memcmp::eq(a, b)
-}
-
 /// Name of the cookie that binds sign-in `request_id` to the browser that started it.
 pub fn login_cookie_name(request_id: &str) -> String {
     format!(
@@ -356,47 +367,34 @@ async fn login(
         let (t, x) = INVALID_RELAY_STATE;
         return page(StatusCode::BAD_REQUEST, t, x);
     }
-    let id = saml::login::new_request_id();
-    let mut nonce = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut nonce);
-    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
-    let state = LoginState {
-        nonce_sha256: hex::encode(openssl::sha::sha256(nonce.as_bytes())),
-        redirect: target.cloned(),
-    };
-    let state = serde_json::to_string(&state).unwrap_or_default();
     let tenant = format!("{ns}/{name}");
-    match st.store.count_login_states(&tenant).await {
-        Ok(n) if n >= st.max_pending_logins => {
-            tracing::warn!(identity_provider = %tenant, pending = n, "too many sign-ins in progress; refusing new ones");
-            return page(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Try Again Later",
-                "Too many sign-ins are in progress; retry in a few minutes.",
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::error!(identity_provider = %tenant, error = %e, "could not count login state");
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                "Sign-in is unavailable; retry later.",
-            );
-        }
-    }
-    if let Err(e) = st
-        .store
-        .put_login_state(&tenant, &id, &state, jiff::Timestamp::now() + LOGIN_TTL)
-        .await
-    {
-        tracing::error!(identity_provider = %tenant, error = %e, "could not store login state");
+    let Some(keys) = st.configs.session_keys() else {
+        tracing::warn!(identity_provider = %tenant, "no session keys yet: is the controller running?");
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
             "Sign-in is unavailable; retry later.",
         );
-    }
+    };
+    let id = saml::login::new_request_id();
+    // The sign-in's state travels sealed in the browser's cookie: starting a sign-in writes
+    // nothing on the server, so anonymous callers cannot fill anything.
+    let payload = LoginPayload {
+        tenant: tenant.clone(),
+        request_id: id.clone(),
+        redirect: target.cloned(),
+        expires: (jiff::Timestamp::now() + LOGIN_TTL).as_second(),
+    };
+    let Some(sealed) = serde_json::to_vec(&payload)
+        .ok()
+        .and_then(|p| keys.seal(&p))
+    else {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "Sign-in is unavailable; retry later.",
+        );
+    };
     // The IdP returns RelayState unchanged: an opaque key, never a URL.
     let url = match saml::login::redirect_url(&config, &id, &id) {
         Ok(u) => u,
@@ -410,7 +408,7 @@ async fn login(
         }
     };
     let cookie = format!(
-        "{}={nonce}; Path=/saml/{ns}/{name}/; Max-Age={}; HttpOnly; Secure; SameSite=None",
+        "{}={sealed}; Path=/saml/{ns}/{name}/; Max-Age={}; HttpOnly; Secure; SameSite=None",
         login_cookie_name(&id),
         LOGIN_TTL.as_secs()
     );

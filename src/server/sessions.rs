@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::api::identity_provider::ProvisioningMode;
 use crate::config::CompiledIdentityProvider;
 use crate::saml::mapping::{MappedUser, MappingError};
-use crate::session::{COOKIE_NAME, CookiePayload, LONGEST_SESSION, SessionKeys};
+use crate::session::{CookiePayload, LONGEST_SESSION, SessionKeys, cookie_name};
 use crate::store::{Store, StoreError, User, UserInput};
 
 /// Why a verified sign-in gets no session.
@@ -62,8 +62,8 @@ fn profile(mapped: &MappedUser) -> serde_json::Value {
 }
 
 /// The user a sign-in belongs to: the user of this IdentityProvider whose `userName` is the
-/// identity, else the one user with that email; created just in time when the spec allows
-/// it. Deactivated users are refused. Groups follow the spec.
+/// identity, else (with `users.linkByEmail`) the one user with that work email; created just in
+/// time when the spec allows it. Deactivated users are refused. Groups follow the spec.
 pub async fn resolve_user(
     store: &Store,
     config: &CompiledIdentityProvider,
@@ -74,6 +74,7 @@ pub async fn resolve_user(
         .find_user_by_user_name(&tenant, &mapped.identity)
         .await?;
     if found.is_none()
+        && config.users.link_by_email
         && let Some(email) = &mapped.email
     {
         let mut by_email = store.find_users_by_email(&tenant, email, 2).await?;
@@ -163,8 +164,9 @@ pub fn cookie(
     keys: &SessionKeys,
     session_id: &str,
 ) -> Option<String> {
+    let tenant = format!("{}/{}", config.namespace, config.name);
     let payload = CookiePayload {
-        tenant: format!("{}/{}", config.namespace, config.name),
+        tenant: tenant.clone(),
         session_id: session_id.to_owned(),
     };
     let sealed = keys.seal(&serde_json::to_vec(&payload).ok()?)?;
@@ -176,18 +178,27 @@ pub fn cookie(
         duration(config)
     };
     Some(format!(
-        "{COOKIE_NAME}={sealed}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax{}",
+        "{}={sealed}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax{}",
+        cookie_name(&tenant),
         max_age.as_secs(),
         domain_attribute(config)
     ))
 }
 
-/// The `Set-Cookie` value that removes the session cookie.
-pub fn clear_cookie(config: Option<&CompiledIdentityProvider>) -> String {
-    format!(
-        "{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax{}",
-        config.map(domain_attribute).unwrap_or_default()
-    )
+/// The `Set-Cookie` values that remove the session cookie of `tenant`: host-only, and for the
+/// configured cookie domain when there is one.
+pub fn clear_cookies(tenant: &str, config: Option<&CompiledIdentityProvider>) -> Vec<String> {
+    let clear = |domain: String| {
+        format!(
+            "{}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax{domain}",
+            cookie_name(tenant)
+        )
+    };
+    let mut out = vec![clear(String::new())];
+    if let Some(domain) = config.map(domain_attribute).filter(|d| !d.is_empty()) {
+        out.push(clear(domain));
+    }
+    out
 }
 
 fn domain_attribute(config: &CompiledIdentityProvider) -> String {

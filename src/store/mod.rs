@@ -1,5 +1,6 @@
 //! The identity store: users, groups, memberships, password hashes, the SAML replay cache
-//! and per-login state, scoped to one tenant (an IdentityProvider, `namespace/name`).
+//! (consumed assertion and request IDs) and sessions, scoped to one tenant (an
+//! IdentityProvider, `namespace/name`).
 //!
 //! One implementation on top of sqlx's `Any` driver serves both backends with the same SQL:
 //! SQLite (a single file in WAL mode, the embedded default for one server replica) and
@@ -809,63 +810,9 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Stores per-login state under `id` until `expires`.
-    pub async fn put_login_state(
-        &self,
-        tenant: &str,
-        id: &str,
-        data: &str,
-        expires: Timestamp,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO saml_login_state (tenant, id, data, expires_us) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(data)
-        .bind(micros(expires))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| map_unique(e, || format!("login state {id}")))?;
-        Ok(())
-    }
-
-    /// Sign-ins started and not yet finished or expired.
-    pub async fn count_login_states(&self, tenant: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM saml_login_state WHERE tenant = $1 AND expires_us > $2",
-        )
-        .bind(tenant)
-        .bind(micros(Timestamp::now()))
-        .fetch_one(&self.pool)
-        .await?
-        .try_get("n")?)
-    }
-
-    /// Takes (reads and deletes) per-login state: it can be consumed exactly once, and not
-    /// after it expired.
-    pub async fn take_login_state(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "DELETE FROM saml_login_state WHERE tenant = $1 AND id = $2 RETURNING data, expires_us",
-        )
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires: i64 = row.try_get("expires_us")?;
-        Ok((expires > micros(Timestamp::now()))
-            .then(|| row.try_get("data"))
-            .transpose()?)
-    }
-
     // ---- sign-in: linking, just-in-time users, sign-in groups ----
 
-    /// Users with `email` (any type), ignoring case; at most `limit`.
+    /// Users with the work email `email`, ignoring case; at most `limit`.
     pub async fn find_users_by_email(
         &self,
         tenant: &str,
@@ -874,7 +821,7 @@ impl Store {
     ) -> Result<Vec<User>, StoreError> {
         let sql = format!(
             "SELECT {} FROM scim_users WHERE tenant = $1 AND id IN \
-             (SELECT user_id FROM scim_user_emails WHERE tenant = $1 AND value_lower = $2) \
+             (SELECT user_id FROM scim_user_emails WHERE tenant = $1 AND value_lower = $2 AND type_lower = 'work') \
              ORDER BY created_us, id LIMIT $3",
             Self::USER_COLUMNS
         );
@@ -1082,12 +1029,19 @@ impl Store {
         sid: &str,
         expires: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sso_sessions SET expires_us = $3 WHERE tenant = $1 AND id_sha256 = $2")
-            .bind(tenant)
-            .bind(session_hash(sid))
-            .bind(micros(expires))
-            .execute(&self.pool)
-            .await?;
+        // Never revives an ended session, and never past the longest session from its start.
+        let longest = crate::session::LONGEST_SESSION.as_micros() as i64;
+        sqlx::query(
+            "UPDATE sso_sessions SET expires_us = CASE WHEN $3 < created_us + $5 THEN $3 ELSE created_us + $5 END \
+             WHERE tenant = $1 AND id_sha256 = $2 AND expires_us > $4",
+        )
+        .bind(tenant)
+        .bind(session_hash(sid))
+        .bind(micros(expires))
+        .bind(micros(Timestamp::now()))
+        .bind(longest)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -1104,14 +1058,10 @@ impl Store {
         )
     }
 
-    /// Deletes expired replay-cache entries and login state; returns how many went.
+    /// Deletes expired replay-cache entries and sessions; returns how many went.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         let now = micros(Timestamp::now());
         let a = sqlx::query("DELETE FROM saml_replay_cache WHERE expires_us <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        let b = sqlx::query("DELETE FROM saml_login_state WHERE expires_us <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -1119,7 +1069,7 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
-        Ok(a.rows_affected() + b.rows_affected() + c.rows_affected())
+        Ok(a.rows_affected() + c.rows_affected())
     }
 
     /// Deletes every row of a tenant (an IdentityProvider that is gone for good).
@@ -1130,7 +1080,6 @@ impl Store {
             "scim_groups",
             "scim_users",
             "saml_replay_cache",
-            "saml_login_state",
             "sso_sessions",
             "scim_user_emails",
         ] {
