@@ -46,6 +46,8 @@ enum Command {
     },
     /// Print both CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
     Crd,
+    /// Print the Markdown reference of every resource field (docs/reference.md).
+    Reference,
 }
 
 #[derive(Args, Clone)]
@@ -124,6 +126,17 @@ fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Reference => {
+            let mut out = std::io::stdout().lock();
+            if out
+                .write_all(sso_operator::api::reference::markdown().as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
         Command::Crd => match sso_operator::api::crds_yaml() {
             Ok(yaml) => {
                 let mut out = std::io::stdout().lock();

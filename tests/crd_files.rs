@@ -50,3 +50,13 @@ fn printed_crds_name_both_kinds_in_the_sso_category() {
         Some(&["idp".to_owned()][..])
     );
 }
+
+#[test]
+fn the_field_reference_matches_the_schemas() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let committed = std::fs::read_to_string(&path).expect("read docs/reference.md");
+    assert!(
+        committed == sso_operator::api::reference::markdown(),
+        "docs/reference.md is out of date: run `cargo run -- reference > docs/reference.md`"
+    );
+}

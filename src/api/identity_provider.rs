@@ -436,8 +436,9 @@ pub struct AttributeMapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub real_name: Option<String>,
-    /// Attribute holding the stable user identity used to link the sign-in to a user. When
-    /// absent, the NameID is the identity.
+    /// Attribute holding the stable user identity used to link the sign-in to a user (its
+    /// `userName`). When set, every assertion must carry it; when unset, the NameID is the
+    /// identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub identity: Option<String>,

@@ -6,6 +6,7 @@
 pub mod common;
 pub mod conditions;
 pub mod identity_provider;
+pub mod reference;
 pub mod scim_token;
 
 pub use common::{ConfigMapKeyRef, SecretKeyRef};

@@ -1,0 +1,156 @@
+//! The field reference in `docs/reference.md`, rendered from the CRD schemas (never written by
+//! hand; a test checks the committed file).
+
+use serde_json::Value;
+
+fn type_of(schema: &Value) -> String {
+    let base = match schema.get("type").and_then(Value::as_str) {
+        Some("array") => {
+            let item = schema.get("items").map(type_of).unwrap_or_default();
+            format!("[]{item}")
+        }
+        Some(t) => t.to_owned(),
+        None if schema.get("x-kubernetes-int-or-string").is_some() => "int-or-string".to_owned(),
+        None => "object".to_owned(),
+    };
+    match schema.get("enum").and_then(Value::as_array) {
+        Some(values) => {
+            let values: Vec<String> = values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|v| format!("`{v}`"))
+                .collect();
+            format!("{base}: {}", values.join(", "))
+        }
+        None => base,
+    }
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn walk(schema: &Value, path: &str, required: &[String], rows: &mut Vec<String>) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, prop) in props {
+        let field = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        let mut notes = Vec::new();
+        if let Some(d) = prop.get("default") {
+            notes.push(format!("default `{d}`"));
+        }
+        if required.contains(name) {
+            notes.push("required".to_owned());
+        }
+        for rule in prop
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(m) = rule.get("message").and_then(Value::as_str) {
+                notes.push(format!("rule: {m}"));
+            }
+        }
+        let description = prop
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        rows.push(format!(
+            "| `{field}` | {} | {} | {} |",
+            cell(&type_of(prop)),
+            cell(description),
+            cell(&notes.join("; "))
+        ));
+        let child_required: Vec<String> = prop
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        walk(prop, &field, &child_required, rows);
+        if let Some(items) = prop.get("items") {
+            let item_required: Vec<String> = items
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            walk(items, &format!("{field}[]"), &item_required, rows);
+        }
+    }
+}
+
+/// The Markdown reference of every field of both CRDs.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Resource reference\n\nGenerated from the CRD schemas by `sso-operator reference`; do not edit.\n",
+    );
+    for crd in super::crds() {
+        let version = &crd.spec.versions[0];
+        let Some(schema) = version
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+        else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n## {} (`{}/{}`)\n\n{}\n",
+            crd.spec.names.kind,
+            crd.spec.group,
+            version.name,
+            schema
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ));
+        for rule in schema
+            .pointer("/properties/spec/x-kubernetes-validations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(m) = rule.get("message").and_then(Value::as_str) {
+                out.push_str(&format!("\n- Rule: {m}"));
+            }
+        }
+        for part in ["spec", "status"] {
+            let Some(sub) = schema.pointer(&format!("/properties/{part}")) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "\n\n### {part}\n\n| field | type | description | notes |\n| --- | --- | --- | --- |\n"
+            ));
+            let required: Vec<String> = sub
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut rows = Vec::new();
+            walk(sub, part, &required, &mut rows);
+            out.push_str(&rows.join("\n"));
+            out.push('\n');
+        }
+    }
+    out
+}
