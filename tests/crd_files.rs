@@ -60,3 +60,42 @@ fn the_field_reference_matches_the_schemas() {
         "docs/reference.md is out of date: run `cargo run -- reference > docs/reference.md`"
     );
 }
+
+#[test]
+fn every_provider_has_an_identity_provider_and_a_scim_token_for_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut providers = 0;
+    for entry in std::fs::read_dir(&root).expect("examples/") {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        providers += 1;
+        let mut idps = Vec::new();
+        let mut token_refs = Vec::new();
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+            for doc in docs {
+                match doc["kind"].as_str() {
+                    Some("IdentityProvider") => {
+                        idps.push(doc["metadata"]["name"].as_str().unwrap().to_owned())
+                    }
+                    Some("ScimToken") => token_refs.push(
+                        doc["spec"]["identityProviderRef"]["name"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(idps.len(), 1, "{}: one IdentityProvider", dir.display());
+        assert_eq!(token_refs, idps, "{}: a ScimToken for it", dir.display());
+    }
+    assert_eq!(
+        providers, 8,
+        "okta, entra, google, jumpcloud, onelogin, auth0, keycloak, generic"
+    );
+}
