@@ -487,3 +487,77 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &release_ns.name]);
     assert!(ok, "helm uninstall: {out}{err}");
 }
+
+#[tokio::test]
+async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
+    let admin = admin_client().await;
+    install_crds(&admin).await;
+    let ns = TestNamespace::new(&admin, "helm-cluster").await;
+    let release = format!("sso-{}", &ns.name[ns.name.len() - 6..]);
+    let url = format!("externalUrl={EXTERNAL_URL}");
+    let (ok, out, err) = helm(&[
+        "install",
+        &release,
+        &chart(),
+        "--namespace",
+        &ns.name,
+        "--skip-crds",
+        "--set",
+        &url,
+    ]);
+    assert!(ok, "helm install: {out}{err}");
+    let controller = support::service_account_client(
+        &admin,
+        &ns.name,
+        &format!("{release}-sso-operator-controller"),
+    )
+    .await;
+    let server = support::service_account_client(
+        &admin,
+        &ns.name,
+        &format!("{release}-sso-operator-server"),
+    )
+    .await;
+    let g = "sso-operator.dev";
+    // The controller: every namespace's IdentityProviders, ScimTokens and their Secrets.
+    assert!(access(&controller, "watch", "identityproviders", None, g).await);
+    assert!(
+        access(
+            &controller,
+            "patch",
+            "scimtokens/status",
+            Some("default"),
+            g
+        )
+        .await
+    );
+    assert!(access(&controller, "create", "secrets", Some("default"), "").await);
+    assert!(!access(&controller, "delete", "secrets", Some("default"), "").await);
+    assert!(
+        !access(
+            &controller,
+            "delete",
+            "identityproviders",
+            Some("default"),
+            g
+        )
+        .await
+    );
+    // The server: status patches anywhere, Secrets only in the release namespace.
+    assert!(
+        access(
+            &server,
+            "patch",
+            "identityproviders/status",
+            Some("default"),
+            g
+        )
+        .await
+    );
+    assert!(!access(&server, "get", "secrets", Some("default"), "").await);
+    assert!(!access(&server, "get", "identityproviders", Some("default"), g).await);
+    assert!(access(&server, "watch", "secrets", Some(&ns.name), "").await);
+    assert!(!access(&server, "create", "secrets", Some(&ns.name), "").await);
+    let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &ns.name]);
+    assert!(ok, "helm uninstall: {out}{err}");
+}
