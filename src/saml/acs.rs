@@ -77,12 +77,13 @@ pub enum AcsError {
     /// The IdP reported a failure.
     #[error("the IdP answered with status {0}")]
     Status(String),
-    /// Issuer is not the configured IdP entity ID.
-    #[error("the Issuer {0:?} is not the configured IdP entity ID")]
-    Issuer(String),
-    /// Destination or Recipient is not our ACS URL.
-    #[error("the response is addressed to {0:?}, not this ACS URL")]
-    Recipient(String),
+    /// Issuer is not the configured IdP entity ID; the flag says whether the response's
+    /// signature was checked (an unchecked value may come from anyone).
+    #[error("the Issuer {0:?} is not the configured IdP entity ID{note}", note = unverified(*.1))]
+    Issuer(String, bool),
+    /// Destination or Recipient is not our ACS URL; the flag as for `Issuer`.
+    #[error("the response is addressed to {0:?}, not this ACS URL{note}", note = unverified(*.1))]
+    Recipient(String, bool),
     /// Our entity ID is not in the audience.
     #[error("the assertion's audience does not include this service provider's entity ID")]
     Audience,
@@ -116,8 +117,8 @@ impl AcsError {
             AcsError::Decryption(_) => "DecryptionFailed",
             AcsError::Verification(_) => "VerificationFailed",
             AcsError::Status(_) => "IdpStatus",
-            AcsError::Issuer(_) => "WrongIssuer",
-            AcsError::Recipient(_) => "WrongRecipient",
+            AcsError::Issuer(..) => "WrongIssuer",
+            AcsError::Recipient(..) => "WrongRecipient",
             AcsError::Audience => "WrongAudience",
             AcsError::Time => "OutsideValidity",
             AcsError::InResponseTo => "InResponseToMismatch",
@@ -170,6 +171,15 @@ fn xml_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The note added to messages that quote a response whose signature was not checked yet.
+fn unverified(verified: bool) -> &'static str {
+    if verified {
+        ""
+    } else {
+        " (quoted from a response whose signature was not checked: it may not come from the IdP)"
+    }
 }
 
 /// The short name of a SAML status code; anything unknown is "Other" (the value is
@@ -253,7 +263,7 @@ fn precheck(
     if let Some(issuer) = text(child(assertion, SAML, "Issuer"))
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(shown(&issuer)));
+        return Err(AcsError::Issuer(shown(&issuer), false));
     }
     let time = |n: roxmltree::Node<'_, '_>, attr: &str| {
         n.attribute(attr).and_then(|v| v.parse::<Timestamp>().ok())
@@ -294,7 +304,7 @@ fn precheck(
         if let Some(recipient) = data.attribute("Recipient")
             && recipient != config.service_provider.acs_url
         {
-            return Err(AcsError::Recipient(shown(recipient)));
+            return Err(AcsError::Recipient(shown(recipient), false));
         }
         match (data.attribute("InResponseTo"), expected) {
             (Some(got), Some(want)) if got != want => return Err(AcsError::InResponseTo),
@@ -418,12 +428,12 @@ pub fn verify(
         .map(str::trim)
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(shown(issuer)));
+        return Err(AcsError::Issuer(shown(issuer), false));
     }
     if let Some(destination) = root.attribute("Destination")
         && destination != config.service_provider.acs_url
     {
-        return Err(AcsError::Recipient(shown(destination)));
+        return Err(AcsError::Recipient(shown(destination), false));
     }
     match (root.attribute("InResponseTo"), expected_request) {
         (Some(got), Some(want)) if got == want => {}
@@ -454,9 +464,10 @@ pub fn verify(
 
     // Every rule again on the verified assertion.
     if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {
-        return Err(AcsError::Issuer(shown(
-            &assertion.issuer.value.unwrap_or_default(),
-        )));
+        return Err(AcsError::Issuer(
+            shown(&assertion.issuer.value.unwrap_or_default()),
+            true,
+        ));
     }
     let conditions = assertion.conditions.as_ref().ok_or(AcsError::Audience)?;
     let audience_ok = conditions.audience_restrictions.iter().flatten().any(|r| {
@@ -490,9 +501,10 @@ pub fn verify(
         .as_ref()
         .ok_or(AcsError::SubjectConfirmation)?;
     if data.recipient.as_deref() != Some(config.service_provider.acs_url.as_str()) {
-        return Err(AcsError::Recipient(shown(
-            data.recipient.as_deref().unwrap_or_default(),
-        )));
+        return Err(AcsError::Recipient(
+            shown(data.recipient.as_deref().unwrap_or_default()),
+            true,
+        ));
     }
     let until = data.not_on_or_after.map(ts).ok_or(AcsError::Time)?;
     if until <= earliest || data.not_before.is_some_and(|t| ts(t) > latest) {
