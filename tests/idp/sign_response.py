@@ -40,6 +40,17 @@ def now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_KEYS = {}
+
+
+def private_key(pem):
+    """The loaded key (loading checks the RSA key, which costs more than signing: cache it)."""
+    if pem not in _KEYS:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+        _KEYS[pem] = load_pem_private_key(pem.encode(), password=None)
+    return _KEYS[pem]
+
+
 def sign(element, spec):
     signer = XMLSigner(
         method=methods.enveloped,
@@ -50,7 +61,7 @@ def sign(element, spec):
     # Placed right after Issuer, where the SAML schema wants it.
     placeholder = etree.Element(f"{{{DS}}}Signature", nsmap={"ds": DS}, Id="placeholder")
     element.insert(1, placeholder)
-    signed = signer.sign(element, key=spec["keyPem"].encode(), cert=spec["certPem"], reference_uri=element.get("ID"))
+    signed = signer.sign(element, key=private_key(spec["keyPem"]), cert=spec["certPem"], reference_uri=element.get("ID"))
     return signed
 
 
@@ -171,7 +182,13 @@ def build(spec):
 
 
 def main():
-    sys.stdout.write(build(json.load(sys.stdin)))
+    spec = json.load(sys.stdin)
+    if isinstance(spec, list):
+        # Batch mode (benchmarks): one response per line.
+        for item in spec:
+            sys.stdout.write(build(item) + "\n")
+    else:
+        sys.stdout.write(build(spec))
 
 
 if __name__ == "__main__":

@@ -463,6 +463,13 @@ pub fn self_signed(
     let now = jiff::Timestamp::now().as_second();
     let mut b = X509::builder().expect("builder");
     b.set_version(2).expect("version");
+    let mut serial = openssl::bn::BigNum::new().expect("bignum");
+    serial
+        .rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)
+        .expect("random serial");
+    serial.set_bit(0).expect("non-zero serial");
+    b.set_serial_number(&serial.to_asn1_integer().expect("serial"))
+        .expect("serial number");
     b.set_subject_name(&name).expect("subject");
     b.set_issuer_name(&name).expect("issuer");
     b.set_pubkey(&key).expect("pubkey");

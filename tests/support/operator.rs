@@ -316,6 +316,11 @@ impl Operator {
         }
     }
 
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGKILL (a crash) and waits for the process to end.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
