@@ -499,6 +499,25 @@ async fn sessions_end_with_their_user_expiry_or_sign_out_and_stay_in_their_tenan
         let sid = store.create_session(&t, &ada.id, later).await.unwrap();
         let (u, until) = store.session(&t, &sid).await.unwrap().expect(backend);
         assert_eq!((u.id.as_str(), until), (ada.id.as_str(), later));
+        // With its groups, in one round trip.
+        let (_, _, none) = store.session_with_groups(&t, &sid).await.unwrap().unwrap();
+        assert!(none.is_empty(), "{backend}");
+        for name in ["ops", "eng"] {
+            store
+                .create_group(&t, group(name), std::slice::from_ref(&ada.id))
+                .await
+                .unwrap();
+        }
+        let (u, until, groups) = store.session_with_groups(&t, &sid).await.unwrap().unwrap();
+        assert_eq!((u.id.as_str(), until), (ada.id.as_str(), later));
+        assert_eq!(groups, ["eng", "ops"], "{backend}");
+        assert!(
+            store
+                .session_with_groups(&other, &sid)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // Another tenant cannot use it; an unknown ID finds nothing.
         assert!(
             store.session(&other, &sid).await.unwrap().is_none(),

@@ -43,6 +43,8 @@ struct Live {
     payload: CookiePayload,
     user: User,
     expires: jiff::Timestamp,
+    /// The user's group names.
+    groups: Vec<String>,
 }
 
 /// The session of the request for IdentityProvider `tenant`: its cookie opens with a current
@@ -75,18 +77,19 @@ async fn live_session(
     };
     let found = st
         .store
-        .session(tenant, &payload.session_id)
+        .session_with_groups(tenant, &payload.session_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
         })?;
     Ok(found
-        .filter(|(user, _)| user.active)
-        .map(|(user, expires)| Live {
+        .filter(|(user, _, _)| user.active)
+        .map(|(user, expires, groups)| Live {
             config,
             payload,
             user,
             expires,
+            groups,
         }))
 }
 
@@ -136,21 +139,7 @@ async fn verify(
                 .into_response();
         }
     };
-    let groups = match st
-        .store
-        .group_names_of_user(&live.payload.tenant, &live.user.id)
-        .await
-    {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!(error = %e, "identity store failure in forward-auth");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "identity store unavailable",
-            )
-                .into_response();
-        }
-    };
+    let groups = &live.groups;
     if let Some(required) = q.get("groups") {
         let required: Vec<&str> = required
             .split(',')
@@ -186,7 +175,7 @@ async fn verify(
     for (name, value) in [
         (USER_HEADER, live.user.user_name.as_str()),
         (EMAIL_HEADER, email.as_str()),
-        (GROUPS_HEADER, &groups_header(&groups)),
+        (GROUPS_HEADER, &groups_header(groups)),
         (IDP_HEADER, live.payload.tenant.as_str()),
     ] {
         if let Some(v) = web::header_text(value) {

@@ -1022,6 +1022,48 @@ impl Store {
         Ok(Some((Self::user_from_row(&row)?, expires)))
     }
 
+    /// Like [`Store::session`], with the display names of the user's groups (sorted, without
+    /// duplicates), in one round trip: the forward-auth hot path.
+    pub async fn session_with_groups(
+        &self,
+        tenant: &str,
+        sid: &str,
+    ) -> Result<Option<(User, Timestamp, Vec<String>)>, StoreError> {
+        let columns: Vec<String> = Self::USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c} AS {c}"))
+            .collect();
+        let sql = format!(
+            "SELECT {}, s.expires_us AS session_expires_us, g.display_name AS group_name \
+             FROM sso_sessions s JOIN scim_users u ON u.tenant = s.tenant AND u.id = s.user_id \
+             LEFT JOIN scim_memberships m ON m.tenant = u.tenant AND m.user_id = u.id \
+             LEFT JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+             WHERE s.tenant = $1 AND s.id_sha256 = $2 AND s.expires_us > $3",
+            columns.join(", ")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant)
+            .bind(session_hash(sid))
+            .bind(micros(Timestamp::now()))
+            .fetch_all(&self.pool)
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let user = Self::user_from_row(first)?;
+        let expires = from_micros(first.try_get("session_expires_us")?);
+        let mut groups: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<Option<String>, _>("group_name"))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Ok(Some((user, expires, groups)))
+    }
+
     /// Moves the end of a session to `expires`.
     pub async fn extend_session(
         &self,
