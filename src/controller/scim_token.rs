@@ -155,7 +155,15 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     let idp_name = &token.spec.identity_provider_ref.name;
     let urls = Urls::new(&ctx.settings.external_url, &ns, idp_name);
     let previous_status = token.status.clone().unwrap_or_default();
-    let idp = ctx.idps.get(&ObjectRef::new(idp_name).within(&ns));
+    // Read from the API server, not the IdentityProvider controller's cache: the event that
+    // triggered this reconcile may reach us before that cache has seen it (a deleted
+    // IdentityProvider would otherwise look alive until the next periodic requeue). An
+    // IdentityProvider being deleted counts as gone.
+    let idp = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(idp_name)
+        .await?
+        .filter(|i| i.metadata.deletion_timestamp.is_none())
+        .map(std::sync::Arc::new);
     let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
     let expired = spec_expiry.is_some_and(|t| t <= now);
     let rotation_every = token
