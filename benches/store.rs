@@ -6,26 +6,15 @@
 //! Environment: `SSO_BENCH_POSTGRES_URL` (skip PostgreSQL when unset), `SSO_BENCH_USERS`
 //! (default 100000), `SSO_BENCH_LOOKUPS` (default 5000).
 
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{env_number, percentile};
+
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use sso_operator::scim::filter::{self, Resource};
 use sso_operator::store::{Predicate, Store, UserInput};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 fn user(i: usize) -> UserInput {
     UserInput {

@@ -10,6 +10,10 @@
 //! - forward-auth: `/auth/verify` with a valid session cookie, keep-alive;
 //! - server resident memory idle and after the load.
 
+mod common;
+
+use common::{env_number, percentile};
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -23,21 +27,6 @@ use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
 use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig, server_kubeconfig};
 use support::{TestNamespace, admin_client, install_crds, wait_for};
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

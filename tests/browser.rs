@@ -273,24 +273,7 @@ async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation()
         .await
         .unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let token = wait_for(Duration::from_secs(30), || {
-        let secrets = secrets.clone();
-        async move {
-            String::from_utf8(
-                secrets
-                    .get("okta-scim-token")
-                    .await
-                    .ok()?
-                    .data?
-                    .get("token")?
-                    .0
-                    .clone(),
-            )
-            .ok()
-        }
-    })
-    .await
-    .expect("a SCIM token");
+    let token = support::wait_for_token(&client, &ns.name, "okta-scim-token").await;
     let http = reqwest::Client::new();
     let scim = format!("{server_url}/scim/v2/{}/okta", ns.name);
     let scim_call = |method: reqwest::Method, path: &str, body: Value| {

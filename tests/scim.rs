@@ -117,25 +117,7 @@ impl Scim {
     }
 
     async fn wait_token(&self, secret: &str) -> String {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
-        wait_for(Duration::from_secs(30), || {
-            let secrets = secrets.clone();
-            async move {
-                String::from_utf8(
-                    secrets
-                        .get(secret)
-                        .await
-                        .ok()?
-                        .data?
-                        .get("token")?
-                        .0
-                        .clone(),
-                )
-                .ok()
-            }
-        })
-        .await
-        .expect("the controller issues the token")
+        support::wait_for_token(&self.client, &self.ns.name, secret).await
     }
 
     async fn call(

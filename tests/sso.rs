@@ -239,25 +239,7 @@ impl Sso {
         )
         .await
         .unwrap();
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let token = wait_for(Duration::from_secs(30), || {
-            let secrets = secrets.clone();
-            async move {
-                String::from_utf8(
-                    secrets
-                        .get("okta-scim-token")
-                        .await
-                        .ok()?
-                        .data?
-                        .get("token")?
-                        .0
-                        .clone(),
-                )
-                .ok()
-            }
-        })
-        .await
-        .expect("a token");
+        let token = support::wait_for_token(&self.client, &self.ns.name, "okta-scim-token").await;
         // Accepted once the server has the recompiled configuration.
         let (http, url) = (self.http.clone(), self.scim("/Users"));
         let t = token.clone();

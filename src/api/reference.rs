@@ -26,6 +26,20 @@ fn type_of(schema: &Value) -> String {
     }
 }
 
+/// The `required` list of an object schema.
+fn required_of(schema: &Value) -> Vec<String> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
@@ -67,28 +81,10 @@ fn walk(schema: &Value, path: &str, required: &[String], rows: &mut Vec<String>)
             cell(description),
             cell(&notes.join("; "))
         ));
-        let child_required: Vec<String> = prop
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let child_required = required_of(prop);
         walk(prop, &field, &child_required, rows);
         if let Some(items) = prop.get("items") {
-            let item_required: Vec<String> = items
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let item_required = required_of(items);
             walk(items, &format!("{field}[]"), &item_required, rows);
         }
     }
@@ -136,16 +132,7 @@ pub fn markdown() -> String {
             out.push_str(&format!(
                 "\n\n### {part}\n\n| field | type | description | notes |\n| --- | --- | --- | --- |\n"
             ));
-            let required: Vec<String> = sub
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let required = required_of(sub);
             let mut rows = Vec::new();
             walk(sub, part, &required, &mut rows);
             out.push_str(&rows.join("\n"));

@@ -189,6 +189,31 @@ pub async fn service_account_token(admin: &Client, namespace: &str, name: &str) 
         .expect("token")
 }
 
+/// Waits (30 s at most) for the controller to write the token into Secret `namespace/secret`
+/// and returns it.
+pub async fn wait_for_token(client: &Client, namespace: &str, secret: &str) -> String {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), namespace);
+    wait_for(Duration::from_secs(30), || {
+        let secrets = secrets.clone();
+        async move {
+            String::from_utf8(
+                secrets
+                    .get(secret)
+                    .await
+                    .ok()?
+                    .data?
+                    .get("token")?
+                    .0
+                    .clone(),
+            )
+            .ok()
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the controller never wrote a token into {namespace}/{secret}"))
+}
+
 /// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
 pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
