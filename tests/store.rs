@@ -497,10 +497,10 @@ async fn sessions_end_with_their_user_expiry_or_sign_out_and_stay_in_their_tenan
         )
         .unwrap();
         let sid = store.create_session(&t, &ada.id, later).await.unwrap();
-        let (u, until) = store.session(&t, &sid).await.unwrap().expect(backend);
+        let (u, until, _) = store.session(&t, &sid).await.unwrap().expect(backend);
         assert_eq!((u.id.as_str(), until), (ada.id.as_str(), later));
         // With its groups, in one round trip.
-        let (_, _, none) = store.session_with_groups(&t, &sid).await.unwrap().unwrap();
+        let (_, _, none) = store.session(&t, &sid).await.unwrap().unwrap();
         assert!(none.is_empty(), "{backend}");
         for name in ["ops", "eng"] {
             store
@@ -508,16 +508,10 @@ async fn sessions_end_with_their_user_expiry_or_sign_out_and_stay_in_their_tenan
                 .await
                 .unwrap();
         }
-        let (u, until, groups) = store.session_with_groups(&t, &sid).await.unwrap().unwrap();
+        let (u, until, groups) = store.session(&t, &sid).await.unwrap().unwrap();
         assert_eq!((u.id.as_str(), until), (ada.id.as_str(), later));
         assert_eq!(groups, ["eng", "ops"], "{backend}");
-        assert!(
-            store
-                .session_with_groups(&other, &sid)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(store.session(&other, &sid).await.unwrap().is_none());
         // Another tenant cannot use it; an unknown ID finds nothing.
         assert!(
             store.session(&other, &sid).await.unwrap().is_none(),
@@ -585,21 +579,22 @@ async fn sign_in_groups_are_created_once_and_never_touch_scim_groups() {
             3,
             "{backend}"
         );
-        let lower: std::collections::BTreeSet<String> = store
-            .group_names_of_user(&t, &ada.id)
+        // Group names as forward-auth reads them, through a session.
+        let sid = store
+            .create_session(
+                &t,
+                &ada.id,
+                Timestamp::now() + SignedDuration::from_hours(1),
+            )
             .await
-            .unwrap()
-            .iter()
-            .map(|n| n.to_lowercase())
-            .collect();
+            .unwrap();
+        let names = || async { store.session(&t, &sid).await.unwrap().unwrap().2 };
+        let lower: std::collections::BTreeSet<String> =
+            names().await.iter().map(|n| n.to_lowercase()).collect();
         assert_eq!(lower, ["eng", "ops"].map(String::from).into(), "{backend}");
         // Syncing to nothing removes sign-in memberships only.
         store.set_sign_in_groups(&t, &ada.id, &[]).await.unwrap();
-        assert_eq!(
-            store.group_names_of_user(&t, &ada.id).await.unwrap(),
-            vec!["eng".to_owned()],
-            "{backend}"
-        );
+        assert_eq!(names().await, vec!["eng".to_owned()], "{backend}");
         assert_eq!(
             store
                 .get_group(&t, &scim.id)

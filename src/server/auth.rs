@@ -77,7 +77,7 @@ async fn live_session(
     };
     let found = st
         .store
-        .session_with_groups(tenant, &payload.session_id)
+        .session(tenant, &payload.session_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
@@ -246,11 +246,7 @@ async fn signin(State(st): State<SamlState>, Query(q): Query<HashMap<String, Str
         );
     };
     let Some(config) = st.configs.get(&ns, &name) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "No such identity provider is configured here.",
-        );
+        return web::not_served();
     };
     // ingress-nginx passes the original URL as `rd`.
     let target = q.get("rd").or_else(|| q.get("redirect"));

@@ -92,11 +92,7 @@ async fn acs(
     body: Body,
 ) -> Response {
     let Some(config) = st.configs.get(&ns, &name) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "No such identity provider is configured here.",
-        );
+        return web::not_served();
     };
     match sign_in(&st, &config, &headers, body).await {
         Ok(r) => {
@@ -354,11 +350,7 @@ async fn login(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(config) = st.configs.get(&ns, &name) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "No such identity provider is configured here.",
-        );
+        return web::not_served();
     };
     let target = q.get("redirect").filter(|r| !r.is_empty());
     if let Some(t) = target
@@ -435,11 +427,7 @@ async fn metadata(
 ) -> Response {
     // A deleted, disabled or never-valid IdentityProvider is not served at all.
     let Some(config) = st.configs.get(&ns, &name) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "No such identity provider is configured here.",
-        );
+        return web::not_served();
     };
     match saml::metadata::render(&config) {
         Ok(xml) => {

@@ -46,6 +46,16 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
     r
 }
 
+/// The page for a URL naming an IdentityProvider that is not served (unknown, disabled,
+/// deleted or never valid).
+pub fn not_served() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "No such identity provider is configured here.",
+    )
+}
+
 /// The value of cookie `name` in the request, if sent (the first one wins).
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

@@ -948,29 +948,6 @@ impl Store {
         }
     }
 
-    /// Display names of every group (SCIM and sign-in) the user belongs to, sorted, without
-    /// duplicates.
-    pub async fn group_names_of_user(
-        &self,
-        tenant: &str,
-        user_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = sqlx::query(
-            "SELECT g.display_name AS display_name FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
-             WHERE m.tenant = $1 AND m.user_id = $2",
-        )
-        .bind(tenant)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("display_name"))
-        .collect::<Result<_, _>>()?;
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
     // ---- sessions ----
 
     /// Starts a session of `user_id` until `expires`; returns the session ID (a secret: it
@@ -995,36 +972,10 @@ impl Store {
         Ok(sid)
     }
 
-    /// The user of a live session and when the session ends; `None` when the session is
-    /// unknown, ended, or its user was deleted.
+    /// The user of a live session, when the session ends, and the display names of the user's
+    /// groups (sorted, without duplicates), in one round trip: the forward-auth hot path.
+    /// `None` when the session is unknown, ended, or its user was deleted.
     pub async fn session(
-        &self,
-        tenant: &str,
-        sid: &str,
-    ) -> Result<Option<(User, Timestamp)>, StoreError> {
-        let columns: Vec<String> = Self::USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c} AS {c}"))
-            .collect();
-        let sql = format!(
-            "SELECT {}, s.expires_us AS session_expires_us FROM sso_sessions s JOIN scim_users u ON u.tenant = s.tenant AND u.id = s.user_id \
-             WHERE s.tenant = $1 AND s.id_sha256 = $2 AND s.expires_us > $3",
-            columns.join(", ")
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(session_hash(sid))
-            .bind(micros(Timestamp::now()))
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires = from_micros(row.try_get("session_expires_us")?);
-        Ok(Some((Self::user_from_row(&row)?, expires)))
-    }
-
-    /// Like [`Store::session`], with the display names of the user's groups (sorted, without
-    /// duplicates), in one round trip: the forward-auth hot path.
-    pub async fn session_with_groups(
         &self,
         tenant: &str,
         sid: &str,
