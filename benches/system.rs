@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{env_number, percentile};
+use common::{env_number, percentile, wanted};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -118,133 +118,138 @@ async fn main() {
     install_crds(&client).await;
     let mut report = serde_json::Map::new();
     let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
+    let pp = PatchParams::apply("bench").force();
 
     // --- reconcile latency ---
-    let ns = TestNamespace::new(&client, "bench-reconcile").await;
-    let controller = Operator::start(
-        &controller_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &[],
-    );
-    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
-    let pp = PatchParams::apply("bench").force();
-    let mut latencies = Vec::new();
-    for i in 0..env_number("SSO_BENCH_RECONCILES", 30) {
-        let name = format!("lat-{i}");
-        let started = Instant::now();
-        idps.patch(
-            &name,
-            &pp,
-            &Patch::Apply(&idp_object(&name, &idp_cert, json!({}))),
-        )
-        .await
-        .unwrap();
-        tokens
-            .patch(&name, &pp, &Patch::Apply(&token_object(&name)))
+    if wanted("reconcile") {
+        let ns = TestNamespace::new(&client, "bench-reconcile").await;
+        let controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &[],
+        );
+        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
+        let mut latencies = Vec::new();
+        for i in 0..env_number("SSO_BENCH_RECONCILES", 30) {
+            let name = format!("lat-{i}");
+            let started = Instant::now();
+            idps.patch(
+                &name,
+                &pp,
+                &Patch::Apply(&idp_object(&name, &idp_cert, json!({}))),
+            )
             .await
             .unwrap();
-        let done = wait_for(Duration::from_secs(30), || async {
-            let a = serde_json::to_value(idps.get(&name).await.ok()?).ok()?;
-            let b = serde_json::to_value(tokens.get(&name).await.ok()?).ok()?;
-            (ready(&a) && ready(&b)).then_some(())
-        })
-        .await;
-        assert!(done.is_some(), "{name} never Ready");
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
-    report.insert(
+            tokens
+                .patch(&name, &pp, &Patch::Apply(&token_object(&name)))
+                .await
+                .unwrap();
+            let done = wait_for(Duration::from_secs(30), || async {
+                let a = serde_json::to_value(idps.get(&name).await.ok()?).ok()?;
+                let b = serde_json::to_value(tokens.get(&name).await.ok()?).ok()?;
+                (ready(&a) && ready(&b)).then_some(())
+            })
+            .await;
+            assert!(done.is_some(), "{name} never Ready");
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        report.insert(
         "reconcile_apply_to_ready".into(),
         json!({ "samples": latencies.len(), "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99) }),
     );
-    drop(controller);
+        drop(controller);
+    }
 
     // --- scale: N of each from a cold controller start ---
-    let scale = env_number("SSO_BENCH_SCALE", 1000);
-    let ns_scale = TestNamespace::new(&client, "bench-scale").await;
-    let kubeconfig = controller_kubeconfig(&client, &ns_scale.name).await;
-    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns_scale.name);
-    let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns_scale.name);
-    for i in 0..scale {
-        let name = format!("idp-{i:04}");
-        let idp: IdentityProvider =
-            serde_json::from_value(idp_object(&name, &idp_cert, json!({}))).unwrap();
-        idps.create(&PostParams::default(), &idp).await.unwrap();
-        let token: ScimToken = serde_json::from_value(token_object(&name)).unwrap();
-        tokens.create(&PostParams::default(), &token).await.unwrap();
-    }
-    let started = Instant::now();
-    let controller = Operator::start(&kubeconfig, &ns_scale.name, &[]);
-    let all_ready = wait_for(Duration::from_secs(600), || async {
-        let a = idps.list(&Default::default()).await.ok()?;
-        let b = tokens.list(&Default::default()).await.ok()?;
-        let n = a
-            .items
-            .iter()
-            .filter(|o| ready(&serde_json::to_value(o).unwrap()))
-            .count()
-            + b.items
+    if wanted("scale") {
+        let scale = env_number("SSO_BENCH_SCALE", 1000);
+        let ns_scale = TestNamespace::new(&client, "bench-scale").await;
+        let kubeconfig = controller_kubeconfig(&client, &ns_scale.name).await;
+        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns_scale.name);
+        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns_scale.name);
+        for i in 0..scale {
+            let name = format!("idp-{i:04}");
+            let idp: IdentityProvider =
+                serde_json::from_value(idp_object(&name, &idp_cert, json!({}))).unwrap();
+            idps.create(&PostParams::default(), &idp).await.unwrap();
+            let token: ScimToken = serde_json::from_value(token_object(&name)).unwrap();
+            tokens.create(&PostParams::default(), &token).await.unwrap();
+        }
+        let started = Instant::now();
+        let controller = Operator::start(&kubeconfig, &ns_scale.name, &[]);
+        let all_ready = wait_for(Duration::from_secs(600), || async {
+            let a = idps.list(&Default::default()).await.ok()?;
+            let b = tokens.list(&Default::default()).await.ok()?;
+            let n = a
+                .items
                 .iter()
                 .filter(|o| ready(&serde_json::to_value(o).unwrap()))
-                .count();
-        (n == 2 * scale).then_some(())
-    })
-    .await;
-    let cold_start = started.elapsed();
-    let controller_rss = rss_mib(controller.pid());
-    report.insert(
+                .count()
+                + b.items
+                    .iter()
+                    .filter(|o| ready(&serde_json::to_value(o).unwrap()))
+                    .count();
+            (n == 2 * scale).then_some(())
+        })
+        .await;
+        let cold_start = started.elapsed();
+        let controller_rss = rss_mib(controller.pid());
+        report.insert(
         "scale_cold_start".into(),
         json!({ "identity_providers": scale, "scim_tokens": scale, "all_ready": all_ready.is_some(), "seconds": cold_start.as_secs_f64(), "controller_rss_mib": controller_rss }),
     );
-    drop(controller);
+        drop(controller);
+    }
 
     // --- server: ACS and forward-auth over HTTP ---
-    let ns = TestNamespace::new(&client, "bench-http").await;
-    let _controller = Operator::start(
-        &controller_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &[],
-    );
-    let database = support::sqlite_url("bench-http");
-    let (server, url) = Operator::start_server(
-        &server_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &database,
-    );
-    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    idps.patch(
-        "okta",
-        &pp,
-        &Patch::Apply(&idp_object(
+    if wanted("http") {
+        let ns = TestNamespace::new(&client, "bench-http").await;
+        let _controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &[],
+        );
+        let database = support::sqlite_url("bench-http");
+        let (server, url) = Operator::start_server(
+            &server_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &database,
+        );
+        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+        idps.patch(
             "okta",
-            &idp_cert,
-            json!({ "allowIdpInitiated": true, "users": { "provisioning": "justInTime" } }),
-        )),
-    )
-    .await
-    .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+            &pp,
+            &Patch::Apply(&idp_object(
+                "okta",
+                &idp_cert,
+                json!({ "allowIdpInitiated": true, "users": { "provisioning": "justInTime" } }),
+            )),
+        )
+        .await
         .unwrap();
-    let metadata = format!("{url}/saml/{}/okta/metadata", ns.name);
-    wait_for(Duration::from_secs(60), || async {
-        secrets.get_opt("sso-operator-session-keys").await.ok()??;
-        (http.get(&metadata).send().await.ok()?.status().as_u16() == 200).then_some(())
-    })
-    .await
-    .expect("served");
-    let idle_rss = rss_mib(server.pid());
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let metadata = format!("{url}/saml/{}/okta/metadata", ns.name);
+        wait_for(Duration::from_secs(60), || async {
+            secrets.get_opt("sso-operator-session-keys").await.ok()??;
+            (http.get(&metadata).send().await.ok()?.status().as_u16() == 200).then_some(())
+        })
+        .await
+        .expect("served");
+        let idle_rss = rss_mib(server.pid());
 
-    // Pre-signed IdP-initiated responses, one per request (the replay cache refuses repeats).
-    let count = env_number("SSO_BENCH_ACS_RESPONSES", 14000);
-    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
-    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
-    let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let now = Timestamp::now();
-    let specs: Vec<Value> = (0..count)
+        // Pre-signed IdP-initiated responses, one per request (the replay cache refuses repeats).
+        let count = env_number("SSO_BENCH_ACS_RESPONSES", 14000);
+        let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
+        let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
+        let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let now = Timestamp::now();
+        let specs: Vec<Value> = (0..count)
         .map(|i| {
             json!({
                 "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
@@ -259,111 +264,113 @@ async fn main() {
             })
         })
         .collect();
-    let python = String::from_utf8(
-        Command::new(support::repo_root().join("tests/idp/setup"))
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let mut child = Command::new(python.trim())
-        .arg(support::repo_root().join("tests/idp/sign_response.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
+        let python = String::from_utf8(
+            Command::new(support::repo_root().join("tests/idp/setup"))
+                .output()
+                .unwrap()
+                .stdout,
+        )
         .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        Value::Array(specs).to_string().as_bytes(),
-    )
-    .unwrap();
-    let signed = child.wait_with_output().unwrap();
-    let bodies: Vec<String> = String::from_utf8(signed.stdout)
-        .unwrap()
-        .lines()
-        .map(|b| {
-            format!(
-                "SAMLResponse={}",
-                form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>()
-            )
-        })
-        .collect();
-    let body_file = std::env::temp_dir().join(format!("sso-bench-acs-{}.txt", std::process::id()));
-    std::fs::write(&body_file, bodies.join("\n")).unwrap();
-    let body_path = body_file.display().to_string();
-    let acs_url = format!("{url}/saml/{}/okta/acs", ns.name);
-    let script = support::repo_root()
-        .join("benches/acs.lua")
-        .display()
-        .to_string();
-    // Half the responses with 2 connections, the other half with 4 (one and two per core).
-    let half = bodies.len() / 2;
-    std::fs::write(&body_file, bodies[..half].join("\n")).unwrap();
-    let acs_2 = wrk(
-        &["-t2", "-c2", "-d3s", "--latency", "-s", &script, &acs_url],
-        &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
-    );
-    std::fs::write(&body_file, bodies[half..].join("\n")).unwrap();
-    let acs_4 = wrk(
-        &["-t2", "-c4", "-d3s", "--latency", "-s", &script, &acs_url],
-        &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
-    );
-    let _ = std::fs::remove_file(&body_file);
-    report.insert(
+        let mut child = Command::new(python.trim())
+            .arg(support::repo_root().join("tests/idp/sign_response.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            Value::Array(specs).to_string().as_bytes(),
+        )
+        .unwrap();
+        let signed = child.wait_with_output().unwrap();
+        let bodies: Vec<String> = String::from_utf8(signed.stdout)
+            .unwrap()
+            .lines()
+            .map(|b| {
+                format!(
+                    "SAMLResponse={}",
+                    form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>()
+                )
+            })
+            .collect();
+        let body_file =
+            std::env::temp_dir().join(format!("sso-bench-acs-{}.txt", std::process::id()));
+        std::fs::write(&body_file, bodies.join("\n")).unwrap();
+        let body_path = body_file.display().to_string();
+        let acs_url = format!("{url}/saml/{}/okta/acs", ns.name);
+        let script = support::repo_root()
+            .join("benches/acs.lua")
+            .display()
+            .to_string();
+        // Half the responses with 2 connections, the other half with 4 (one and two per core).
+        let half = bodies.len() / 2;
+        std::fs::write(&body_file, bodies[..half].join("\n")).unwrap();
+        let acs_2 = wrk(
+            &["-t2", "-c2", "-d3s", "--latency", "-s", &script, &acs_url],
+            &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
+        );
+        std::fs::write(&body_file, bodies[half..].join("\n")).unwrap();
+        let acs_4 = wrk(
+            &["-t2", "-c4", "-d3s", "--latency", "-s", &script, &acs_url],
+            &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
+        );
+        let _ = std::fs::remove_file(&body_file);
+        report.insert(
         "acs".into(),
         json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4 }),
     );
 
-    // A session cookie for forward-auth.
-    let sign_one = |i: usize| {
-        let mut spec = json!({
-            "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
-            "destination": acs, "audience": entity, "recipient": acs, "inResponseTo": null,
-            "nameId": "verify@example.com", "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-            "attributes": { "groups": ["eng"] }, "sign": "assertion",
-            "notBefore": (Timestamp::now() - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "notOnOrAfter": (Timestamp::now() + SignedDuration::from_mins(5)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        });
-        spec["assertionId"] = json!(format!("_verify{i}{}", Timestamp::now().as_millisecond()));
-        spec["responseId"] = json!(format!("_rv{i}"));
-        support::signed_response(&spec)
-    };
-    let r = http
-        .post(&acs_url)
-        .form(&[("SAMLResponse", sign_one(0))])
-        .send()
-        .await
-        .unwrap();
-    let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name));
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&cookie_name))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
-    let verify_url = format!("{url}/auth/verify");
-    let header = format!("Cookie: {session}");
-    let verify = wrk(
-        &[
-            "-t2",
-            "-c32",
-            "-d5s",
-            "--latency",
-            "-H",
-            &header,
-            &verify_url,
-        ],
-        &[],
-    );
-    let loaded_rss = rss_mib(server.pid());
-    report.insert("auth_verify".into(), verify);
-    report.insert(
-        "server_rss_mib".into(),
-        json!({ "idle": idle_rss, "after_load": loaded_rss }),
-    );
+        // A session cookie for forward-auth.
+        let sign_one = |i: usize| {
+            let mut spec = json!({
+                "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
+                "destination": acs, "audience": entity, "recipient": acs, "inResponseTo": null,
+                "nameId": "verify@example.com", "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                "attributes": { "groups": ["eng"] }, "sign": "assertion",
+                "notBefore": (Timestamp::now() - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "notOnOrAfter": (Timestamp::now() + SignedDuration::from_mins(5)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            });
+            spec["assertionId"] = json!(format!("_verify{i}{}", Timestamp::now().as_millisecond()));
+            spec["responseId"] = json!(format!("_rv{i}"));
+            support::signed_response(&spec)
+        };
+        let r = http
+            .post(&acs_url)
+            .form(&[("SAMLResponse", sign_one(0))])
+            .send()
+            .await
+            .unwrap();
+        let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name));
+        let session = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&cookie_name))
+            .and_then(|v| v.split(';').next())
+            .expect("a session")
+            .to_owned();
+        let verify_url = format!("{url}/auth/verify");
+        let header = format!("Cookie: {session}");
+        let verify = wrk(
+            &[
+                "-t2",
+                "-c32",
+                "-d5s",
+                "--latency",
+                "-H",
+                &header,
+                &verify_url,
+            ],
+            &[],
+        );
+        let loaded_rss = rss_mib(server.pid());
+        report.insert("auth_verify".into(), verify);
+        report.insert(
+            "server_rss_mib".into(),
+            json!({ "idle": idle_rss, "after_load": loaded_rss }),
+        );
+    }
 
     let machine = json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

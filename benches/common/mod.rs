@@ -19,3 +19,11 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
 }
+
+/// Whether the benchmark section `name` runs: all of them unless `SSO_BENCH_ONLY` lists some
+/// (comma-separated).
+pub fn wanted(name: &str) -> bool {
+    std::env::var("SSO_BENCH_ONLY")
+        .map(|only| only.split(',').any(|s| s.trim() == name))
+        .unwrap_or(true)
+}
