@@ -6,7 +6,8 @@
 -- with <id> taken from the POST's response. The state is one sequence per wrk thread, so run
 -- one connection per thread (wrk -tN -cN). Environment: SSO_BENCH_SCIM_PREFIX (the path up to
 -- and without /Users, e.g. /scim/v2 or /api/scim/v2.0/<directory>), SSO_BENCH_RUN (an ID that
--- differs between runs against the same server: user names are unique per run and thread).
+-- differs between runs against the same server, letters, digits and "-": user names are unique
+-- per run and thread).
 -- The caller passes the token: -H "Authorization: Bearer <token>". A failed request is a
 -- non-2xx response in wrk's summary; a POST without an "id" in its response (or a GET that
 -- finds the user already) starts the next user and is counted as "unexpected" in the line
@@ -66,7 +67,7 @@ function request()
       '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"%s",'
         .. '"name":{"givenName":"Bench","familyName":"User %d"},'
         .. '"emails":[{"primary":true,"value":"%s","type":"work"}],'
-        .. '"displayName":"Bench User %d","locale":"en-US","externalId":"00u%s%d%d",'
+        .. '"displayName":"Bench User %d","locale":"en-US","externalId":"00u-%s-%d-%d",'
         .. '"groups":[],"active":true}',
       user_name, serial, user_name, serial, run, id, serial)
     return wrk.format("POST", prefix .. "/Users", scim_json, body)

@@ -8,49 +8,21 @@
 
 mod common;
 
-use common::{env_number, percentile};
+use common::{env_number, load_users, percentile};
 
 use std::time::Instant;
 
 use serde_json::{Value, json};
 use sso_operator::scim::filter::{self, Resource};
-use sso_operator::store::{Predicate, Store, UserInput};
-
-fn user(i: usize) -> UserInput {
-    UserInput {
-        user_name: format!("User{i:06}@Example.com"),
-        external_id: Some(format!("ext-{i}")),
-        active: true,
-        resource: json!({
-            "name": { "givenName": "User", "familyName": format!("N{i}") },
-            "emails": [{ "value": format!("user{i:06}@example.com"), "type": "work", "primary": true }],
-            "displayName": format!("User {i}")
-        }),
-        password_hash: None,
-        scim_managed: true,
-    }
-}
+use sso_operator::store::{Predicate, Store};
 
 async fn run(backend: &str, url: &str, users: usize, lookups: usize) -> Value {
     let store = Store::connect(url).await.expect("connect");
     let tenant = format!("bench-{}/idp", std::process::id());
     store.delete_tenant(&tenant).await.expect("clean tenant");
 
-    // Load with a few concurrent writers, as several SCIM requests would.
     let started = Instant::now();
-    let writers = 8;
-    let mut tasks = Vec::new();
-    for w in 0..writers {
-        let (store, tenant) = (store.clone(), tenant.clone());
-        tasks.push(tokio::spawn(async move {
-            for i in (w..users).step_by(writers) {
-                store.create_user(&tenant, user(i)).await.expect("insert");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("writer");
-    }
+    load_users(&store, &tenant, users).await;
     let load = started.elapsed();
 
     // userName eq, case-insensitive, as Okta and Entra send it.

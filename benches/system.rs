@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{env_number, percentile, wanted};
+use common::{env_number, load_users, percentile, wanted};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -59,9 +59,145 @@ fn token_object(name: &str) -> Value {
     json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": { "identityProviderRef": { "name": name } } })
 }
 
+/// Deletes the namespace and waits (five minutes at most) until it is gone. Call it while the
+/// controller still runs: it releases the finalizers of the namespace's IdentityProviders.
+async fn remove_namespace(client: &kube::Client, ns: TestNamespace) {
+    let name = ns.name.clone();
+    drop(ns);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let gone = wait_for(Duration::from_secs(300), || async {
+        namespaces
+            .get_opt(&name)
+            .await
+            .ok()
+            .and_then(|n| n.is_none().then_some(()))
+    })
+    .await;
+    if gone.is_none() {
+        eprintln!("namespace {name} is still terminating after 5 minutes");
+    }
+}
+
+/// Pins every thread of process `pid` to the CPUs in `cpus` (taskset, util-linux).
+fn pin(pid: u32, cpus: &str) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "taskset -a -p -c {cpus} {pid} failed");
+}
+
+/// Signs `specs` (JSON objects for tests/idp/sign_response.py) in one batch and returns
+/// `SAMLResponse=...` form bodies, one per spec.
+fn signed_bodies(specs: Vec<Value>) -> Vec<String> {
+    let python = String::from_utf8(
+        Command::new(support::repo_root().join("tests/idp/setup"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let mut child = Command::new(python.trim())
+        .arg(support::repo_root().join("tests/idp/sign_response.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        Value::Array(specs).to_string().as_bytes(),
+    )
+    .unwrap();
+    let signed = child.wait_with_output().unwrap();
+    String::from_utf8(signed.stdout)
+        .unwrap()
+        .lines()
+        .map(|b| {
+            format!(
+                "SAMLResponse={}",
+                form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>()
+            )
+        })
+        .collect()
+}
+
+/// Okta-shaped IdP-initiated sign-in specs for tests/idp/sign_response.py: `count` responses
+/// with unique IDs for 500 users, signed assertion, valid for 30 minutes.
+fn acs_specs(
+    count: usize,
+    key_pem: &str,
+    cert_pem: &str,
+    acs: &str,
+    audience: &str,
+    tag: &str,
+) -> Vec<Value> {
+    let now = Timestamp::now();
+    (0..count)
+        .map(|i| {
+            json!({
+                "keyPem": key_pem, "certPem": cert_pem, "issuer": "http://www.okta.com/exk1",
+                "destination": acs, "audience": audience, "recipient": acs, "inResponseTo": null,
+                "nameId": format!("user{}@example.com", i % 500),
+                "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+                "attributes": { "email": [format!("user{}@example.com", i % 500)], "groups": ["eng"] },
+                "sign": "assertion",
+                "notBefore": (now - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "notOnOrAfter": (now + SignedDuration::from_mins(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "assertionId": format!("_{tag}{i:08}{}", now.as_second()), "responseId": format!("_r{tag}{i:08}"),
+            })
+        })
+        .collect()
+}
+
+/// Runs wrk with benches/acs.lua over `bodies` against `url`.
+fn wrk_acs(url: &str, bodies: &[String], connections: usize, cpus: Option<&str>) -> Value {
+    let file = std::env::temp_dir().join(format!("sso-bench-acs-{}.txt", std::process::id()));
+    std::fs::write(&file, bodies.join("\n")).unwrap();
+    let script = support::repo_root().join("benches/acs.lua");
+    let (threads, connections) = (
+        format!("-t{}", connections.min(2)),
+        format!("-c{connections}"),
+    );
+    let mut args: Vec<String> = Vec::new();
+    if let Some(c) = cpus {
+        args.extend(["-c".into(), c.into(), "wrk".into()]);
+    }
+    args.extend([
+        threads.clone(),
+        connections,
+        "-d3s".into(),
+        "--latency".into(),
+        "-s".into(),
+        script.display().to_string(),
+        url.into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let path = file.display().to_string();
+    let step = threads.trim_start_matches("-t").to_owned();
+    let result = if cpus.is_some() {
+        wrk_with(
+            "taskset",
+            &args,
+            &[("SSO_BENCH_BODIES", &path), ("SSO_BENCH_THREADS", &step)],
+        )
+    } else {
+        wrk(
+            &args,
+            &[("SSO_BENCH_BODIES", &path), ("SSO_BENCH_THREADS", &step)],
+        )
+    };
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
 /// Parsed `wrk --latency` output.
 fn wrk(args: &[&str], env: &[(&str, &str)]) -> Value {
-    let out = Command::new("wrk")
+    wrk_with("wrk", args, env)
+}
+
+/// Like [`wrk`], started through `program` (e.g. taskset).
+fn wrk_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .output()
@@ -99,12 +235,179 @@ fn wrk(args: &[&str], env: &[(&str, &str)]) -> Value {
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
+    let script = text
+        .lines()
+        .find(|l| l.contains(".lua: "))
+        .map(|l| l.trim().to_owned());
     json!({
+        "script": script,
         "requests_per_second": number("Requests/sec:").unwrap_or(0.0),
         "p50_ms": latency("50%").unwrap_or(0.0),
         "p99_ms": latency("99%").unwrap_or(0.0),
         "requests": total,
         "non_2xx_3xx": failed,
+    })
+}
+
+/// A running SAML Jackson (benches/peer/jackson-server.mjs) and what it printed when ready.
+struct Peer {
+    child: std::process::Child,
+    ready: Value,
+    dir: std::path::PathBuf,
+}
+
+impl Peer {
+    /// Installs (once) and starts Jackson with `workers` processes on its embedded SQLite.
+    fn start(cert_file: &std::path::Path, workers: usize) -> Self {
+        use std::io::BufRead;
+        let setup = Command::new(support::repo_root().join("benches/peer/setup"))
+            .output()
+            .expect("run benches/peer/setup");
+        assert!(setup.status.success(), "benches/peer/setup failed");
+        let peer_dir = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+        let dir =
+            std::env::temp_dir().join(format!("sso-bench-peer-{}-{workers}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = support::operator::free_port().to_string();
+        let mut child = Command::new("node")
+            .arg(support::repo_root().join("benches/peer/jackson-server.mjs"))
+            .arg(&port)
+            .env("SSO_PEER_DIR", &peer_dir)
+            .env("SSO_PEER_IDP_CERT_FILE", cert_file)
+            .env("SSO_PEER_IDP_ENTITY_ID", "http://www.okta.com/exk1")
+            .env("SSO_PEER_DB_FILE", dir.join("jackson.db"))
+            .env("SSO_PEER_WORKERS", workers.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start node benches/peer/jackson-server.mjs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line).expect("the peer's ready line");
+        Self { child, ready, dir }
+    }
+
+    fn url(&self) -> String {
+        let acs = self.ready["acsUrl"].as_str().unwrap();
+        acs[..acs.find("/api/").unwrap()].to_owned()
+    }
+
+    /// Resident memory of the peer's processes (the primary and its workers), MiB.
+    fn rss_mib(&self) -> f64 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+                .unwrap_or_default();
+        rss_mib(self.child.id())
+            + children
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(rss_mib)
+                .sum::<f64>()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The peer's ACS and SCIM figures, with one and two worker processes, and our/their ratios.
+async fn peer(
+    idp_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    idp_cert: &str,
+    ours_acs: Option<&Value>,
+    ours_scim: Option<&Value>,
+) -> Value {
+    let cert_file = std::env::temp_dir().join(format!("sso-bench-peer-{}.crt", std::process::id()));
+    std::fs::write(&cert_file, idp_cert).unwrap();
+    let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let mut runs = serde_json::Map::new();
+    for workers in [1, 2] {
+        let peer = Peer::start(&cert_file, workers);
+        let acs = peer.ready["acsUrl"].as_str().unwrap().to_owned();
+        let audience = peer.ready["audience"].as_str().unwrap().to_owned();
+        let count = env_number("SSO_BENCH_PEER_RESPONSES", 2500);
+        let bodies = signed_bodies(acs_specs(
+            count,
+            &key_pem,
+            idp_cert,
+            &acs,
+            &audience,
+            &format!("peer{workers}"),
+        ));
+        // Jackson keeps no replay cache, so a body is never refused for being reused; the
+        // bodies are still distinct. The first run warms Node's JIT up and is not reported.
+        let (warm, measured) = bodies.split_at(bodies.len() / 3);
+        let _ = wrk_acs(&acs, warm, 2, None);
+        let sign_in = wrk_acs(&acs, measured, 2, None);
+        let prefix = peer.ready["scimPrefix"].as_str().unwrap().to_owned();
+        let auth = format!(
+            "Authorization: Bearer {}",
+            peer.ready["scimToken"].as_str().unwrap()
+        );
+        let script = support::repo_root()
+            .join("benches/scim.lua")
+            .display()
+            .to_string();
+        let url = peer.url();
+        let run = format!("peer{workers}");
+        let sequence = wrk(
+            &[
+                "-t2",
+                "-c2",
+                "-d5s",
+                "--latency",
+                "-s",
+                &script,
+                "-H",
+                &auth,
+                &url,
+            ],
+            &[("SSO_BENCH_SCIM_PREFIX", &prefix), ("SSO_BENCH_RUN", &run)],
+        );
+        runs.insert(
+            format!("workers_{workers}"),
+            json!({
+                "database": peer.ready["database"],
+                "acs_2_connections": sign_in,
+                "okta_sequence": sequence,
+                "okta_sequences_per_second": sequence["requests_per_second"].as_f64().unwrap_or(0.0) / 3.0,
+                "rss_mib_after_load": peer.rss_mib(),
+            }),
+        );
+    }
+    let _ = std::fs::remove_file(&cert_file);
+    let f = |v: Option<&Value>| v.and_then(Value::as_f64).unwrap_or(0.0);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let ours_sign_in = f(ours_acs.map(|a| &a["connections_2"]["requests_per_second"]));
+    let ours_sequence = f(ours_scim
+        .and_then(|s| s.as_array())
+        .and_then(|a| a.iter().find(|r| r["backend"] == "sqlite"))
+        .map(|r| &r["okta_sequences_per_second"]));
+    let theirs = |k: &str, path: &[&str]| {
+        let mut v = &runs[k];
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_f64().unwrap_or(0.0)
+    };
+    json!({
+        "name": "SAML Jackson 26.2.0 (@boxyhq/saml-jackson), Node.js, embedded SQLite (WAL, synchronous=NORMAL)",
+        "runs": runs,
+        "ratios_ours_to_theirs": {
+            "acs_vs_1_process": ratio(ours_sign_in, theirs("workers_1", &["acs_2_connections", "requests_per_second"])),
+            "acs_vs_2_workers": ratio(ours_sign_in, theirs("workers_2", &["acs_2_connections", "requests_per_second"])),
+            "okta_sequence_vs_1_process": ratio(ours_sequence, theirs("workers_1", &["okta_sequences_per_second"])),
+            "okta_sequence_vs_2_workers": ratio(ours_sequence, theirs("workers_2", &["okta_sequences_per_second"])),
+        },
     })
 }
 
@@ -159,6 +462,7 @@ async fn main() {
         "reconcile_apply_to_ready".into(),
         json!({ "samples": latencies.len(), "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99) }),
     );
+        remove_namespace(&client, ns).await;
         drop(controller);
     }
 
@@ -200,6 +504,7 @@ async fn main() {
         "scale_cold_start".into(),
         json!({ "identity_providers": scale, "scim_tokens": scale, "all_ready": all_ready.is_some(), "seconds": cold_start.as_secs_f64(), "controller_rss_mib": controller_rss }),
     );
+        remove_namespace(&client, ns_scale).await;
         drop(controller);
     }
 
@@ -244,80 +549,24 @@ async fn main() {
         let idle_rss = rss_mib(server.pid());
 
         // Pre-signed IdP-initiated responses, one per request (the replay cache refuses repeats).
-        let count = env_number("SSO_BENCH_ACS_RESPONSES", 14000);
+        let count = env_number("SSO_BENCH_ACS_RESPONSES", 16000);
         let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
         let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
         let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        let now = Timestamp::now();
-        let specs: Vec<Value> = (0..count)
-        .map(|i| {
-            json!({
-                "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
-                "destination": acs, "audience": entity, "recipient": acs, "inResponseTo": null,
-                "nameId": format!("user{}@example.com", i % 500),
-                "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-                "attributes": { "email": [format!("user{}@example.com", i % 500)], "groups": ["eng"] },
-                "sign": "assertion",
-                "notBefore": (now - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "notOnOrAfter": (now + SignedDuration::from_mins(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "assertionId": format!("_bench{i:08}{}", now.as_second()), "responseId": format!("_r{i:08}"),
-            })
-        })
-        .collect();
-        let python = String::from_utf8(
-            Command::new(support::repo_root().join("tests/idp/setup"))
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        let mut child = Command::new(python.trim())
-            .arg(support::repo_root().join("tests/idp/sign_response.py"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            &mut child.stdin.take().unwrap(),
-            Value::Array(specs).to_string().as_bytes(),
-        )
-        .unwrap();
-        let signed = child.wait_with_output().unwrap();
-        let bodies: Vec<String> = String::from_utf8(signed.stdout)
-            .unwrap()
-            .lines()
-            .map(|b| {
-                format!(
-                    "SAMLResponse={}",
-                    form_urlencoded::byte_serialize(b.as_bytes()).collect::<String>()
-                )
-            })
-            .collect();
-        let body_file =
-            std::env::temp_dir().join(format!("sso-bench-acs-{}.txt", std::process::id()));
-        std::fs::write(&body_file, bodies.join("\n")).unwrap();
-        let body_path = body_file.display().to_string();
+        let bodies = signed_bodies(acs_specs(count, &key_pem, &idp_cert, &acs, &entity, "ours"));
         let acs_url = format!("{url}/saml/{}/okta/acs", ns.name);
-        let script = support::repo_root()
-            .join("benches/acs.lua")
-            .display()
-            .to_string();
-        // Half the responses with 2 connections, the other half with 4 (one and two per core).
-        let half = bodies.len() / 2;
-        std::fs::write(&body_file, bodies[..half].join("\n")).unwrap();
-        let acs_2 = wrk(
-            &["-t2", "-c2", "-d3s", "--latency", "-s", &script, &acs_url],
-            &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
-        );
-        std::fs::write(&body_file, bodies[half..].join("\n")).unwrap();
-        let acs_4 = wrk(
-            &["-t2", "-c4", "-d3s", "--latency", "-s", &script, &acs_url],
-            &[("SSO_BENCH_BODIES", &body_path), ("SSO_BENCH_THREADS", "2")],
-        );
-        let _ = std::fs::remove_file(&body_file);
+        // Both cores (wrk shares them): 2 and 4 connections. Then one core for the server and the
+        // other for wrk (taskset), 2 connections.
+        let (first, rest) = bodies.split_at(bodies.len() * 5 / 16);
+        let (second, third) = rest.split_at(rest.len() * 6 / 11);
+        let acs_2 = wrk_acs(&acs_url, first, 2, None);
+        let acs_4 = wrk_acs(&acs_url, second, 4, None);
+        pin(server.pid(), "0");
+        let acs_one_core = wrk_acs(&acs_url, third, 2, Some("1"));
+        pin(server.pid(), "0-1");
         report.insert(
         "acs".into(),
-        json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4 }),
+        json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4, "one_core_2_connections": acs_one_core }),
     );
 
         // A session cookie for forward-auth.
@@ -370,6 +619,146 @@ async fn main() {
             "server_rss_mib".into(),
             json!({ "idle": idle_rss, "after_load": loaded_rss }),
         );
+        remove_namespace(&client, ns).await;
+    }
+
+    // --- SCIM over HTTP: Okta's provisioning sequence, lookups among 100,000 users, paging ---
+    if wanted("scim") {
+        let ns = TestNamespace::new(&client, "bench-scim").await;
+        let controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &[],
+        );
+        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
+        idps.patch(
+            "okta",
+            &pp,
+            &Patch::Apply(&idp_object("okta", &idp_cert, json!({}))),
+        )
+        .await
+        .unwrap();
+        tokens
+            .patch("okta", &pp, &Patch::Apply(&token_object("okta")))
+            .await
+            .unwrap();
+        let token = support::wait_for_token(&client, &ns.name, "okta-scim-token").await;
+        let users = env_number("SSO_BENCH_USERS", 100_000);
+        let mut backends = vec![("sqlite", support::sqlite_url("bench-scim"))];
+        if let Ok(url) = std::env::var("SSO_BENCH_POSTGRES_URL") {
+            backends.push(("postgresql", url));
+        }
+        let mut results = Vec::new();
+        for (backend, database) in backends {
+            let (server, url) = Operator::start_server(
+                &server_kubeconfig(&client, &ns.name).await,
+                &ns.name,
+                &database,
+            );
+            let prefix = format!("/scim/v2/{}/okta", ns.name);
+            let http = reqwest::Client::new();
+            let served = wait_for(Duration::from_secs(60), || async {
+                let r = http
+                    .get(format!("{url}{prefix}/ServiceProviderConfig"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .ok()?;
+                (r.status().as_u16() == 200).then_some(())
+            })
+            .await;
+            assert!(served.is_some(), "the SCIM endpoint was never served");
+            let tenant = format!("{}/okta", ns.name);
+            let store = sso_operator::store::Store::connect(&database)
+                .await
+                .expect("store");
+            let loaded = Instant::now();
+            load_users(&store, &tenant, users).await;
+            let load_seconds = loaded.elapsed().as_secs_f64();
+            let auth = format!("Authorization: Bearer {token}");
+            let script = |name: &str| support::repo_root().join(name).display().to_string();
+            let users_text = users.to_string();
+            let lookups = wrk(
+                &[
+                    "-t2",
+                    "-c8",
+                    "-d5s",
+                    "--latency",
+                    "-s",
+                    &script("benches/lookup.lua"),
+                    "-H",
+                    &auth,
+                    &url,
+                ],
+                &[
+                    ("SSO_BENCH_SCIM_PREFIX", &prefix),
+                    ("SSO_BENCH_USERS", &users_text),
+                ],
+            );
+            let sequence = wrk(
+                &[
+                    "-t2",
+                    "-c2",
+                    "-d5s",
+                    "--latency",
+                    "-s",
+                    &script("benches/scim.lua"),
+                    "-H",
+                    &auth,
+                    &url,
+                ],
+                &[
+                    ("SSO_BENCH_SCIM_PREFIX", &prefix),
+                    ("SSO_BENCH_RUN", backend),
+                ],
+            );
+            // Every user, 200 a page (the server's maximum), one request after the other.
+            let paged = Instant::now();
+            let (mut seen, mut start, mut total) = (0u64, 1u64, u64::MAX);
+            while start <= total {
+                let page: Value = serde_json::from_slice(
+                    &http
+                        .get(format!("{url}{prefix}/Users?startIndex={start}&count=200"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap(),
+                )
+                .unwrap();
+                total = page["totalResults"].as_u64().unwrap();
+                let n = page["Resources"].as_array().map_or(0, Vec::len) as u64;
+                assert!(n > 0, "an empty page before the end");
+                seen += n;
+                start += n;
+            }
+            let paging_seconds = paged.elapsed().as_secs_f64();
+            let rss = rss_mib(server.pid());
+            store.delete_tenant(&tenant).await.expect("clean up");
+            drop(server);
+            results.push(json!({
+                "backend": backend, "users": users, "load_seconds": load_seconds,
+                "username_eq_lookups": lookups,
+                "okta_sequence": sequence,
+                "okta_sequences_per_second": sequence["requests_per_second"].as_f64().unwrap_or(0.0) / 3.0,
+                "paginate_all": { "users_seen": seen, "pages": seen.div_ceil(200), "seconds": paging_seconds },
+                "server_rss_mib": rss,
+            }));
+        }
+        report.insert("scim".into(), Value::Array(results));
+        remove_namespace(&client, ns).await;
+        drop(controller);
+    }
+
+    // --- the peer: SAML Jackson (npm @boxyhq/saml-jackson), same workloads, same wrk ---
+    if wanted("peer") {
+        report.insert(
+            "peer".into(),
+            peer(&idp_key, &idp_cert, report.get("acs"), report.get("scim")).await,
+        );
     }
 
     let machine = json!({
@@ -385,13 +774,14 @@ async fn main() {
     .unwrap();
     let r = &report["results"];
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let md = format!(
+    let mut md = format!(
         "| workload | result | target |\n| --- | --- | --- |\n\
          | reconcile apply → Ready (IdentityProvider + ScimToken) | p50 {:.0} ms, p99 {:.0} ms | p99 < 2 s |\n\
          | {} IdentityProviders + {} ScimTokens, cold start → all Ready | {:.1} s (all Ready: {}) | < 60 s |\n\
          | controller RSS at that size | {:.0} MiB | < 100 MiB |\n\
          | ACS, signed Okta-shaped responses, replay cache on, 2 connections | {:.0}/s, p99 {:.1} ms ({} refused) | ≥ 2,000/s, p99 < 20 ms |\n\
          | ACS, 4 connections | {:.0}/s, p99 {:.1} ms ({} refused) | |\n\
+         | ACS, server on 1 core (wrk on the other), 2 connections | {:.0}/s, p99 {:.1} ms ({} refused) | |\n\
          | /auth/verify with a session, keep-alive, 32 connections | {:.0}/s, p99 {:.2} ms | ≥ 20,000/s, p99 < 5 ms |\n\
          | server RSS idle / after load | {:.0} / {:.0} MiB | idle < 64 MiB |\n",
         f(&r["reconcile_apply_to_ready"]["p50_ms"]),
@@ -407,11 +797,56 @@ async fn main() {
         f(&r["acs"]["connections_4"]["requests_per_second"]),
         f(&r["acs"]["connections_4"]["p99_ms"]),
         r["acs"]["connections_4"]["non_2xx_3xx"],
+        f(&r["acs"]["one_core_2_connections"]["requests_per_second"]),
+        f(&r["acs"]["one_core_2_connections"]["p99_ms"]),
+        r["acs"]["one_core_2_connections"]["non_2xx_3xx"],
         f(&r["auth_verify"]["requests_per_second"]),
         f(&r["auth_verify"]["p99_ms"]),
         f(&r["server_rss_mib"]["idle"]),
         f(&r["server_rss_mib"]["after_load"]),
     );
+    for b in r["scim"].as_array().into_iter().flatten() {
+        md.push_str(&format!(
+            "| SCIM over HTTP, {backend}: `userName eq` among {users} users, 8 connections | {:.0}/s, p99 {:.2} ms ({}) | p99 < 5 ms |\n\
+             | SCIM over HTTP, {backend}: Okta sequence (filter, POST, PATCH), 2 connections | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | |\n\
+             | SCIM over HTTP, {backend}: paging through all {users} users, 200 a page | {:.1} s ({} pages) | |\n",
+            f(&b["username_eq_lookups"]["requests_per_second"]),
+            f(&b["username_eq_lookups"]["p99_ms"]),
+            b["username_eq_lookups"]["script"].as_str().unwrap_or("?"),
+            f(&b["okta_sequences_per_second"]),
+            f(&b["okta_sequence"]["requests_per_second"]),
+            f(&b["okta_sequence"]["p99_ms"]),
+            b["okta_sequence"]["script"].as_str().unwrap_or("?"),
+            f(&b["paginate_all"]["seconds"]),
+            b["paginate_all"]["pages"],
+            backend = b["backend"].as_str().unwrap_or("?"),
+            users = b["users"],
+        ));
+    }
+    if let Some(p) = r.get("peer") {
+        md.push_str(&format!("\nPeer, same run, same wrk scripts: {}.\n\n| peer workload | result | ours / theirs |\n| --- | --- | --- |\n", p["name"].as_str().unwrap_or("?")));
+        for (workers, label) in [
+            ("workers_1", "1 process"),
+            ("workers_2", "2 worker processes"),
+        ] {
+            let w = &p["runs"][workers];
+            md.push_str(&format!(
+                "| ACS, signed Okta-shaped responses, 2 connections, {label} | {:.0}/s, p99 {:.1} ms ({} refused) | {:.1}× |\n\
+                 | SCIM Okta sequence, 2 connections, {label} | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | {:.1}× |\n\
+                 | RSS after load, {label} | {:.0} MiB | |\n",
+                f(&w["acs_2_connections"]["requests_per_second"]),
+                f(&w["acs_2_connections"]["p99_ms"]),
+                w["acs_2_connections"]["non_2xx_3xx"],
+                f(&p["ratios_ours_to_theirs"][if workers == "workers_1" { "acs_vs_1_process" } else { "acs_vs_2_workers" }]),
+                f(&w["okta_sequences_per_second"]),
+                f(&w["okta_sequence"]["requests_per_second"]),
+                f(&w["okta_sequence"]["p99_ms"]),
+                w["okta_sequence"]["script"].as_str().unwrap_or("?"),
+                f(&p["ratios_ours_to_theirs"][if workers == "workers_1" { "okta_sequence_vs_1_process" } else { "okta_sequence_vs_2_workers" }]),
+                f(&w["rss_mib_after_load"]),
+            ));
+        }
+    }
     std::fs::write(out_dir.join("system.md"), &md).unwrap();
     print!("{md}");
 }

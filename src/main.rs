@@ -116,6 +116,12 @@ struct ControllerArgs {
     /// opening cookies until no session sealed with them can still be valid (720h).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     session_key_rotation: jiff::SignedDuration,
+
+    /// How many IdentityProviders, and separately how many ScimTokens, are reconciled at
+    /// once. Bounds the controller's memory and its load on the API server when it starts
+    /// with many resources.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_concurrent_reconciles: u16,
 }
 
 fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
@@ -294,6 +300,7 @@ async fn run_controller(
         },
         watch_namespace: args.watch_namespace.clone(),
         session_key_rotation: args.session_key_rotation,
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
         metadata_fetch: FetchPolicy {
             allow_private_addresses: args.allow_private_metadata_addresses,
             extra_root_certificates: extra_roots,

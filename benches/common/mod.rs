@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+use sso_operator::store::{Store, UserInput};
+
 /// A numeric setting from the environment, or `default`.
 pub fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -26,4 +29,38 @@ pub fn wanted(name: &str) -> bool {
     std::env::var("SSO_BENCH_ONLY")
         .map(|only| only.split(',').any(|s| s.trim() == name))
         .unwrap_or(true)
+}
+
+/// User `i` of a benchmark population (`User000042@Example.com`), as Okta would provision it.
+pub fn user(i: usize) -> UserInput {
+    UserInput {
+        user_name: format!("User{i:06}@Example.com"),
+        external_id: Some(format!("ext-{i}")),
+        active: true,
+        resource: json!({
+            "name": { "givenName": "User", "familyName": format!("N{i}") },
+            "emails": [{ "value": format!("user{i:06}@example.com"), "type": "work", "primary": true }],
+            "displayName": format!("User {i}")
+        }),
+        password_hash: None,
+        scim_managed: true,
+    }
+}
+
+/// Stores users `0..users` in `tenant` with eight concurrent writers, as several SCIM
+/// requests would.
+pub async fn load_users(store: &Store, tenant: &str, users: usize) {
+    let writers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, tenant) = (store.clone(), tenant.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..users).step_by(writers) {
+                store.create_user(&tenant, user(i)).await.expect("insert");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
 }

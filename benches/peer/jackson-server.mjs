@@ -22,7 +22,8 @@
 //                More than 1 needs "sqlite" (a "mem" store would be per process): the primary
 //                creates the connection and the directory, then starts the workers one after
 //                the other on the same SQLite file.
-//   sqliteDefaults (SSO_PEER_SQLITE_DEFAULTS=1) keep SQLite's defaults (see tuneSqlite)
+//   sqliteDefaults (SSO_PEER_SQLITE_DEFAULTS=1) keep SQLite's journal and sync defaults
+//                (see tuneSqlite)
 // SSO_PEER_DEBUG=1 lets Jackson log (errors included) to stderr; otherwise the server is silent.
 //
 // When ready it prints one JSON line to stdout:
@@ -114,16 +115,24 @@ function idpMetadata(entityId, certPem) {
 // SQLite's defaults (rollback journal, synchronous=FULL: an fsync per commit) and passes no
 // pragmas through. Our store runs WAL with synchronous=NORMAL, so for the same durability the
 // peer's connection gets the same two pragmas, set right after the file is opened.
-function tuneSqlite(require) {
+// With several worker processes on one file, TypeORM's deferred "BEGIN TRANSACTION" (a read, then
+// the write) fails at once with SQLITE_BUSY ("database is locked") whenever another process wrote
+// in between, and Jackson turns that into failed sign-ins and empty 201s; BEGIN IMMEDIATE takes
+// the write lock up front, so writers wait (busy timeout 5 s) instead.
+function tuneSqlite(require, { pragmas, immediate }) {
   const id = require.resolve("better-sqlite3");
   const Database = require("better-sqlite3");
   class TunedDatabase extends Database {
     constructor(filename, options) {
       super(filename, options);
-      if (filename !== ":memory:") {
+      if (pragmas && filename !== ":memory:") {
         this.pragma("journal_mode = WAL");
         this.pragma("synchronous = NORMAL");
       }
+    }
+
+    prepare(sql) {
+      return super.prepare(immediate && sql === "BEGIN TRANSACTION" ? "BEGIN IMMEDIATE TRANSACTION" : sql);
     }
   }
   require.cache[id].exports = TunedDatabase;
@@ -137,8 +146,8 @@ async function startJackson(config) {
   } catch (err) {
     fail(`cannot load @boxyhq/saml-jackson from ${config.peerDir} (run benches/peer/setup): ${err.message}`);
   }
-  if (config.database === "sqlite" && !config.sqliteDefaults) {
-    tuneSqlite(require);
+  if (config.database === "sqlite") {
+    tuneSqlite(require, { pragmas: !config.sqliteDefaults, immediate: config.workers > 1 });
   }
   const quiet = () => {};
   const logger = process.env.SSO_PEER_DEBUG

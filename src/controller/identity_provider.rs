@@ -92,7 +92,7 @@ pub fn referencing<K: Resource>(
 }
 
 /// The IdentityProvider a compiled-config Secret belongs to.
-pub fn owner_of_compiled(secret: &Secret) -> Option<ObjectRef<IdentityProvider>> {
+pub fn owner_of_compiled<K: Resource>(secret: &K) -> Option<ObjectRef<IdentityProvider>> {
     let source = secret.annotations().get(config::SOURCE_ANNOTATION)?;
     let (ns, name) = source.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
@@ -530,6 +530,10 @@ async fn ensure_sp_keys(
         .and_then(sp_keys::from_secret_data);
     let policy = ctx.settings.sp_rotation;
     let cn = format!("{ns}/{name}");
+    // RSA key generation is CPU-bound (~0.2 s a key on one core): at most one per CPU at a
+    // time, so a cold start of many IdentityProviders neither spawns hundreds of blocking
+    // threads (each with its own allocator arena) nor starves the watchers.
+    let _permit = sp_keys::generation_permit().await;
     let advanced =
         tokio::task::spawn_blocking(move || sp_keys::advance(current, now, policy, &cn)).await??;
     if !advanced.changes.is_empty() {

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{Predicate as _, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::{IdentityProvider, ScimToken};
@@ -46,6 +46,8 @@ pub struct Settings {
     pub watch_namespace: Option<String>,
     /// How often a new session key is added.
     pub session_key_rotation: jiff::SignedDuration,
+    /// Reconciliations of one kind running at once.
+    pub max_concurrent_reconciles: u16,
 }
 
 /// Errors that make a reconciliation retry with backoff. Problems with the user's input are
@@ -135,34 +137,39 @@ pub async fn run(
     mut leading: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let scoped = |client: Client| match &settings.watch_namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
-    let (idp_api, token_api, secret_api, configmap_api): (
-        Api<IdentityProvider>,
-        Api<ScimToken>,
-        Api<Secret>,
-        Api<ConfigMap>,
-    ) = scoped(client.clone());
-    let compiled_api: Api<Secret> = Api::namespaced(client.clone(), &settings.operator_namespace);
+    let ns = settings.watch_namespace.as_deref();
+    let idp_api: Api<IdentityProvider> = scoped(&client, ns);
+    let token_api: Api<ScimToken> = scoped(&client, ns);
+    // Metadata-only views (an `Api` of `PartialObjectMeta` lists and watches only metadata).
+    let secret_meta: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
+    let configmap_meta: Api<PartialObjectMeta<ConfigMap>> = scoped(&client, ns);
+    let compiled_api: Api<PartialObjectMeta<Secret>> =
+        Api::namespaced(client.clone(), &settings.operator_namespace);
 
+    let limits = kube::runtime::controller::Config::default()
+        .concurrency(settings.max_concurrent_reconciles);
+    // A resource is reconciled again when its spec (generation), finalizers or annotations
+    // change, not when only its status does: the status is written by this controller and,
+    // for the SCIM and sign-in figures, by the servers.
+    let (idps, idp_writer) = reflector::store();
+    let idp_stream = reflector(
+        idp_writer,
+        watcher(idp_api.clone(), watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(changed(), Default::default());
     let idp_controller =
-        Controller::new(idp_api.clone(), watcher::Config::default().any_semantic());
-    let token_controller =
-        Controller::new(token_api.clone(), watcher::Config::default().any_semantic());
-    let idps = idp_controller.store();
-    let tokens = token_controller.store();
+        Controller::for_stream(idp_stream, idps.clone()).with_config(limits.clone());
+    let (tokens, token_writer) = reflector::store();
+    let token_stream = reflector(
+        token_writer,
+        watcher(token_api.clone(), watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(changed(), Default::default());
+    let token_controller = Controller::for_stream(token_stream, tokens.clone()).with_config(limits);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -204,9 +211,11 @@ pub async fn run(
     let idps_for_configmaps = idps.clone();
     let idp_loop = idp_controller
         // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders using it.
-        .watches(
-            secret_api.clone(),
-            watcher::Config::default(),
+        // Only metadata: the mappers need names and annotations, never the Secrets' keys.
+        .watches_stream(
+            watcher(secret_meta.clone(), watcher::Config::default())
+                .default_backoff()
+                .touched_objects(),
             move |secret| {
                 identity_provider::referencing(
                     &idps_for_secrets,
@@ -215,13 +224,18 @@ pub async fn run(
                 )
             },
         )
-        .watches(configmap_api, watcher::Config::default(), move |cm| {
-            identity_provider::referencing(
-                &idps_for_configmaps,
-                &cm,
-                identity_provider::RefKind::ConfigMap,
-            )
-        })
+        .watches_stream(
+            watcher(configmap_meta, watcher::Config::default())
+                .default_backoff()
+                .touched_objects(),
+            move |cm| {
+                identity_provider::referencing(
+                    &idps_for_configmaps,
+                    &cm,
+                    identity_provider::RefKind::ConfigMap,
+                )
+            },
+        )
         // Token changes (issue, rotation, deletion) recompile the token hashes of their IdP.
         .watches(
             token_api.clone(),
@@ -233,10 +247,14 @@ pub async fn run(
             },
         )
         // A deleted or edited compiled Secret is rewritten.
-        .watches(
-            compiled_api,
-            watcher::Config::default()
-                .labels(&format!("{}=true", crate::config::COMPILED_CONFIG_LABEL)),
+        .watches_stream(
+            watcher(
+                compiled_api,
+                watcher::Config::default()
+                    .labels(&format!("{}=true", crate::config::COMPILED_CONFIG_LABEL)),
+            )
+            .default_backoff()
+            .touched_objects(),
             |secret| identity_provider::owner_of_compiled(&secret),
         )
         .graceful_shutdown_on(stopped(stop_rx.clone()))
@@ -257,14 +275,36 @@ pub async fn run(
             move |idp: IdentityProvider| scim_token::referencing_idp(&tokens_for_idps, &idp),
         )
         // Bring-your-own token Secrets and generated token Secrets.
-        .watches(secret_api, watcher::Config::default(), move |secret| {
-            scim_token::referencing_secret(&tokens_for_secrets, &secret)
-        })
+        .watches_stream(
+            watcher(secret_meta, watcher::Config::default())
+                .default_backoff()
+                .touched_objects(),
+            move |secret| scim_token::referencing_secret(&tokens_for_secrets, &secret),
+        )
         .graceful_shutdown_on(stopped(stop_rx))
         .run(scim_token::reconcile, scim_token::error_policy, ctx)
         .for_each(|_| async {});
 
     tokio::join!(idp_loop, token_loop, key_task);
+}
+
+/// An `Api` in `namespace`, or in all namespaces.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Whether a resource changed in a way its reconciliation depends on: its spec (generation),
+/// finalizers or annotations.
+fn changed<K: Resource>() -> impl kube::runtime::Predicate<K> {
+    predicates::generation
+        .combine(predicates::finalizers)
+        .combine(predicates::annotations)
 }
 
 /// Requeues at `at` (at least one second from now, at most an hour), or in an hour.

@@ -93,7 +93,10 @@ pub fn referencing_idp(
 }
 
 /// ScimTokens that read (bring-your-own) or write this Secret.
-pub fn referencing_secret(tokens: &Store<ScimToken>, secret: &Secret) -> Vec<ObjectRef<ScimToken>> {
+pub fn referencing_secret<K: Resource>(
+    tokens: &Store<ScimToken>,
+    secret: &K,
+) -> Vec<ObjectRef<ScimToken>> {
     let (ns, name) = (secret.namespace(), secret.name_any());
     tokens
         .state()

@@ -12,7 +12,6 @@ use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
-use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
 use openssl::x509::{X509, X509NameBuilder};
 
@@ -61,8 +60,25 @@ pub struct SpKeySet {
 
 /// Errors generating keys.
 #[derive(Debug, thiserror::Error)]
-#[error("could not generate the service-provider key pair: {0}")]
-pub struct KeyGenError(#[from] openssl::error::ErrorStack);
+pub enum KeyGenError {
+    /// OpenSSL failed (certificate building).
+    #[error("could not generate the service-provider key pair: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// AWS-LC failed (key generation).
+    #[error("could not generate the service-provider key pair: {0}")]
+    AwsLc(String),
+}
+
+/// A permit to run [`advance`]: as many at once as there are CPUs.
+pub async fn generation_permit() -> tokio::sync::SemaphorePermit<'static> {
+    static PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    });
+    PERMITS
+        .acquire()
+        .await
+        .expect("the key generation semaphore is never closed")
+}
 
 /// Generates an RSA 2048 key pair and a self-signed certificate valid from `now` (less five
 /// minutes of clock skew) for `validity`.
@@ -71,8 +87,11 @@ pub fn generate(
     now: Timestamp,
     validity: SignedDuration,
 ) -> Result<SpKey, KeyGenError> {
-    let rsa = Rsa::generate(2048)?;
-    let key = PKey::from_rsa(rsa)?;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|e| KeyGenError::AwsLc(e.to_string()))?;
+    let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
+        .map_err(|e| KeyGenError::AwsLc(e.to_string()))?;
+    let key = PKey::private_key_from_pkcs8(pkcs8.as_ref())?;
     let mut name = X509NameBuilder::new()?;
     // X.509 limits the CN to 64 characters.
     let cn: String = common_name.chars().take(64).collect();

@@ -459,7 +459,8 @@ impl Store {
     }
 
     /// The total number of rows of `table` matching `filter`, and the requested page of them
-    /// in stable order (creation time, then id).
+    /// in stable order (creation time, then id). A deep page (a high `startIndex`) is chosen
+    /// on the ordering index alone and only its rows are read in full.
     async fn page(
         &self,
         table: &'static str,
@@ -480,20 +481,65 @@ impl Store {
         if count <= 0 {
             return Ok((total, Vec::new()));
         }
+        let offset = (start_index - 1).max(0);
+        if offset >= total {
+            return Ok((total, Vec::new()));
+        }
         let n = binds.len() + 2;
+        let bound = |sql: String| {
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_owned());
+            for b in &binds {
+                q = b.bind(q);
+            }
+            q
+        };
+        if offset == 0 {
+            let sql = format!(
+                "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n}"
+            );
+            let rows = bound(sql).bind(count).fetch_all(&self.pool).await?;
+            return Ok((total, rows));
+        }
+        // A deep page: its IDs from the ordering index alone (skipping index entries, not
+        // rows), then those rows by primary key. Two statements rather than a join, so that
+        // no planner estimate (PostgreSQL's statistics lag a bulk provisioning) can turn the
+        // lookup into a scan of the tenant per row.
         let sql = format!(
-            "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n} OFFSET ${}",
+            "SELECT id FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n} OFFSET ${}",
             n + 1
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
-        for b in &binds {
-            q = b.bind(q);
-        }
-        let rows = q
+        let ids: Vec<String> = bound(sql)
             .bind(count)
-            .bind((start_index - 1).max(0))
+            .bind(offset)
             .fetch_all(&self.pool)
-            .await?;
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok((total, Vec::new()));
+        }
+        let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE tenant = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        let mut rows = q.fetch_all(&self.pool).await?;
+        let position: std::collections::HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        rows.sort_by_key(|r| {
+            r.try_get::<String, _>("id")
+                .ok()
+                .and_then(|id| position.get(id.as_str()).copied())
+                .unwrap_or(usize::MAX)
+        });
         Ok((total, rows))
     }
 
