@@ -63,6 +63,22 @@ fn token_object(name: &str) -> Value {
 /// controller still runs: it releases the finalizers of the namespace's IdentityProviders.
 async fn remove_namespace(client: &kube::Client, ns: TestNamespace) {
     let name = ns.name.clone();
+    // The resources first: deleting the namespace would also delete the controller's Role
+    // in it, and the controller could no longer release their finalizers.
+    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &name);
+    let _ = idps
+        .delete_collection(&Default::default(), &Default::default())
+        .await;
+    let released = wait_for(Duration::from_secs(300), || async {
+        idps.list(&Default::default())
+            .await
+            .ok()
+            .and_then(|l| l.items.is_empty().then_some(()))
+    })
+    .await;
+    if released.is_none() {
+        eprintln!("IdentityProviders in {name} still there after 5 minutes");
+    }
     drop(ns);
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let gone = wait_for(Duration::from_secs(300), || async {
@@ -76,6 +92,27 @@ async fn remove_namespace(client: &kube::Client, ns: TestNamespace) {
     if gone.is_none() {
         eprintln!("namespace {name} is still terminating after 5 minutes");
     }
+}
+
+/// A new namespace with a controller watching it, and the APIs of its resources.
+async fn controlled_namespace(
+    client: &kube::Client,
+    prefix: &str,
+) -> (
+    TestNamespace,
+    Operator,
+    Api<IdentityProvider>,
+    Api<ScimToken>,
+) {
+    let ns = TestNamespace::new(client, prefix).await;
+    let controller = Operator::start(
+        &controller_kubeconfig(client, &ns.name).await,
+        &ns.name,
+        &[],
+    );
+    let idps = Api::namespaced(client.clone(), &ns.name);
+    let tokens = Api::namespaced(client.clone(), &ns.name);
+    (ns, controller, idps, tokens)
 }
 
 /// Pins every thread of process `pid` to the CPUs in `cpus` (taskset, util-linux).
@@ -425,14 +462,7 @@ async fn main() {
 
     // --- reconcile latency ---
     if wanted("reconcile") {
-        let ns = TestNamespace::new(&client, "bench-reconcile").await;
-        let controller = Operator::start(
-            &controller_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &[],
-        );
-        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
+        let (ns, controller, idps, tokens) = controlled_namespace(&client, "bench-reconcile").await;
         let mut latencies = Vec::new();
         for i in 0..env_number("SSO_BENCH_RECONCILES", 30) {
             let name = format!("lat-{i}");
@@ -510,19 +540,13 @@ async fn main() {
 
     // --- server: ACS and forward-auth over HTTP ---
     if wanted("http") {
-        let ns = TestNamespace::new(&client, "bench-http").await;
-        let _controller = Operator::start(
-            &controller_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &[],
-        );
+        let (ns, _controller, idps, _) = controlled_namespace(&client, "bench-http").await;
         let database = support::sqlite_url("bench-http");
         let (server, url) = Operator::start_server(
             &server_kubeconfig(&client, &ns.name).await,
             &ns.name,
             &database,
         );
-        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
         idps.patch(
             "okta",
             &pp,
@@ -624,14 +648,7 @@ async fn main() {
 
     // --- SCIM over HTTP: Okta's provisioning sequence, lookups among 100,000 users, paging ---
     if wanted("scim") {
-        let ns = TestNamespace::new(&client, "bench-scim").await;
-        let controller = Operator::start(
-            &controller_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &[],
-        );
-        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
+        let (ns, controller, idps, tokens) = controlled_namespace(&client, "bench-scim").await;
         idps.patch(
             "okta",
             &pp,

@@ -148,28 +148,10 @@ pub async fn run(
 
     let limits = kube::runtime::controller::Config::default()
         .concurrency(settings.max_concurrent_reconciles);
-    // A resource is reconciled again when its spec (generation), finalizers or annotations
-    // change, not when only its status does: the status is written by this controller and,
-    // for the SCIM and sign-in figures, by the servers.
-    let (idps, idp_writer) = reflector::store();
-    let idp_stream = reflector(
-        idp_writer,
-        watcher(idp_api.clone(), watcher::Config::default().any_semantic()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(changed(), Default::default());
-    let idp_controller =
-        Controller::for_stream(idp_stream, idps.clone()).with_config(limits.clone());
-    let (tokens, token_writer) = reflector::store();
-    let token_stream = reflector(
-        token_writer,
-        watcher(token_api.clone(), watcher::Config::default().any_semantic()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(changed(), Default::default());
-    let token_controller = Controller::for_stream(token_stream, tokens.clone()).with_config(limits);
+    let idp_controller = filtered_controller(idp_api.clone(), limits.clone());
+    let token_controller = filtered_controller(token_api.clone(), limits);
+    let idps = idp_controller.store();
+    let tokens = token_controller.store();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -297,6 +279,30 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
+}
+
+/// A controller of `api`'s resources that reconciles one again when its spec (generation),
+/// finalizers or annotations change, not when only its status does: the status is written by
+/// this controller and, for the SCIM and sign-in figures, by the servers.
+fn filtered_controller<K>(api: Api<K>, limits: kube::runtime::controller::Config) -> Controller<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().any_semantic()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(changed(), Default::default());
+    Controller::for_stream(stream, store).with_config(limits)
 }
 
 /// Whether a resource changed in a way its reconciliation depends on: its spec (generation),
