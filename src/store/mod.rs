@@ -471,20 +471,19 @@ impl Store {
         count: i64,
     ) -> Result<(i64, Vec<AnyRow>), StoreError> {
         let (clause, binds) = filter.to_sql(1);
-        let total_sql =
-            format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1 AND ({clause})");
-        let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
-        for b in &binds {
-            q = b.bind(q);
-        }
-        let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+        let count_matching = || async {
+            let total_sql =
+                format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1 AND ({clause})");
+            let mut q = sqlx::query(AssertSqlSafe(total_sql)).bind(tenant);
+            for b in &binds {
+                q = b.bind(q);
+            }
+            Ok::<i64, StoreError>(q.fetch_one(&self.pool).await?.try_get("n")?)
+        };
         if count <= 0 {
-            return Ok((total, Vec::new()));
+            return Ok((count_matching().await?, Vec::new()));
         }
         let offset = (start_index - 1).max(0);
-        if offset >= total {
-            return Ok((total, Vec::new()));
-        }
         let n = binds.len() + 2;
         let bound = |sql: String| {
             let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_owned());
@@ -498,7 +497,18 @@ impl Store {
                 "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n}"
             );
             let rows = bound(sql).bind(count).fetch_all(&self.pool).await?;
+            // A first page that is not full holds every match: no count needed (a lookup by
+            // userName or externalId is one round trip).
+            let total = if (rows.len() as i64) < count {
+                rows.len() as i64
+            } else {
+                count_matching().await?
+            };
             return Ok((total, rows));
+        }
+        let total = count_matching().await?;
+        if offset >= total {
+            return Ok((total, Vec::new()));
         }
         // A deep page: its IDs from the ordering index alone (skipping index entries, not
         // rows), then those rows by primary key. Two statements rather than a join, so that
