@@ -24,7 +24,7 @@ pub const COOKIE_PREFIX: &str = "sso_session_";
 pub fn cookie_name(tenant: &str) -> String {
     format!(
         "{COOKIE_PREFIX}{}",
-        &hex::encode(openssl::sha::sha256(tenant.as_bytes()))[..16]
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(tenant.as_bytes()))[..16]
     )
 }
 /// The longest session the CRD allows; a key is kept at least this long after it stops
@@ -187,6 +187,14 @@ pub struct LoginPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_names_are_stable_across_releases() {
+        // The first 16 hex digits of SHA-256("team-a/okta"): browsers keep the cookie by name,
+        // so a changed derivation would sign everyone out.
+        assert_eq!(cookie_name("team-a/okta"), "sso_session_2a59986127f01311");
+        assert_ne!(cookie_name("team-a/okta"), cookie_name("team-b/okta"));
+    }
 
     #[test]
     fn sealed_cookies_open_and_tampering_is_refused() {

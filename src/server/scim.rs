@@ -199,7 +199,7 @@ fn authorize(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| fail("send the ScimToken's token as Authorization: Bearer <token>"))?;
-    let hash = hex::encode(openssl::sha::sha256(token.as_bytes()));
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
     let now = jiff::Timestamp::now();
     let mut ok = false;
     for t in &config.scim_tokens {

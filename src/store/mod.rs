@@ -157,7 +157,7 @@ fn from_micros(us: i64) -> Timestamp {
 }
 
 fn session_hash(sid: &str) -> String {
-    hex::encode(openssl::sha::sha256(sid.as_bytes()))
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(sid.as_bytes()))
 }
 
 fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
