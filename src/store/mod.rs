@@ -905,17 +905,30 @@ impl Store {
         user_id: &str,
         names: &[String],
     ) -> Result<(), StoreError> {
-        let mut wanted: Vec<String> = Vec::new();
+        // The usual case, a returning user whose groups did not change, is one read: the
+        // names of the user's sign-in groups (unique per tenant, ignoring case).
         let mut seen = std::collections::HashSet::new();
-        for name in names {
-            if seen.insert(name.to_lowercase()) {
-                wanted.push(self.sign_in_group(tenant, name).await?);
-            }
-        }
-        // The usual case, a returning user whose groups did not change, writes nothing.
-        let before = Self::sign_in_memberships(&self.pool, tenant, user_id).await?;
-        if before.len() == wanted.len() && wanted.iter().all(|g| before.contains(g)) {
+        let unique: Vec<&String> = names
+            .iter()
+            .filter(|n| seen.insert(n.to_lowercase()))
+            .collect();
+        let current_names: std::collections::HashSet<String> = sqlx::query(
+            "SELECT g.display_name_lower AS name FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+             WHERE m.tenant = $1 AND m.user_id = $2 AND g.scim_managed = 0",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("name"))
+        .collect::<Result<_, _>>()?;
+        if current_names == seen {
             return Ok(());
+        }
+        let mut wanted: Vec<String> = Vec::new();
+        for name in unique {
+            wanted.push(self.sign_in_group(tenant, name).await?);
         }
         let now = micros(Timestamp::now());
         let mut tx = self.pool.begin().await?;
