@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{env_number, load_users, percentile};
+use common::{env_number, load_users, percentile, write_results};
 
 use std::time::Instant;
 
@@ -82,10 +82,6 @@ async fn run(backend: &str, url: &str, users: usize, lookups: usize) -> Value {
 async fn main() {
     let users = env_number("SSO_BENCH_USERS", 100_000);
     let lookups = env_number("SSO_BENCH_LOOKUPS", 5_000);
-    let out_dir = std::path::PathBuf::from(
-        std::env::var("SSO_BENCH_OUT").unwrap_or_else(|_| "bench/results".into()),
-    );
-    std::fs::create_dir_all(&out_dir).expect("results folder");
     let sqlite_dir = std::env::temp_dir().join(format!("sso-bench-{}", std::process::id()));
     let mut results = vec![
         run(
@@ -100,17 +96,6 @@ async fn main() {
     if let Ok(url) = std::env::var("SSO_BENCH_POSTGRES_URL") {
         results.push(run("postgres", &url, users, lookups).await);
     }
-    let machine = json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-    });
-    let report = json!({ "benchmark": "identity store", "machine": machine, "results": results });
-    std::fs::write(
-        out_dir.join("store.json"),
-        serde_json::to_string_pretty(&report).expect("json"),
-    )
-    .expect("write store.json");
     let mut md = String::from(
         "| backend | users | inserts/s | `userName eq` p50 ms | p99 ms | paginate all (s) |\n| --- | --- | --- | --- | --- | --- |\n",
     );
@@ -125,6 +110,5 @@ async fn main() {
             r["paginate_all"]["seconds"].as_f64().unwrap_or(0.0),
         ));
     }
-    std::fs::write(out_dir.join("store.md"), &md).expect("write store.md");
-    print!("{md}");
+    write_results("store", "identity store", &Value::Array(results), &md);
 }

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{env_number, load_users, percentile, wanted};
+use common::{env_number, load_users, percentile, wanted, write_results};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -260,18 +260,19 @@ fn wrk_with(program: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
                 }
             })
     };
-    let total = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let failed = text
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    // A number in the first line containing `needle`: its first or last word.
+    let count_in = |needle: &str, first: bool| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| {
+                let mut words = l.split_whitespace();
+                if first { words.next() } else { words.last() }
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let total = count_in("requests in", true);
+    let failed = count_in("Non-2xx or 3xx responses", false);
     let script = text
         .lines()
         .find(|l| l.contains(".lua: "))
@@ -450,10 +451,6 @@ async fn peer(
 
 #[tokio::main]
 async fn main() {
-    let out_dir = std::path::PathBuf::from(
-        std::env::var("SSO_BENCH_OUT").unwrap_or_else(|_| "bench/results".into()),
-    );
-    std::fs::create_dir_all(&out_dir).expect("results folder");
     let client = admin_client().await;
     install_crds(&client).await;
     let mut report = serde_json::Map::new();
@@ -778,18 +775,8 @@ async fn main() {
         );
     }
 
-    let machine = json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-    });
-    let report = json!({ "benchmark": "system", "machine": machine, "results": report });
-    std::fs::write(
-        out_dir.join("system.json"),
-        serde_json::to_string_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    let r = &report["results"];
+    let report = Value::Object(report);
+    let r = &report;
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let mut md = format!(
         "| workload | result | target |\n| --- | --- | --- |\n\
@@ -864,6 +851,5 @@ async fn main() {
             ));
         }
     }
-    std::fs::write(out_dir.join("system.md"), &md).unwrap();
-    print!("{md}");
+    write_results("system", "system", &report, &md);
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sso_operator::store::{Store, UserInput};
 
 /// A numeric setting from the environment, or `default`.
@@ -63,4 +63,26 @@ pub async fn load_users(store: &Store, tenant: &str, users: usize) {
     for t in tasks {
         t.await.expect("writer");
     }
+}
+
+/// Writes `<name>.json` (the results with the machine they ran on) and `<name>.md` (the
+/// table) into `SSO_BENCH_OUT`, by default `bench/results/`, and prints the table.
+pub fn write_results(name: &str, benchmark: &str, results: &Value, table: &str) {
+    let out_dir = std::path::PathBuf::from(
+        std::env::var("SSO_BENCH_OUT").unwrap_or_else(|_| "bench/results".into()),
+    );
+    std::fs::create_dir_all(&out_dir).expect("results folder");
+    let machine = json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    let report = json!({ "benchmark": benchmark, "machine": machine, "results": results });
+    std::fs::write(
+        out_dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(&report).expect("json"),
+    )
+    .expect("write the JSON results");
+    std::fs::write(out_dir.join(format!("{name}.md")), table).expect("write the table");
+    print!("{table}");
 }

@@ -912,17 +912,12 @@ impl Store {
             .iter()
             .filter(|n| seen.insert(n.to_lowercase()))
             .collect();
-        let current_names: std::collections::HashSet<String> = sqlx::query(
-            "SELECT g.display_name_lower AS name FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
-             WHERE m.tenant = $1 AND m.user_id = $2 AND g.scim_managed = 0",
-        )
-        .bind(tenant)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("name"))
-        .collect::<Result<_, _>>()?;
+        let current_names: std::collections::HashSet<String> =
+            Self::sign_in_memberships(&self.pool, tenant, user_id)
+                .await?
+                .into_iter()
+                .map(|(_, name)| name)
+                .collect();
         if current_names == seen {
             return Ok(());
         }
@@ -940,7 +935,11 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        let current = Self::sign_in_memberships(&mut *tx, tenant, user_id).await?;
+        let current: Vec<String> = Self::sign_in_memberships(&mut *tx, tenant, user_id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         for gone in current.iter().filter(|g| !wanted.contains(g)) {
             sqlx::query(
                 "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
@@ -966,17 +965,18 @@ impl Store {
         Ok(())
     }
 
-    /// The IDs of the sign-in (not SCIM) groups `user_id` is a member of.
+    /// The sign-in (not SCIM) groups `user_id` is a member of: (ID, lower-cased name).
     async fn sign_in_memberships<'e, E>(
         executor: E,
         tenant: &str,
         user_id: &str,
-    ) -> Result<Vec<String>, StoreError>
+    ) -> Result<Vec<(String, String)>, StoreError>
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
         sqlx::query(
-            "SELECT m.group_id AS group_id FROM scim_memberships m JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+            "SELECT m.group_id AS group_id, g.display_name_lower AS name FROM scim_memberships m \
+             JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
              WHERE m.tenant = $1 AND m.user_id = $2 AND g.scim_managed = 0",
         )
         .bind(tenant)
@@ -984,7 +984,7 @@ impl Store {
         .fetch_all(executor)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>("group_id").map_err(StoreError::from))
+        .map(|r| Ok((r.try_get("group_id")?, r.try_get("name")?)))
         .collect()
     }
 
