@@ -1,133 +1,17 @@
-//! The `sso-operator` command line: `run`, `controller`, `server` and `crd`.
+//! The `sso-operator` binary: parses the command line (`sso_operator::cli`) and runs the
+//! chosen roles.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser as _;
 use sso_operator::controller::{
     self, leader::LeaderElection, metadata::FetchPolicy, sp_keys::RotationPolicy,
 };
+use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::ops::Ops;
-
-/// SAML single sign-on and SCIM 2.0 provisioning for Kubernetes.
-#[derive(Parser)]
-#[command(name = "sso-operator", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the controller and the server in one process (the embedded default).
-    Run {
-        #[command(flatten)]
-        common: CommonArgs,
-        #[command(flatten)]
-        controller: ControllerArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Run only the controller: reconciles IdentityProvider and ScimToken resources.
-    Controller {
-        #[command(flatten)]
-        common: CommonArgs,
-        #[command(flatten)]
-        controller: ControllerArgs,
-    },
-    /// Run only the server: the SCIM 2.0, SAML and forward-auth endpoints.
-    Server {
-        #[command(flatten)]
-        common: CommonArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Print both CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
-    Crd,
-    /// Print the Markdown reference of every resource field (docs/reference.md).
-    Reference,
-}
-
-#[derive(Args, Clone)]
-struct CommonArgs {
-    /// Namespace of the compiled configuration Secrets and the leader-election Lease
-    /// (normally the operator's own namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
-    operator_namespace: String,
-
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "SSO_METRICS_ADDRESS", default_value = "0.0.0.0:8081")]
-    metrics_address: SocketAddr,
-}
-
-#[derive(Args, Clone)]
-struct ServerArgs {
-    /// Address of the public endpoints (SCIM, SAML, forward-auth).
-    #[arg(long, env = "SSO_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
-    listen: SocketAddr,
-
-    /// The identity store: sqlite://PATH (one server replica) or
-    /// postgres://USER:PASSWORD@HOST/DB (several replicas).
-    #[arg(
-        long,
-        env = "SSO_DATABASE_URL",
-        default_value = "sqlite:///var/lib/sso-operator/identity.db"
-    )]
-    database_url: String,
-}
-
-#[derive(Args, Clone)]
-struct ControllerArgs {
-    /// The installation's external base URL, as users' browsers and the IdP reach it, e.g.
-    /// https://sso.example.com. Every URL shown in status is built from it.
-    #[arg(long, env = "SSO_EXTERNAL_URL")]
-    external_url: String,
-
-    /// Only reconcile resources in this namespace (default: all namespaces).
-    #[arg(long, env = "SSO_WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
-
-    /// Identity used for leader election (defaults to the host name and a random suffix).
-    #[arg(long, env = "POD_NAME")]
-    leader_identity: Option<String>,
-
-    /// Lifetime of generated service-provider certificates.
-    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
-    sp_certificate_validity: jiff::SignedDuration,
-
-    /// Publish the next service-provider certificate this long before the current one
-    /// expires; the switch happens after half of it.
-    #[arg(long, default_value = "720h", value_parser = parse_duration)]
-    sp_certificate_renew_before: jiff::SignedDuration,
-
-    /// Allow metadata URLs that resolve to loopback or private addresses. Off by default
-    /// (it would let anyone who can create an IdentityProvider probe the cluster network);
-    /// meant for tests and labs only.
-    #[arg(long)]
-    allow_private_metadata_addresses: bool,
-
-    /// Extra CA certificates (PEM file) trusted for metadata URLs, besides the public roots.
-    #[arg(long)]
-    metadata_ca_file: Option<std::path::PathBuf>,
-
-    /// How often a new session-cookie key is added to the session-key Secret. Old keys keep
-    /// opening cookies until no session sealed with them can still be valid (720h).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    session_key_rotation: jiff::SignedDuration,
-
-    /// How many IdentityProviders, and separately how many ScimTokens, are reconciled at
-    /// once. Bounds the controller's memory and its load on the API server when it starts
-    /// with many resources.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    max_concurrent_reconciles: u16,
-}
-
-fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
-    sso_operator::api::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m or 720h"))
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -357,14 +241,4 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        super::Cli::command().debug_assert();
-    }
 }

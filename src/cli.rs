@@ -1,0 +1,148 @@
+//! The command line of the `sso-operator` binary: `run`, `controller`, `server`, `crd` and
+//! `reference`, with every flag and its environment variable. It lives in the library so that
+//! tests can check what the Helm chart passes against the real definition.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// SAML single sign-on and SCIM 2.0 provisioning for Kubernetes.
+#[derive(Parser)]
+#[command(name = "sso-operator", version, about)]
+pub struct Cli {
+    /// The role to run, or what to print.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the binary does.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the controller and the server in one process (the embedded default).
+    Run {
+        /// Settings every role shares.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Settings of the controller role.
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Settings of the server role.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run only the controller: reconciles IdentityProvider and ScimToken resources.
+    Controller {
+        /// Settings every role shares.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Settings of the controller role.
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+    /// Run only the server: the SCIM 2.0, SAML and forward-auth endpoints.
+    Server {
+        /// Settings every role shares.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Settings of the server role.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print both CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
+    Crd,
+    /// Print the Markdown reference of every resource field (docs/reference.md).
+    Reference,
+}
+
+/// Settings every role shares.
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// Namespace of the compiled configuration Secrets and the leader-election Lease
+    /// (normally the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
+    pub operator_namespace: String,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "SSO_METRICS_ADDRESS", default_value = "0.0.0.0:8081")]
+    pub metrics_address: SocketAddr,
+}
+
+/// Settings of the server role.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// Address of the public endpoints (SCIM, SAML, forward-auth).
+    #[arg(long, env = "SSO_LISTEN_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// The identity store: sqlite://PATH (one server replica) or
+    /// postgres://USER:PASSWORD@HOST/DB (several replicas).
+    #[arg(
+        long,
+        env = "SSO_DATABASE_URL",
+        default_value = "sqlite:///var/lib/sso-operator/identity.db"
+    )]
+    pub database_url: String,
+}
+
+/// Settings of the controller role.
+#[derive(Args, Clone)]
+pub struct ControllerArgs {
+    /// The installation's external base URL, as users' browsers and the IdP reach it, e.g.
+    /// https://sso.example.com. Every URL shown in status is built from it.
+    #[arg(long, env = "SSO_EXTERNAL_URL")]
+    pub external_url: String,
+
+    /// Only reconcile resources in this namespace (default: all namespaces).
+    #[arg(long, env = "SSO_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// Identity used for leader election (defaults to the host name and a random suffix).
+    #[arg(long, env = "POD_NAME")]
+    pub leader_identity: Option<String>,
+
+    /// Lifetime of generated service-provider certificates.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub sp_certificate_validity: jiff::SignedDuration,
+
+    /// Publish the next service-provider certificate this long before the current one
+    /// expires; the switch happens after half of it.
+    #[arg(long, default_value = "720h", value_parser = parse_duration)]
+    pub sp_certificate_renew_before: jiff::SignedDuration,
+
+    /// Allow metadata URLs that resolve to loopback or private addresses. Off by default
+    /// (it would let anyone who can create an IdentityProvider probe the cluster network);
+    /// meant for tests and labs only.
+    #[arg(long)]
+    pub allow_private_metadata_addresses: bool,
+
+    /// Extra CA certificates (PEM file) trusted for metadata URLs, besides the public roots.
+    #[arg(long)]
+    pub metadata_ca_file: Option<std::path::PathBuf>,
+
+    /// How often a new session-cookie key is added to the session-key Secret. Old keys keep
+    /// opening cookies until no session sealed with them can still be valid (720h).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub session_key_rotation: jiff::SignedDuration,
+
+    /// How many IdentityProviders, and separately how many ScimTokens, are reconciled at
+    /// once. Bounds the controller's memory and its load on the API server when it starts
+    /// with many resources.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_concurrent_reconciles: u16,
+}
+
+/// Parses a duration flag such as `90s`, `15m` or `720h`.
+pub fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
+    sso_operator::api::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m or 720h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
