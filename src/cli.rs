@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The log filter when `RUST_LOG` is not set: the Kubernetes client's own info lines (one per
+/// request and watch restart) are kept out. The chart's `logLevel` defaults to the same.
+pub const DEFAULT_LOG_FILTER: &str = "info,kube=warn";
+
 /// SAML single sign-on and SCIM 2.0 provisioning for Kubernetes.
 #[derive(Parser)]
 #[command(name = "sso-operator", version, about)]
@@ -133,7 +137,7 @@ pub struct ControllerArgs {
 
 /// Parses a duration flag such as `90s`, `15m` or `720h`.
 pub fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
-    sso_operator::api::parse_duration(s)
+    crate::api::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m or 720h"))
 }
 

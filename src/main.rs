@@ -2,15 +2,14 @@
 //! chosen roles.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::controller::{
     self, leader::LeaderElection, metadata::FetchPolicy, sp_keys::RotationPolicy,
 };
-use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::ops::Ops;
 
 fn main() -> ExitCode {
@@ -78,7 +77,7 @@ fn run_roles(
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
+        .unwrap_or_else(|_| sso_operator::cli::DEFAULT_LOG_FILTER.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .json()

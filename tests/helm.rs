@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::{
@@ -21,97 +19,17 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
+use support::chart::{URL, VALUE_COMBINATIONS, chart, helm, helm_offline, kinds, template, tools};
 use support::operator::{EXTERNAL_URL, Operator, free_port, write_kubeconfig};
-use support::{TestNamespace, admin_client, admin_kubeconfig, install_crds, repo_root, wait_for};
-
-fn tools() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new(repo_root().join("tests/tools/setup"))
-            .output()
-            .expect("run tests/tools/setup");
-        assert!(
-            out.status.success(),
-            "tests/tools/setup failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-    .clone()
-}
-
-/// Runs helm; returns (success, stdout, stderr).
-fn helm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(tools().join("helm"))
-        .args(args)
-        .env("KUBECONFIG", admin_kubeconfig())
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("sso-operator-tests/helm-cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("sso-operator-tests/helm-config"),
-        )
-        .env(
-            "HELM_DATA_HOME",
-            std::env::temp_dir().join("sso-operator-tests/helm-data"),
-        )
-        .output()
-        .expect("run helm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn chart() -> String {
-    repo_root()
-        .join("charts/sso-operator")
-        .display()
-        .to_string()
-}
-
-/// `helm template` with `sets`; the rendered documents, or the error text.
-fn template(sets: &[&str]) -> Result<Vec<Value>, String> {
-    let chart = chart();
-    let mut args = vec![
-        "template",
-        "rel",
-        chart.as_str(),
-        "--namespace",
-        "sso",
-        "--kube-version",
-        "1.36.0",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let (ok, out, err) = helm(&args);
-    if !ok {
-        return Err(err);
-    }
-    Ok(out
-        .split("\n---")
-        .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())
-        .filter(|v| v.is_object())
-        .collect())
-}
-
-fn kinds(docs: &[Value], kind: &str) -> Vec<Value> {
-    docs.iter().filter(|d| d["kind"] == kind).cloned().collect()
-}
-
-const URL: &str = "externalUrl=https://sso.example.com";
+use support::{TestNamespace, admin_client, install_crds, repo_root, wait_for};
 
 #[test]
 fn the_chart_lints_and_renders_hardened_least_privilege_objects() {
     let chart = chart();
-    let (ok, out, err) = helm(&["lint", &chart, "--set", URL]);
+    let (ok, out, err) = helm_offline(&["lint", &chart, "--set", URL]);
     assert!(ok, "helm lint: {out}{err}");
     // The external URL is required, and typos in values are caught by the schema.
-    let (ok, out, err) = helm(&["lint", &chart]);
+    let (ok, out, err) = helm_offline(&["lint", &chart]);
     assert!(!ok && (out + &err).contains("externalUrl"));
     let err = template(&[URL, "server.replicaz=2"]).unwrap_err();
     assert!(err.contains("replicaz"), "{err}");
@@ -180,19 +98,7 @@ fn the_chart_lints_and_renders_hardened_least_privilege_objects() {
     assert!(err.contains("database.postgres.existingSecret"), "{err}");
 
     // PostgreSQL with autoscaling and every optional object, namespace-scoped.
-    let docs = template(&[
-        URL,
-        "database.type=postgres",
-        "database.postgres.existingSecret=pg",
-        "server.autoscaling.enabled=true",
-        "server.podDisruptionBudget.enabled=true",
-        "server.ingress.enabled=true",
-        "networkPolicy.enabled=true",
-        "metrics.serviceMonitor.enabled=true",
-        "metrics.grafanaDashboard.enabled=true",
-        "controller.watchNamespace=team-a",
-    ])
-    .unwrap();
+    let docs = template(VALUE_COMBINATIONS[2]).unwrap();
     assert!(
         kinds(&docs, "ClusterRole").is_empty(),
         "namespace-scoped install"

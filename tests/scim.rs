@@ -370,13 +370,20 @@ async fn okta_sequence(scim: &Scim) {
     .expect("status.scim shows the 7 users");
     assert_eq!(figures.groups, 0);
     assert!(figures.last_request_time.is_some());
-    // The controller's own status is untouched by the server's writes.
-    let status = idps.get("okta").await.unwrap().status.unwrap();
-    assert!(
-        status
+    // The controller's own status is untouched by the server's writes. The server serves a
+    // compiled configuration before the controller has written Ready, so wait for it.
+    let ready = wait_for(Duration::from_secs(30), || async {
+        let status = idps.get("okta").await.ok()?.status?;
+        let ready = status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (ready && status.scim.is_some_and(|s| s.users == 7)).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "Ready and the SCIM figures side by side in the IdentityProvider's status"
     );
 }
 

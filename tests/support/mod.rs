@@ -3,6 +3,7 @@
 //! authenticate as a given ServiceAccount.
 #![allow(dead_code)]
 
+pub mod chart;
 pub mod operator;
 
 use std::path::PathBuf;
