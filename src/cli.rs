@@ -133,7 +133,7 @@ pub struct ControllerArgs {
 
 /// Parses a duration flag such as `90s`, `15m` or `720h`.
 pub fn parse_duration(s: &str) -> Result<jiff::SignedDuration, String> {
-    sso_operator::api::parse_duration(s)
+    crate::api::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 90s, 15m or 720h"))
 }
 

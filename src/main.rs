@@ -2,7 +2,6 @@
 //! chosen roles.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
