@@ -370,17 +370,18 @@ async fn publish_unnamed_event(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    // The API server appends five random characters to `generateName`.
+    // The API server keeps the first 58 characters of `generateName` and appends five random
+    // ones; the prefix must be a valid name but for a trailing dash.
     let prefix: String = regarding
         .name
         .as_deref()
         .unwrap_or(FIELD_MANAGER)
         .chars()
-        .take(names::MAX_NAME - 6)
+        .take(57)
         .collect();
     let object = Event {
         metadata: kube::api::ObjectMeta {
-            generate_name: Some(format!("{}.", prefix.trim_end_matches(['-', '.']))),
+            generate_name: Some(format!("{}-", prefix.trim_end_matches(['-', '.']))),
             namespace: Some(namespace.clone()),
             ..Default::default()
         },
