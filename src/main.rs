@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::controller::{
     self, leader::LeaderElection, metadata::FetchPolicy, sp_keys::RotationPolicy,
 };
-use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::ops::Ops;
 
 fn main() -> ExitCode {

@@ -1195,8 +1195,9 @@ fn ec_cert_pem(curve: openssl::nid::Nid) -> String {
     use openssl::ec::{EcGroup, EcKey};
     use openssl::hash::MessageDigest;
     use openssl::x509::X509NameBuilder;
-    let key = PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(curve).unwrap()).unwrap())
-        .unwrap();
+    let key =
+        PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(curve).unwrap()).unwrap())
+            .unwrap();
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "okta-ec-signing").unwrap();
     let name = name.build();
@@ -1244,7 +1245,10 @@ async fn resources_named_with_253_characters_get_keys_a_token_and_events() {
 
     // The generated Secrets have names within the limit, and label values within theirs.
     let sp_name = sso_operator::controller::identity_provider::sp_secret_name(&name);
-    assert!(sp_name.len() <= 253 && sp_name.ends_with("-saml-sp"), "{sp_name}");
+    assert!(
+        sp_name.len() <= 253 && sp_name.ends_with("-saml-sp"),
+        "{sp_name}"
+    );
     let sp_secret = env.secrets().get(&sp_name).await.unwrap();
     assert_eq!(sp_secret.owner_references()[0].uid, idp.uid().unwrap());
     for (k, v) in sp_secret.labels() {
@@ -1361,7 +1365,9 @@ async fn a_certificate_bundle_in_one_secret_key_trusts_every_certificate() {
         .patch(
             "idp-certs",
             &PatchParams::default(),
-            &Patch::Merge(json!({ "stringData": { "tls.crt": format!("{old}{new}not a certificate\n") } })),
+            &Patch::Merge(
+                json!({ "stringData": { "tls.crt": format!("{old}{new}not a certificate\n") } }),
+            ),
         )
         .await
         .unwrap();
@@ -1536,15 +1542,24 @@ async fn deleting_and_applying_the_same_manifests_again_gets_ready_with_new_keys
         let sp = env.secrets().get("okta-saml-sp").await.unwrap();
         assert_eq!(sp.owner_references()[0].uid, idp.uid().unwrap());
         let key = env.secret_value("okta-saml-sp", "tls.crt").await;
-        assert!(!keys_seen.contains(&key), "a deleted IdentityProvider's keys were reused");
+        assert!(
+            !keys_seen.contains(&key),
+            "a deleted IdentityProvider's keys were reused"
+        );
         keys_seen.push(key);
         let hash = token.status.unwrap().token_hash.unwrap();
-        assert!(!tokens_seen.contains(&hash), "a deleted ScimToken's token was reused");
+        assert!(
+            !tokens_seen.contains(&hash),
+            "a deleted ScimToken's token was reused"
+        );
         let compiled = env
             .wait_compiled("okta", |c| c.scim_tokens.iter().any(|t| t.sha256 == hash))
             .await;
         assert!(
-            compiled.scim_tokens.iter().all(|t| !tokens_seen.contains(&t.sha256)),
+            compiled
+                .scim_tokens
+                .iter()
+                .all(|t| !tokens_seen.contains(&t.sha256)),
             "a deleted ScimToken's token is still accepted"
         );
         tokens_seen.push(hash);
@@ -1556,7 +1571,10 @@ async fn a_foreign_secret_with_a_generated_name_conflicts_until_it_is_deleted() 
     let env = Env::start("ctl-foreign", &[]).await;
     // One carries the operator's label (copied from another cluster, say) but no owner.
     for (name, labels) in [
-        ("okta-saml-sp", json!({ "app.kubernetes.io/managed-by": "sso-operator" })),
+        (
+            "okta-saml-sp",
+            json!({ "app.kubernetes.io/managed-by": "sso-operator" }),
+        ),
         ("okta-scim-token", json!({})),
     ] {
         let secret: Secret = serde_json::from_value(json!({

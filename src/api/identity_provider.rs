@@ -149,7 +149,10 @@ impl IdentityProviderSpec {
             s.trim().to_owned()
         }
         fn opt(s: &Option<String>) -> Option<String> {
-            s.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
         }
         fn list(v: &[String]) -> Vec<String> {
             v.iter().map(|s| t(s)).collect()
@@ -725,7 +728,10 @@ mod tests {
             spec.idp.sso_url.as_deref(),
             Some("https://example.okta.com/app/x/sso/saml")
         );
-        assert_eq!(spec.idp.entity_id.as_deref(), Some("http://www.okta.com/exk1"));
+        assert_eq!(
+            spec.idp.entity_id.as_deref(),
+            Some("http://www.okta.com/exk1")
+        );
         assert_eq!(spec.service_provider_entity_id.as_deref(), Some("urn:sp"));
         assert_eq!(spec.allowed_redirects, ["https://app.example.com/"]);
         assert_eq!(spec.attribute_mapping.email, "mail");

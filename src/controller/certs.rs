@@ -60,10 +60,7 @@ impl KeyType {
                 algorithm,
                 A::RsaSha256 | A::RsaSha384 | A::RsaSha512 | A::RsaSha1
             ),
-            KeyType::Ec(_) => matches!(
-                algorithm,
-                A::EcdsaSha256 | A::EcdsaSha384 | A::EcdsaSha512
-            ),
+            KeyType::Ec(_) => matches!(algorithm, A::EcdsaSha256 | A::EcdsaSha384 | A::EcdsaSha512),
             KeyType::Other(_) => false,
         }
     }
@@ -233,10 +230,7 @@ fn key_type(cert: &X509) -> KeyType {
     match key.id() {
         Id::RSA => KeyType::Rsa(key.bits()),
         Id::EC => {
-            let curve = key
-                .ec_key()
-                .ok()
-                .and_then(|k| k.group().curve_name());
+            let curve = key.ec_key().ok().and_then(|k| k.group().curve_name());
             match curve {
                 Some(Nid::X9_62_PRIME256V1) => KeyType::Ec("P-256"),
                 Some(Nid::SECP384R1) => KeyType::Ec("P-384"),

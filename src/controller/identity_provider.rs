@@ -80,17 +80,19 @@ pub fn referencing<K: Resource>(
             (kind == RefKind::Secret && sp_secret_name(&idp.name_any()) == name)
                 || idp
                     .spec
-                .idp
-                .certificates
-                .iter()
-                .flatten()
-                .any(|c| match kind {
-                    RefKind::Secret => c.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
-                    RefKind::ConfigMap => c
-                        .config_map_key_ref
-                        .as_ref()
-                        .is_some_and(|r| r.name == name),
-                })
+                    .idp
+                    .certificates
+                    .iter()
+                    .flatten()
+                    .any(|c| match kind {
+                        RefKind::Secret => {
+                            c.secret_key_ref.as_ref().is_some_and(|r| r.name == name)
+                        }
+                        RefKind::ConfigMap => c
+                            .config_map_key_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name),
+                    })
         })
         .map(|idp| ObjectRef::from_obj(idp.as_ref()))
         .collect()
@@ -1218,9 +1220,14 @@ mod tests {
 
     #[test]
     fn a_key_that_cannot_verify_the_algorithm_says_what_to_change() {
-        let mut f = certs::parse_certificate(&String::from_utf8(
-            certs::tests::make_cert("okta", 1_700_000_000, 2_000_000_000).to_pem().unwrap(),
-        ).unwrap())
+        let mut f = certs::parse_certificate(
+            &String::from_utf8(
+                certs::tests::make_cert("okta", 1_700_000_000, 2_000_000_000)
+                    .to_pem()
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
         .unwrap();
         f.key_type = certs::KeyType::Ec("P-384");
         let m = key_mismatch_message(
@@ -1233,9 +1240,15 @@ mod tests {
         assert!(m.contains("with an RSA key"), "{m}");
         f.key_type = certs::KeyType::Rsa(2048);
         let m = key_mismatch_message("x", &f, SignatureAlgorithm::EcdsaSha256, "the cert");
-        assert!(m.contains("set saml.signatureAlgorithm: rsa-sha256, or paste the cert with an EC key"), "{m}");
+        assert!(
+            m.contains("set saml.signatureAlgorithm: rsa-sha256, or paste the cert with an EC key"),
+            "{m}"
+        );
         f.key_type = certs::KeyType::Other("Ed25519".into());
         let m = key_mismatch_message("x", &f, SignatureAlgorithm::RsaSha256, "the cert");
-        assert!(m.contains("holds an Ed25519 key, which SAML signatures cannot use here"), "{m}");
+        assert!(
+            m.contains("holds an Ed25519 key, which SAML signatures cannot use here"),
+            "{m}"
+        );
     }
 }

@@ -467,8 +467,7 @@ mod tests {
 
     fn secret_meta(owner: &IdentityProvider, managed: bool) -> kube::api::ObjectMeta {
         kube::api::ObjectMeta {
-            labels: managed
-                .then(|| [(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())].into()),
+            labels: managed.then(|| [(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())].into()),
             owner_references: Some(vec![owner.controller_owner_ref(&()).unwrap()]),
             ..Default::default()
         }

@@ -66,10 +66,7 @@ mod tests {
         assert_eq!(generated_name("okta", "-saml-sp"), "okta-saml-sp");
         assert_eq!(label_value("okta"), "okta");
         let fits = "a".repeat(MAX_NAME - "-saml-sp".len());
-        assert_eq!(
-            generated_name(&fits, "-saml-sp"),
-            format!("{fits}-saml-sp")
-        );
+        assert_eq!(generated_name(&fits, "-saml-sp"), format!("{fits}-saml-sp"));
     }
 
     #[test]
