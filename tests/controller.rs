@@ -80,8 +80,21 @@ impl Env {
         status: &str,
         reason: &str,
     ) -> IdentityProvider {
+        self.idp_condition_within(WAIT, name, type_, status, reason)
+            .await
+    }
+
+    /// [`Env::idp_condition`] with a bound of `timeout`.
+    async fn idp_condition_within(
+        &self,
+        timeout: Duration,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> IdentityProvider {
         let api = self.idps();
-        let found = wait_for(WAIT, || {
+        let found = wait_for(timeout, || {
             let api = api.clone();
             async move {
                 let idp = api.get(name).await.ok()?;
@@ -119,8 +132,21 @@ impl Env {
         status: &str,
         reason: &str,
     ) -> ScimToken {
+        self.token_condition_within(WAIT, name, type_, status, reason)
+            .await
+    }
+
+    /// [`Env::token_condition`] with a bound of `timeout`.
+    async fn token_condition_within(
+        &self,
+        timeout: Duration,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> ScimToken {
         let api = self.tokens();
-        let found = wait_for(WAIT, || {
+        let found = wait_for(timeout, || {
             let api = api.clone();
             async move {
                 let t = api.get(name).await.ok()?;
@@ -134,12 +160,21 @@ impl Env {
             }
         })
         .await;
-        found.unwrap_or_else(|| {
-            panic!(
-                "ScimToken {name} never had {type_}={status} ({reason})\noperator log:\n{}",
-                tail(&self.op.log_text())
-            )
-        })
+        match found {
+            Some(t) => t,
+            None => {
+                let seen = api
+                    .get(name)
+                    .await
+                    .ok()
+                    .and_then(|t| t.status)
+                    .map(|s| s.conditions);
+                panic!(
+                    "ScimToken {name} never had {type_}={status} ({reason}); conditions: {seen:#?}\noperator log:\n{}",
+                    tail(&self.op.log_text())
+                )
+            }
+        }
     }
 
     async fn compiled(&self, idp: &str) -> Option<CompiledIdentityProvider> {
@@ -1146,5 +1181,456 @@ async fn deleting_a_scim_token_revokes_it_at_once() {
     assert!(
         after.scim_tokens.iter().any(|t| t.sha256 == keep),
         "the other token must keep working"
+    );
+}
+
+/// The longest name Kubernetes allows (253 characters), starting with `prefix`.
+fn longest_name(prefix: &str) -> String {
+    format!("{prefix}{}", "x".repeat(253 - prefix.len()))
+}
+
+/// A self-signed certificate for an EC key on `curve`, valid from now-1h for a year, PEM.
+fn ec_cert_pem(curve: openssl::nid::Nid) -> String {
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::x509::X509NameBuilder;
+    let key =
+        PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(curve).unwrap()).unwrap())
+            .unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "okta-ec-signing").unwrap();
+    let name = name.build();
+    let now = Timestamp::now().as_second();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(now - 3600).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + YEAR).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha384()).unwrap();
+    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+}
+
+/// The message of condition `type_`.
+fn condition_message(idp: &IdentityProvider, type_: &str) -> String {
+    idp.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn resources_named_with_253_characters_get_keys_a_token_and_events() {
+    let env = Env::start("ctl-long", &[]).await;
+    let name = longest_name("okta-");
+    env.apply(
+        "IdentityProvider",
+        &name,
+        explicit_spec(&cert_pem("c", -3600, YEAR)),
+    )
+    .await;
+    env.apply(
+        "ScimToken",
+        &name,
+        json!({ "identityProviderRef": { "name": name } }),
+    )
+    .await;
+    let idp = env.idp_condition(&name, "Ready", "True", "Ready").await;
+    let token = env.token_condition(&name, "Ready", "True", "Ready").await;
+
+    // The generated Secrets have names within the limit, and label values within theirs.
+    let sp_name = sso_operator::controller::identity_provider::sp_secret_name(&name);
+    assert!(
+        sp_name.len() <= 253 && sp_name.ends_with("-saml-sp"),
+        "{sp_name}"
+    );
+    let sp_secret = env.secrets().get(&sp_name).await.unwrap();
+    assert_eq!(sp_secret.owner_references()[0].uid, idp.uid().unwrap());
+    for (k, v) in sp_secret.labels() {
+        assert!(v.len() <= 63, "label {k}={v} is too long");
+    }
+    let token_secret = token.status.unwrap().secret_name.unwrap();
+    assert!(
+        token_secret.len() <= 253 && token_secret.ends_with("-scim-token"),
+        "{token_secret}"
+    );
+    let value = env.secret_value(&token_secret, "token").await;
+    env.wait_compiled(&name, |c| {
+        c.scim_tokens.iter().any(|t| t.sha256 == sha256_hex(&value))
+    })
+    .await;
+
+    // Events about both reach the API server.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns.name);
+    let seen = wait_for(WAIT, || {
+        let events = events.clone();
+        let name = name.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let about = |kind: &str, reason: &str| {
+                list.items.iter().any(|e| {
+                    e.regarding.as_ref().is_some_and(|r| {
+                        r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(&name)
+                    }) && e.reason.as_deref() == Some(reason)
+                })
+            };
+            (about("IdentityProvider", "Ready") && about("ScimToken", "Ready")).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "no Ready events about the long-named resources\n{}",
+        tail(&env.op.log_text())
+    );
+}
+
+#[tokio::test]
+async fn idp_values_pasted_with_surrounding_whitespace_are_compiled_trimmed() {
+    let env = Env::start("ctl-trim", &[]).await;
+    let mut spec = explicit_spec(&cert_pem("c", -3600, YEAR));
+    spec["idp"]["entityId"] = json!("  http://www.okta.com/exk1\n");
+    spec["idp"]["ssoUrl"] = json!("https://example.okta.com/app/x/sso/saml ");
+    spec["serviceProviderEntityId"] = json!(" urn:example:sp\n");
+    env.apply("IdentityProvider", "okta", spec).await;
+    let idp = env.idp_condition("okta", "Ready", "True", "Ready").await;
+    let compiled = env.wait_compiled("okta", |_| true).await;
+    assert_eq!(compiled.idp.entity_id, "http://www.okta.com/exk1");
+    assert_eq!(
+        compiled.idp.sso_url,
+        "https://example.okta.com/app/x/sso/saml"
+    );
+    assert_eq!(compiled.service_provider.entity_id, "urn:example:sp");
+    // Status shows the values as they are used.
+    let status = idp.status.clone().unwrap();
+    assert_eq!(status.service_provider.unwrap().entity_id, "urn:example:sp");
+    let resolved = condition_message(&idp, "IdpMetadataResolved");
+    assert!(
+        resolved.contains(
+            "ssoUrl https://example.okta.com/app/x/sso/saml, entityId http://www.okta.com/exk1 ("
+        ),
+        "{resolved}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_bundle_in_one_secret_key_trusts_every_certificate() {
+    let env = Env::start("ctl-bundle", &[]).await;
+    let old = cert_pem("okta-old", -YEAR, YEAR);
+    let new = cert_pem("okta-new", -60, 2 * YEAR);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "idp-certs" },
+        "stringData": { "tls.crt": format!("{old}\n{new}") },
+    }))
+    .unwrap();
+    env.secrets()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let spec = json!({
+        "provider": "okta",
+        "idp": {
+            "ssoUrl": "https://example.okta.com/app/x/sso/saml",
+            "entityId": "http://www.okta.com/exk1",
+            "certificates": [{ "secretKeyRef": { "name": "idp-certs", "key": "tls.crt" } }],
+        }
+    });
+    env.apply("IdentityProvider", "okta", spec).await;
+    let idp = env.idp_condition("okta", "Ready", "True", "Ready").await;
+    let certificates = idp.status.unwrap().certificates;
+    let reported: Vec<(&str, &str)> = certificates
+        .iter()
+        .map(|c| (c.source.as_str(), c.subject.as_str()))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            ("secret/idp-certs/tls.crt#1", "CN=okta-old"),
+            ("secret/idp-certs/tls.crt#2", "CN=okta-new"),
+        ]
+    );
+    env.wait_compiled("okta", |c| {
+        c.idp.certificates == [normalised(&old), normalised(&new)]
+    })
+    .await;
+
+    // Text after the blocks is refused, not ignored; the last good configuration keeps serving.
+    env.secrets()
+        .patch(
+            "idp-certs",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "stringData": { "tls.crt": format!("{old}{new}not a certificate\n") } }),
+            ),
+        )
+        .await
+        .unwrap();
+    let idp = env
+        .idp_condition("okta", "CertificatesValid", "False", "CertificateInvalid")
+        .await;
+    let message = condition_message(&idp, "Ready");
+    assert!(
+        message.contains("secret/idp-certs/tls.crt") && message.contains("after certificate 2"),
+        "{message}"
+    );
+    env.idp_condition("okta", "Ready", "False", "CertificateInvalid")
+        .await;
+    env.idp_condition("okta", "ConfigPublished", "False", "LastGoodConfigServing")
+        .await;
+}
+
+#[tokio::test]
+async fn a_certificate_whose_key_cannot_verify_the_signature_algorithm_is_refused() {
+    let env = Env::start("ctl-keytype", &[]).await;
+    let ec = ec_cert_pem(openssl::nid::Nid::SECP384R1);
+    env.apply("IdentityProvider", "okta", explicit_spec(&ec))
+        .await;
+    let idp = env
+        .idp_condition("okta", "Ready", "False", "CertificateInvalid")
+        .await;
+    let message = condition_message(&idp, "Ready");
+    assert!(
+        message.contains("holds an EC P-384 key but spec.saml.signatureAlgorithm is rsa-sha256: set saml.signatureAlgorithm: ecdsa-sha384"),
+        "{message}"
+    );
+    assert_eq!(
+        idp.status.unwrap().certificates[0].key_type.as_deref(),
+        Some("EC P-384")
+    );
+    assert!(
+        env.compiled("okta").await.is_none(),
+        "a certificate that cannot verify anything must not be served"
+    );
+
+    // Doing what the message says serves it.
+    let mut spec = explicit_spec(&ec);
+    spec["saml"] = json!({ "signatureAlgorithm": "ecdsa-sha384" });
+    env.apply("IdentityProvider", "okta", spec).await;
+    env.idp_condition("okta", "Ready", "True", "Ready").await;
+    env.wait_compiled("okta", |c| c.idp.certificates == [normalised(&ec)])
+        .await;
+}
+
+/// What `kubectl delete -f` then `kubectl apply -f` (or Argo CD's replace) do, with a bound of
+/// 10 s from the moment the new resources can become Ready.
+const REAPPLIED_READY: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn deleting_and_applying_the_same_manifests_again_gets_ready_with_new_keys_and_token() {
+    let env = Env::start("ctl-reapply", &[]).await;
+    let idp_spec = explicit_spec(&cert_pem("c", -3600, YEAR));
+    let token_spec = json!({ "identityProviderRef": { "name": "okta" } });
+    env.apply("IdentityProvider", "okta", idp_spec.clone())
+        .await;
+    env.apply("ScimToken", "okta", token_spec.clone()).await;
+    env.idp_condition("okta", "Ready", "True", "Ready").await;
+    env.token_condition("okta", "Ready", "True", "Ready").await;
+    let mut keys_seen = vec![env.secret_value("okta-saml-sp", "tls.crt").await];
+    let mut tokens_seen = vec![sha256_hex(
+        &env.secret_value("okta-scim-token", "token").await,
+    )];
+    const HOLD: &str = "sso-operator.dev/test-hold";
+
+    // Once as it usually goes, once with a garbage collector that is slow to remove the
+    // previous Secrets (held here by a finalizer of the test).
+    for slow_collector in [false, true] {
+        if slow_collector {
+            for s in ["okta-saml-sp", "okta-scim-token"] {
+                env.secrets()
+                    .patch(
+                        s,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "metadata": { "finalizers": [HOLD] } })),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        env.idps()
+            .delete("okta", &DeleteParams::default())
+            .await
+            .unwrap();
+        env.tokens()
+            .delete("okta", &DeleteParams::default())
+            .await
+            .unwrap();
+        let gone = wait_for(WAIT, || async {
+            let idp = env.idps().get_opt("okta").await.ok()?;
+            let token = env.tokens().get_opt("okta").await.ok()?;
+            (idp.is_none() && token.is_none()).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "{}", tail(&env.op.log_text()));
+        env.apply("IdentityProvider", "okta", idp_spec.clone())
+            .await;
+        env.apply("ScimToken", "okta", token_spec.clone()).await;
+        let mut start = std::time::Instant::now();
+
+        if slow_collector {
+            // Neither takes the deleted one's Secret over nor asks for a manual fix: both wait.
+            let idp = env
+                .idp_condition("okta", "Ready", "False", "WaitingForGarbageCollection")
+                .await;
+            let message = condition_message(&idp, "Ready");
+            assert!(
+                message.contains("Secret okta-saml-sp") && message.contains("deleted"),
+                "{message}"
+            );
+            env.token_condition("okta", "Ready", "False", "WaitingForGarbageCollection")
+                .await;
+        }
+        let release = |secret: &'static str| {
+            let secrets = env.secrets();
+            async move {
+                // The garbage collector has deleted it; only the test's finalizer holds it.
+                let terminating = wait_for(WAIT, || async {
+                    let s = secrets.get_opt(secret).await.ok()??;
+                    s.metadata.deletion_timestamp.map(|_| ())
+                })
+                .await;
+                assert!(
+                    terminating.is_some(),
+                    "the garbage collector never deleted {secret}"
+                );
+                secrets
+                    .patch(
+                        secret,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+                    )
+                    .await
+                    .unwrap();
+                std::time::Instant::now()
+            }
+        };
+
+        // One at a time, so that nothing the other does (a token issued) reconciles it by chance.
+        if slow_collector {
+            start = release("okta-saml-sp").await;
+        }
+        let idp = env
+            .idp_condition_within(REAPPLIED_READY, "okta", "Ready", "True", "Ready")
+            .await;
+        eprintln!(
+            "re-applied (slow garbage collector: {slow_collector}): IdentityProvider Ready after {:?}",
+            start.elapsed()
+        );
+        if slow_collector {
+            start = release("okta-scim-token").await;
+        }
+        let token = env
+            .token_condition_within(
+                REAPPLIED_READY.saturating_sub(start.elapsed()),
+                "okta",
+                "Ready",
+                "True",
+                "Ready",
+            )
+            .await;
+        eprintln!(
+            "re-applied (slow garbage collector: {slow_collector}): ScimToken Ready after {:?}",
+            start.elapsed()
+        );
+
+        // New keys and a new token, owned by the new resources; the old token is not accepted.
+        let sp = env.secrets().get("okta-saml-sp").await.unwrap();
+        assert_eq!(sp.owner_references()[0].uid, idp.uid().unwrap());
+        let key = env.secret_value("okta-saml-sp", "tls.crt").await;
+        assert!(
+            !keys_seen.contains(&key),
+            "a deleted IdentityProvider's keys were reused"
+        );
+        keys_seen.push(key);
+        let hash = token.status.unwrap().token_hash.unwrap();
+        assert!(
+            !tokens_seen.contains(&hash),
+            "a deleted ScimToken's token was reused"
+        );
+        let compiled = env
+            .wait_compiled("okta", |c| c.scim_tokens.iter().any(|t| t.sha256 == hash))
+            .await;
+        assert!(
+            compiled
+                .scim_tokens
+                .iter()
+                .all(|t| !tokens_seen.contains(&t.sha256)),
+            "a deleted ScimToken's token is still accepted"
+        );
+        tokens_seen.push(hash);
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_secret_with_a_generated_name_conflicts_until_it_is_deleted() {
+    let env = Env::start("ctl-foreign", &[]).await;
+    // One carries the operator's label (copied from another cluster, say) but no owner.
+    for (name, labels) in [
+        (
+            "okta-saml-sp",
+            json!({ "app.kubernetes.io/managed-by": "sso-operator" }),
+        ),
+        ("okta-scim-token", json!({})),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": labels },
+            "stringData": { "owner": "someone else" },
+        }))
+        .unwrap();
+        env.secrets()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    env.apply(
+        "IdentityProvider",
+        "okta",
+        explicit_spec(&cert_pem("c", -3600, YEAR)),
+    )
+    .await;
+    env.apply(
+        "ScimToken",
+        "okta",
+        json!({ "identityProviderRef": { "name": "okta" } }),
+    )
+    .await;
+    env.idp_condition("okta", "Ready", "False", "SecretConflict")
+        .await;
+    env.token_condition("okta", "Ready", "False", "SecretConflict")
+        .await;
+    for s in ["okta-saml-sp", "okta-scim-token"] {
+        assert_eq!(env.secret_value(s, "owner").await, "someone else");
+    }
+
+    // Doing what the message says is enough: each becomes Ready without another edit. One at
+    // a time, so that nothing the other does (a token issued) reconciles it by chance.
+    env.secrets()
+        .delete("okta-saml-sp", &DeleteParams::default())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    env.idp_condition_within(REAPPLIED_READY, "okta", "Ready", "True", "Ready")
+        .await;
+    eprintln!(
+        "conflicting key Secret deleted: IdentityProvider Ready after {:?}",
+        start.elapsed()
+    );
+    env.token_condition("okta", "Ready", "False", "SecretConflict")
+        .await;
+    env.secrets()
+        .delete("okta-scim-token", &DeleteParams::default())
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    env.token_condition_within(REAPPLIED_READY, "okta", "Ready", "True", "Ready")
+        .await;
+    eprintln!(
+        "conflicting token Secret deleted: ScimToken Ready after {:?}",
+        start.elapsed()
     );
 }

@@ -33,6 +33,10 @@ pub mod reason {
     pub const NEXT_CERTIFICATE_PUBLISHED: &str = "NextCertificatePublished";
     /// A generated Secret's name is taken by a Secret the operator does not own.
     pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// A generated Secret's name is still taken by the Secret of a deleted resource of the same
+    /// name, which Kubernetes' garbage collector is about to remove; new keys or a new token
+    /// follow, never the deleted resource's.
+    pub const WAITING_FOR_GARBAGE_COLLECTION: &str = "WaitingForGarbageCollection";
     /// The IdP's explicit fields are used (no metadata URL).
     pub const EXPLICIT_CONFIGURATION: &str = "ExplicitConfiguration";
     /// The metadata URL was fetched and parsed.
@@ -49,7 +53,8 @@ pub mod reason {
     pub const CERTIFICATES_VALID: &str = "CertificatesValid";
     /// No signing certificate is configured.
     pub const NO_CERTIFICATE: &str = "NoCertificate";
-    /// A certificate could not be parsed.
+    /// A certificate could not be parsed, or its key cannot verify the configured signature
+    /// algorithm.
     pub const CERTIFICATE_INVALID: &str = "CertificateInvalid";
     /// Every certificate is past its end of validity.
     pub const CERTIFICATE_EXPIRED: &str = "CertificateExpired";

@@ -139,6 +139,48 @@ pub struct IdentityProviderSpec {
     pub session: SessionSettings,
 }
 
+impl IdentityProviderSpec {
+    /// The spec with surrounding whitespace removed from every value copied from an IdP
+    /// console or typed by hand (URLs, entity IDs, attribute names, domains): a stray space
+    /// or line break would otherwise never match what the IdP sends. A value that is only
+    /// whitespace counts as unset.
+    pub fn trimmed(&self) -> Self {
+        fn t(s: &str) -> String {
+            s.trim().to_owned()
+        }
+        fn opt(s: &Option<String>) -> Option<String> {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        }
+        fn list(v: &[String]) -> Vec<String> {
+            v.iter().map(|s| t(s)).collect()
+        }
+        let mut spec = self.clone();
+        spec.idp.metadata_url = opt(&self.idp.metadata_url);
+        spec.idp.sso_url = opt(&self.idp.sso_url);
+        spec.idp.entity_id = opt(&self.idp.entity_id);
+        spec.service_provider_entity_id = opt(&self.service_provider_entity_id);
+        spec.default_relay_state = opt(&self.default_relay_state);
+        spec.allowed_redirects = list(&self.allowed_redirects);
+        spec.saml.requested_authn_context = list(&self.saml.requested_authn_context);
+        let a = &self.attribute_mapping;
+        spec.attribute_mapping = AttributeMapping {
+            email: t(&a.email),
+            first_name: t(&a.first_name),
+            last_name: t(&a.last_name),
+            real_name: opt(&a.real_name),
+            identity: opt(&a.identity),
+            groups: t(&a.groups),
+        };
+        spec.users.allowed_email_domains = list(&self.users.allowed_email_domains);
+        spec.users.default_groups = list(&self.users.default_groups);
+        spec.session.cookie_domain = opt(&self.session.cookie_domain);
+        spec
+    }
+}
+
 /// An allowed redirect target: an absolute http(s) URL prefix.
 pub type AllowedRedirect = String;
 
@@ -201,7 +243,9 @@ pub struct IdpSettings {
     pub entity_id: Option<String>,
 
     /// The IdP's signing certificates. Responses are verified only against these; several
-    /// may be listed during a certificate rollover.
+    /// may be listed during a certificate rollover, as separate entries or as PEM blocks one
+    /// after another in one entry or key. Each key must suit `saml.signatureAlgorithm` (RSA
+    /// keys for rsa-*, EC keys for ecdsa-*).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 8))]
     pub certificates: Option<Vec<CertificateSource>>,
@@ -218,14 +262,16 @@ fn default_metadata_refresh_interval() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateSource {
     /// The certificate in PEM form (Okta: Signing Certificate, Entra: Certificate (Base64)).
-    /// A bare base64 body without the BEGIN/END lines is accepted too.
+    /// A bare base64 body without the BEGIN/END lines is accepted too, and so are up to 8
+    /// PEM certificates one after another; any other text is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 16384))]
     pub pem: Option<String>,
-    /// A key in a Secret holding the certificate in PEM form.
+    /// A key in a Secret holding the certificate in PEM form (or up to 8, one after another).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<SecretKeyRef>,
-    /// A key in a ConfigMap holding the certificate in PEM form.
+    /// A key in a ConfigMap holding the certificate in PEM form (or up to 8, one after
+    /// another).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKeyRef>,
 }
@@ -266,7 +312,8 @@ pub struct SamlSettings {
 
     /// The signature algorithm accepted on responses and used for signed requests:
     /// rsa-sha256 (default), rsa-sha384, rsa-sha512, ecdsa-sha256, ecdsa-sha384,
-    /// ecdsa-sha512, or rsa-sha1 (requires allowSha1).
+    /// ecdsa-sha512, or rsa-sha1 (requires allowSha1). It must suit the key of the IdP's
+    /// signing certificate: rsa-* for an RSA key, ecdsa-* for an EC key.
     #[serde(default)]
     pub signature_algorithm: SignatureAlgorithm,
 
@@ -642,7 +689,8 @@ pub struct ServiceProviderUrls {
 #[serde(rename_all = "camelCase")]
 pub struct CertificateInfo {
     /// Where it came from: `spec.idp.certificates[0]`, `secret/NAME/KEY`, `configmap/NAME/KEY`
-    /// or `metadata`.
+    /// or `metadata[0]`; `#2` after it numbers the certificates of a bundle (several PEM
+    /// blocks in one entry or key).
     pub source: String,
     /// Subject distinguished name.
     pub subject: String,
@@ -652,4 +700,43 @@ pub struct CertificateInfo {
     pub not_before: Time,
     /// End of validity.
     pub not_after: Time,
+    /// The public key's type, such as `RSA 2048` or `EC P-256`: it must suit
+    /// `spec.saml.signatureAlgorithm` (RSA keys for rsa-*, EC keys for ecdsa-*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasted_values_are_trimmed_and_blank_ones_unset() {
+        let mut spec: IdentityProviderSpec = serde_json::from_value(serde_json::json!({
+            "idp": {
+                "ssoUrl": "https://example.okta.com/app/x/sso/saml \n",
+                "entityId": "  http://www.okta.com/exk1\n",
+            },
+            "serviceProviderEntityId": " urn:sp ",
+            "allowedRedirects": [" https://app.example.com/ "],
+            "attributeMapping": { "email": " mail ", "identity": "   " },
+            "session": { "cookieDomain": ".example.com\t" },
+        }))
+        .unwrap();
+        spec = spec.trimmed();
+        assert_eq!(
+            spec.idp.sso_url.as_deref(),
+            Some("https://example.okta.com/app/x/sso/saml")
+        );
+        assert_eq!(
+            spec.idp.entity_id.as_deref(),
+            Some("http://www.okta.com/exk1")
+        );
+        assert_eq!(spec.service_provider_entity_id.as_deref(), Some("urn:sp"));
+        assert_eq!(spec.allowed_redirects, ["https://app.example.com/"]);
+        assert_eq!(spec.attribute_mapping.email, "mail");
+        assert_eq!(spec.attribute_mapping.identity, None);
+        assert_eq!(spec.session.cookie_domain.as_deref(), Some(".example.com"));
+        assert_eq!(spec.trimmed(), spec, "trimming twice changes nothing");
+    }
 }

@@ -20,8 +20,8 @@ use super::certs::{self, CertificateFacts};
 use super::metadata::{self, MetadataError};
 use super::sp_keys::{self, SpKeySet};
 use super::{
-    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
-    publish_event,
+    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
+    names, object_key, owner_reference, publish_event,
 };
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::identity_provider::{
@@ -60,7 +60,10 @@ pub enum RefKind {
     ConfigMap,
 }
 
-/// IdentityProviders in the object's namespace that reference it for a certificate.
+/// IdentityProviders in the object's namespace that reference it for a certificate, and, for a
+/// Secret, the IdentityProvider whose service-provider key Secret has its name: a Secret that
+/// blocked the keys (a name conflict, or the Secret of a deleted IdentityProvider of the same
+/// name) re-reconciles that IdentityProvider when it changes or goes away.
 pub fn referencing<K: Resource>(
     idps: &Store<IdentityProvider>,
     obj: &K,
@@ -74,18 +77,22 @@ pub fn referencing<K: Resource>(
         .iter()
         .filter(|idp| idp.namespace().as_deref() == Some(ns))
         .filter(|idp| {
-            idp.spec
-                .idp
-                .certificates
-                .iter()
-                .flatten()
-                .any(|c| match kind {
-                    RefKind::Secret => c.secret_key_ref.as_ref().is_some_and(|r| r.name == name),
-                    RefKind::ConfigMap => c
-                        .config_map_key_ref
-                        .as_ref()
-                        .is_some_and(|r| r.name == name),
-                })
+            (kind == RefKind::Secret && sp_secret_name(&idp.name_any()) == name)
+                || idp
+                    .spec
+                    .idp
+                    .certificates
+                    .iter()
+                    .flatten()
+                    .any(|c| match kind {
+                        RefKind::Secret => {
+                            c.secret_key_ref.as_ref().is_some_and(|r| r.name == name)
+                        }
+                        RefKind::ConfigMap => c
+                            .config_map_key_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name),
+                    })
         })
         .map(|idp| ObjectRef::from_obj(idp.as_ref()))
         .collect()
@@ -167,9 +174,10 @@ async fn delete_compiled(ctx: &Context, ns: &str, name: &str) -> Result<bool, Er
     }
 }
 
-/// The name of the Secret holding an IdentityProvider's service-provider keys.
+/// The name of the Secret holding an IdentityProvider's service-provider keys:
+/// `{name}-saml-sp`, shortened with a hash for names too long for that.
 pub fn sp_secret_name(idp_name: &str) -> String {
-    format!("{idp_name}-saml-sp")
+    names::generated_name(idp_name, "-saml-sp")
 }
 
 /// How the IdP console calls the certificate field, for messages.
@@ -185,6 +193,35 @@ fn certificate_field(provider: Provider) -> &'static str {
         Provider::Auth0 => "the Signing Certificate from Auth0",
         Provider::Keycloak => "the realm's RS256 certificate from Keycloak (Realm settings > Keys)",
         Provider::Generic => "the IdP's signing certificate",
+    }
+}
+
+/// What to change when a certificate's key cannot verify the configured signature algorithm.
+fn key_mismatch_message(
+    source: &str,
+    f: &CertificateFacts,
+    algorithm: SignatureAlgorithm,
+    field: &str,
+) -> String {
+    let what = format!(
+        "Certificate cannot verify the IdP's signatures: {source} ({}, SHA-256 {}) holds an {} key",
+        f.subject, f.sha256_fingerprint, f.key_type
+    );
+    let configured = certs::algorithm_name(algorithm);
+    match f.key_type.suited_algorithm() {
+        Some(suited) => {
+            let other = if matches!(f.key_type, certs::KeyType::Rsa(_)) {
+                "EC"
+            } else {
+                "RSA"
+            };
+            format!(
+                "{what} but spec.saml.signatureAlgorithm is {configured}: set saml.signatureAlgorithm: {suited}, or paste {field} with an {other} key"
+            )
+        }
+        None => format!(
+            "{what}, which SAML signatures cannot use here: paste {field} with an RSA or EC (P-256, P-384, P-521) key"
+        ),
     }
 }
 
@@ -205,6 +242,12 @@ struct Problem {
 }
 
 async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
+    // Values pasted from an IdP console often carry a stray space or newline, which would
+    // never match what the IdP sends: everything below sees them trimmed.
+    let idp = &IdentityProvider {
+        spec: idp.spec.trimmed(),
+        ..idp.clone()
+    };
     let now = Timestamp::now();
     let ns = idp
         .namespace()
@@ -272,8 +315,11 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
             }
             Some(set)
         }
-        Err(problem) => {
-            conditions.push(problem);
+        Err(blocked) => {
+            if let Some(at) = blocked.recheck_at {
+                soonest(at);
+            }
+            conditions.push(blocked.condition);
             None
         }
     };
@@ -326,10 +372,30 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                 sha256_fingerprint: f.sha256_fingerprint.clone(),
                 not_before: Time(f.not_before),
                 not_after: Time(f.not_after),
+                key_type: Some(f.key_type.to_string()),
             })
             .collect();
         let field = certificate_field(idp.spec.provider);
-        for (_, f) in &side.certificates {
+        // Only a certificate whose key can verify the configured algorithm is of any use.
+        let algorithm = idp.spec.saml.signature_algorithm;
+        let (usable, unusable): (Vec<_>, Vec<_>) = side
+            .certificates
+            .iter()
+            .partition(|(_, f)| f.key_type.can_verify(algorithm));
+        if usable.is_empty()
+            && problem.is_none()
+            && let Some((source, f)) = unusable.first()
+        {
+            problem = Some(Problem {
+                condition: Desired::no(
+                    cond::CERTIFICATES_VALID,
+                    reason::CERTIFICATE_INVALID,
+                    key_mismatch_message(source, f, algorithm, field),
+                ),
+                ready_reason: reason::CERTIFICATE_INVALID,
+            });
+        }
+        for (_, f) in &usable {
             if f.not_before <= now + skew && now < f.not_after {
                 valid_certificates.push(f.clone());
                 soonest(f.not_after);
@@ -338,8 +404,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
             }
         }
         if valid_certificates.is_empty() && problem.is_none() {
-            let expired: Vec<&CertificateFacts> = side
-                .certificates
+            let expired: Vec<&CertificateFacts> = usable
                 .iter()
                 .map(|(_, f)| f)
                 .filter(|f| f.not_after <= now)
@@ -357,7 +422,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                     reason::CERTIFICATE_NOT_YET_VALID,
                     format!(
                         "Certificate is not valid yet: no IdP signing certificate is valid before {}. Check the clocks, or paste {}",
-                        side.certificates
+                        usable
                             .iter()
                             .map(|(_, f)| f.not_before)
                             .min()
@@ -371,7 +436,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                 ready_reason: r,
             });
         } else if !valid_certificates.is_empty() {
-            let skipped = side.certificates.len() - valid_certificates.len();
+            let skipped = usable.len() - valid_certificates.len();
             let mut message = format!(
                 "{} IdP signing certificate(s) valid",
                 valid_certificates.len()
@@ -379,6 +444,13 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
             if skipped > 0 {
                 message.push_str(&format!(
                     "; {skipped} expired or not yet valid and not trusted"
+                ));
+            }
+            for (source, f) in &unusable {
+                message.push_str(&format!(
+                    "; {source} holds an {} key, which cannot verify {} signatures, and is not trusted",
+                    f.key_type,
+                    certs::algorithm_name(algorithm)
                 ));
             }
             conditions.push(Desired::yes(
@@ -478,15 +550,16 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
             ),
         ),
         (Some(p), _, _) => Desired::no(cond::READY, p.ready_reason, p.condition.message.clone()),
-        (None, _, false) => Desired::no(
-            cond::READY,
-            reason::SECRET_CONFLICT,
-            conditions
+        (None, _, false) => {
+            let keys = conditions
                 .iter()
-                .find(|c| c.type_ == cond::SERVICE_PROVIDER_KEYS_READY)
-                .map(|c| c.message.clone())
-                .unwrap_or_default(),
-        ),
+                .find(|c| c.type_ == cond::SERVICE_PROVIDER_KEYS_READY);
+            Desired::no(
+                cond::READY,
+                keys.map_or(reason::SECRET_CONFLICT, |c| c.reason),
+                keys.map(|c| c.message.clone()).unwrap_or_default(),
+            )
+        }
         (None, false, true) => Desired::no(
             cond::READY,
             reason::METADATA_UNAVAILABLE,
@@ -501,14 +574,25 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     Ok(super::requeue_until(requeue_at))
 }
 
-/// Loads, creates or rotates the SP keys. The inner `Err` is a condition (a name conflict).
+/// Why the service-provider keys cannot be stored, as the ServiceProviderKeysReady condition,
+/// and when to look again (the Secret watch also triggers a new look).
+struct KeysBlocked {
+    condition: Desired,
+    recheck_at: Option<Timestamp>,
+}
+
+/// How soon a Secret left by a deleted resource of the same name is looked at again, should
+/// its removal by the garbage collector not be seen through the Secret watch.
+pub(crate) const GARBAGE_COLLECTION_RECHECK: SignedDuration = SignedDuration::from_secs(2);
+
+/// Loads, creates or rotates the SP keys. The inner `Err` says why they cannot be stored.
 async fn ensure_sp_keys(
     idp: &IdentityProvider,
     ctx: &Context,
     ns: &str,
     name: &str,
     now: Timestamp,
-) -> Result<Result<(SpKeySet, Timestamp), Desired>, Error> {
+) -> Result<Result<(SpKeySet, Timestamp), KeysBlocked>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret_name = sp_secret_name(name);
     let uid = idp.uid().ok_or(Error::MissingObjectKey("uid"))?;
@@ -516,13 +600,29 @@ async fn ensure_sp_keys(
     if let Some(s) = &existing
         && !is_controlled_by(&s.metadata, &uid)
     {
-        return Ok(Err(Desired::no(
-            cond::SERVICE_PROVIDER_KEYS_READY,
-            reason::SECRET_CONFLICT,
-            format!(
-                "Secret {secret_name} already exists and is not managed by this IdentityProvider: delete or rename it so that the service-provider keys can be stored there"
-            ),
-        )));
+        return Ok(Err(if is_left_by_previous_incarnation(&s.metadata, idp) {
+            KeysBlocked {
+                condition: Desired::no(
+                    cond::SERVICE_PROVIDER_KEYS_READY,
+                    reason::WAITING_FOR_GARBAGE_COLLECTION,
+                    format!(
+                        "Secret {secret_name} holds the keys of the deleted IdentityProvider {name} this one replaces; new keys are generated as soon as Kubernetes' garbage collector removes it (the deleted one's keys are never reused). If it stays, delete it: kubectl delete secret {secret_name} -n {ns}"
+                    ),
+                ),
+                recheck_at: Some(now + GARBAGE_COLLECTION_RECHECK),
+            }
+        } else {
+            KeysBlocked {
+                condition: Desired::no(
+                    cond::SERVICE_PROVIDER_KEYS_READY,
+                    reason::SECRET_CONFLICT,
+                    format!(
+                        "Secret {secret_name} already exists and is not managed by this IdentityProvider: delete or rename it so that the service-provider keys can be stored there"
+                    ),
+                ),
+                recheck_at: None,
+            }
+        }));
     }
     let current = existing
         .as_ref()
@@ -582,14 +682,9 @@ fn labels(idp_name: &str, component: &str) -> BTreeMap<String, String> {
         ),
         (
             "sso-operator.dev/identity-provider".to_owned(),
-            truncate_label(idp_name),
+            names::label_value(idp_name),
         ),
     ])
-}
-
-fn truncate_label(v: &str) -> String {
-    let t: String = v.chars().take(63).collect();
-    t.trim_end_matches(['-', '.', '_']).to_owned()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -753,12 +848,12 @@ async fn resolve_idp_side(
     }
 
     // Explicit fields.
-    conditions.push(Desired::yes(
-        cond::IDP_METADATA_RESOLVED,
-        reason::EXPLICIT_CONFIGURATION,
-        "Using spec.idp.ssoUrl, entityId and certificates",
-    ));
     let (Some(sso_url), Some(entity_id)) = (&spec.sso_url, &spec.entity_id) else {
+        conditions.push(Desired::yes(
+            cond::IDP_METADATA_RESOLVED,
+            reason::EXPLICIT_CONFIGURATION,
+            "Using spec.idp.ssoUrl, entityId and certificates",
+        ));
         let message =
             "Set spec.idp.metadataUrl, or spec.idp.ssoUrl and spec.idp.entityId".to_owned();
         return Ok((
@@ -769,6 +864,14 @@ async fn resolve_idp_side(
             }),
         ));
     };
+    // The values as compiled (trimmed), so that a mismatch with the IdP is visible in status.
+    conditions.push(Desired::yes(
+        cond::IDP_METADATA_RESOLVED,
+        reason::EXPLICIT_CONFIGURATION,
+        format!(
+            "Using spec.idp.ssoUrl {sso_url}, entityId {entity_id} (the Issuer every response must carry) and certificates"
+        ),
+    ));
     let sources = spec.certificates.clone().unwrap_or_default();
     if sources.is_empty() {
         let message = format!(
@@ -785,12 +888,31 @@ async fn resolve_idp_side(
     let mut certificates = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         match load_certificate(ctx, ns, i, source).await? {
-            Ok((label, text)) => match certs::parse_certificate(&text) {
-                Ok(facts) => certificates.push((label, facts)),
+            Ok((label, text)) => match certs::parse_certificates(&text) {
+                Ok(bundle) if bundle.len() == 1 => {
+                    certificates.extend(bundle.into_iter().map(|f| (label.clone(), f)));
+                }
+                // A bundle (an IdP's old and new certificate): every one is trusted.
+                Ok(bundle) => certificates.extend(
+                    bundle
+                        .into_iter()
+                        .enumerate()
+                        .map(|(j, f)| (format!("{label}#{}", j + 1), f)),
+                ),
                 Err(e) => {
-                    let message = format!(
-                        "spec.idp.certificates[{i}] ({label}): {e}. Paste {field} including the BEGIN/END CERTIFICATE lines"
-                    );
+                    let hint = match e {
+                        certs::CertificateError::TooMany => format!(
+                            "list at most {} certificates per entry, or split them into several spec.idp.certificates entries",
+                            certs::MAX_CERTIFICATES_PER_SOURCE
+                        ),
+                        certs::CertificateError::NotACertificate { .. } => format!(
+                            "it must hold only the IdP's public certificate(s), never a key: paste {field}"
+                        ),
+                        _ => format!(
+                            "paste {field} including the BEGIN/END CERTIFICATE lines; several certificates may follow one another with nothing but line breaks between them"
+                        ),
+                    };
+                    let message = format!("spec.idp.certificates[{i}] ({label}): {e}. {hint}");
                     return Ok((
                         None,
                         Some(Problem {
@@ -1090,4 +1212,43 @@ async fn finish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_that_cannot_verify_the_algorithm_says_what_to_change() {
+        let mut f = certs::parse_certificate(
+            &String::from_utf8(
+                certs::tests::make_cert("okta", 1_700_000_000, 2_000_000_000)
+                    .to_pem()
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        f.key_type = certs::KeyType::Ec("P-384");
+        let m = key_mismatch_message(
+            "spec.idp.certificates[0]",
+            &f,
+            SignatureAlgorithm::RsaSha256,
+            certificate_field(Provider::Okta),
+        );
+        assert!(m.contains("holds an EC P-384 key but spec.saml.signatureAlgorithm is rsa-sha256: set saml.signatureAlgorithm: ecdsa-sha384, or paste the Signing Certificate from Okta"), "{m}");
+        assert!(m.contains("with an RSA key"), "{m}");
+        f.key_type = certs::KeyType::Rsa(2048);
+        let m = key_mismatch_message("x", &f, SignatureAlgorithm::EcdsaSha256, "the cert");
+        assert!(
+            m.contains("set saml.signatureAlgorithm: rsa-sha256, or paste the cert with an EC key"),
+            "{m}"
+        );
+        f.key_type = certs::KeyType::Other("Ed25519".into());
+        let m = key_mismatch_message("x", &f, SignatureAlgorithm::RsaSha256, "the cert");
+        assert!(
+            m.contains("holds an Ed25519 key, which SAML signatures cannot use here"),
+            "{m}"
+        );
+    }
 }

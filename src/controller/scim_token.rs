@@ -20,8 +20,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, object_key, owner_reference,
-    publish_event,
+    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
+    names, object_key, owner_reference, publish_event,
 };
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::{IdentityProvider, ScimToken, ScimTokenStatus};
@@ -69,13 +69,14 @@ fn is_generated_token(token: &str) -> bool {
     })
 }
 
-/// The Secret a ScimToken writes its token to.
+/// The Secret a ScimToken writes its token to: `spec.secretName`, or `{name}-scim-token`
+/// (shortened with a hash for names too long for that).
 pub fn secret_name(token: &ScimToken) -> String {
     token
         .spec
         .secret_name
         .clone()
-        .unwrap_or_else(|| format!("{}-scim-token", token.name_any()))
+        .unwrap_or_else(|| names::generated_name(&token.name_any(), "-scim-token"))
 }
 
 /// ScimTokens that name this IdentityProvider.
@@ -235,7 +236,12 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
                 status.previous_token_expires_at = Some(Time(until));
             }
         }
-        Err(p) => problem = Some(p),
+        Err(p) => {
+            if p.0 == reason::WAITING_FOR_GARBAGE_COLLECTION {
+                soonest(now + super::identity_provider::GARBAGE_COLLECTION_RECHECK);
+            }
+            problem = Some(p);
+        }
     }
 
     let mut conditions = Vec::new();
@@ -387,6 +393,17 @@ async fn issue(
     let name = secret_name(token);
     let uid = token.uid().ok_or(Error::MissingObjectKey("uid"))?;
     let existing = api.get_opt(&name).await?;
+    if let Some(s) = &existing
+        && is_left_by_previous_incarnation(&s.metadata, token)
+    {
+        return Ok(Err((
+            reason::WAITING_FOR_GARBAGE_COLLECTION,
+            format!(
+                "Secret {name} holds the token of the deleted ScimToken {} this one replaces; a new token is issued as soon as Kubernetes' garbage collector removes it (the deleted one's token never works again). If it stays, delete it: kubectl delete secret {name} -n {ns}",
+                token.name_any()
+            ),
+        )));
+    }
     if let Some(s) = &existing
         && !is_controlled_by(&s.metadata, &uid)
     {
