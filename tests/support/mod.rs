@@ -3,6 +3,7 @@
 //! authenticate as a given ServiceAccount.
 #![allow(dead_code)]
 
+pub mod control_plane;
 pub mod operator;
 
 use std::path::PathBuf;
