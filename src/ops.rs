@@ -103,3 +103,30 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_fails_once_a_role_stopped() {
+        let ops = Ops::new(Registry::default());
+        let (addr, _task) = ops
+            .serve("127.0.0.1:0".parse().unwrap(), std::future::pending())
+            .await
+            .unwrap();
+        let status = |path: &'static str| async move {
+            reqwest::get(format!("http://{addr}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        ops.set_ready(true);
+        assert_eq!(status("/healthz").await, 200);
+        assert_eq!(status("/readyz").await, 200);
+        ops.set_dead();
+        assert_eq!(status("/healthz").await, 503);
+        assert_eq!(status("/readyz").await, 503);
+    }
+}
