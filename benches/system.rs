@@ -13,6 +13,7 @@
 //!   to `takeover.json` and `takeover.md` (see `system/takeover.rs`).
 
 mod common;
+#[path = "system/takeover.rs"]
 mod takeover;
 
 use common::{env_number, load_users, percentile, wanted, write_results};

@@ -134,9 +134,8 @@ async fn takeover(client: &Client, idp_cert: &str) -> Value {
     let rounds = env_number("SSO_BENCH_TAKEOVERS", 5);
     let ns = TestNamespace::new(client, "bench-takeover").await;
     let kubeconfig = controller_kubeconfig(client, &ns.name).await;
-    let start = |identity: &str| {
-        Operator::start(&kubeconfig, &ns.name, &["--leader-identity", identity])
-    };
+    let start =
+        |identity: &str| Operator::start(&kubeconfig, &ns.name, &["--leader-identity", identity]);
     let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns.name);
@@ -151,7 +150,9 @@ async fn takeover(client: &Client, idp_cert: &str) -> Value {
     .await
     .expect("apply IdentityProvider");
     let ready = wait_for(Duration::from_secs(60), || async {
-        reconciled(&idps, &secrets, "okta", first).await.then_some(())
+        reconciled(&idps, &secrets, "okta", first)
+            .await
+            .then_some(())
     })
     .await;
     assert!(ready.is_some(), "the IdentityProvider never became Ready");
@@ -161,10 +162,7 @@ async fn takeover(client: &Client, idp_cert: &str) -> Value {
         let identity = format!("replica-{round}");
         let standby = start(&identity);
         let standing_by = wait_for(Duration::from_secs(60), || async {
-            standby
-                .log_text()
-                .contains("standing by")
-                .then_some(())
+            standby.log_text().contains("standing by").then_some(())
         })
         .await;
         assert!(standing_by.is_some(), "the standby never read the Lease");
@@ -178,8 +176,7 @@ async fn takeover(client: &Client, idp_cert: &str) -> Value {
             "edit the IdentityProvider"
         );
         let (mut holds, mut edited) = (None, None);
-        while (holds.is_none() || edited.is_none()) && killed.elapsed() < Duration::from_secs(90)
-        {
+        while (holds.is_none() || edited.is_none()) && killed.elapsed() < Duration::from_secs(90) {
             if holds.is_none() && holder(&leases).await.as_deref() == Some(identity.as_str()) {
                 holds = Some(killed.elapsed());
             }
@@ -260,7 +257,9 @@ async fn outage(idp_cert: &str) -> Value {
     .await
     .expect("apply IdentityProvider");
     let ready = wait_for(Duration::from_secs(60), || async {
-        reconciled(&idps, &secrets, "okta", first).await.then_some(())
+        reconciled(&idps, &secrets, "okta", first)
+            .await
+            .then_some(())
     })
     .await;
     assert!(ready.is_some(), "the IdentityProvider never became Ready");
@@ -276,7 +275,9 @@ async fn outage(idp_cert: &str) -> Value {
         let edited = wait_for(Duration::from_secs(60), || set_sso_url(&idps, "okta", &url)).await;
         assert!(edited.is_some(), "could not edit after the outage");
         let done = wait_for(Duration::from_secs(90), || async {
-            reconciled(&idps, &secrets, "okta", &url).await.then_some(())
+            reconciled(&idps, &secrets, "okta", &url)
+                .await
+                .then_some(())
         })
         .await;
         assert!(
