@@ -8,9 +8,13 @@
 //! - ACS: validated, Okta-shaped, signed (signxml) IdP-initiated responses per second over
 //!   HTTP with the replay cache on, p99, with 1 and 2 wrk connections per core;
 //! - forward-auth: `/auth/verify` with a valid session cookie, keep-alive;
-//! - server resident memory idle and after the load.
+//! - server resident memory idle and after the load;
+//! - takeover: leader takeover after SIGKILL and recovery after an API-server outage, written
+//!   to `takeover.json` and `takeover.md` (see `system/takeover.rs`).
 
 mod common;
+#[path = "system/takeover.rs"]
+mod takeover;
 
 use common::{env_number, load_users, percentile, wanted, write_results};
 
@@ -449,6 +453,9 @@ async fn peer(
     })
 }
 
+/// The sections written to `system.json` and `system.md`.
+const SECTIONS: [&str; 5] = ["reconcile", "scale", "http", "scim", "peer"];
+
 #[tokio::main]
 async fn main() {
     let client = admin_client().await;
@@ -773,6 +780,16 @@ async fn main() {
             "peer".into(),
             peer(&idp_key, &idp_cert, report.get("acs"), report.get("scim")).await,
         );
+    }
+
+    // Leader takeover and outage recovery: results of their own, so that running this
+    // section alone leaves the other sections' results as they are.
+    if wanted("takeover") {
+        let results = takeover::run(&client, &idp_cert).await;
+        write_results("takeover", "system", &results, &takeover::table(&results));
+    }
+    if !SECTIONS.iter().any(|s| wanted(s)) {
+        return;
     }
 
     let report = Value::Object(report);

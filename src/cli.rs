@@ -133,6 +133,35 @@ pub struct ControllerArgs {
     /// with many resources.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_concurrent_reconciles: u16,
+
+    /// How long the leader's Lease stays valid after its last renewal, timed by each standby
+    /// from when it saw the renewal. A leader that died is replaced after about this long
+    /// plus one or two retry periods. Longer than --leader-renew-deadline.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_lease_duration: jiff::SignedDuration,
+
+    /// The leader stops leading (and campaigns again) when it could not renew its Lease for
+    /// this long, so that it has stopped before another replica may take over. Shorter than
+    /// --leader-lease-duration, longer than --leader-retry-period.
+    #[arg(long, default_value = "7s", value_parser = parse_duration)]
+    pub leader_renew_deadline: jiff::SignedDuration,
+
+    /// How often the leader renews its Lease and a standby checks whether it expired.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub leader_retry_period: jiff::SignedDuration,
+}
+
+impl ControllerArgs {
+    /// The leader-election durations, checked against each other.
+    pub fn leader_timing(
+        &self,
+    ) -> Result<crate::controller::leader::Timing, crate::controller::leader::TimingError> {
+        crate::controller::leader::Timing::new(
+            self.leader_lease_duration.unsigned_abs(),
+            self.leader_renew_deadline.unsigned_abs(),
+            self.leader_retry_period.unsigned_abs(),
+        )
+    }
 }
 
 /// Parses a duration flag such as `90s`, `15m` or `720h`.
@@ -148,5 +177,47 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    fn controller_args(extra: &[&str]) -> super::ControllerArgs {
+        use clap::Parser as _;
+        let mut args = vec![
+            "sso-operator",
+            "controller",
+            "--external-url",
+            "https://x.test",
+        ];
+        args.extend_from_slice(extra);
+        match super::Cli::try_parse_from(args)
+            .expect("valid command line")
+            .command
+        {
+            super::Command::Controller { controller, .. } => controller,
+            _ => unreachable!("the controller subcommand"),
+        }
+    }
+
+    #[test]
+    fn leader_election_defaults_and_flags() {
+        use crate::controller::leader::Timing;
+        use std::time::Duration;
+        assert_eq!(controller_args(&[]).leader_timing(), Ok(Timing::default()));
+        let short = controller_args(&[
+            "--leader-lease-duration=4s",
+            "--leader-renew-deadline=3s",
+            "--leader-retry-period=1s",
+        ])
+        .leader_timing()
+        .expect("valid");
+        assert_eq!(short.lease_duration(), Duration::from_secs(4));
+        assert_eq!(short.renew_deadline(), Duration::from_secs(3));
+        assert_eq!(short.retry_period(), Duration::from_secs(1));
+        let err = controller_args(&["--leader-renew-deadline=15s"])
+            .leader_timing()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("--leader-lease-duration (10s)"),
+            "{err}"
+        );
     }
 }

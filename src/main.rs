@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::controller::{
-    self, leader::LeaderElection, metadata::FetchPolicy, sp_keys::RotationPolicy,
+    self,
+    leader::{LeaderElection, Timing},
+    metadata::FetchPolicy,
+    sp_keys::RotationPolicy,
 };
 use sso_operator::ops::Ops;
 
@@ -90,6 +93,10 @@ async fn run(
     controller: Option<ControllerArgs>,
     server: Option<ServerArgs>,
 ) -> anyhow::Result<()> {
+    // Settings are checked before anything starts: a mistake ends the process at once.
+    let controller = controller
+        .map(|args| ControllerRole::new(&common, args))
+        .transpose()?;
     let client = kube::Client::try_default()
         .await
         .context("could not configure a Kubernetes client (KUBECONFIG or in-cluster)")?;
@@ -99,14 +106,12 @@ async fn run(
     let ops = Ops::new(registry);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let stop = shutdown_tx.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
-        let _ = shutdown_tx.send(true);
+        let _ = stop.send(true);
     });
-    let wait_shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
 
     let (bound, ops_task) = ops
         .serve(common.metrics_address, wait_shutdown(shutdown_rx.clone()))
@@ -114,112 +119,189 @@ async fn run(
         .with_context(|| format!("could not listen on {}", common.metrics_address))?;
     tracing::info!(address = %bound, "serving /healthz, /readyz and /metrics");
 
-    let server_task = server.map(|args| {
+    let mut roles = tokio::task::JoinSet::new();
+    if let Some(args) = server {
         let settings = sso_operator::server::Settings {
             listen: args.listen,
             database_url: args.database_url,
             operator_namespace: common.operator_namespace.clone(),
             metrics: server_metrics.clone(),
         };
-        tokio::spawn(sso_operator::server::run(
+        let run = sso_operator::server::run(
             client.clone(),
             settings,
             ops.clone(),
             wait_shutdown(shutdown_rx.clone()),
-        ))
-    });
-    let result = match controller {
-        Some(args) => {
-            if server_task.is_none() {
-                // A standby controller is healthy and ready: it is waiting to lead.
-                ops.set_ready(true);
-            }
-            run_controller(client, &common, args, metrics, shutdown_rx.clone()).await
+        );
+        roles.spawn(async move { ("server", run.await) });
+    }
+    if let Some(role) = controller {
+        if roles.is_empty() {
+            // A standby controller is healthy and ready: it is waiting to lead.
+            ops.set_ready(true);
         }
-        None => Ok(()),
-    };
-    if let Some(task) = server_task {
-        match task.await {
-            Ok(r) => r?,
-            Err(e) => anyhow::bail!("the server stopped: {e}"),
+        let run = role.run(client, metrics, shutdown_rx.clone());
+        roles.spawn(async move { ("controller", run.await) });
+    }
+
+    // Each role runs until shutdown. One that ends otherwise (an error, a panic, or no error
+    // but no shutdown either) ends the process with a failure, so that it is restarted
+    // instead of staying up without reconciling or serving.
+    let mut result = Ok(());
+    while let Some(joined) = roles.join_next().await {
+        let failure = match joined {
+            Ok((_, Ok(()))) if *shutdown_rx.borrow() => None,
+            Ok((role, Ok(()))) => Some(anyhow::anyhow!("the {role} stopped unexpectedly")),
+            Ok((role, Err(e))) => Some(e.context(format!("the {role} stopped"))),
+            Err(e) => Some(anyhow::anyhow!("a role's task failed: {e}")),
+        };
+        if let Some(e) = failure {
+            ops.set_dead();
+            tracing::error!("{e:#}; stopping the process");
+            let _ = shutdown_tx.send(true);
+            result = Err(e);
+            break;
         }
     }
-    let _ = ops_task.await;
+    // The other roles get a bounded time to finish after a failure.
+    if tokio::time::timeout(STOP_WITHIN, async {
+        while let Some(joined) = roles.join_next().await {
+            if let Ok((role, Err(e))) = joined {
+                tracing::warn!(role, "{e:#}");
+            }
+        }
+    })
+    .await
+    .is_err()
+    {
+        roles.abort_all();
+    }
+    let _ = tokio::time::timeout(STOP_WITHIN, ops_task).await;
     result
 }
 
-async fn run_controller(
-    client: kube::Client,
-    common: &CommonArgs,
-    args: ControllerArgs,
-    metrics: controller::metrics::Metrics,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let wait_shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let external_url = args.external_url.trim_end_matches('/').to_owned();
-    let parsed = reqwest::Url::parse(&external_url).context("--external-url is not a valid URL")?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "https" | "http"),
-        "--external-url must start with https:// (or http:// for local tests)"
-    );
-    let mut extra_roots = Vec::new();
-    if let Some(path) = &args.metadata_ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("read --metadata-ca-file {}", path.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .context("--metadata-ca-file holds no PEM certificates")?
-        {
-            extra_roots.push(cert);
+/// How long the roles get to stop after a failure of another role.
+const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long releasing the Lease may take at the end of a term (the API server may be down).
+const RELEASE_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn wait_shutdown(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The controller role: campaigns for the Lease and reconciles while it leads, term after
+/// term, until shutdown.
+struct ControllerRole {
+    settings: controller::Settings,
+    timing: Timing,
+    identity: String,
+}
+
+impl ControllerRole {
+    /// Checks the controller's flags.
+    fn new(common: &CommonArgs, args: ControllerArgs) -> anyhow::Result<Self> {
+        let external_url = args.external_url.trim_end_matches('/').to_owned();
+        let parsed =
+            reqwest::Url::parse(&external_url).context("--external-url is not a valid URL")?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "https" | "http"),
+            "--external-url must start with https:// (or http:// for local tests)"
+        );
+        let mut extra_roots = Vec::new();
+        if let Some(path) = &args.metadata_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("read --metadata-ca-file {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .context("--metadata-ca-file holds no PEM certificates")?
+            {
+                extra_roots.push(cert);
+            }
+        }
+        let settings = controller::Settings {
+            external_url,
+            operator_namespace: common.operator_namespace.clone(),
+            sp_rotation: RotationPolicy {
+                validity: args.sp_certificate_validity,
+                renew_before: args.sp_certificate_renew_before,
+            },
+            watch_namespace: args.watch_namespace.clone(),
+            session_key_rotation: args.session_key_rotation,
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
+            metadata_fetch: FetchPolicy {
+                allow_private_addresses: args.allow_private_metadata_addresses,
+                extra_root_certificates: extra_roots,
+                ..Default::default()
+            },
+        };
+        anyhow::ensure!(
+            settings.sp_rotation.renew_before < settings.sp_rotation.validity,
+            "--sp-certificate-renew-before must be shorter than --sp-certificate-validity"
+        );
+        let timing = args.leader_timing()?;
+        let identity = args.leader_identity.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "sso-operator".into());
+            format!("{host}-{:08x}", rand::random::<u32>())
+        });
+        Ok(Self {
+            settings,
+            timing,
+            identity,
+        })
+    }
+
+    /// Campaigns, reconciles while leading, and campaigns again after losing the Lease (an
+    /// API-server outage longer than the renew deadline, or another replica took over).
+    /// Returns at shutdown, or with an error if the controllers stop by themselves.
+    async fn run(
+        self,
+        client: kube::Client,
+        metrics: controller::metrics::Metrics,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let mut election = LeaderElection::new(
+            client.clone(),
+            &self.settings.operator_namespace,
+            LEASE_NAME,
+            self.identity,
+            self.timing,
+        );
+        loop {
+            let term = tokio::select! {
+                term = election.acquire() => term,
+                () = wait_shutdown(shutdown.clone()) => return Ok(()),
+            };
+            let mut lost = term.leading();
+            let reconcile = controller::run(
+                client.clone(),
+                self.settings.clone(),
+                metrics.clone(),
+                term.leading(),
+                wait_shutdown(shutdown.clone()),
+            );
+            // Losing the Lease stops the controllers at once (dropping them cancels any
+            // reconciliation in flight): another replica may lead soon. Shutdown stops them
+            // gracefully.
+            tokio::select! {
+                () = reconcile => {}
+                _ = lost.wait_for(|leading| !*leading) => {}
+            }
+            let still_leading = *lost.borrow();
+            term.release(RELEASE_WITHIN).await;
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                !still_leading,
+                "the controllers stopped while leading; restart the process"
+            );
+            tracing::warn!("lost leadership; the controllers stopped and campaign again");
         }
     }
-    let settings = controller::Settings {
-        external_url,
-        operator_namespace: common.operator_namespace.clone(),
-        sp_rotation: RotationPolicy {
-            validity: args.sp_certificate_validity,
-            renew_before: args.sp_certificate_renew_before,
-        },
-        watch_namespace: args.watch_namespace.clone(),
-        session_key_rotation: args.session_key_rotation,
-        max_concurrent_reconciles: args.max_concurrent_reconciles,
-        metadata_fetch: FetchPolicy {
-            allow_private_addresses: args.allow_private_metadata_addresses,
-            extra_root_certificates: extra_roots,
-            ..Default::default()
-        },
-    };
-    anyhow::ensure!(
-        settings.sp_rotation.renew_before < settings.sp_rotation.validity,
-        "--sp-certificate-renew-before must be shorter than --sp-certificate-validity"
-    );
-
-    let identity = args.leader_identity.unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "sso-operator".into());
-        format!("{host}-{:08x}", rand::random::<u32>())
-    });
-    let election = LeaderElection::new(
-        &common.operator_namespace,
-        "sso-operator-controller",
-        identity,
-    );
-    let acquired = tokio::select! {
-        r = election.acquire(client.clone()) => Some(r),
-        () = wait_shutdown(shutdown.clone()) => None,
-    };
-    let Some((leading, releaser)) = acquired else {
-        return Ok(());
-    };
-    let lost = leading.clone();
-    controller::run(client, settings, metrics, leading, wait_shutdown(shutdown)).await;
-    releaser.release().await;
-    anyhow::ensure!(
-        *lost.borrow(),
-        "lost leadership; exiting so that a fresh start can campaign again"
-    );
-    Ok(())
 }
+
+/// Name of the leader-election Lease in the operator namespace.
+const LEASE_NAME: &str = "sso-operator-controller";
 
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -16,15 +16,25 @@ use prometheus_client::registry::Registry;
 pub struct Ops {
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    alive: Arc<AtomicBool>,
 }
 
 impl Ops {
-    /// Serves `registry`; `/readyz` answers 503 until [`Ops::set_ready`] is called.
+    /// Serves `registry`; `/readyz` answers 503 until [`Ops::set_ready`] is called, `/healthz`
+    /// answers ok until [`Ops::set_dead`] is called.
     pub fn new(registry: Registry) -> Self {
         Self {
             registry: Arc::new(registry),
             ready: Arc::new(AtomicBool::new(false)),
+            alive: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Makes `/healthz` fail for good: a role of the process stopped and the process is
+    /// exiting (a liveness probe restarts it if it does not).
+    pub fn set_dead(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        self.ready.store(false, Ordering::Relaxed);
     }
 
     /// Marks the process ready (or not) for `/readyz`.
@@ -35,7 +45,7 @@ impl Ops {
     /// The axum router of the endpoints.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.clone())
@@ -56,6 +66,17 @@ impl Ops {
                 .await
         });
         Ok((bound, task))
+    }
+}
+
+async fn healthz(State(ops): State<Ops>) -> impl IntoResponse {
+    if ops.alive.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a role of this process stopped; it is exiting",
+        )
     }
 }
 
@@ -80,5 +101,32 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn healthz_fails_once_a_role_stopped() {
+        let ops = Ops::new(Registry::default());
+        let (addr, _task) = ops
+            .serve("127.0.0.1:0".parse().unwrap(), std::future::pending())
+            .await
+            .unwrap();
+        let status = |path: &'static str| async move {
+            reqwest::get(format!("http://{addr}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        ops.set_ready(true);
+        assert_eq!(status("/healthz").await, 200);
+        assert_eq!(status("/readyz").await, 200);
+        ops.set_dead();
+        assert_eq!(status("/healthz").await, 503);
+        assert_eq!(status("/readyz").await, 503);
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chart;
+pub mod control_plane;
 pub mod operator;
 
 use std::path::PathBuf;

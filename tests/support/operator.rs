@@ -27,6 +27,16 @@ fn rules(file: &str) -> Vec<PolicyRule> {
 /// Grants the ServiceAccount `namespace/sso-operator` the chart's controller rules in
 /// `namespace` and returns a kubeconfig file that authenticates as it.
 pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
+    controller_kubeconfig_at(admin, &admin_kubeconfig(), namespace).await
+}
+
+/// Like [`controller_kubeconfig`], on the control plane of `admin_kubeconfig` (for example a
+/// private one).
+pub async fn controller_kubeconfig_at(
+    admin: &Client,
+    admin_kubeconfig: &std::path::Path,
+    namespace: &str,
+) -> PathBuf {
     let pp = PatchParams::apply(TEST_MANAGER).force();
     let sa_name = "sso-operator";
     Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
@@ -96,7 +106,7 @@ pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
     }
 
     let token = super::service_account_token(admin, namespace, sa_name).await;
-    write_kubeconfig(namespace, sa_name, &token)
+    write_kubeconfig_at(admin_kubeconfig, namespace, sa_name, &token)
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -195,7 +205,17 @@ pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
 
 /// Writes a kubeconfig that authenticates with `token` as `namespace/sa_name`.
 pub fn write_kubeconfig(namespace: &str, user: &str, token: &str) -> PathBuf {
-    let admin_config = Kubeconfig::read_from(admin_kubeconfig()).expect("read admin kubeconfig");
+    write_kubeconfig_at(&admin_kubeconfig(), namespace, user, token)
+}
+
+/// Like [`write_kubeconfig`], for the control plane of `admin_kubeconfig`.
+pub fn write_kubeconfig_at(
+    admin_kubeconfig: &std::path::Path,
+    namespace: &str,
+    user: &str,
+    token: &str,
+) -> PathBuf {
+    let admin_config = Kubeconfig::read_from(admin_kubeconfig).expect("read admin kubeconfig");
     let cluster = admin_config.clusters[0].cluster.clone().expect("cluster");
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
@@ -314,6 +334,11 @@ impl Operator {
             metrics_address,
             log,
         }
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// The process ID.
