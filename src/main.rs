@@ -2,15 +2,14 @@
 //! chosen roles.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::controller::{
     self, leader::LeaderElection, metadata::FetchPolicy, sp_keys::RotationPolicy,
 };
-use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
 use sso_operator::ops::Ops;
 
 fn main() -> ExitCode {
@@ -119,6 +118,14 @@ async fn run(
         let settings = sso_operator::server::Settings {
             listen: args.listen,
             database_url: args.database_url,
+            store: sso_operator::store::Options {
+                timeout: args.database_timeout,
+            },
+            limits: sso_operator::server::listener::Limits {
+                header_read_timeout: args.header_read_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections as usize,
+            },
             operator_namespace: common.operator_namespace.clone(),
             metrics: server_metrics.clone(),
         };
