@@ -581,3 +581,20 @@ async fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
         server.log_text()
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_promptly_with_silent_and_idle_connections_open() {
+    let (mut server, _ns, address) = small_limits_server("stop", &[]).await;
+    // One connection that has sent nothing, one kept alive and idle after a request.
+    let _silent = TcpStream::connect(&address).await.expect("connect");
+    let mut idle = TcpStream::connect(&address).await.expect("connect");
+    request(&mut idle).await.expect("an answer");
+    let status = server.terminate();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the server did not stop within 20 s of SIGTERM ({status:?}) while its default 30 s \
+         header timeout ran\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(closed_by_server(&mut idle).await);
+}

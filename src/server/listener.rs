@@ -4,8 +4,8 @@
 //!
 //! Each connection is in one of three phases, tracked from what it reads and from its
 //! requests: receiving a request's headers (from its first byte; for a new connection, from
-//! the connection itself), handling a request (no limit here: handlers bound their own work),
-//! or idle between requests. A connection that takes longer than the header-read timeout to
+//! the connection itself), handling a request and writing its response (no limit here:
+//! handlers bound their own work), or idle between requests. A connection that takes longer than the header-read timeout to
 //! send its headers, or that stays idle longer than the idle timeout, is closed.
 //!
 //! hyper's own `header_read_timeout` is not used: its clock also runs while a kept-alive
@@ -51,6 +51,8 @@ pub struct Limits {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Connected, nothing received yet.
+    Fresh,
     /// Receiving a request's headers.
     Headers,
     /// A request is being handled.
@@ -70,7 +72,7 @@ struct Activity {
 impl Activity {
     fn new() -> Self {
         Self {
-            phase: Mutex::new((Phase::Headers, Instant::now())),
+            phase: Mutex::new((Phase::Fresh, Instant::now())),
             changed: Notify::new(),
             reclaim: AtomicBool::new(false),
         }
@@ -85,14 +87,17 @@ impl Activity {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived: an idle connection starts sending a request.
+    /// Bytes arrived: an idle connection starts sending a request (a new connection's
+    /// first request is timed from connecting).
     fn bytes_read(&self) {
         let mut guard = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.0 == Phase::Idle {
-            *guard = (Phase::Headers, Instant::now());
-            drop(guard);
-            self.changed.notify_one();
+        match guard.0 {
+            Phase::Idle => *guard = (Phase::Headers, Instant::now()),
+            Phase::Fresh => guard.0 = Phase::Headers,
+            Phase::Headers | Phase::Handling => return,
         }
+        drop(guard);
+        self.changed.notify_one();
     }
 }
 
@@ -147,7 +152,40 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// The application, reporting when a request starts and when its response is ready.
+/// A response body that marks its connection idle once hyper is done with it (written out,
+/// or abandoned).
+struct Reported {
+    body: Body,
+    activity: Arc<Activity>,
+}
+
+impl Drop for Reported {
+    fn drop(&mut self) {
+        self.activity.set(Phase::Idle);
+    }
+}
+
+impl http_body::Body for Reported {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The application, reporting when a request starts and when its response is written.
 #[derive(Clone)]
 struct Tracked {
     app: TowerToHyperService<Router>,
@@ -155,18 +193,17 @@ struct Tracked {
 }
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
-    type Response = Response<Body>;
+    type Response = Response<Reported>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Reported>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         self.activity.set(Phase::Handling);
         let answer = self.app.call(request);
         let activity = self.activity.clone();
         Box::pin(async move {
-            let response = answer.await;
-            activity.set(Phase::Idle);
-            response
+            let response = answer.await?;
+            Ok(response.map(|body| Reported { body, activity }))
         })
     }
 }
@@ -305,7 +342,7 @@ async fn serve_connection(
         }
         let (phase, since) = activity.get();
         let deadline = match phase {
-            Phase::Headers => Some(since + limits.header_read_timeout),
+            Phase::Fresh | Phase::Headers => Some(since + limits.header_read_timeout),
             Phase::Idle => Some(since + limits.idle_timeout),
             Phase::Handling => None,
         };
@@ -329,7 +366,7 @@ async fn serve_connection(
                 }
                 // Closed without an answer: a slow client gets no 408 it would not read.
                 match phase {
-                    Phase::Headers => tracing::debug!(
+                    Phase::Fresh | Phase::Headers => tracing::debug!(
                         "closing a connection that did not send its request headers in time"
                     ),
                     _ => tracing::debug!("closing an idle connection"),
@@ -337,6 +374,11 @@ async fn serve_connection(
                 return;
             }
             _ = stop.wait_for(|s| *s), if !stopping => {
+                // A connection that has sent nothing yet is closed at once rather than kept
+                // until its header timeout; one with a request under way finishes it.
+                if activity.get().0 == Phase::Fresh {
+                    return;
+                }
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
