@@ -86,6 +86,39 @@ pub struct ServerArgs {
         default_value = "sqlite:///var/lib/sso-operator/identity.db"
     )]
     pub database_url: String,
+
+    /// The longest a request waits for the identity store (a free connection included)
+    /// before it is answered with 503; also PostgreSQL's statement_timeout. While the
+    /// database does not answer, /readyz answers 503 and requests that need it get 503 at
+    /// once; they succeed again within a second or two of the database coming back.
+    #[arg(long, env = "SSO_DATABASE_TIMEOUT", default_value = "5s", value_parser = parse_timeout)]
+    pub database_timeout: std::time::Duration,
+
+    /// The longest a client may take to send a request's headers, counted from their first
+    /// byte (for a new connection, from connecting); slower connections are closed. Reverse
+    /// proxies send headers at once.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// The longest a connection may stay open between two requests. Keep it longer than the
+    /// idle timeout of a reverse proxy in front (nginx and AWS load balancers 60s, Envoy 1h),
+    /// so that the server never closes a connection the proxy is about to reuse.
+    #[arg(long, default_value = "65m", value_parser = parse_timeout)]
+    pub idle_timeout: std::time::Duration,
+
+    /// The most client connections served at once. Beyond it, new connections wait until one
+    /// closes, and the connection idle the longest is closed to make room.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+}
+
+/// Parses a positive duration flag of the server, such as `5s` or `65m`.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    match u64::try_from(d.as_secs()) {
+        Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(format!("{s:?} must be at least 1s")),
+    }
 }
 
 /// Settings of the controller role.

@@ -124,6 +124,14 @@ async fn run(
         let settings = sso_operator::server::Settings {
             listen: args.listen,
             database_url: args.database_url,
+            store: sso_operator::store::Options {
+                timeout: args.database_timeout,
+            },
+            limits: sso_operator::server::listener::Limits {
+                header_read_timeout: args.header_read_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections as usize,
+            },
             operator_namespace: common.operator_namespace.clone(),
             metrics: server_metrics.clone(),
         };

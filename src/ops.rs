@@ -11,12 +11,17 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
+/// A readiness condition besides [`Ops::set_ready`]: `Err` says why the process is not ready.
+/// Called on every `/readyz`, so it must be cheap (read a cached state).
+pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Shared state of the operations endpoints.
 #[derive(Clone)]
 pub struct Ops {
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
     alive: Arc<AtomicBool>,
+    checks: Arc<std::sync::RwLock<Vec<ReadinessCheck>>>,
 }
 
 impl Ops {
@@ -27,6 +32,7 @@ impl Ops {
             registry: Arc::new(registry),
             ready: Arc::new(AtomicBool::new(false)),
             alive: Arc::new(AtomicBool::new(true)),
+            checks: Arc::default(),
         }
     }
 
@@ -35,6 +41,15 @@ impl Ops {
     pub fn set_dead(&self) {
         self.alive.store(false, Ordering::Relaxed);
         self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Adds a condition `/readyz` checks (once ready): while it fails, `/readyz` answers 503
+    /// with its reason.
+    pub fn add_readiness_check(&self, check: ReadinessCheck) {
+        self.checks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(check);
     }
 
     /// Marks the process ready (or not) for `/readyz`.
@@ -81,10 +96,13 @@ async fn healthz(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
-    if ops.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    if !ops.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned());
+    }
+    let checks = ops.checks.read().unwrap_or_else(|e| e.into_inner());
+    match checks.iter().find_map(|check| check().err()) {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        None => (StatusCode::OK, "ok".to_owned()),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config_index;
 pub mod figures;
+pub mod listener;
 pub mod metrics;
 pub mod saml;
 pub mod scim;
@@ -26,6 +27,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Identity store URL (`sqlite://PATH` or `postgres://…`).
     pub database_url: String,
+    /// How the identity store is used (the database timeout).
+    pub store: crate::store::Options,
+    /// Limits of the public listener.
+    pub limits: listener::Limits,
     /// Namespace of the compiled-config Secrets.
     pub operator_namespace: String,
     /// Prometheus metrics.
@@ -55,9 +60,22 @@ pub async fn run(
     ops: Ops,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::connect(&settings.database_url)
+    let store = Store::connect_with(&settings.database_url, &settings.store)
         .await
         .context("could not open the identity store (--database-url)")?;
+    // The store's state, checked once a second, is what /readyz reports: a database that
+    // does not answer, or a SQLite file that was deleted or replaced.
+    let checked = store.clone();
+    ops.add_readiness_check(std::sync::Arc::new(move || checked.readiness()));
+    let checking = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            checking.check_health().await;
+        }
+    });
     let (configs, drive) =
         config_index::ConfigIndex::watch(client.clone(), &settings.operator_namespace);
     tokio::spawn(drive);
@@ -96,8 +114,6 @@ pub async fn run(
         .with_context(|| format!("could not listen on {}", settings.listen))?;
     tracing::info!(address = %listener.local_addr()?, "serving SCIM, SAML and forward-auth");
     ops.set_ready(true);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    listener::serve(listener, app, settings.limits, shutdown).await?;
     Ok(())
 }

@@ -6,10 +6,15 @@
 //! SQLite (a single file in WAL mode, the embedded default for one server replica) and
 //! PostgreSQL (for several replicas). Migrations run at start-up.
 
+mod health;
 mod predicate;
 
 pub use predicate::{Bind, CmpOp, Column, Predicate, Value};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use health::{Access, Health};
 use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 // Dynamic SQL here is assembled only from constant fragments and numbered placeholders;
@@ -46,6 +51,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database cannot be used now: it did not answer in time, or the SQLite file was
+    /// deleted or replaced under the running server. Nothing was written.
+    #[error("the identity store is unavailable: {0}")]
+    Unavailable(String),
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -141,11 +150,38 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
+/// How the store uses its database.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The longest one store operation may take, waiting for a connection included; an
+    /// operation that takes longer fails with [`StoreError::Unavailable`]. Also PostgreSQL's
+    /// `statement_timeout` and SQLite's busy timeout.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The identity store.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    health: Arc<Health>,
+    timeout: Duration,
+}
+
+/// How long the store waits at start for a database that does not answer yet.
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// A duration as people write it (`5s`, `0.5s`).
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 fn micros(t: Timestamp) -> i64 {
@@ -168,8 +204,14 @@ fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
 }
 
 impl Store {
-    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) with the default [`Options`] and
+    /// runs the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &Options::default()).await
+    }
+
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and runs the migrations.
+    pub async fn connect_with(url: &str, options: &Options) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -178,18 +220,17 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
+        let mut sqlite_path = None;
         if backend == Backend::Sqlite {
             // Create the database's folder, so a fresh volume needs no init step.
             let path = url
                 .trim_start_matches("sqlite://")
                 .trim_start_matches("sqlite:");
-            let path = path.split('?').next().unwrap_or(path);
-            if let Some(parent) = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
+            let path = std::path::PathBuf::from(path.split('?').next().unwrap_or(path));
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 let _ = std::fs::create_dir_all(parent);
             }
+            sqlite_path = Some(path);
         }
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -197,28 +238,127 @@ impl Store {
             }
             _ => url.to_owned(),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+        let timeout = options.timeout;
+        let timeout_ms = timeout.as_millis().max(1);
+        let pool_options = AnyPoolOptions::new()
+            // Waiting for a connection (opening one included) counts against the timeout.
+            .acquire_timeout(timeout)
             // A SQLite connection is a local file that cannot go stale: pinging it before every
             // use only costs two thread hand-offs per query (the largest item in the sign-in
-            // profile). PostgreSQL connections keep the check (a restarted server).
+            // profile). A PostgreSQL connection is pinged: after a database restart, idle
+            // connections are dead and are replaced instead of failing a request.
             .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL survives a process crash (kill -9) with every committed write;
-                        // a busy timeout lets concurrent writers wait instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    match backend {
+                        Backend::Sqlite => {
+                            // WAL survives a process crash (kill -9) with every committed
+                            // write; a busy timeout lets concurrent writers wait instead of
+                            // failing.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute(AssertSqlSafe(format!(
+                                "PRAGMA busy_timeout = {timeout_ms}"
+                            )))
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            // The server gives up on a statement the client stopped waiting
+                            // for, instead of holding its locks.
+                            conn.execute(AssertSqlSafe(format!(
+                                "SET statement_timeout = {timeout_ms}"
+                            )))
+                            .await?;
+                        }
                     }
                     Ok(())
                 })
-            })
+            });
+        // Migrations may take longer than one operation: on a connection of their own,
+        // without the statement timeout. At start, a database that is still starting up is
+        // waited for a little longer than one operation would.
+        let migrations = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout.max(STARTUP_WAIT))
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, backend })
+        sqlx::migrate!("./migrations").run(&migrations).await?;
+        migrations.close().await;
+        let pool = pool_options
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .connect(&url)
+            .await?;
+        let health = Health::new(sqlite_path).map_err(|e| {
+            StoreError::Unavailable(format!("the SQLite database file cannot be read: {e}"))
+        })?;
+        Ok(Self {
+            pool,
+            backend,
+            health: Arc::new(health),
+            timeout,
+        })
+    }
+
+    /// `Ok` when the store can be used, else why not (for `/readyz`). Read from memory: kept
+    /// current by [`Store::check_health`] and by the outcome of every operation.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.health.readiness()
+    }
+
+    /// Checks once that the database answers (and that the SQLite file is still the one
+    /// opened), within the timeout, and records the outcome for [`Store::readiness`]. Run
+    /// about once a second, it also lets operations through again soon after an outage ends.
+    pub async fn check_health(&self) {
+        if self.health.check_file().is_err() {
+            return;
+        }
+        let answer =
+            tokio::time::timeout(self.timeout, sqlx::query("SELECT 1").execute(&self.pool)).await;
+        let outcome = match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(health::unreachable(&e, self.timeout)
+                .unwrap_or_else(|| format!("the check query failed: {e}"))),
+            Err(_) => Err(format!(
+                "the database did not answer within {}",
+                seconds(self.timeout)
+            )),
+        };
+        self.health
+            .record(outcome.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+
+    /// Runs one store operation under the store's guards: refused at once while the database
+    /// is known to be unusable, bounded by the timeout, a failure to reach the database
+    /// recorded (and reported as [`StoreError::Unavailable`]), and a write to SQLite confirmed
+    /// to have gone into the file at the database path.
+    async fn guarded<T>(
+        &self,
+        access: Access,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.health.admit(access)?;
+        let result = match tokio::time::timeout(self.timeout, work).await {
+            Ok(Err(StoreError::Database(e))) => match health::unreachable(&e, self.timeout) {
+                Some(reason) => {
+                    self.health.record(Err(&reason));
+                    Err(StoreError::Unavailable(reason))
+                }
+                None => Err(StoreError::Database(e)),
+            },
+            Ok(result) => result,
+            Err(_) => {
+                let reason = format!(
+                    "the database did not answer within {}",
+                    seconds(self.timeout)
+                );
+                self.health.record(Err(&reason));
+                Err(StoreError::Unavailable(reason))
+            }
+        };
+        if access == Access::Write {
+            self.health.confirm_write()?;
+        }
+        result
     }
 
     /// The backend in use.
@@ -230,40 +370,43 @@ impl Store {
 
     /// Creates a user; [`StoreError::Conflict`] when the `userName` exists (case-insensitively).
     pub async fn create_user(&self, tenant: &str, input: UserInput) -> Result<User, StoreError> {
-        let now = Timestamp::now();
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
-        )
-        .bind(tenant)
-        .bind(&id)
-        .bind(&input.user_name)
-        .bind(input.user_name.to_lowercase())
-        .bind(input.external_id.clone())
-        .bind(i64::from(input.active))
-        .bind(serde_json::to_string(&input.resource)?)
-        .bind(input.password_hash.clone())
-        .bind(i64::from(input.scim_managed))
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
-        Self::write_emails(&mut tx, tenant, &id, &input.resource).await?;
-        tx.commit().await?;
-        Ok(User {
-            id,
-            user_name: input.user_name,
-            external_id: input.external_id,
-            active: input.active,
-            resource: input.resource,
-            password_hash: input.password_hash,
-            scim_managed: input.scim_managed,
-            version: 1,
-            created: from_micros(micros(now)),
-            last_modified: from_micros(micros(now)),
+        self.guarded(Access::Write, async move {
+            let now = Timestamp::now();
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
+            )
+            .bind(tenant)
+            .bind(&id)
+            .bind(&input.user_name)
+            .bind(input.user_name.to_lowercase())
+            .bind(input.external_id.clone())
+            .bind(i64::from(input.active))
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(input.password_hash.clone())
+            .bind(i64::from(input.scim_managed))
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
+            Self::write_emails(&mut tx, tenant, &id, &input.resource).await?;
+            tx.commit().await?;
+            Ok(User {
+                id,
+                user_name: input.user_name,
+                external_id: input.external_id,
+                active: input.active,
+                resource: input.resource,
+                password_hash: input.password_hash,
+                scim_managed: input.scim_managed,
+                version: 1,
+                created: from_micros(micros(now)),
+                last_modified: from_micros(micros(now)),
+            })
         })
+        .await
     }
 
     /// Replaces the indexed copy of a user's email addresses.
@@ -332,16 +475,19 @@ impl Store {
 
     /// The user with `id`.
     pub async fn get_user(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM scim_users WHERE tenant = $1 AND id = $2",
-            Self::USER_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_from_row).transpose()
+        self.guarded(Access::Read, async move {
+            let sql = format!(
+                "SELECT {} FROM scim_users WHERE tenant = $1 AND id = $2",
+                Self::USER_COLUMNS
+            );
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(Self::user_from_row).transpose()
+        })
+        .await
     }
 
     /// The user whose `userName` equals `user_name`, ignoring case.
@@ -350,16 +496,19 @@ impl Store {
         tenant: &str,
         user_name: &str,
     ) -> Result<Option<User>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM scim_users WHERE tenant = $1 AND user_name_lower = $2",
-            Self::USER_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(user_name.to_lowercase())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::user_from_row).transpose()
+        self.guarded(Access::Read, async move {
+            let sql = format!(
+                "SELECT {} FROM scim_users WHERE tenant = $1 AND user_name_lower = $2",
+                Self::USER_COLUMNS
+            );
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(user_name.to_lowercase())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(Self::user_from_row).transpose()
+        })
+        .await
     }
 
     /// Replaces a user. With `expected_version`, fails with [`StoreError::VersionMismatch`]
@@ -371,64 +520,70 @@ impl Store {
         expected_version: Option<i64>,
         input: UserInput,
     ) -> Result<User, StoreError> {
-        let now = micros(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
-        let result = sqlx::query(
-            "UPDATE scim_users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, resource = $7, \
-             password_hash = COALESCE($8, password_hash), version = version + 1, modified_us = $9 \
-             WHERE tenant = $1 AND id = $2 AND ($10 < 0 OR version = $10)",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(&input.user_name)
-        .bind(input.user_name.to_lowercase())
-        .bind(input.external_id.clone())
-        .bind(i64::from(input.active))
-        .bind(serde_json::to_string(&input.resource)?)
-        .bind(input.password_hash.clone())
-        .bind(now)
-        .bind(expected_version.unwrap_or(-1))
-        .execute(&mut *tx)
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query(
+                "UPDATE scim_users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, resource = $7, \
+                 password_hash = COALESCE($8, password_hash), version = version + 1, modified_us = $9 \
+                 WHERE tenant = $1 AND id = $2 AND ($10 < 0 OR version = $10)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(&input.user_name)
+            .bind(input.user_name.to_lowercase())
+            .bind(input.external_id.clone())
+            .bind(i64::from(input.active))
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(input.password_hash.clone())
+            .bind(now)
+            .bind(expected_version.unwrap_or(-1))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
+            if result.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(match self.get_user(tenant, id).await? {
+                    None => StoreError::NotFound,
+                    Some(u) => StoreError::VersionMismatch { current: u.version },
+                });
+            }
+            Self::write_emails(&mut tx, tenant, id, &input.resource).await?;
+            tx.commit().await?;
+            self.get_user(tenant, id).await?.ok_or(StoreError::NotFound)
+        })
         .await
-        .map_err(|e| map_unique(e, || format!("userName {}", input.user_name)))?;
-        if result.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(match self.get_user(tenant, id).await? {
-                None => StoreError::NotFound,
-                Some(u) => StoreError::VersionMismatch { current: u.version },
-            });
-        }
-        Self::write_emails(&mut tx, tenant, id, &input.resource).await?;
-        tx.commit().await?;
-        self.get_user(tenant, id).await?.ok_or(StoreError::NotFound)
     }
 
     /// Deletes a user and their memberships; false when there was none.
     pub async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        // A deleted user's sessions end with them.
-        sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM scim_users WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted.rows_affected() > 0)
+        self.guarded(Access::Write, async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            // A deleted user's sessions end with them.
+            sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM scim_users WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+        .await
     }
 
     /// Users matching `filter`, 1-based `start_index`, at most `count`.
@@ -439,23 +594,26 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<User>, StoreError> {
-        let (total, rows) = self
-            .page(
-                "scim_users",
-                Self::USER_COLUMNS,
-                tenant,
-                filter,
-                start_index,
-                count,
-            )
-            .await?;
-        Ok(Page {
-            total,
-            items: rows
-                .iter()
-                .map(Self::user_from_row)
-                .collect::<Result<_, _>>()?,
+        self.guarded(Access::Read, async move {
+            let (total, rows) = self
+                .page(
+                    "scim_users",
+                    Self::USER_COLUMNS,
+                    tenant,
+                    filter,
+                    start_index,
+                    count,
+                )
+                .await?;
+            Ok(Page {
+                total,
+                items: rows
+                    .iter()
+                    .map(Self::user_from_row)
+                    .collect::<Result<_, _>>()?,
+            })
         })
+        .await
     }
 
     /// The total number of rows of `table` matching `filter`, and the requested page of them
@@ -555,13 +713,16 @@ impl Store {
 
     /// Number of users.
     pub async fn count_users(&self, tenant: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")
-                .bind(tenant)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?,
-        )
+        self.guarded(Access::Read, async move {
+            Ok(
+                sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?,
+            )
+        })
+        .await
     }
 
     // ---- groups ----
@@ -573,28 +734,31 @@ impl Store {
         input: GroupInput,
         members: &[String],
     ) -> Result<Group, StoreError> {
-        let now = micros(Timestamp::now());
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO scim_groups (tenant, id, display_name, display_name_lower, external_id, resource, scim_managed, version, created_us, modified_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
-        )
-        .bind(tenant)
-        .bind(&id)
-        .bind(&input.display_name)
-        .bind(input.display_name.to_lowercase())
-        .bind(input.external_id.clone())
-        .bind(serde_json::to_string(&input.resource)?)
-        .bind(i64::from(input.scim_managed))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        Self::insert_members(&mut tx, tenant, &id, members).await?;
-        tx.commit().await?;
-        self.get_group(tenant, &id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO scim_groups (tenant, id, display_name, display_name_lower, external_id, resource, scim_managed, version, created_us, modified_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
+            )
+            .bind(tenant)
+            .bind(&id)
+            .bind(&input.display_name)
+            .bind(input.display_name.to_lowercase())
+            .bind(input.external_id.clone())
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(i64::from(input.scim_managed))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Self::insert_members(&mut tx, tenant, &id, members).await?;
+            tx.commit().await?;
+            self.get_group(tenant, &id)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
     }
 
     async fn insert_members(
@@ -647,19 +811,22 @@ impl Store {
 
     /// The group with `id`, with its members.
     pub async fn get_group(&self, tenant: &str, id: &str) -> Result<Option<Group>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM scim_groups WHERE tenant = $1 AND id = $2",
-            Self::GROUP_COLUMNS
-        );
-        match sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-        {
-            Some(row) => Ok(Some(self.group_from_row(tenant, &row).await?)),
-            None => Ok(None),
-        }
+        self.guarded(Access::Read, async move {
+            let sql = format!(
+                "SELECT {} FROM scim_groups WHERE tenant = $1 AND id = $2",
+                Self::GROUP_COLUMNS
+            );
+            match sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                Some(row) => Ok(Some(self.group_from_row(tenant, &row).await?)),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Replaces a group's attributes and, when `members` is given, its whole member list.
@@ -671,41 +838,44 @@ impl Store {
         input: GroupInput,
         members: Option<&[String]>,
     ) -> Result<Group, StoreError> {
-        let now = micros(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
-        let result = sqlx::query(
-            "UPDATE scim_groups SET display_name = $3, display_name_lower = $4, external_id = $5, resource = $6, version = version + 1, modified_us = $7 \
-             WHERE tenant = $1 AND id = $2 AND ($8 < 0 OR version = $8)",
-        )
-        .bind(tenant)
-        .bind(id)
-        .bind(&input.display_name)
-        .bind(input.display_name.to_lowercase())
-        .bind(input.external_id.clone())
-        .bind(serde_json::to_string(&input.resource)?)
-        .bind(now)
-        .bind(expected_version.unwrap_or(-1))
-        .execute(&mut *tx)
-        .await?;
-        if result.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(match self.get_group(tenant, id).await? {
-                None => StoreError::NotFound,
-                Some(g) => StoreError::VersionMismatch { current: g.version },
-            });
-        }
-        if let Some(members) = members {
-            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            Self::insert_members(&mut tx, tenant, id, members).await?;
-        }
-        tx.commit().await?;
-        self.get_group(tenant, id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query(
+                "UPDATE scim_groups SET display_name = $3, display_name_lower = $4, external_id = $5, resource = $6, version = version + 1, modified_us = $7 \
+                 WHERE tenant = $1 AND id = $2 AND ($8 < 0 OR version = $8)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(&input.display_name)
+            .bind(input.display_name.to_lowercase())
+            .bind(input.external_id.clone())
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(now)
+            .bind(expected_version.unwrap_or(-1))
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(match self.get_group(tenant, id).await? {
+                    None => StoreError::NotFound,
+                    Some(g) => StoreError::VersionMismatch { current: g.version },
+                });
+            }
+            if let Some(members) = members {
+                sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_members(&mut tx, tenant, id, members).await?;
+            }
+            tx.commit().await?;
+            self.get_group(tenant, id)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
     }
 
     /// Adds and removes members in one transaction, bumping the group's version.
@@ -716,50 +886,56 @@ impl Store {
         add: &[String],
         remove: &[String],
     ) -> Result<Group, StoreError> {
-        let now = micros(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
-        let result = sqlx::query("UPDATE scim_groups SET version = version + 1, modified_us = $3 WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if result.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Err(StoreError::NotFound);
-        }
-        for user_id in remove {
-            sqlx::query(
-                "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Self::insert_members(&mut tx, tenant, id, add).await?;
-        tx.commit().await?;
-        self.get_group(tenant, id)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query("UPDATE scim_groups SET version = version + 1, modified_us = $3 WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if result.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(StoreError::NotFound);
+            }
+            for user_id in remove {
+                sqlx::query(
+                    "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
+                )
+                .bind(tenant)
+                .bind(id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Self::insert_members(&mut tx, tenant, id, add).await?;
+            tx.commit().await?;
+            self.get_group(tenant, id)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
     }
 
     /// Deletes a group and its memberships; false when there was none.
     pub async fn delete_group(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(deleted.rows_affected() > 0)
+        self.guarded(Access::Write, async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+        .await
     }
 
     /// Groups matching `filter`, 1-based `start_index`, at most `count`.
@@ -770,32 +946,38 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<Group>, StoreError> {
-        let (total, rows) = self
-            .page(
-                "scim_groups",
-                Self::GROUP_COLUMNS,
-                tenant,
-                filter,
-                start_index,
-                count,
-            )
-            .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.group_from_row(tenant, row).await?);
-        }
-        Ok(Page { total, items })
+        self.guarded(Access::Read, async move {
+            let (total, rows) = self
+                .page(
+                    "scim_groups",
+                    Self::GROUP_COLUMNS,
+                    tenant,
+                    filter,
+                    start_index,
+                    count,
+                )
+                .await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in &rows {
+                items.push(self.group_from_row(tenant, row).await?);
+            }
+            Ok(Page { total, items })
+        })
+        .await
     }
 
     /// Number of groups.
     pub async fn count_groups(&self, tenant: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
-                .bind(tenant)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?,
-        )
+        self.guarded(Access::Read, async move {
+            Ok(
+                sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?,
+            )
+        })
+        .await
     }
 
     /// IDs of the groups of each of `user_ids`, in one query (for list pages).
@@ -804,27 +986,30 @@ impl Store {
         tenant: &str,
         user_ids: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
-        let mut out: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
-        if user_ids.is_empty() {
-            return Ok(out);
-        }
-        let placeholders: Vec<String> =
-            (0..user_ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT user_id, group_id FROM scim_memberships WHERE tenant = $1 AND user_id IN ({}) ORDER BY group_id",
-            placeholders.join(", ")
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
-        for id in user_ids {
-            q = q.bind(id.clone());
-        }
-        for row in q.fetch_all(&self.pool).await? {
-            out.entry(row.try_get("user_id")?)
-                .or_default()
-                .push(row.try_get("group_id")?);
-        }
-        Ok(out)
+        self.guarded(Access::Read, async move {
+            let mut out: std::collections::HashMap<String, Vec<String>> =
+                std::collections::HashMap::new();
+            if user_ids.is_empty() {
+                return Ok(out);
+            }
+            let placeholders: Vec<String> =
+                (0..user_ids.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT user_id, group_id FROM scim_memberships WHERE tenant = $1 AND user_id IN ({}) ORDER BY group_id",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+            for id in user_ids {
+                q = q.bind(id.clone());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.entry(row.try_get("user_id")?)
+                    .or_default()
+                    .push(row.try_get("group_id")?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// IDs of the groups a user belongs to.
@@ -833,15 +1018,18 @@ impl Store {
         tenant: &str,
         user_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT group_id FROM scim_memberships WHERE tenant = $1 AND user_id = $2 ORDER BY group_id")
-            .bind(tenant)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get::<String, _>("group_id"))
-            .collect::<Result<_, _>>()?)
+        self.guarded(Access::Read, async move {
+            let rows = sqlx::query("SELECT group_id FROM scim_memberships WHERE tenant = $1 AND user_id = $2 ORDER BY group_id")
+                .bind(tenant)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("group_id"))
+                .collect::<Result<_, _>>()?)
+        })
+        .await
     }
 
     // ---- SAML replay cache and login state ----
@@ -854,20 +1042,23 @@ impl Store {
         assertion_id: &str,
         expires: Timestamp,
     ) -> Result<bool, StoreError> {
-        // One statement: a new ID is inserted, an expired entry (not purged yet) is taken
-        // over, a live one is left alone (zero rows: a replay).
-        let result = sqlx::query(
-            "INSERT INTO saml_replay_cache (tenant, assertion_id, expires_us) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant, assertion_id) DO UPDATE SET expires_us = excluded.expires_us \
-             WHERE saml_replay_cache.expires_us <= $4",
-        )
-        .bind(tenant)
-        .bind(assertion_id)
-        .bind(micros(expires))
-        .bind(micros(Timestamp::now()))
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        self.guarded(Access::Write, async move {
+            // One statement: a new ID is inserted, an expired entry (not purged yet) is taken
+            // over, a live one is left alone (zero rows: a replay).
+            let result = sqlx::query(
+                "INSERT INTO saml_replay_cache (tenant, assertion_id, expires_us) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, assertion_id) DO UPDATE SET expires_us = excluded.expires_us \
+                 WHERE saml_replay_cache.expires_us <= $4",
+            )
+            .bind(tenant)
+            .bind(assertion_id)
+            .bind(micros(expires))
+            .bind(micros(Timestamp::now()))
+            .execute(&self.pool)
+            .await?;
+            Ok(result.rows_affected() == 1)
+        })
+        .await
     }
 
     // ---- sign-in: linking, just-in-time users, sign-in groups ----
@@ -879,21 +1070,24 @@ impl Store {
         email: &str,
         limit: i64,
     ) -> Result<Vec<User>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM scim_users WHERE tenant = $1 AND id IN \
-             (SELECT user_id FROM scim_user_emails WHERE tenant = $1 AND value_lower = $2 AND type_lower = 'work') \
-             ORDER BY created_us, id LIMIT $3",
-            Self::USER_COLUMNS
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(email.to_lowercase())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::user_from_row)
-            .collect()
+        self.guarded(Access::Read, async move {
+            let sql = format!(
+                "SELECT {} FROM scim_users WHERE tenant = $1 AND id IN \
+                 (SELECT user_id FROM scim_user_emails WHERE tenant = $1 AND value_lower = $2 AND type_lower = 'work') \
+                 ORDER BY created_us, id LIMIT $3",
+                Self::USER_COLUMNS
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(email.to_lowercase())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::user_from_row)
+                .collect()
+        })
+        .await
     }
 
     /// Makes the user's memberships in sign-in groups (groups not managed by SCIM) exactly
@@ -905,64 +1099,67 @@ impl Store {
         user_id: &str,
         names: &[String],
     ) -> Result<(), StoreError> {
-        // The usual case, a returning user whose groups did not change, is one read: the
-        // names of the user's sign-in groups (unique per tenant, ignoring case).
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&String> = names
-            .iter()
-            .filter(|n| seen.insert(n.to_lowercase()))
-            .collect();
-        let current_names: std::collections::HashSet<String> =
-            Self::sign_in_memberships(&self.pool, tenant, user_id)
+        self.guarded(Access::Write, async move {
+            // The usual case, a returning user whose groups did not change, is one read: the
+            // names of the user's sign-in groups (unique per tenant, ignoring case).
+            let mut seen = std::collections::HashSet::new();
+            let unique: Vec<&String> = names
+                .iter()
+                .filter(|n| seen.insert(n.to_lowercase()))
+                .collect();
+            let current_names: std::collections::HashSet<String> =
+                Self::sign_in_memberships(&self.pool, tenant, user_id)
+                    .await?
+                    .into_iter()
+                    .map(|(_, name)| name)
+                    .collect();
+            if current_names == seen {
+                return Ok(());
+            }
+            let mut wanted: Vec<String> = Vec::new();
+            for name in unique {
+                wanted.push(self.sign_in_group(tenant, name).await?);
+            }
+            let now = micros(Timestamp::now());
+            let mut tx = self.pool.begin().await?;
+            // Write first: it takes SQLite's write lock (a read-then-write transaction would fail
+            // with SQLITE_BUSY when another writer went first) and locks the user's row on
+            // PostgreSQL, so concurrent sign-ins of one user apply one after the other.
+            sqlx::query("UPDATE scim_users SET version = version WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            let current: Vec<String> = Self::sign_in_memberships(&mut *tx, tenant, user_id)
                 .await?
                 .into_iter()
-                .map(|(_, name)| name)
+                .map(|(id, _)| id)
                 .collect();
-        if current_names == seen {
-            return Ok(());
-        }
-        let mut wanted: Vec<String> = Vec::new();
-        for name in unique {
-            wanted.push(self.sign_in_group(tenant, name).await?);
-        }
-        let now = micros(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
-        // Write first: it takes SQLite's write lock (a read-then-write transaction would fail
-        // with SQLITE_BUSY when another writer went first) and locks the user's row on
-        // PostgreSQL, so concurrent sign-ins of one user apply one after the other.
-        sqlx::query("UPDATE scim_users SET version = version WHERE tenant = $1 AND id = $2")
-            .bind(tenant)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        let current: Vec<String> = Self::sign_in_memberships(&mut *tx, tenant, user_id)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        for gone in current.iter().filter(|g| !wanted.contains(g)) {
-            sqlx::query(
-                "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
-            )
-            .bind(tenant)
-            .bind(gone)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-            Self::touch_group(&mut tx, tenant, gone, now).await?;
-        }
-        for new in wanted.iter().filter(|g| !current.contains(g)) {
-            Self::insert_members(
-                &mut tx,
-                tenant,
-                new,
-                std::slice::from_ref(&user_id.to_owned()),
-            )
-            .await?;
-            Self::touch_group(&mut tx, tenant, new, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            for gone in current.iter().filter(|g| !wanted.contains(g)) {
+                sqlx::query(
+                    "DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2 AND user_id = $3",
+                )
+                .bind(tenant)
+                .bind(gone)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                Self::touch_group(&mut tx, tenant, gone, now).await?;
+            }
+            for new in wanted.iter().filter(|g| !current.contains(g)) {
+                Self::insert_members(
+                    &mut tx,
+                    tenant,
+                    new,
+                    std::slice::from_ref(&user_id.to_owned()),
+                )
+                .await?;
+                Self::touch_group(&mut tx, tenant, new, now).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The sign-in (not SCIM) groups `user_id` is a member of: (ID, lower-cased name).
@@ -1048,18 +1245,21 @@ impl Store {
         user_id: &str,
         expires: Timestamp,
     ) -> Result<String, StoreError> {
-        let mut raw = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
-        let sid = hex::encode(raw);
-        sqlx::query("INSERT INTO sso_sessions (tenant, id_sha256, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4, $5)")
-            .bind(tenant)
-            .bind(session_hash(&sid))
-            .bind(user_id)
-            .bind(micros(Timestamp::now()))
-            .bind(micros(expires))
-            .execute(&self.pool)
-            .await?;
-        Ok(sid)
+        self.guarded(Access::Write, async move {
+            let mut raw = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+            let sid = hex::encode(raw);
+            sqlx::query("INSERT INTO sso_sessions (tenant, id_sha256, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4, $5)")
+                .bind(tenant)
+                .bind(session_hash(&sid))
+                .bind(user_id)
+                .bind(micros(Timestamp::now()))
+                .bind(micros(expires))
+                .execute(&self.pool)
+                .await?;
+            Ok(sid)
+        })
+        .await
     }
 
     /// The user of a live session, when the session ends, and the display names of the user's
@@ -1070,39 +1270,42 @@ impl Store {
         tenant: &str,
         sid: &str,
     ) -> Result<Option<(User, Timestamp, Vec<String>)>, StoreError> {
-        let columns: Vec<String> = Self::USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c} AS {c}"))
-            .collect();
-        let sql = format!(
-            "SELECT {}, s.expires_us AS session_expires_us, g.display_name AS group_name \
-             FROM sso_sessions s JOIN scim_users u ON u.tenant = s.tenant AND u.id = s.user_id \
-             LEFT JOIN scim_memberships m ON m.tenant = u.tenant AND m.user_id = u.id \
-             LEFT JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
-             WHERE s.tenant = $1 AND s.id_sha256 = $2 AND s.expires_us > $3",
-            columns.join(", ")
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant)
-            .bind(session_hash(sid))
-            .bind(micros(Timestamp::now()))
-            .fetch_all(&self.pool)
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let user = Self::user_from_row(first)?;
-        let expires = from_micros(first.try_get("session_expires_us")?);
-        let mut groups: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get::<Option<String>, _>("group_name"))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        groups.sort();
-        groups.dedup();
-        Ok(Some((user, expires, groups)))
+        self.guarded(Access::Read, async move {
+            let columns: Vec<String> = Self::USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c} AS {c}"))
+                .collect();
+            let sql = format!(
+                "SELECT {}, s.expires_us AS session_expires_us, g.display_name AS group_name \
+                 FROM sso_sessions s JOIN scim_users u ON u.tenant = s.tenant AND u.id = s.user_id \
+                 LEFT JOIN scim_memberships m ON m.tenant = u.tenant AND m.user_id = u.id \
+                 LEFT JOIN scim_groups g ON g.tenant = m.tenant AND g.id = m.group_id \
+                 WHERE s.tenant = $1 AND s.id_sha256 = $2 AND s.expires_us > $3",
+                columns.join(", ")
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(session_hash(sid))
+                .bind(micros(Timestamp::now()))
+                .fetch_all(&self.pool)
+                .await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let user = Self::user_from_row(first)?;
+            let expires = from_micros(first.try_get("session_expires_us")?);
+            let mut groups: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<Option<String>, _>("group_name"))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            groups.sort();
+            groups.dedup();
+            Ok(Some((user, expires, groups)))
+        })
+        .await
     }
 
     /// Moves the end of a session to `expires`.
@@ -1112,68 +1315,80 @@ impl Store {
         sid: &str,
         expires: Timestamp,
     ) -> Result<(), StoreError> {
-        // Never revives an ended session, and never past the longest session from its start.
-        let longest = crate::session::LONGEST_SESSION.as_micros() as i64;
-        sqlx::query(
-            "UPDATE sso_sessions SET expires_us = CASE WHEN $3 < created_us + $5 THEN $3 ELSE created_us + $5 END \
-             WHERE tenant = $1 AND id_sha256 = $2 AND expires_us > $4",
-        )
-        .bind(tenant)
-        .bind(session_hash(sid))
-        .bind(micros(expires))
-        .bind(micros(Timestamp::now()))
-        .bind(longest)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.guarded(Access::Write, async move {
+            // Never revives an ended session, and never past the longest session from its start.
+            let longest = crate::session::LONGEST_SESSION.as_micros() as i64;
+            sqlx::query(
+                "UPDATE sso_sessions SET expires_us = CASE WHEN $3 < created_us + $5 THEN $3 ELSE created_us + $5 END \
+                 WHERE tenant = $1 AND id_sha256 = $2 AND expires_us > $4",
+            )
+            .bind(tenant)
+            .bind(session_hash(sid))
+            .bind(micros(expires))
+            .bind(micros(Timestamp::now()))
+            .bind(longest)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Ends a session (sign-out); false when there was none.
     pub async fn delete_session(&self, tenant: &str, sid: &str) -> Result<bool, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2")
-                .bind(tenant)
-                .bind(session_hash(sid))
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        self.guarded(Access::Write, async move {
+            Ok(
+                sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2")
+                    .bind(tenant)
+                    .bind(session_hash(sid))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0,
+            )
+        })
+        .await
     }
 
     /// Deletes expired replay-cache entries and sessions; returns how many went.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let now = micros(Timestamp::now());
-        let a = sqlx::query("DELETE FROM saml_replay_cache WHERE expires_us <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        let c = sqlx::query("DELETE FROM sso_sessions WHERE expires_us <= $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(a.rows_affected() + c.rows_affected())
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let a = sqlx::query("DELETE FROM saml_replay_cache WHERE expires_us <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            let c = sqlx::query("DELETE FROM sso_sessions WHERE expires_us <= $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            Ok(a.rows_affected() + c.rows_affected())
+        })
+        .await
     }
 
     /// Deletes every row of a tenant (an IdentityProvider that is gone for good).
     pub async fn delete_tenant(&self, tenant: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for table in [
-            "scim_memberships",
-            "scim_groups",
-            "scim_users",
-            "saml_replay_cache",
-            "sso_sessions",
-            "scim_user_emails",
-        ] {
-            sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE tenant = $1"
-            )))
-            .bind(tenant)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.guarded(Access::Write, async move {
+            let mut tx = self.pool.begin().await?;
+            for table in [
+                "scim_memberships",
+                "scim_groups",
+                "scim_users",
+                "saml_replay_cache",
+                "sso_sessions",
+                "scim_user_emails",
+            ] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE tenant = $1"
+                )))
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }
