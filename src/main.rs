@@ -164,8 +164,8 @@ async fn run(
             Err(e) => Some(anyhow::anyhow!("a role's task failed: {e}")),
         };
         if let Some(e) = failure {
+            // /healthz fails from now on; the error is logged once, when the process exits.
             ops.set_dead();
-            tracing::error!("{e:#}; stopping the process");
             let _ = shutdown_tx.send(true);
             result = Err(e);
             break;

@@ -55,14 +55,13 @@ pub fn table(r: &Value) -> String {
          | leader killed (SIGKILL) → the standby holds the Lease ({} rounds) | {} | < 15 s |\n\
          | leader killed → an edit made at the kill is reconciled by the standby | {} | < 15 s |\n\
          | API server down {} s → an edit is reconciled, from the API server being ready again ({} rounds) | {} | < 10 s |\n\
-         | API server down {} s → ready again (stop, {} s, start) | {} | |\n",
+         | time without an API server (stop, {} s, start until ready) | {} | |\n",
         t["rounds"],
         s(&t["standby_holds_lease"]),
         s(&t["edit_reconciled"]),
         o["outage_seconds"],
         o["rounds"],
         s(&o["edit_reconciled_after_ready"]),
-        o["outage_seconds"],
         o["outage_seconds"],
         s(&o["down_until_ready"]),
     )
