@@ -598,3 +598,66 @@ async fn sigterm_stops_the_server_promptly_with_silent_and_idle_connections_open
     );
     assert!(closed_by_server(&mut idle).await);
 }
+
+/// Marks a file immutable (`chattr +i`: not writable even by root, which the tests may run as)
+/// until dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: std::path::PathBuf) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .status()
+            .expect("run chattr (e2fsprogs)");
+        assert!(status.success(), "chattr +i {}", path.display());
+        Self(path)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_database_that_cannot_be_written_fails_readiness_with_the_reason() {
+    let url = support::sqlite_url("readonly-shm");
+    {
+        // A server that was killed leaves its -shm file behind.
+        let scim = Scim::start("fault-sqlite-ro", &url, &[]).await;
+        let created = scim.create_user("before@example.com").await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+    let shm = std::path::PathBuf::from(format!("{}-shm", sqlite_path(&url).display()));
+    assert!(shm.exists(), "the killed server left {}", shm.display());
+    // The -shm file can no longer be written: SQLite still answers reads and fails every
+    // write, which used to leave the server ready while it refused all provisioning.
+    let _immutable = Immutable::set(shm);
+    let client = admin_client().await;
+    let ns = TestNamespace::new(&client, "fault-sqlite-ro2").await;
+    let (server, _) =
+        Operator::start_server(&server_kubeconfig(&client, &ns.name).await, &ns.name, &url);
+    let readyz = format!("http://{}/readyz", server.metrics_address);
+    let reason = wait_for(Duration::from_secs(60), || async {
+        let r = reqwest::get(&readyz).await.ok()?;
+        (r.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())?;
+        let body = r.text().await.ok()?;
+        body.contains("cannot be written").then_some(body)
+    })
+    .await;
+    assert!(
+        reason.is_some(),
+        "/readyz never said the database cannot be written\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(
+        server.log_text().contains("cannot be written"),
+        "the log says why:\n{}",
+        server.log_text()
+    );
+}

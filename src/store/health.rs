@@ -196,8 +196,36 @@ pub(super) fn unreachable(e: &sqlx::Error, timeout: Duration) -> Option<String> 
         sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
             Some("the connection pool stopped".into())
         }
+        sqlx::Error::Database(db) => sqlite_unusable(db.as_ref()),
         _ => None,
     }
+}
+
+/// SQLite's answer when its files cannot be used as they must (rather than a statement that
+/// failed): read-only files or volume, I/O errors, a full disk, a file that cannot be opened or
+/// is not a database. A read-only `-shm` file, for one, lets reads through and fails every
+/// write; the store is then unusable and says why.
+fn sqlite_unusable(db: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    let code: i32 = db.code()?.parse().ok()?;
+    // Primary result codes (the low byte of the extended code).
+    const READONLY: i32 = 8;
+    const IOERR: i32 = 10;
+    const FULL: i32 = 13;
+    const CANTOPEN: i32 = 14;
+    const NOTADB: i32 = 26;
+    let what = match code & 0xff {
+        READONLY => {
+            "the SQLite database cannot be written (a read-only volume, or database files \
+             such as identity.db-shm or identity.db-wal that the server's user cannot write)"
+        }
+        IOERR => "the SQLite database files could not be read or written (an I/O error)",
+        FULL => "the volume holding the SQLite database is full",
+        CANTOPEN => "a SQLite database file cannot be opened",
+        NOTADB => "the SQLite database file is not a database",
+        _ => return None,
+    };
+    Some(format!("{what} (SQLite code {code})"))
 }
 
 #[cfg(test)]

@@ -312,8 +312,7 @@ impl Store {
         if self.health.check_file().is_err() {
             return;
         }
-        let answer =
-            tokio::time::timeout(self.timeout, sqlx::query("SELECT 1").execute(&self.pool)).await;
+        let answer = tokio::time::timeout(self.timeout, self.probe()).await;
         let outcome = match answer {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(health::unreachable(&e, self.timeout)
@@ -325,6 +324,28 @@ impl Store {
         };
         self.health
             .record(outcome.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+
+    /// One round trip that proves the store usable: `SELECT 1` on PostgreSQL; on SQLite a
+    /// write transaction that is rolled back, since SQLite files that can only be read (a
+    /// read-only volume or `-shm` file) still answer reads.
+    async fn probe(&self) -> Result<(), sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map(|_| ()),
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let written = sqlx::query("PRAGMA user_version = 0")
+                    .execute(&mut *conn)
+                    .await;
+                let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                written?;
+                rolled_back.map(|_| ())
+            }
+        }
     }
 
     /// Runs one store operation under the store's guards: refused at once while the database
