@@ -116,6 +116,18 @@ impl Scim {
         .unwrap();
     }
 
+    /// The URLs in the IdentityProvider's status, once the controller has written them (the
+    /// server may serve the compiled configuration before that).
+    async fn service_provider(&self) -> sso_operator::api::identity_provider::ServiceProviderUrls {
+        let idps: Api<sso_operator::api::IdentityProvider> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        wait_for(Duration::from_secs(30), || async {
+            idps.get("okta").await.ok()?.status?.service_provider
+        })
+        .await
+        .expect("the controller writes the service-provider URLs into status")
+    }
+
     async fn wait_token(&self, secret: &str) -> String {
         support::wait_for_token(&self.client, &self.ns.name, secret).await
     }
@@ -903,14 +915,7 @@ async fn sp_metadata_is_served_with_the_generated_certificate_and_disappears_whe
     let doc = roxmltree::Document::parse(&xml).expect("well-formed metadata");
     let idps: Api<sso_operator::api::IdentityProvider> =
         Api::namespaced(scim.client.clone(), &scim.ns.name);
-    let sp = idps
-        .get("okta")
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .service_provider
-        .unwrap();
+    let sp = scim.service_provider().await;
     assert_eq!(
         doc.root_element().attribute("entityID"),
         Some(sp.entity_id.as_str())
@@ -991,14 +996,7 @@ async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_for
     let login = scim.base.replace("/scim/v2/", "/saml/") + "/login";
     let idps: Api<sso_operator::api::IdentityProvider> =
         Api::namespaced(scim.client.clone(), &scim.ns.name);
-    let sp = idps
-        .get("okta")
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .service_provider
-        .unwrap();
+    let sp = scim.service_provider().await;
 
     let (status, location, cookie, _) =
         get_no_redirect(&format!("{login}?redirect=%2Fapp%2Fhome")).await;
