@@ -42,6 +42,24 @@ async fn set_sso_url(idps: &Api<IdentityProvider>, name: &str, sso_url: &str) ->
         .map(|_| ())
 }
 
+/// Applies the IdentityProvider `okta` with `sso_url`; true once it is reconciled.
+async fn apply_until_ready(
+    idps: &Api<IdentityProvider>,
+    secrets: &Api<Secret>,
+    sso_url: &str,
+) -> bool {
+    idps.patch(
+        "okta",
+        &PatchParams::apply("sso-operator-tests").force(),
+        &Patch::Apply(&idp_object("okta", sso_url)),
+    )
+    .await
+    .expect("apply IdentityProvider");
+    wait_for(WAIT, || reconciled(idps, secrets, "okta", sso_url))
+        .await
+        .is_some()
+}
+
 /// Whether the IdentityProvider's current generation is reconciled: Ready in status and
 /// compiled with `sso_url`.
 async fn reconciled(
@@ -124,17 +142,8 @@ async fn edits_are_reconciled_within_10s_after_an_api_server_outage_longer_than_
         ],
     );
     let first = "https://example.okta.com/app/x/sso/saml";
-    idps.patch(
-        "okta",
-        &PatchParams::apply("sso-operator-tests").force(),
-        &Patch::Apply(&idp_object("okta", first)),
-    )
-    .await
-    .expect("apply IdentityProvider");
     assert!(
-        wait_for(WAIT, || reconciled(&idps, &secrets, "okta", first))
-            .await
-            .is_some(),
+        apply_until_ready(&idps, &secrets, first).await,
         "the IdentityProvider never became Ready:\n{}",
         tail(&op.log_text())
     );
@@ -247,17 +256,8 @@ async fn a_killed_leader_is_replaced_by_its_standby_with_short_lease_settings() 
     let idps: Api<IdentityProvider> = Api::namespaced(admin.clone(), &ns.name);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns.name);
     let first = "https://example.okta.com/app/x/sso/saml";
-    idps.patch(
-        "okta",
-        &PatchParams::apply("sso-operator-tests").force(),
-        &Patch::Apply(&idp_object("okta", first)),
-    )
-    .await
-    .expect("apply IdentityProvider");
     assert!(
-        wait_for(WAIT, || reconciled(&idps, &secrets, "okta", first))
-            .await
-            .is_some(),
+        apply_until_ready(&idps, &secrets, first).await,
         "the IdentityProvider never became Ready:\n{}",
         tail(&leader.log_text())
     );

@@ -92,6 +92,30 @@ async fn set_sso_url(idps: &Api<IdentityProvider>, name: &str, sso_url: &str) ->
         .map(|_| ())
 }
 
+/// Applies the IdentityProvider `okta` with `sso_url` and waits (60 s at most) until it is
+/// reconciled.
+async fn apply_until_ready(
+    idps: &Api<IdentityProvider>,
+    secrets: &Api<Secret>,
+    idp_cert: &str,
+    sso_url: &str,
+) {
+    idps.patch(
+        "okta",
+        &PatchParams::apply("bench").force(),
+        &Patch::Apply(&idp("okta", idp_cert, sso_url)),
+    )
+    .await
+    .expect("apply IdentityProvider");
+    let ready = wait_for(Duration::from_secs(60), || async {
+        reconciled(idps, secrets, "okta", sso_url)
+            .await
+            .then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the IdentityProvider never became Ready");
+}
+
 /// Ready for its current generation, and compiled from it with `sso_url`.
 async fn reconciled(
     idps: &Api<IdentityProvider>,
@@ -141,20 +165,7 @@ async fn takeover(client: &Client, idp_cert: &str) -> Value {
 
     let mut leader = start("replica-0");
     let first = "https://idp.example.test/sso/0";
-    idps.patch(
-        "okta",
-        &PatchParams::apply("bench").force(),
-        &Patch::Apply(&idp("okta", idp_cert, first)),
-    )
-    .await
-    .expect("apply IdentityProvider");
-    let ready = wait_for(Duration::from_secs(60), || async {
-        reconciled(&idps, &secrets, "okta", first)
-            .await
-            .then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "the IdentityProvider never became Ready");
+    apply_until_ready(&idps, &secrets, idp_cert, first).await;
 
     let (mut lease_times, mut edit_times) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -248,20 +259,7 @@ async fn outage(idp_cert: &str) -> Value {
     let idps: Api<IdentityProvider> = Api::namespaced(admin.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
     let first = "https://idp.example.test/sso/0";
-    idps.patch(
-        "okta",
-        &PatchParams::apply("bench").force(),
-        &Patch::Apply(&idp("okta", idp_cert, first)),
-    )
-    .await
-    .expect("apply IdentityProvider");
-    let ready = wait_for(Duration::from_secs(60), || async {
-        reconciled(&idps, &secrets, "okta", first)
-            .await
-            .then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "the IdentityProvider never became Ready");
+    apply_until_ready(&idps, &secrets, idp_cert, first).await;
 
     let (mut down, mut recovery) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
