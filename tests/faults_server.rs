@@ -214,20 +214,10 @@ impl OwnPostgres {
     }
 
     fn up(&self) -> String {
-        let out = std::process::Command::new(support::repo_root().join("tests/postgres/up"))
-            .env("SSO_PG_DIR", &self.dir)
-            .env("SSO_PG_PORT", self.port.to_string())
-            .output()
-            .expect("run tests/postgres/up");
-        assert!(
-            out.status.success(),
-            "tests/postgres/up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
+        support::postgres_up(&[
+            ("SSO_PG_DIR", self.dir.display().to_string()),
+            ("SSO_PG_PORT", self.port.to_string()),
+        ])
     }
 
     /// Stops the server at once (`pg_ctl stop -m immediate`: no clean shutdown, as a crash or

@@ -386,21 +386,25 @@ pub fn idp_metadata(entity_id: &str, sso_url: &str, certificates: &[&str]) -> St
 /// URL of the test PostgreSQL server, starting it (tests/postgres/up) if needed.
 pub fn postgres_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let out = Command::new(repo_root().join("tests/postgres/up"))
-            .output()
-            .expect("run tests/postgres/up");
-        assert!(
-            out.status.success(),
-            "tests/postgres/up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    })
-    .clone()
+    URL.get_or_init(|| postgres_up(&[])).clone()
+}
+
+/// Runs tests/postgres/up with `env` (SSO_PG_DIR, SSO_PG_PORT for a server of one's own) and
+/// returns the URL it prints.
+pub fn postgres_up(env: &[(&str, String)]) -> String {
+    let out = Command::new(repo_root().join("tests/postgres/up"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run tests/postgres/up");
+    assert!(
+        out.status.success(),
+        "tests/postgres/up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// A fresh SQLite database file URL.
