@@ -161,9 +161,9 @@ fn every_rule_refuses_the_response_that_breaks_it() {
     check(
         json!({ "sign": "none" }),
         Some("_req1"),
-        "AssertionNotSigned",
+        "ResponseNotSigned",
     );
-    // Unsigned with wantAssertionsSigned off: the signature check itself refuses it.
+    // Unsigned with wantAssertionsSigned off: refused all the same.
     let mut lenient = cfg.clone();
     lenient.saml.want_assertions_signed = false;
     assert_eq!(
@@ -173,7 +173,7 @@ fn every_rule_refuses_the_response_that_breaks_it() {
             Some("_req1"),
             now
         )),
-        "VerificationFailed"
+        "ResponseNotSigned"
     );
     // A failed status usually comes without an assertion: the status is still reported.
     let bare = base64::Engine::encode(
@@ -197,7 +197,7 @@ fn every_rule_refuses_the_response_that_breaks_it() {
     let foreign = response(&other_key, &other_cert, json!({}));
     assert_eq!(
         refused(acs::verify(&cfg, &foreign, Some("_req1"), now)),
-        "VerificationFailed"
+        "WrongCertificate"
     );
     // No certificate configured: fail closed, never skip verification.
     let mut no_cert = cfg.clone();
@@ -211,14 +211,14 @@ fn every_rule_refuses_the_response_that_breaks_it() {
         )),
         "NoCertificate"
     );
-    // Times at the end of the calendar, unsigned: refused, never a panic.
+    // Times at the end of the calendar: refused, never a panic.
     let far = response(
         &key,
         &cert,
-        json!({ "sign": "none", "notOnOrAfter": "9999-12-30T21:59:59Z", "notBefore": "9999-12-30T21:00:00Z" }),
+        json!({ "notOnOrAfter": "9999-12-30T21:59:59Z", "notBefore": "9999-12-30T21:00:00Z" }),
     );
     assert_eq!(
-        refused(acs::verify(&lenient, &far, Some("_req1"), now)),
+        refused(acs::verify(&cfg, &far, Some("_req1"), now)),
         "OutsideValidity"
     );
     // An attacker-chosen status code is not echoed.
@@ -332,20 +332,20 @@ fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
     let outer_only = encrypted("response", "aes256-gcm", "rsa-oaep", "inside", &sp_cert);
     assert_eq!(
         refused(acs::verify(&cfg, &outer_only, Some("_req1"), now)),
-        "AssertionNotSigned"
+        "EncryptedAssertionNotSigned"
     );
     let mut lenient = cfg.clone();
     lenient.saml.want_assertions_signed = false;
     assert_eq!(
         refused(acs::verify(&lenient, &outer_only, Some("_req1"), now)),
-        "VerificationFailed",
+        "EncryptedAssertionNotSigned",
         "after decryption nothing covers the assertion: never accepted"
     );
     // An unsigned assertion encrypted with the public SP certificate: anyone could make one.
     let forged = encrypted("none", "aes256-gcm", "rsa-oaep", "inside", &sp_cert);
     assert_eq!(
         refused(acs::verify(&lenient, &forged, Some("_req1"), now)),
-        "VerificationFailed"
+        "EncryptedAssertionNotSigned"
     );
 
     // Rotation: the previous key still decrypts.
@@ -410,7 +410,7 @@ fn wrapping_tampering_weak_algorithms_and_other_confirmations_are_refused() {
     let tampered = xml.replacen("ada@example.com", "admin@example.com", 1);
     assert_eq!(
         refused(acs::verify(&cfg, &encode(&tampered), Some("_req1"), now)),
-        "VerificationFailed"
+        "ResponseTampered"
     );
     // XSW: the evil assertion next to the signed one, before it, or with the signed one
     // hidden in Extensions or in the evil assertion's Advice.
@@ -486,7 +486,7 @@ fn wrapping_tampering_weak_algorithms_and_other_confirmations_are_refused() {
             Some("_req1"),
             now
         )),
-        "VerificationFailed",
+        "SignatureAlgorithmRefused",
         "RSA-SHA256 is below the configured RSA-SHA512"
     );
     // Several IdP certificates during a rollover: any one of them verifies.
@@ -533,5 +533,305 @@ fn signatures_with_costly_transforms_or_outside_references_never_reach_xmlsec() 
             "MalformedResponse",
             "{what}"
         );
+    }
+}
+
+fn message(result: Result<acs::SignIn, AcsError>) -> (&'static str, String) {
+    match result {
+        Ok(s) => panic!("accepted a response that must be refused: {s:?}"),
+        Err(e) => (e.reason(), e.to_string()),
+    }
+}
+
+/// The first bytes of a certificate's SHA-256 fingerprint, as the messages show them.
+fn short_fingerprint(pem: &str) -> String {
+    let der = openssl::x509::X509::from_pem(pem.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let digest = openssl::sha::sha256(&der);
+    digest[..6]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn a_response_signed_with_another_certificate_names_both_certificates_and_the_field_to_fix() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let (other_key, other_cert) = keypair("rotated-idp-key");
+    let foreign = response(&other_key, &other_cert, json!({}));
+    let (reason, text) = message(acs::verify(&cfg, &foreign, Some("_req1"), Timestamp::now()));
+    assert_eq!(reason, "WrongCertificate", "{text}");
+    assert!(text.contains("spec.idp.certificates"), "{text}");
+    assert!(text.contains(&short_fingerprint(&cert)), "{text}");
+    assert!(text.contains(&short_fingerprint(&other_cert)), "{text}");
+    assert!(text.contains("CN=rotated-idp-key"), "{text}");
+    assert!(text.contains("Okta's active Signing Certificate"), "{text}");
+    // Both signatures present, the Response's by the right key and the assertion's not.
+    let both = response(&other_key, &other_cert, json!({ "sign": "both" }));
+    assert_eq!(
+        refused(acs::verify(&cfg, &both, Some("_req1"), Timestamp::now())),
+        "WrongCertificate"
+    );
+    // Certificates from a metadata URL: the message points at the URL and its refresh.
+    let mut from_metadata = cfg.clone();
+    from_metadata.idp.metadata_url = Some("https://idp.example.com/metadata".into());
+    let (reason, text) = message(acs::verify(
+        &from_metadata,
+        &foreign,
+        Some("_req1"),
+        Timestamp::now(),
+    ));
+    assert_eq!(reason, "WrongCertificate");
+    assert!(text.contains("spec.idp.metadataUrl"), "{text}");
+    assert!(text.contains("metadataRefreshInterval"), "{text}");
+    // The right key still signs in.
+    assert!(
+        acs::verify(
+            &cfg,
+            &response(&key, &cert, json!({})),
+            Some("_req1"),
+            Timestamp::now()
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn an_encrypted_assertion_signed_only_at_the_response_asks_for_the_assertion_signing_switch() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let sp_cert = cfg.service_provider.current.certificate_pem.clone();
+    let outer_only = response(
+        &key,
+        &cert,
+        json!({ "sign": "response", "encrypt": { "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep" } }),
+    );
+    let mut lenient = cfg.clone();
+    lenient.saml.want_assertions_signed = false;
+    for c in [&cfg, &lenient] {
+        let (reason, text) = message(acs::verify(c, &outer_only, Some("_req1"), Timestamp::now()));
+        assert_eq!(reason, "EncryptedAssertionNotSigned", "{text}");
+        assert!(text.contains("Assertion Signature: Signed"), "{text}");
+        assert!(text.contains("encrypted assertion"), "{text}");
+    }
+    // Entra's console words for the same switch.
+    let mut entra = cfg.clone();
+    entra.provider = sso_operator::api::identity_provider::Provider::Entra;
+    let (_, text) = message(acs::verify(
+        &entra,
+        &outer_only,
+        Some("_req1"),
+        Timestamp::now(),
+    ));
+    assert!(text.contains("Signing Option"), "{text}");
+}
+
+#[test]
+fn an_unsigned_response_asks_the_idp_to_sign_whatever_want_assertions_signed_says() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let unsigned = response(&key, &cert, json!({ "sign": "none" }));
+    let mut lenient = cfg.clone();
+    lenient.saml.want_assertions_signed = false;
+    for c in [&cfg, &lenient] {
+        let (reason, text) = message(acs::verify(c, &unsigned, Some("_req1"), Timestamp::now()));
+        assert_eq!(reason, "ResponseNotSigned", "{text}");
+        assert!(
+            text.contains("must sign the assertion or the response"),
+            "{text}"
+        );
+    }
+    // Only the Response signed while the assertion's own signature is required: the message
+    // says exactly that.
+    let (reason, text) = message(acs::verify(
+        &cfg,
+        &response(&key, &cert, json!({ "sign": "response" })),
+        Some("_req1"),
+        Timestamp::now(),
+    ));
+    assert_eq!(reason, "AssertionNotSigned");
+    assert!(text.contains("only the Response is"), "{text}");
+}
+
+#[test]
+fn tampering_and_refused_algorithms_have_their_own_reasons_and_never_the_libraries_words() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let now = Timestamp::now();
+    // Changed after signing, the Response signed too: the configured key made both signatures.
+    for sign in ["assertion", "both"] {
+        let xml = decode(&response(&key, &cert, json!({ "sign": sign })));
+        let tampered = xml.replacen("ada@example.com", "eve@example.com", 1);
+        let (reason, text) = message(acs::verify(&cfg, &encode(&tampered), Some("_req1"), now));
+        assert_eq!(reason, "ResponseTampered", "{sign}: {text}");
+        assert!(text.contains("changed after the IdP signed it"), "{text}");
+    }
+    // RSA-SHA256 where saml.signatureAlgorithm asks for RSA-SHA512.
+    let mut strict = cfg.clone();
+    strict.saml.signature_algorithm =
+        sso_operator::api::identity_provider::SignatureAlgorithm::RsaSha512;
+    let (reason, text) = message(acs::verify(
+        &strict,
+        &response(&key, &cert, json!({})),
+        Some("_req1"),
+        now,
+    ));
+    assert_eq!(reason, "SignatureAlgorithmRefused", "{text}");
+    assert!(
+        text.contains("signed with rsa-sha256 and digest sha256"),
+        "{text}"
+    );
+    assert!(text.contains("(rsa-sha512)"), "{text}");
+    assert!(text.contains("Okta's Signature Algorithm"), "{text}");
+    // No refusal passes samael's own text through.
+    assert!(!text.contains("all assertions must be signed"), "{text}");
+}
+
+/// The SP's encryption certificate, read from its published metadata.
+fn encryption_certificate(metadata: &str) -> String {
+    let doc = roxmltree::Document::parse(metadata).unwrap();
+    let descriptor = doc
+        .descendants()
+        .find(|n| {
+            n.tag_name().name() == "KeyDescriptor" && n.attribute("use") == Some("encryption")
+        })
+        .expect("an encryption KeyDescriptor");
+    let body: String = descriptor
+        .descendants()
+        .find(|n| n.tag_name().name() == "X509Certificate")
+        .and_then(|n| n.text())
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+#[tokio::test]
+async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_reason() {
+    use kube::api::{Api, Patch, PatchParams};
+    use std::time::Duration;
+    use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig, server_kubeconfig};
+
+    let client = support::admin_client().await;
+    support::install_crds(&client).await;
+    let ns = support::TestNamespace::new(&client, "saml-sig").await;
+    let _controller = Operator::start(
+        &controller_kubeconfig(&client, &ns.name).await,
+        &ns.name,
+        &[],
+    );
+    let (server, url) = Operator::start_server(
+        &server_kubeconfig(&client, &ns.name).await,
+        &ns.name,
+        &support::sqlite_url("saml-sig"),
+    );
+    let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
+    let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
+        "spec": { "provider": "okta", "allowIdpInitiated": true,
+            "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } });
+    api.patch(
+        "okta",
+        &PatchParams::apply("tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
+    let metadata = support::wait_for(Duration::from_secs(60), || {
+        let (http, metadata_url) = (http.clone(), metadata_url.clone());
+        async move {
+            let r = http.get(&metadata_url).send().await.ok()?;
+            if r.status() != reqwest::StatusCode::OK {
+                return None;
+            }
+            r.text().await.ok()
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+    let sp_cert = encryption_certificate(&metadata);
+
+    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
+    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
+    let tile_click = |key: &PKey<Private>, cert: &str, extra: Value| {
+        let mut overrides = json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null });
+        for (k, v) in extra.as_object().unwrap() {
+            overrides[k] = v.clone();
+        }
+        response(key, cert, overrides)
+    };
+    let (other_key, other_cert) = support::self_signed("another-idp-key", -3600, 365 * 86_400);
+    let cases = [
+        (
+            "WrongCertificate",
+            tile_click(&other_key, &other_cert, json!({})),
+            vec!["spec.idp.certificates", "CN=another-idp-key"],
+        ),
+        (
+            "EncryptedAssertionNotSigned",
+            tile_click(
+                &key,
+                &cert,
+                json!({ "sign": "response", "encrypt": { "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep" } }),
+            ),
+            vec!["Assertion Signature: Signed"],
+        ),
+        (
+            "ResponseNotSigned",
+            tile_click(&key, &cert, json!({ "sign": "none" })),
+            vec!["must sign the assertion or the response"],
+        ),
+    ];
+    let acs_post = format!("{url}/saml/{}/okta/acs", ns.name);
+    for (reason, encoded, words) in &cases {
+        let r = http
+            .post(&acs_post)
+            .form(&[("SAMLResponse", encoded.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN, "{reason}");
+        assert!(r.text().await.unwrap().contains("Authentication Failed"));
+        // The admin reads the reason and what to change in status.signIn.
+        let sign_in = support::wait_for(Duration::from_secs(60), || {
+            let api = api.clone();
+            async move {
+                let idp = api.get("okta").await.ok()?;
+                let s = serde_json::to_value(idp.status?).ok()?;
+                (s["signIn"]["lastFailureReason"] == *reason).then(|| s["signIn"].clone())
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{reason} never reached status\n{}", server.log_text()));
+        let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
+        for w in words {
+            assert!(text.contains(w), "{reason}: {text}");
+        }
+        assert!(!text.contains("all assertions must be signed"), "{text}");
+    }
+    let metrics = server.metrics().await;
+    let log = server.log_text();
+    for (reason, encoded, _) in &cases {
+        let line = format!(
+            "sso_operator_server_sign_ins_total{{outcome=\"failure\",reason=\"{reason}\"}}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+        assert!(log.contains(reason), "{reason} missing from the log");
+        assert!(!log.contains(&encoded[..64]), "the response is in the log");
     }
 }

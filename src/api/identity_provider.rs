@@ -287,7 +287,9 @@ pub struct SamlSettings {
     pub sign_authn_requests: bool,
 
     /// Requires the Assertion itself to be signed. When false, a signed Response that covers
-    /// the assertion is accepted as well. Unsigned responses are never accepted.
+    /// the assertion is accepted as well. Unsigned responses are never accepted, and an
+    /// encrypted assertion always needs its own signature whatever this says: the Response's
+    /// signature covers only the ciphertext, not the decrypted assertion.
     #[serde(default = "default_true")]
     pub want_assertions_signed: bool,
 

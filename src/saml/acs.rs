@@ -12,7 +12,8 @@ use samael::metadata::EntityDescriptor;
 use samael::service_provider::ServiceProvider;
 
 use super::response_shape::{self, ShapeError};
-use crate::api::identity_provider::{AssertionEncryption, SignatureAlgorithm};
+use super::signature_failure::{self, SignatureFailure};
+use crate::api::identity_provider::{AssertionEncryption, Provider, SignatureAlgorithm};
 use crate::config::CompiledIdentityProvider;
 
 const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -52,9 +53,18 @@ pub enum AcsError {
     Unsolicited,
     /// `wantAssertionsSigned` is on and only the Response is signed.
     #[error(
-        "the assertion is not signed (only the Response is): configure the IdP to sign the assertion (Okta: Assertion Signature: Signed; Entra: Sign SAML assertion), or set saml.wantAssertionsSigned: false"
+        "the assertion is not signed (only the Response is) and saml.wantAssertionsSigned is true: have the IdP sign the assertion ({}), or set saml.wantAssertionsSigned: false",
+        signature_failure::assertion_signing(*.0)
     )]
-    AssertionNotSigned,
+    AssertionNotSigned(Provider),
+    /// The signature is missing or did not verify; the variant says why.
+    #[error(transparent)]
+    Signature(#[from] SignatureFailure),
+    /// The signed content is not a SAML Response or Assertion samael can read.
+    #[error(
+        "the signed content is not a SAML 2.0 assertion this service provider can read (a required element or attribute, such as Issuer, IssueInstant or Version, is missing or malformed)"
+    )]
+    Unreadable,
     /// `assertionEncryption: required` and the assertion is plain.
     #[error(
         "the assertion is not encrypted but saml.assertionEncryption is required: enable assertion encryption at the IdP with the encryption certificate from the service-provider metadata"
@@ -71,9 +81,9 @@ pub enum AcsError {
     /// SHA-1 was allowed in the spec but this build verifies SHA-256 or stronger only.
     #[error("SHA-1 signatures are not supported: configure the IdP to sign with RSA-SHA256")]
     Sha1Unsupported,
-    /// Signature or samael-level validation failed.
+    /// Verification failed for a reason without a more specific variant.
     #[error("the response failed verification: {0}")]
-    Verification(String),
+    Verification(&'static str),
     /// The IdP reported a failure.
     #[error("the IdP answered with status {0}")]
     Status(String),
@@ -108,7 +118,9 @@ impl AcsError {
             AcsError::NoCertificate => "NoCertificate",
             AcsError::Unsolicited => "IdpInitiatedNotAllowed",
             AcsError::Sha1Unsupported => "Sha1Unsupported",
-            AcsError::AssertionNotSigned => "AssertionNotSigned",
+            AcsError::AssertionNotSigned(_) => "AssertionNotSigned",
+            AcsError::Signature(failure) => failure.reason(),
+            AcsError::Unreadable => "MalformedResponse",
             AcsError::EncryptionRequired => "EncryptionRequired",
             AcsError::EncryptionDisabled => "EncryptionDisabled",
             AcsError::Decryption(super::decrypt::DecryptError::Algorithm(_)) => {
@@ -163,7 +175,11 @@ fn idp_metadata(config: &CompiledIdentityProvider) -> Result<EntityDescriptor, A
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{keys}<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
     )
     .parse()
-    .map_err(|e| AcsError::Verification(format!("IdP metadata: {e}")))
+    .map_err(|_| {
+        AcsError::Verification(
+            "the IdP certificates in spec.idp.certificates could not be read: paste them again in PEM form",
+        )
+    })
 }
 
 fn xml_escape(s: &str) -> String {
@@ -348,6 +364,64 @@ fn failed_status(encoded: &str) -> Option<String> {
     status_code(doc.root_element()).map(str::to_owned)
 }
 
+/// samael's refusal in this module's terms: its own messages never reach the admin.
+fn samael_refusal(
+    error: samael::service_provider::Error,
+    config: &CompiledIdentityProvider,
+    xml: &str,
+) -> AcsError {
+    use samael::service_provider::Error as E;
+    match error {
+        E::FailedToValidateSignature => match allowed_algorithms(config) {
+            Ok(allowed) => signature_failure::diagnose(
+                xml,
+                &config.idp.certificates,
+                &allowed,
+                config.idp.metadata_url.is_some(),
+                config.provider,
+            )
+            .into(),
+            Err(e) => e,
+        },
+        // The values below come from the verified part of the response.
+        E::DestinationValidationError {
+            response_destination: value,
+            ..
+        }
+        | E::AssertionRecipientMismatch {
+            assertion_recipient: value,
+            ..
+        } => AcsError::Recipient(shown(value.as_deref().unwrap_or_default()), true),
+        E::AssertionIssuerMismatch { issuer, .. } | E::ResponseIssuerMismatch { issuer, .. } => {
+            AcsError::Issuer(shown(issuer.as_deref().unwrap_or_default()), true)
+        }
+        E::AssertionExpired { .. }
+        | E::ResponseExpired { .. }
+        | E::AssertionConditionExpired { .. }
+        | E::AssertionConditionExpiredBefore { .. }
+        | E::AssertionSubjectConfirmationExpired { .. }
+        | E::AssertionSubjectConfirmationExpiredBefore { .. } => AcsError::Time,
+        E::AssertionConditionAudienceRestrictionFailed { .. } => AcsError::Audience,
+        E::AssertionInResponseToInvalid { .. } | E::ResponseInResponseToInvalid { .. } => {
+            AcsError::InResponseTo
+        }
+        E::AssertionBearerSubjectConfirmationMissing | E::AssertionSubjectConfirmationMissing => {
+            AcsError::SubjectConfirmation
+        }
+        E::ResponseBadStatusCode { code } => AcsError::Status(known_status(&code).to_owned()),
+        E::FailedToParseSamlResponse(_)
+        | E::FailedToParseSamlAssertion(_)
+        | E::DeserializeResponseError => AcsError::Unreadable,
+        E::FailedToParseCert { .. } => AcsError::Verification(
+            "a certificate in spec.idp.certificates could not be read: paste it again in PEM form",
+        ),
+        // Encryption is handled before samael; anything else is unexpected.
+        _ => {
+            AcsError::Verification("the SAML library refused the response for an unexpected reason")
+        }
+    }
+}
+
 fn ts(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
     Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -374,6 +448,7 @@ pub fn verify(
     if config.idp.certificates.is_empty() {
         return Err(AcsError::NoCertificate);
     }
+    let encrypted = shape.encrypted;
     let shape = match (shape.encrypted, config.saml.assertion_encryption) {
         (true, AssertionEncryption::Disabled) => return Err(AcsError::EncryptionDisabled),
         // Decrypt with any current, next or previous SP key, then validate the result like a
@@ -400,8 +475,16 @@ pub fn verify(
         (false, AssertionEncryption::Required) => return Err(AcsError::EncryptionRequired),
         (false, _) => shape,
     };
+    // An encrypted assertion arrives here decrypted, without the Response signature (which
+    // covered only the ciphertext): it must carry its own.
+    if encrypted && !shape.assertion_signed {
+        return Err(SignatureFailure::EncryptedAssertionUnsigned(config.provider).into());
+    }
+    if !shape.assertion_signed && !shape.response_signed {
+        return Err(SignatureFailure::Unsigned(config.provider).into());
+    }
     if config.saml.want_assertions_signed && !shape.assertion_signed {
-        return Err(AcsError::AssertionNotSigned);
+        return Err(AcsError::AssertionNotSigned(config.provider));
     }
     if expected_request.is_none() && !config.allow_idp_initiated {
         return Err(AcsError::Unsolicited);
@@ -460,7 +543,7 @@ pub fn verify(
     let ids: Vec<&str> = expected_request.into_iter().collect();
     let assertion = sp
         .parse_xml_response(&shape.xml, expected_request.map(|_| ids.as_slice()))
-        .map_err(|e| AcsError::Verification(e.to_string()))?;
+        .map_err(|e| samael_refusal(e, config, &shape.xml))?;
 
     // Every rule again on the verified assertion.
     if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {

@@ -7,3 +7,4 @@ pub mod login;
 pub mod mapping;
 pub mod metadata;
 pub mod response_shape;
+pub mod signature_failure;

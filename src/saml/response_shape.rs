@@ -133,6 +133,8 @@ pub struct Shape {
     pub encrypted: bool,
     /// Whether the (plain) assertion carries its own signature.
     pub assertion_signed: bool,
+    /// Whether the Response itself carries a signature.
+    pub response_signed: bool,
 }
 
 /// Decodes and inspects a posted `SAMLResponse`.
@@ -180,16 +182,15 @@ pub fn inspect_xml(xml: String) -> Result<Shape, ShapeError> {
                 }
             }
             let encrypted = direct[0].tag_name().name() == "EncryptedAssertion";
-            let assertion_signed = direct[0].children().any(|n| {
-                n.is_element()
-                    && n.tag_name().namespace() == Some(DS)
-                    && n.tag_name().name() == "Signature"
-            });
+            let signed = |n: roxmltree::Node<'_, '_>| n.children().any(|c| is(&c, DS, "Signature"));
+            let assertion_signed = signed(direct[0]);
+            let response_signed = signed(root);
             drop(doc);
             Ok(Shape {
                 xml,
                 encrypted,
                 assertion_signed,
+                response_signed,
             })
         }
         _ => Err(ShapeError::AssertionPlacement),
