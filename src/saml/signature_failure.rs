@@ -105,15 +105,15 @@ pub(super) fn assertion_signing(provider: Provider) -> &'static str {
             "Entra: SAML Certificates > Signing Option: Sign SAML assertion, or Sign SAML response and assertion"
         }
         Provider::Google => {
-            "Google Workspace signs the assertion of a custom SAML app; Signed response adds a Response signature"
+            "Google Workspace: Service provider details > Signed response unchecked (the default) signs the assertion"
         }
-        Provider::JumpCloud => "JumpCloud: SSO tab > Sign Assertion",
+        Provider::JumpCloud => "JumpCloud: SSO tab > Sign: Assertion",
         Provider::OneLogin => "OneLogin: SSO tab > SAML signature element: Assertion or Both",
         Provider::Auth0 => {
-            "Auth0: SAML2 Web App addon settings: \"signResponse\": false signs the assertion"
+            "Auth0: SAML2 Web App addon settings, \"signResponse\": false (the default) signs the assertion"
         }
         Provider::Keycloak => {
-            "Keycloak: client > Keys or Signature and Encryption > Sign assertions: On"
+            "Keycloak: client Settings > Signature and Encryption > Sign assertions: On"
         }
         Provider::Generic => "the IdP's setting that signs assertions",
     }
