@@ -1,0 +1,772 @@
+//! The Keycloak example followed as its comments say, against a real Keycloak server (the
+//! `keycloak-quarkus-dist` distribution installed by `tests/keycloak/setup`, in development
+//! mode on 127.0.0.1 over HTTPS): a realm with a user in a group, the example IdentityProvider
+//! pointed at the realm's SAML descriptor, the SAML client imported from our SP metadata through
+//! the admin REST endpoint the console's "Import client" uses, the Group list mapper the
+//! comments name, then a sign-in through Keycloak's own login form ending in a session with
+//! the user's identity and group. The assertion arrives encrypted, as the import sets. The
+//! example before it signed AuthnRequests is refused by Keycloak with "Invalid requester".
+//! Keycloak takes two to three minutes to start on a busy 2-core machine; the test about four.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use kube::api::{Api, Patch, PatchParams};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use sso_operator::api::IdentityProvider;
+use support::operator::{Operator, controller_kubeconfig, free_port, server_kubeconfig};
+use support::{TestNamespace, admin_client, install_crds, repo_root, wait_for};
+
+const REALM: &str = "example";
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A Keycloak server of its own on 127.0.0.1 (HTTPS, with a certificate from a test CA),
+/// with an empty development database; its whole process group is killed when dropped.
+struct Keycloak {
+    child: Child,
+    url: String,
+    admin_password: String,
+    ca_file: PathBuf,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+/// A CA and a certificate for 127.0.0.1 issued by it, as PEM files in `dir`:
+/// (ca.pem, server.pem, server.key).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509, X509NameBuilder};
+    let build = |cn: &str, ca: Option<(&X509, &PKey<Private>)>| {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        match ca {
+            None => {
+                b.set_issuer_name(&name).unwrap();
+                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+                b.sign(&key, MessageDigest::sha256()).unwrap();
+            }
+            Some((ca_cert, ca_key)) => {
+                b.set_issuer_name(ca_cert.subject_name()).unwrap();
+                let san = SubjectAlternativeName::new()
+                    .ip("127.0.0.1")
+                    .build(&b.x509v3_context(Some(ca_cert), None))
+                    .unwrap();
+                b.append_extension(san).unwrap();
+                b.sign(ca_key, MessageDigest::sha256()).unwrap();
+            }
+        }
+        (b.build(), key)
+    };
+    let (ca, ca_key) = build("sso-operator test CA", None);
+    let (leaf, leaf_key) = build("127.0.0.1", Some((&ca, &ca_key)));
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&files.0, ca.to_pem().unwrap()).unwrap();
+    std::fs::write(&files.1, leaf.to_pem().unwrap()).unwrap();
+    std::fs::write(&files.2, leaf_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    files
+}
+
+impl Keycloak {
+    /// Starts `kc.sh start-dev` (it has not answered yet: see [`Keycloak::wait_ready`]).
+    fn start(name: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let out = Command::new(repo_root().join("tests/keycloak/setup"))
+            .output()
+            .expect("run tests/keycloak/setup");
+        assert!(
+            out.status.success(),
+            "tests/keycloak/setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let setup: HashMap<String, String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let dir = std::env::temp_dir()
+            .join("sso-operator-tests")
+            .join(format!("keycloak-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca_file, cert, key) = tls_files(&dir);
+        let port = free_port();
+        let log = dir.join("keycloak.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut admin_password = [0u8; 12];
+        openssl::rand::rand_bytes(&mut admin_password).unwrap();
+        let admin_password = hex::encode(admin_password);
+        let db = dir.join("db").join("keycloak");
+        let child = Command::new(PathBuf::from(&setup["KEYCLOAK_HOME"]).join("bin/kc.sh"))
+            .arg("start-dev")
+            .arg("--http-host=127.0.0.1")
+            .arg(format!("--http-port={}", free_port()))
+            .arg(format!("--https-port={port}"))
+            .arg(format!("--http-management-port={}", free_port()))
+            .arg(format!("--https-certificate-file={}", cert.display()))
+            .arg(format!("--https-certificate-key-file={}", key.display()))
+            .arg(format!(
+                "--db-url=jdbc:h2:file:{};NON_KEYWORDS=VALUE",
+                db.display()
+            ))
+            .env("JAVA_HOME", &setup["JAVA_HOME"])
+            .env("JAVA_OPTS_KC_HEAP", "-Xms64m -Xmx512m")
+            .env("KC_BOOTSTRAP_ADMIN_USERNAME", "admin")
+            .env("KC_BOOTSTRAP_ADMIN_PASSWORD", &admin_password)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            // kc.sh runs java as its child: one process group, killed as a whole.
+            .process_group(0)
+            .spawn()
+            .expect("start Keycloak (bin/kc.sh start-dev)");
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_file).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Self {
+            child,
+            url: format!("https://127.0.0.1:{port}"),
+            admin_password,
+            ca_file,
+            log,
+            http,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (10 minutes at most: the first start builds the server, and a busy 2-core machine
+    /// is slow) until the master realm answers; returns how long that took.
+    async fn wait_ready(&mut self, started: Instant) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let url = format!(
+            "{}/realms/master/.well-known/openid-configuration",
+            self.url
+        );
+        loop {
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                return started.elapsed();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Keycloak exited ({status}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Keycloak did not answer within 10 minutes:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// A fresh admin access token (the master realm's tokens live one minute).
+    async fn token(&self) -> String {
+        let r = self
+            .http
+            .post(format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                self.url
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", &self.admin_password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "admin token");
+        serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Calls the admin REST API; returns the status, the Location header and the body.
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/admin/realms{path}", self.url))
+            .bearer_auth(self.token().await);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let location = r
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status(), location, r.text().await.unwrap())
+    }
+
+    /// Creates an object with POST and returns its ID (the last segment of Location).
+    async fn create(&self, path: &str, body: Value) -> String {
+        let (status, location, text) = self.admin(reqwest::Method::POST, path, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path}: {text}");
+        location
+            .expect("Location of the created object")
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The realm's SAML 2.0 Identity Provider Metadata URL.
+    fn descriptor_url(&self) -> String {
+        format!("{}/realms/{REALM}/protocol/saml/descriptor", self.url)
+    }
+
+    /// Clients > Import client with the SP metadata document, then Save: the console sends
+    /// the document to `client-description-converter` and creates the client it returns.
+    /// Returns the client's internal ID.
+    async fn import_client(&self, sp_metadata: &str) -> String {
+        let r = self
+            .http
+            .post(format!(
+                "{}/admin/realms/{REALM}/client-description-converter",
+                self.url
+            ))
+            .bearer_auth(self.token().await)
+            .header("content-type", "text/plain")
+            .body(sp_metadata.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "client-description-converter");
+        let client: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        self.create(&format!("/{REALM}/clients"), client).await
+    }
+
+    async fn client_attributes(&self, id: &str) -> Value {
+        let (status, _, text) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/{REALM}/clients/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_str::<Value>(&text).unwrap()["attributes"].clone()
+    }
+}
+
+impl Drop for Keycloak {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser's cookies for one host, kept by hand (Keycloak's login needs its session
+/// cookies back).
+#[derive(Default)]
+struct Cookies(HashMap<String, String>);
+
+impl Cookies {
+    fn keep(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all(SET_COOKIE) {
+            if let Some((k, rest)) = v.to_str().unwrap().split_once('=') {
+                self.0
+                    .insert(k.to_owned(), rest.split(';').next().unwrap().to_owned());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The value of attribute `name` in the HTML start tag `tag`, unescaped.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let needle = format!(" {name}=\"");
+    let start = lower.find(&needle)? + needle.len();
+    let end = start + tag[start..].find('"')?;
+    Some(unescape(&tag[start..end]))
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find(';') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let entity = &rest[i + 1..i + j];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[i..=i + j]),
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The start tags named `name` (case-insensitive) in `html`.
+fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+    let lower = html.to_ascii_lowercase();
+    let open = format!("<{name} ");
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&open) {
+        let start = at + i;
+        let Some(len) = html[start..].find('>') else {
+            break;
+        };
+        found.push(&html[start..start + len + 1]);
+        at = start + len + 1;
+    }
+    found
+}
+
+/// One IdentityProvider of this test, its Keycloak client, and the way through both.
+struct Connection<'a> {
+    keycloak: &'a Keycloak,
+    server: &'a str,
+    namespace: &'a str,
+    name: String,
+    server_http: reqwest::Client,
+}
+
+/// What Keycloak showed after the browser followed our redirect to it.
+enum AtKeycloak {
+    /// Its login form: the form's action URL.
+    LoginForm(String),
+    /// Anything else: the status and the page.
+    Other(StatusCode, String),
+}
+
+impl Connection<'_> {
+    /// Starts SP-initiated sign-in and follows the redirect to Keycloak.
+    async fn open_login(&self, cookies: &mut Cookies) -> ((String, String), AtKeycloak) {
+        let r = self
+            .server_http
+            .get(format!(
+                "{}/saml/{}/{}/login",
+                self.server, self.namespace, self.name
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "our login URL redirects");
+        let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(
+            location.starts_with(&format!(
+                "{}/realms/{REALM}/protocol/saml?",
+                self.keycloak.url
+            )),
+            "our login redirects to the realm's SAML endpoint from its metadata: {location}"
+        );
+        let login_cookie = r
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .next()
+            .expect("our login sets a cookie");
+        let r = self.keycloak.http.get(&location).send().await.unwrap();
+        cookies.keep(&r);
+        let status = r.status();
+        let page = r.text().await.unwrap();
+        let action = tags(&page, "form")
+            .into_iter()
+            .find(|t| attribute(t, "id").as_deref() == Some("kc-form-login"))
+            .and_then(|t| attribute(t, "action"));
+        let at = match action {
+            Some(action) if status == StatusCode::OK => AtKeycloak::LoginForm(action),
+            _ => AtKeycloak::Other(status, page),
+        };
+        (login_cookie, at)
+    }
+
+    /// Posts the login form; returns Keycloak's auto-posting form: (action, fields).
+    async fn submit_login(
+        &self,
+        cookies: &mut Cookies,
+        action: &str,
+        username: &str,
+    ) -> (String, HashMap<String, String>) {
+        let r = self
+            .keycloak
+            .http
+            .post(action)
+            .header(COOKIE, cookies.header())
+            .form(&[("username", username), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        cookies.keep(&r);
+        let status = r.status();
+        let page = r.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "Keycloak's answer to the login: {page}"
+        );
+        let form = tags(&page, "form")
+            .into_iter()
+            .find_map(|t| attribute(t, "action"))
+            .unwrap_or_else(|| panic!("no form in Keycloak's answer to the login: {page}"));
+        let fields = tags(&page, "input")
+            .into_iter()
+            .filter_map(|t| Some((attribute(t, "name")?, attribute(t, "value")?)))
+            .collect();
+        (form, fields)
+    }
+
+    /// Posts the SAML response to our ACS with the login cookie; returns the session cookie
+    /// value.
+    async fn post_acs(
+        &self,
+        fields: &HashMap<String, String>,
+        login_cookie: &(String, String),
+    ) -> String {
+        let r = self
+            .server_http
+            .post(format!(
+                "{}/saml/{}/{}/acs",
+                self.server, self.namespace, self.name
+            ))
+            .header(COOKIE, format!("{}={}", login_cookie.0, login_cookie.1))
+            .form(&[
+                ("SAMLResponse", fields["SAMLResponse"].as_str()),
+                ("RelayState", fields["RelayState"].as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let cookie_name =
+            sso_operator::session::cookie_name(&format!("{}/{}", self.namespace, self.name));
+        let session = r
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
+            .find(|(k, _)| *k == cookie_name)
+            .map(|(_, v)| v.to_owned());
+        let body = r.text().await.unwrap();
+        assert!(
+            status == StatusCode::OK || status.is_redirection(),
+            "the ACS accepts Keycloak's response: {status} {body}"
+        );
+        session.expect("the ACS sets the session cookie")
+    }
+}
+
+/// Applies `spec` as IdentityProvider `name` and waits until it is Ready and its SP metadata
+/// is served; returns the metadata document and `status.serviceProvider`.
+async fn apply_identity_provider(
+    client: &kube::Client,
+    namespace: &str,
+    server: &str,
+    name: &str,
+    spec: &Value,
+) -> (String, Value) {
+    let api: Api<IdentityProvider> = Api::namespaced(client.clone(), namespace);
+    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": spec });
+    api.patch(
+        name,
+        &PatchParams::apply("tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+    let status = wait_for(Duration::from_secs(60), || {
+        let api = api.clone();
+        async move {
+            let status = serde_json::to_value(api.get(name).await.ok()?.status?).ok()?;
+            let ready = status["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (ready && status["serviceProvider"].is_object()).then_some(status)
+        }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!("IdentityProvider {name} never became Ready with the realm's metadata")
+    });
+    let url = format!("{server}/saml/{namespace}/{name}/metadata");
+    let metadata = wait_for(Duration::from_secs(60), || {
+        let url = url.clone();
+        async move {
+            let r = reqwest::get(&url).await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())?;
+            r.text().await.ok()
+        }
+    })
+    .await
+    .expect("the SP metadata is served");
+    (metadata, status["serviceProvider"].clone())
+}
+
+/// The example's IdentityProvider spec, with only its metadata URL pointed at `metadata_url`.
+fn example_spec(metadata_url: &str) -> (String, Value) {
+    let text = std::fs::read_to_string(repo_root().join("examples/keycloak/identityprovider.yaml"))
+        .expect("read examples/keycloak/identityprovider.yaml");
+    let example: Value = serde_saphyr::from_str(&text).expect("parse the example");
+    let mut spec = example["spec"].clone();
+    spec["idp"]["metadataUrl"] = json!(metadata_url);
+    (
+        example["metadata"]["name"].as_str().unwrap().to_owned(),
+        spec,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_encrypted_assertions()
+ {
+    let started = Instant::now();
+    let mut keycloak = Keycloak::start("example");
+
+    // While Keycloak starts: the control plane, the controller (trusting Keycloak's CA for
+    // the metadata fetch) and the server.
+    let client = admin_client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::new(&client, "keycloak").await;
+    let ca = keycloak.ca_file.to_string_lossy().into_owned();
+    let _controller = Operator::start(
+        &controller_kubeconfig(&client, &ns.name).await,
+        &ns.name,
+        &[
+            "--allow-private-metadata-addresses",
+            "--metadata-ca-file",
+            &ca,
+        ],
+    );
+    let (_server, server_url) = Operator::start_server(
+        &server_kubeconfig(&client, &ns.name).await,
+        &ns.name,
+        &support::sqlite_url("keycloak"),
+    );
+
+    let startup = keycloak.wait_ready(started).await;
+    eprintln!("Keycloak answered {:.0?} after it was started", startup);
+
+    // The realm: a user with a password, in a group.
+    keycloak
+        .create("", json!({ "realm": REALM, "enabled": true }))
+        .await;
+    let group = keycloak
+        .create(
+            &format!("/{REALM}/groups"),
+            json!({ "name": "engineering" }),
+        )
+        .await;
+    let user = keycloak
+        .create(
+            &format!("/{REALM}/users"),
+            json!({
+                "username": "ada", "email": "ada@example.com", "emailVerified": true,
+                "firstName": "Ada", "lastName": "Lovelace", "enabled": true,
+                "credentials": [{ "type": "password", "value": PASSWORD, "temporary": false }],
+            }),
+        )
+        .await;
+    let (status, _, text) = keycloak
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/{REALM}/users/{user}/groups/{group}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "join the group: {text}");
+
+    // Step 3 of the example: spec.idp.metadataUrl is the realm's SAML descriptor.
+    let (name, spec) = example_spec(&keycloak.descriptor_url());
+    let (metadata, sp) =
+        apply_identity_provider(&client, &ns.name, &server_url, &name, &spec).await;
+
+    // Step 1: Import client with our SP metadata, then Save.
+    let id = keycloak.import_client(&metadata).await;
+    let attributes = keycloak.client_attributes(&id).await;
+    for (switch, attribute) in [
+        ("Client signature required", "saml.client.signature"),
+        ("Encrypt assertions", "saml.encrypt"),
+        ("Sign assertions", "saml.assertion.signature"),
+    ] {
+        assert_eq!(
+            attributes[attribute], "true",
+            "the import turns {switch} on, as the example says: {attributes}"
+        );
+    }
+    // Step 2: the Group list mapper, with the settings the example names.
+    keycloak
+        .create(
+            &format!("/{REALM}/clients/{id}/protocol-mappers/models"),
+            json!({
+                "name": "groups", "protocol": "saml",
+                "protocolMapper": "saml-group-membership-mapper",
+                "config": {
+                    "attribute.name": "groups", "single": "true", "full.path": "false",
+                    "attribute.nameformat": "Basic", "friendly.name": "",
+                },
+            }),
+        )
+        .await;
+
+    // Sign in through Keycloak's login form.
+    let connection = Connection {
+        keycloak: &keycloak,
+        server: &server_url,
+        namespace: &ns.name,
+        name: name.clone(),
+        server_http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let mut cookies = Cookies::default();
+    let (login_cookie, at) = connection.open_login(&mut cookies).await;
+    let action = match at {
+        AtKeycloak::LoginForm(action) => action,
+        AtKeycloak::Other(status, page) => panic!(
+            "Keycloak refused our AuthnRequest ({status}) instead of showing its login form: {page}\nKeycloak log:\n{}",
+            keycloak.log_text()
+        ),
+    };
+    let (acs, fields) = connection.submit_login(&mut cookies, &action, "ada").await;
+    assert_eq!(
+        acs, sp["acsUrl"],
+        "Keycloak posts to the ACS URL from status"
+    );
+    let response = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&fields["SAMLResponse"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        response.contains("EncryptedAssertion") && !response.contains("ada@example.com"),
+        "Keycloak encrypts the assertion: {response}"
+    );
+    let session = connection.post_acs(&fields, &login_cookie).await;
+
+    let r = connection
+        .server_http
+        .get(format!("{server_url}/auth/verify"))
+        .header(
+            COOKIE,
+            format!(
+                "{}={session}",
+                sso_operator::session::cookie_name(&format!("{}/{name}", ns.name))
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the session is valid");
+    let header = |h: &str| {
+        r.headers()
+            .get(h)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("x-auth-request-user"), "ada@example.com");
+    assert_eq!(header("x-auth-request-email"), "ada@example.com");
+    assert_eq!(
+        header("x-auth-request-groups"),
+        "engineering",
+        "the group from Keycloak's Group list mapper, by name"
+    );
+
+    // The example before it signed AuthnRequests: the imported client still requires a
+    // client signature, and Keycloak refuses the unsigned request.
+    let mut unsigned = spec.clone();
+    unsigned["saml"]["signAuthnRequests"] = json!(false);
+    let (metadata, _) = apply_identity_provider(
+        &client,
+        &ns.name,
+        &server_url,
+        "keycloak-unsigned",
+        &unsigned,
+    )
+    .await;
+    keycloak.import_client(&metadata).await;
+    let connection = Connection {
+        name: "keycloak-unsigned".into(),
+        ..connection
+    };
+    let (_, at) = connection.open_login(&mut Cookies::default()).await;
+    match at {
+        AtKeycloak::LoginForm(_) => {
+            panic!("Keycloak accepted an unsigned AuthnRequest with Client signature required")
+        }
+        AtKeycloak::Other(status, page) => assert!(
+            page.contains("Invalid requester"),
+            "Keycloak answers Invalid requester ({status}): {page}"
+        ),
+    }
+    eprintln!("the test took {:.0?}", started.elapsed());
+}
