@@ -130,6 +130,7 @@ mod tests {
                 certificates: vec![],
                 metadata_url: None,
                 metadata_fetched_at: None,
+                single_logout: None,
             },
             allow_idp_initiated: false,
             default_relay_state: None,
