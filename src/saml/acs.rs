@@ -131,7 +131,7 @@ impl AcsError {
     }
 }
 
-fn allowed_algorithms(
+pub(crate) fn allowed_algorithms(
     config: &CompiledIdentityProvider,
 ) -> Result<Vec<AllowedSignatureAlgorithm>, AcsError> {
     use AllowedSignatureAlgorithm as A;

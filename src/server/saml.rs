@@ -1,5 +1,6 @@
 //! The SAML HTTP endpoints under `/saml/{namespace}/{name}/`: SP metadata, SP-initiated login
-//! and the Assertion Consumer Service, which ends in a session.
+//! and the Assertion Consumer Service, which ends in a session; the Single Logout service is in
+//! `single_logout`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub fn router(state: SamlState) -> Router {
         .route("/saml/{ns}/{name}/metadata", get(metadata))
         .route("/saml/{ns}/{name}/login", get(login))
         .route("/saml/{ns}/{name}/acs", post(acs))
+        .route(
+            "/saml/{ns}/{name}/slo",
+            get(super::single_logout::slo_redirect).post(super::single_logout::slo_post),
+        )
         .with_state(state)
 }
 
