@@ -247,6 +247,11 @@ pub struct IdpSettings {
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() == 'https'").message("idp.singleLogoutUrl must be an https:// URL (Okta: Identity Provider Single Logout URL; Entra: Logout URL)"))]
     pub single_logout_url: Option<String>,
 
+    /// The SAML binding of `singleLogoutUrl`: `HTTP-Redirect` (the default) or `HTTP-POST`
+    /// (Okta takes logout requests only by POST).
+    #[serde(default)]
+    pub single_logout_binding: SingleLogoutBinding,
+
     /// The IdP's entity ID, which must equal the Issuer of every response (Okta: Issuer;
     /// Entra: Microsoft Entra Identifier; Google: Entity ID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +290,18 @@ pub struct CertificateSource {
     /// another).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKeyRef>,
+}
+
+/// The SAML binding of the IdP's Single Logout URL. Values: HTTP-Redirect, HTTP-POST.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SingleLogoutBinding {
+    /// The message deflated into the URL's query string, signed there.
+    #[default]
+    #[serde(rename = "HTTP-Redirect")]
+    HttpRedirect,
+    /// The message in a form the browser posts, with an XML signature.
+    #[serde(rename = "HTTP-POST")]
+    HttpPost,
 }
 
 /// SAML protocol settings.

@@ -26,7 +26,7 @@ use super::{
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::identity_provider::{
     CertificateInfo, CertificateSource, DigestAlgorithm, Provider, ServiceProviderUrls,
-    SignatureAlgorithm,
+    SignatureAlgorithm, SingleLogoutBinding,
 };
 use crate::api::{IdentityProvider, IdentityProviderStatus, ScimToken};
 use crate::config::{
@@ -957,7 +957,10 @@ async fn resolve_idp_side(
                 .single_logout_url
                 .as_ref()
                 .map(|url| SingleLogoutService {
-                    binding: SloBinding::Redirect,
+                    binding: match spec.single_logout_binding {
+                        SingleLogoutBinding::HttpRedirect => SloBinding::Redirect,
+                        SingleLogoutBinding::HttpPost => SloBinding::Post,
+                    },
                     location: url.clone(),
                     response_location: None,
                 }),

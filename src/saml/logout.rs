@@ -448,7 +448,7 @@ fn verifies(key: &PKey<Public>, digest: MessageDigest, data: &[u8], signature: &
     if check(signature) {
         return true;
     }
-    if key.ec_key().is_ok() && signature.len() % 2 == 0 && !signature.is_empty() {
+    if key.ec_key().is_ok() && signature.len().is_multiple_of(2) && !signature.is_empty() {
         let (r, s) = signature.split_at(signature.len() / 2);
         if let (Ok(r), Ok(s)) = (
             openssl::bn::BigNum::from_slice(r),
