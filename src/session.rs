@@ -164,6 +164,73 @@ pub struct CookiePayload {
     /// The session ID (looked up in the identity store, which has the last word).
     #[serde(rename = "s")]
     pub session_id: String,
+    /// Whom the IdP signed in, for the LogoutRequest of SAML Single Logout; none for sessions
+    /// sealed before Single Logout existed, or when the NameID is too long for a cookie.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SamlSubject>,
+}
+
+/// The subject of a sign-in as the IdP asserted it: a LogoutRequest must name the NameID
+/// exactly as the assertion carried it (value, Format and qualifiers), and the SessionIndex
+/// of the assertion's AuthnStatement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSubject {
+    /// The NameID value.
+    #[serde(rename = "v")]
+    pub name_id: String,
+    /// The NameID's `Format`.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The NameID's `NameQualifier`.
+    #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
+    pub name_qualifier: Option<String>,
+    /// The NameID's `SPNameQualifier`.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub sp_name_qualifier: Option<String>,
+    /// The AuthnStatement's `SessionIndex`.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub session_index: Option<String>,
+}
+
+impl SamlSubject {
+    /// The longest subject (all values together) a session cookie carries: a sealed cookie
+    /// must stay well under the 4 KiB browsers keep.
+    pub const MAX_LEN: usize = 1536;
+
+    /// Whether the subject fits into a session cookie.
+    pub fn fits_cookie(&self) -> bool {
+        [
+            Some(&self.name_id),
+            self.format.as_ref(),
+            self.name_qualifier.as_ref(),
+            self.sp_name_qualifier.as_ref(),
+            self.session_index.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>()
+            <= Self::MAX_LEN
+    }
+}
+
+/// What a sign-out cookie holds between our LogoutRequest and the IdP's LogoutResponse, as
+/// [`LoginPayload`] does for sign-in: the LogoutResponse must answer a LogoutRequest this
+/// browser sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutPayload {
+    /// The IdentityProvider (`namespace/name`).
+    #[serde(rename = "t")]
+    pub tenant: String,
+    /// The LogoutRequest ID (also the RelayState).
+    #[serde(rename = "i")]
+    pub request_id: String,
+    /// Where to go after signing out.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
+    /// Until when the sign-out may finish (Unix seconds).
+    #[serde(rename = "e")]
+    pub expires: i64,
 }
 
 /// What a sign-in cookie holds between `/login` and the ACS: the browser carries its own
@@ -239,6 +306,25 @@ mod tests {
         assert!(changed);
         assert!(k3.open(&sealed).is_none());
         assert_eq!(k3.keys.len(), 1);
+    }
+
+    #[test]
+    fn cookies_sealed_before_single_logout_still_open_and_long_subjects_stay_out() {
+        let old: CookiePayload = serde_json::from_str(r#"{"t":"ns/okta","s":"abc"}"#).unwrap();
+        assert_eq!(old.subject, None);
+        let subject = SamlSubject {
+            name_id: "ada@example.com".into(),
+            format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
+            session_index: Some("_s1".into()),
+        };
+        assert!(subject.fits_cookie());
+        let long = SamlSubject {
+            name_id: "x".repeat(SamlSubject::MAX_LEN + 1),
+            ..subject
+        };
+        assert!(!long.fits_cookie());
     }
 
     #[test]

@@ -289,6 +289,22 @@ async fn idp_urls_must_be_https() {
     )
     .await;
     let mut spec = explicit_idp_spec();
+    spec["idp"]["singleLogoutUrl"] = json!("http://idp.example.com/slo");
+    expect_rejected(
+        &api,
+        object("IdentityProvider", "http-slo", spec),
+        "idp.singleLogoutUrl must be an https:// URL",
+    )
+    .await;
+    let mut spec = explicit_idp_spec();
+    spec["idp"]["singleLogoutBinding"] = json!("HTTP-Artifact");
+    expect_rejected(
+        &api,
+        object("IdentityProvider", "artifact-slo", spec),
+        "Unsupported value",
+    )
+    .await;
+    let mut spec = explicit_idp_spec();
     spec["allowedRedirects"] = json!(["ftp://files.example.com/"]);
     expect_rejected(
         &api,
@@ -610,6 +626,7 @@ async fn api_server_defaults_match_the_rust_defaults() {
     assert_eq!(stored["allowIdpInitiated"], false);
     assert_eq!(stored["users"]["provisioning"], "scim");
     assert_eq!(stored["idp"]["metadataRefreshInterval"], "1h");
+    assert_eq!(stored["session"]["singleLogout"], true);
 
     // The typed client reads it back into the same value.
     let typed: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);

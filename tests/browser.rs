@@ -2,8 +2,9 @@
 //! playwright-core) opens an application behind Debian's nginx, whose `auth_request` asks the
 //! real `sso-operator server` (`/auth/verify`); sign-in goes through a test IdP web server that
 //! signs with signxml. Covers SP-initiated sign-in back to the original URL, IdP-initiated
-//! sign-in from a tile link, required groups, the two documented error pages, and lock-out after
-//! SCIM deactivation.
+//! sign-in from a tile link, required groups, the two documented error pages, SAML Single Logout
+//! both ways (signing out ends the IdP's session, so the next sign-in asks for the password; the
+//! IdP's logout ends the session here), and lock-out after SCIM deactivation.
 
 mod support;
 
@@ -20,6 +21,10 @@ use support::operator::{Operator, controller_kubeconfig, free_port, server_kubec
 use support::{TestNamespace, admin_client, install_crds, repo_root, wait_for};
 
 const ISSUER: &str = "https://idp.example.test/exk1";
+/// The test IdP's password: it asks for it whenever it has no session of its own.
+const PASSWORD: &str = "correct horse battery staple";
+/// What the test IdP's sign-in page shows.
+const IDP_SIGN_IN: &str = "Test IdP";
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -81,7 +86,22 @@ impl Browser {
 
     /// Opens `url` and waits until the page shows `text`; returns (final URL, page text).
     fn open(&mut self, url: &str, text: &str) -> (String, String) {
-        let cmd = json!({ "goto": url, "waitFor": text, "timeoutMs": 20000 });
+        self.run(
+            json!({ "goto": url, "waitFor": text, "timeoutMs": 20000 }),
+            text,
+        )
+    }
+
+    /// Types the test IdP's password into its sign-in page, submits it and waits until the page
+    /// shows `text`.
+    fn enter_password(&mut self, text: &str) -> (String, String) {
+        self.run(
+            json!({ "fill": { "#password": PASSWORD }, "click": "#signin", "waitFor": text, "timeoutMs": 20000 }),
+            text,
+        )
+    }
+
+    fn run(&mut self, cmd: Value, text: &str) -> (String, String) {
         writeln!(self.stdin, "{cmd}").unwrap();
         self.stdin.flush().unwrap();
         let mut line = String::new();
@@ -93,7 +113,7 @@ impl Browser {
         );
         assert!(
             answer["found"] == true,
-            "opening {url}: {text:?} never appeared; at {u}: {t:?} ({})",
+            "{cmd}: {text:?} never appeared; at {u}: {t:?} ({})",
             answer["error"]
         );
         (u, t)
@@ -167,7 +187,8 @@ http {{
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation() {
+async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked_out_after_deactivation()
+ {
     let client = admin_client().await;
     install_crds(&client).await;
     let ns = TestNamespace::new(&client, "browser").await;
@@ -197,12 +218,13 @@ async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation()
     let pem = |k: &openssl::pkey::PKey<openssl::pkey::Private>| {
         String::from_utf8(k.private_key_to_pem_pkcs8().unwrap()).unwrap()
     };
-    let sp = |name: &str| json!({ "acs": format!("{base}/saml/{}/{name}/acs", ns.name), "audience": format!("{base}/saml/{}/{name}/metadata", ns.name) });
+    let sp = |name: &str| json!({ "acs": format!("{base}/saml/{}/{name}/acs", ns.name), "audience": format!("{base}/saml/{}/{name}/metadata", ns.name), "slo": format!("{base}/saml/{}/{name}/slo", ns.name) });
     let idp_config = json!({
         "port": idp_port,
         "tlsCert": write(&dir, "idp-tls.crt", &tls_cert), "tlsKey": write(&dir, "idp-tls.key", &pem(&tls_key)),
         "keyPem": pem(&sign_key), "certPem": sign_cert, "issuer": ISSUER,
         "user": { "nameId": "ada@example.com", "attributes": { "firstName": ["Ada"] } },
+        "password": PASSWORD,
         "sps": { "okta": sp("okta"), "strict": sp("strict") },
     });
     let python = setup_output("tests/idp/setup");
@@ -246,7 +268,8 @@ async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation()
     let idps: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
     for (name, idp_initiated) in [("okta", true), ("strict", false)] {
         let mut spec = json!({ "provider": "okta",
-            "idp": { "ssoUrl": format!("https://localhost:{idp_port}/sso/{name}"), "entityId": ISSUER, "certificates": [{ "pem": sign_cert }] },
+            "idp": { "ssoUrl": format!("https://localhost:{idp_port}/sso/{name}"), "entityId": ISSUER, "certificates": [{ "pem": sign_cert }],
+                "singleLogoutUrl": format!("https://localhost:{idp_port}/slo/{name}") },
             "allowedRedirects": [format!("{base}/app/"), format!("{base}/admin/")],
             "allowIdpInitiated": idp_initiated });
         if idp_initiated {
@@ -318,13 +341,13 @@ async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation()
     let mut browser = tokio::task::block_in_place(Browser::start);
     let open =
         |b: &mut Browser, url: &str, text: &str| tokio::task::block_in_place(|| b.open(url, text));
+    let enter_password =
+        |b: &mut Browser, text: &str| tokio::task::block_in_place(|| b.enter_password(text));
 
-    // SP-initiated: the app sends the browser to sign in and back to the original URL.
-    let (url, text) = open(
-        &mut browser,
-        &format!("{base}/app/reports/q3"),
-        "ada@example.com",
-    );
+    // SP-initiated: the app sends the browser to sign in (the IdP asks for the password) and
+    // back to the original URL.
+    open(&mut browser, &format!("{base}/app/reports/q3"), IDP_SIGN_IN);
+    let (url, text) = enter_password(&mut browser, "ada@example.com");
     assert_eq!(url, format!("{base}/app/reports/q3"));
     assert!(
         text.contains("/app/reports/q3") && text.contains("eng"),
@@ -367,6 +390,32 @@ async fn a_browser_signs_in_through_nginx_and_is_locked_out_after_deactivation()
     assert!(
         text.contains("Login failed. Please contact your account administrator for more details.")
     );
+
+    // Signing out ends the IdP's session too (SAML Single Logout): the browser goes through the
+    // IdP and back to the return URL, where signing in asks for the password again.
+    open(
+        &mut browser,
+        &format!(
+            "{base}/auth/logout?identityProvider={}/okta&rd={base}/app/bye",
+            ns.name
+        ),
+        IDP_SIGN_IN,
+    );
+    let (url, _) = enter_password(&mut browser, "ada@example.com");
+    assert_eq!(url, format!("{base}/app/bye"));
+    // Signing out at the IdP (IdP-initiated Single Logout) ends the session here.
+    open(
+        &mut browser,
+        &format!("https://localhost:{idp_port}/logout/okta"),
+        "Signed out at the IdP",
+    );
+    let (url, text) = open(&mut browser, &format!("{base}/app/reports/q3"), IDP_SIGN_IN);
+    assert!(
+        url.starts_with(&format!("https://localhost:{idp_port}/sso/okta")),
+        "{url}"
+    );
+    assert!(!text.contains("ada@example.com"));
+    enter_password(&mut browser, "ada@example.com");
 
     // Deactivated through SCIM: the next request is refused and signing in again fails.
     let r = scim_call(

@@ -160,6 +160,7 @@ impl IdentityProviderSpec {
         let mut spec = self.clone();
         spec.idp.metadata_url = opt(&self.idp.metadata_url);
         spec.idp.sso_url = opt(&self.idp.sso_url);
+        spec.idp.single_logout_url = opt(&self.idp.single_logout_url);
         spec.idp.entity_id = opt(&self.idp.entity_id);
         spec.service_provider_entity_id = opt(&self.service_provider_entity_id);
         spec.default_relay_state = opt(&self.default_relay_state);
@@ -236,6 +237,21 @@ pub struct IdpSettings {
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() == 'https'").message("idp.ssoUrl must be an https:// URL (Okta: Sign on URL)"))]
     pub sso_url: Option<String>,
 
+    /// The IdP's Single Logout URL for the HTTP-Redirect binding (Okta: Identity Provider
+    /// Single Logout URL; Entra: Logout URL; Keycloak and most IdPs publish it in their
+    /// metadata instead, as SingleLogoutService). With it, signing out here also ends the
+    /// session at the IdP, and the IdP can end sessions here (see `session.singleLogout`).
+    /// Ignored with `metadataUrl`: the metadata provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() == 'https'").message("idp.singleLogoutUrl must be an https:// URL (Okta: Identity Provider Single Logout URL; Entra: Logout URL)"))]
+    pub single_logout_url: Option<String>,
+
+    /// The SAML binding of `singleLogoutUrl`: `HTTP-Redirect` (the default) or `HTTP-POST`
+    /// (Okta takes logout requests only by POST).
+    #[serde(default)]
+    pub single_logout_binding: SingleLogoutBinding,
+
     /// The IdP's entity ID, which must equal the Issuer of every response (Okta: Issuer;
     /// Entra: Microsoft Entra Identifier; Google: Entity ID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,6 +290,18 @@ pub struct CertificateSource {
     /// another).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_key_ref: Option<ConfigMapKeyRef>,
+}
+
+/// The SAML binding of the IdP's Single Logout URL. Values: HTTP-Redirect, HTTP-POST.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SingleLogoutBinding {
+    /// The message deflated into the URL's query string, signed there.
+    #[default]
+    #[serde(rename = "HTTP-Redirect")]
+    HttpRedirect,
+    /// The message in a form the browser posts, with an XML signature.
+    #[serde(rename = "HTTP-POST")]
+    HttpPost,
 }
 
 /// SAML protocol settings.
@@ -591,6 +619,16 @@ pub struct SessionSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub cookie_domain: Option<String>,
+    /// SAML Single Logout. On (the default): the service-provider metadata and
+    /// `status.serviceProvider.singleLogoutUrl` publish the Single Logout URL, where a
+    /// LogoutRequest from the IdP ends every session of that user here at once; and when the
+    /// IdP has a Single Logout endpoint (a SingleLogoutService in its metadata, or
+    /// `idp.singleLogoutUrl`), signing out at `/auth/logout` also ends the user's session at
+    /// the IdP with a signed LogoutRequest, so the next sign-in asks for their password
+    /// again. False: signing out ends only the session here, and no Single Logout URL is
+    /// published or served.
+    #[serde(default = "default_true")]
+    pub single_logout: bool,
 }
 
 impl Default for SessionSettings {
@@ -599,6 +637,7 @@ impl Default for SessionSettings {
             duration: default_session_duration(),
             extend_when_used: false,
             cookie_domain: None,
+            single_logout: true,
         }
     }
 }
@@ -684,6 +723,10 @@ pub struct ServiceProviderUrls {
     pub acs_url: String,
     /// URL that starts SP-initiated sign-in (Entra: Sign on URL).
     pub login_url: String,
+    /// Single Logout URL, for both the HTTP-Redirect and HTTP-POST bindings (Okta: Single
+    /// Logout URL; Entra: Logout URL); shown while `session.singleLogout` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_logout_url: Option<String>,
 }
 
 /// One IdP signing certificate, as the operator understood it.

@@ -109,6 +109,63 @@ pub struct CompiledIdp {
     pub metadata_url: Option<String>,
     /// When the metadata was fetched.
     pub metadata_fetched_at: Option<jiff::Timestamp>,
+    /// The IdP's SingleLogoutService (from its metadata or `idp.singleLogoutUrl`); none when
+    /// the IdP offers no Single Logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_logout: Option<SingleLogoutService>,
+}
+
+/// A SAML binding of a Single Logout endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SloBinding {
+    /// HTTP-Redirect: the message deflated in the query string, signed with `SigAlg` and
+    /// `Signature` parameters.
+    Redirect,
+    /// HTTP-POST: the message in a self-posting form, with an enveloped XML signature.
+    Post,
+}
+
+/// The IdP's Single Logout endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SingleLogoutService {
+    /// The binding our LogoutRequests and LogoutResponses use.
+    pub binding: SloBinding,
+    /// Where LogoutRequests go (`Location`).
+    pub location: String,
+    /// Where LogoutResponses go (`ResponseLocation`, else `Location`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_location: Option<String>,
+}
+
+impl SingleLogoutService {
+    /// Where our LogoutResponses go.
+    pub fn response_url(&self) -> &str {
+        self.response_location.as_deref().unwrap_or(&self.location)
+    }
+}
+
+impl CompiledServiceProvider {
+    /// Our SingleLogoutService URL (both bindings), next to the ACS URL.
+    pub fn single_logout_url(&self) -> String {
+        format!(
+            "{}/slo",
+            self.acs_url
+                .strip_suffix("/acs")
+                .unwrap_or(self.acs_url.trim_end_matches('/'))
+        )
+    }
+}
+
+impl CompiledIdentityProvider {
+    /// The IdP's Single Logout endpoint, when `session.singleLogout` is on and the IdP has
+    /// one: where SP-initiated logout sends its LogoutRequest.
+    pub fn single_logout(&self) -> Option<&SingleLogoutService> {
+        self.idp
+            .single_logout
+            .as_ref()
+            .filter(|_| self.session.single_logout)
+    }
 }
 
 /// One accepted SCIM bearer token, as a hash.
@@ -152,6 +209,8 @@ pub struct Urls {
     pub login: String,
     /// SCIM base URL.
     pub scim_base: String,
+    /// Single Logout service URL.
+    pub single_logout: String,
 }
 
 impl Urls {
@@ -164,6 +223,7 @@ impl Urls {
             acs: format!("{saml}/acs"),
             login: format!("{saml}/login"),
             scim_base: format!("{base}/scim/v2/{namespace}/{name}"),
+            single_logout: format!("{saml}/slo"),
         }
     }
 }
@@ -182,6 +242,10 @@ mod tests {
         assert_eq!(u.acs, "https://sso.example.com/saml/team-a/okta/acs");
         assert_eq!(u.login, "https://sso.example.com/saml/team-a/okta/login");
         assert_eq!(u.scim_base, "https://sso.example.com/scim/v2/team-a/okta");
+        assert_eq!(
+            u.single_logout,
+            "https://sso.example.com/saml/team-a/okta/slo"
+        );
     }
 
     #[test]

@@ -26,11 +26,12 @@ use super::{
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::identity_provider::{
     CertificateInfo, CertificateSource, DigestAlgorithm, Provider, ServiceProviderUrls,
-    SignatureAlgorithm,
+    SignatureAlgorithm, SingleLogoutBinding,
 };
 use crate::api::{IdentityProvider, IdentityProviderStatus, ScimToken};
 use crate::config::{
-    self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider, Urls,
+    self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider,
+    SingleLogoutService, SloBinding, Urls,
 };
 
 const KIND: &str = "IdentityProvider";
@@ -229,6 +230,7 @@ fn key_mismatch_message(
 struct IdpSide {
     entity_id: String,
     sso_url: String,
+    single_logout: Option<SingleLogoutService>,
     /// Certificates with where each came from.
     certificates: Vec<(String, CertificateFacts)>,
     metadata_url: Option<String>,
@@ -275,6 +277,11 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
             metadata_url: urls.metadata.clone(),
             acs_url: urls.acs.clone(),
             login_url: urls.login.clone(),
+            single_logout_url: idp
+                .spec
+                .session
+                .single_logout
+                .then(|| urls.single_logout.clone()),
         }),
         scim_base_url: Some(urls.scim_base.clone()),
         certificates: Vec::new(),
@@ -769,6 +776,7 @@ async fn resolve_idp_side(
             Ok(IdpSide {
                 entity_id: md.entity_id,
                 sso_url: md.sso_url,
+                single_logout: md.single_logout,
                 certificates,
                 metadata_url: Some(url.clone()),
                 metadata_fetched_at: Some(now),
@@ -945,6 +953,17 @@ async fn resolve_idp_side(
         Some(IdpSide {
             entity_id: entity_id.clone(),
             sso_url: sso_url.clone(),
+            single_logout: spec
+                .single_logout_url
+                .as_ref()
+                .map(|url| SingleLogoutService {
+                    binding: match spec.single_logout_binding {
+                        SingleLogoutBinding::HttpRedirect => SloBinding::Redirect,
+                        SingleLogoutBinding::HttpPost => SloBinding::Post,
+                    },
+                    location: url.clone(),
+                    response_location: None,
+                }),
             certificates,
             metadata_url: None,
             metadata_fetched_at: None,
@@ -957,6 +976,7 @@ fn side_from_compiled(c: &CompiledIdp, url: &str) -> IdpSide {
     IdpSide {
         entity_id: c.entity_id.clone(),
         sso_url: c.sso_url.clone(),
+        single_logout: c.single_logout.clone(),
         certificates: c
             .certificates
             .iter()
@@ -1062,6 +1082,7 @@ fn compile(
         idp: CompiledIdp {
             entity_id: side.entity_id.clone(),
             sso_url: side.sso_url.clone(),
+            single_logout: side.single_logout.clone(),
             certificates: valid.iter().map(|f| f.pem.clone()).collect(),
             metadata_url: side.metadata_url.clone(),
             metadata_fetched_at: side.metadata_fetched_at,

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::config::{SingleLogoutService, SloBinding};
+
 /// What a metadata document says about the IdP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdpMetadata {
@@ -16,6 +18,9 @@ pub struct IdpMetadata {
     pub sso_url: String,
     /// Every signing certificate (KeyDescriptors with `use="signing"` or no `use`), base64 DER.
     pub certificates: Vec<String>,
+    /// The https SingleLogoutService, HTTP-Redirect binding preferred over HTTP-POST; none
+    /// when the IdP publishes neither.
+    pub single_logout: Option<SingleLogoutService>,
 }
 
 /// Why metadata could not be used.
@@ -213,6 +218,40 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
 const MD_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const DS_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+
+/// The SingleLogoutService of an IDPSSODescriptor we can use: https only (an endpoint we
+/// cannot use leaves Single Logout off rather than failing the whole IdentityProvider).
+fn single_logout(idp: roxmltree::Node<'_, '_>) -> Option<SingleLogoutService> {
+    let services: Vec<_> = idp
+        .children()
+        .filter(|c| {
+            c.is_element()
+                && c.tag_name().namespace() == Some(MD_NS)
+                && c.tag_name().name() == "SingleLogoutService"
+        })
+        .collect();
+    let https = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| v.starts_with("https://"))
+            .map(str::to_owned)
+    };
+    [
+        (REDIRECT_BINDING, SloBinding::Redirect),
+        (POST_BINDING, SloBinding::Post),
+    ]
+    .into_iter()
+    .find_map(|(uri, binding)| {
+        let service = services
+            .iter()
+            .find(|s| s.attribute("Binding") == Some(uri))?;
+        Some(SingleLogoutService {
+            binding,
+            location: https(service.attribute("Location"))?,
+            response_location: https(service.attribute("ResponseLocation")),
+        })
+    })
+}
 
 /// Parses SAML metadata. DTDs are refused (no entity expansion).
 pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
@@ -291,6 +330,7 @@ pub fn parse(xml: &str) -> Result<IdpMetadata, MetadataError> {
         entity_id,
         sso_url,
         certificates,
+        single_logout: single_logout(idp),
     })
 }
 
@@ -315,6 +355,36 @@ BBBB</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:KeyDe
         assert_eq!(md.entity_id, "http://www.okta.com/exk1");
         assert_eq!(md.sso_url, "https://idp.example.com/redirect");
         assert_eq!(md.certificates, ["AAAABBBB", "CCCC"]);
+        assert_eq!(md.single_logout, None);
+    }
+
+    #[test]
+    fn reads_the_single_logout_service_preferring_the_redirect_binding() {
+        let key = r#"<md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>CCCC</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#;
+        let post = r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example.com/slo/post"/>"#;
+        let redirect = r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location=" https://idp.example.com/slo " ResponseLocation="https://idp.example.com/slo/response"/>"#;
+        let md = parse(&doc(&format!("{key}{post}{redirect}{SSO}"))).unwrap();
+        assert_eq!(
+            md.single_logout,
+            Some(SingleLogoutService {
+                binding: SloBinding::Redirect,
+                location: "https://idp.example.com/slo".into(),
+                response_location: Some("https://idp.example.com/slo/response".into()),
+            })
+        );
+        let md = parse(&doc(&format!("{key}{post}{SSO}"))).unwrap();
+        assert_eq!(
+            md.single_logout.map(|s| (s.binding, s.location)),
+            Some((SloBinding::Post, "https://idp.example.com/slo/post".into()))
+        );
+        // Plain http cannot carry a logout safely: Single Logout stays off.
+        let http = post.replace("https://", "http://");
+        assert_eq!(
+            parse(&doc(&format!("{key}{http}{SSO}")))
+                .unwrap()
+                .single_logout,
+            None
+        );
     }
 
     #[test]

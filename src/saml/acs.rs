@@ -28,6 +28,10 @@ pub struct SignIn {
     pub name_id: String,
     /// The NameID's format, if given.
     pub name_id_format: Option<String>,
+    /// The NameID's `NameQualifier` and `SPNameQualifier`, if given (for Single Logout).
+    pub name_id_qualifiers: (Option<String>, Option<String>),
+    /// The `SessionIndex` of the AuthnStatement, if given (for Single Logout).
+    pub session_index: Option<String>,
     /// Attribute values by attribute name.
     pub attributes: BTreeMap<String, Vec<String>>,
     /// The assertion ID, for the replay cache.
@@ -139,7 +143,7 @@ impl AcsError {
     }
 }
 
-fn allowed_algorithms(
+pub(crate) fn allowed_algorithms(
     config: &CompiledIdentityProvider,
 ) -> Result<Vec<AllowedSignatureAlgorithm>, AcsError> {
     use AllowedSignatureAlgorithm as A;
@@ -527,6 +531,18 @@ pub fn verify(
     // Early refusals from the not-yet-verified assertion, so that the admin sees which rule
     // failed. They can only refuse: everything is checked again on the verified assertion.
     precheck(&doc, config, expected_request, now, skew)?;
+    // samael drops the NameID's qualifiers; the gate allowed exactly one assertion, so this is
+    // the one verified below (its NameID value is compared with the verified one).
+    let qualified = child(root, SAML, "Assertion")
+        .and_then(|a| child(a, SAML, "Subject"))
+        .and_then(|s| child(s, SAML, "NameID"))
+        .map(|n| {
+            let attr = |a: &str| n.attribute(a).map(str::to_owned);
+            (
+                n.text().unwrap_or_default().to_owned(),
+                (attr("NameQualifier"), attr("SPNameQualifier")),
+            )
+        });
     drop(doc);
 
     let sp = ServiceProvider {
@@ -619,9 +635,20 @@ pub fn verify(
         .unwrap_or(until)
         .min(until);
     let not_on_or_after = last_use.checked_add(skew).unwrap_or(Timestamp::MAX);
+    let name_id_qualifiers = qualified
+        .filter(|(value, _)| *value == name_id.value)
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    let session_index = assertion
+        .authn_statements
+        .iter()
+        .flatten()
+        .find_map(|a| a.session_index.clone());
     Ok(SignIn {
         name_id: name_id.value.clone(),
         name_id_format: name_id.format.clone(),
+        name_id_qualifiers,
+        session_index,
         attributes,
         assertion_id: assertion.id,
         not_on_or_after,

@@ -172,6 +172,8 @@ mod tests {
         SignIn {
             name_id: name_id.into(),
             name_id_format: format.map(str::to_owned),
+            name_id_qualifiers: (None, None),
+            session_index: None,
             attributes: attrs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))

@@ -1,9 +1,10 @@
-//! Service-provider metadata: entity ID, ACS (HTTP-POST), NameID format, and the signing and
+//! Service-provider metadata: entity ID, ACS (HTTP-POST), the Single Logout service (HTTP-Redirect
+//! and HTTP-POST, while `session.singleLogout` is on), NameID format, and the signing and
 //! encryption certificates — the next ones too while a rotation publishes them ahead of use.
 
 use samael::key_info::{KeyInfo, X509Data};
 use samael::metadata::{
-    EncryptionMethod, EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
+    EncryptionMethod, Endpoint, EntityDescriptor, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
 };
 use samael::traits::ToXml;
 
@@ -12,6 +13,7 @@ use crate::config::{CompiledIdentityProvider, KeyPair};
 
 const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const HTTP_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+const HTTP_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 /// Key-transport and content-encryption algorithms the SP decrypts, strongest first.
 const ENCRYPTION_METHODS: [&str; 4] = [
     "http://www.w3.org/2009/xmlenc11#aes256-gcm",
@@ -71,9 +73,21 @@ pub fn render(config: &CompiledIdentityProvider) -> Result<String, MetadataError
                 .map(|k| key_descriptor("encryption", k, true)),
         );
     }
+    // Redirect first: IdPs that take the first listed binding use the one we prefer.
+    let single_logout_services = config.session.single_logout.then(|| {
+        [HTTP_REDIRECT, HTTP_POST]
+            .into_iter()
+            .map(|binding| Endpoint {
+                binding: binding.to_owned(),
+                location: sp.single_logout_url(),
+                response_location: None,
+            })
+            .collect()
+    });
     let descriptor = SpSsoDescriptor {
         protocol_support_enumeration: Some(PROTOCOL.to_owned()),
         key_descriptors: Some(keys),
+        single_logout_services,
         name_id_formats: Some(vec![config.saml.name_id_format.urn().to_owned()]),
         authn_requests_signed: Some(config.saml.sign_authn_requests),
         want_assertions_signed: Some(config.saml.want_assertions_signed),
@@ -130,6 +144,7 @@ mod tests {
                 certificates: vec![],
                 metadata_url: None,
                 metadata_fetched_at: None,
+                single_logout: None,
             },
             allow_idp_initiated: false,
             default_relay_state: None,
@@ -177,6 +192,33 @@ mod tests {
         assert_eq!(key_uses(&xml), ["signing", "encryption"]);
         assert!(xml.contains(&certificate_body(&c.service_provider.current)));
         assert!(!xml.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn the_single_logout_service_is_published_with_both_bindings_unless_switched_off() {
+        let mut c = config(false, AssertionEncryption::Optional);
+        let services = |xml: &str| -> Vec<(String, String)> {
+            let doc = roxmltree::Document::parse(xml).unwrap();
+            doc.descendants()
+                .filter(|n| n.tag_name().name() == "SingleLogoutService")
+                .map(|n| {
+                    (
+                        n.attribute("Binding").unwrap().to_owned(),
+                        n.attribute("Location").unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let slo = "https://sso.example.com/saml/ns/okta/slo".to_owned();
+        assert_eq!(
+            services(&render(&c).unwrap()),
+            [
+                (HTTP_REDIRECT.to_owned(), slo.clone()),
+                (HTTP_POST.to_owned(), slo)
+            ]
+        );
+        c.session.single_logout = false;
+        assert!(services(&render(&c).unwrap()).is_empty());
     }
 
     #[test]

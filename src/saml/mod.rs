@@ -4,6 +4,7 @@
 pub mod acs;
 pub mod decrypt;
 pub mod login;
+pub mod logout;
 pub mod mapping;
 pub mod metadata;
 pub mod response_shape;

@@ -67,7 +67,7 @@ fn exc_c14n_only(method: roxmltree::Node<'_, '_>) -> bool {
 /// Whether `sig` is a plain enveloped signature of its parent. xmlsec computes reference
 /// digests (running any transform, fetching any URI) before it checks the signature value, so
 /// everything else is refused before xmlsec sees the document.
-fn plain_enveloped_signature(sig: roxmltree::Node<'_, '_>) -> bool {
+pub(crate) fn plain_enveloped_signature(sig: roxmltree::Node<'_, '_>) -> bool {
     let Some(parent) = sig.parent_element() else {
         return false;
     };

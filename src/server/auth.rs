@@ -1,6 +1,7 @@
 //! Forward-auth for ingress controllers: `/auth/verify` (ingress-nginx `auth-url`; Traefik
 //! ForwardAuth with `?signIn=redirect`; Envoy ext_authz with `/auth/verify` as path prefix),
-//! `/auth/signin` (ingress-nginx `auth-signin`) and `/auth/logout`.
+//! `/auth/signin` (ingress-nginx `auth-signin`) and `/auth/logout`, which also ends the session
+//! at the IdP when it takes part in SAML Single Logout.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use axum::routing::{any, get};
 
 use super::saml::SamlState;
 use super::sessions;
+use super::single_logout;
 use super::web::{self, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
 use crate::session::{CookiePayload, cookie_name};
@@ -287,6 +289,8 @@ async fn logout(
     };
     let mut cookies = Vec::new();
     let mut configs = Vec::new();
+    // The first session whose IdP takes part in Single Logout also ends at the IdP.
+    let mut single_logout = None;
     for tenant in &tenants {
         let Ok(live) = live_session(&st, &headers, tenant).await else {
             return unavailable();
@@ -301,23 +305,36 @@ async fn logout(
             .split_once('/')
             .and_then(|(ns, name)| st.configs.get(ns, name));
         cookies.extend(sessions::clear_cookies(tenant, config.as_deref()));
+        if single_logout.is_none()
+            && let (Some(c), Some(Live { payload, .. })) = (&config, live)
+            && c.single_logout().is_some()
+            && let Some(subject) = payload.subject
+        {
+            single_logout = Some((c.clone(), subject));
+        }
         configs.extend(config);
     }
     let target = q
         .get("rd")
         .or_else(|| q.get("redirect"))
-        .filter(|t| !t.is_empty());
-    match target {
-        Some(t)
-            if configs
+        .filter(|t| !t.is_empty())
+        .filter(|t| {
+            configs
                 .iter()
                 .any(|c| crate::saml::login::redirect_allowed(c, t))
-                || crate::saml::login::local_path_allowed(t) =>
-        {
-            web::redirect(t, &cookies)
-        }
-        _ => {
-            let mut r = page(StatusCode::OK, "Signed Out", "You are signed out.");
+                || crate::saml::login::local_path_allowed(t)
+        });
+    if let Some((config, subject)) = single_logout
+        && let Some(r) =
+            single_logout::start(&st, &config, &subject, target.map(String::as_str), &cookies)
+    {
+        return r;
+    }
+    match target {
+        Some(t) => web::redirect(t, &cookies),
+        None => {
+            let (title, text) = single_logout::SIGNED_OUT;
+            let mut r = page(StatusCode::OK, title, text);
             web::add_cookies(&mut r, &cookies);
             r
         }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod saml;
 pub mod scim;
 pub mod sessions;
+pub mod single_logout;
 pub mod web;
 
 use std::net::SocketAddr;

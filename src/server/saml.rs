@@ -1,5 +1,6 @@
 //! The SAML HTTP endpoints under `/saml/{namespace}/{name}/`: SP metadata, SP-initiated login
-//! and the Assertion Consumer Service, which ends in a session.
+//! and the Assertion Consumer Service, which ends in a session; the Single Logout service is in
+//! `single_logout`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use super::sessions;
 use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml;
-use crate::session::LoginPayload;
-use crate::store::Store;
+use crate::session::{LoginPayload, SamlSubject};
+use crate::store::{SessionSubject, Store};
 
 /// How long a started sign-in may take at the IdP.
 const LOGIN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
@@ -54,6 +55,10 @@ pub fn router(state: SamlState) -> Router {
         .route("/saml/{ns}/{name}/metadata", get(metadata))
         .route("/saml/{ns}/{name}/login", get(login))
         .route("/saml/{ns}/{name}/acs", post(acs))
+        .route(
+            "/saml/{ns}/{name}/slo",
+            get(super::single_logout::slo_redirect).post(super::single_logout::slo_post),
+        )
         .with_state(state)
 }
 
@@ -303,12 +308,30 @@ async fn sign_in(
             "the session keys are not published yet: check that the controller is running",
         )
     })?;
+    // Whom the IdP signed in, kept for Single Logout: the store finds the session by NameID and
+    // SessionIndex when the IdP logs the user out; the cookie names them in our LogoutRequest.
+    let subject = SamlSubject {
+        name_id: sign_in.name_id.clone(),
+        format: sign_in.name_id_format.clone(),
+        name_qualifier: sign_in.name_id_qualifiers.0.clone(),
+        sp_name_qualifier: sign_in.name_id_qualifiers.1.clone(),
+        session_index: sign_in.session_index.clone(),
+    };
     let session_id = st
         .store
-        .create_session(&tenant, &user.id, sessions::expiry(config))
+        .create_session_of(
+            &tenant,
+            &user.id,
+            sessions::expiry(config),
+            Some(SessionSubject {
+                name_id: &subject.name_id,
+                session_index: subject.session_index.as_deref(),
+            }),
+        )
         .await
         .map_err(store_failed)?;
-    let cookie = sessions::cookie(config, &keys, &session_id).ok_or_else(|| {
+    let subject = subject.fits_cookie().then_some(subject);
+    let cookie = sessions::cookie(config, &keys, &session_id, subject).ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
             "NoSessionKeys",

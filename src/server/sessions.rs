@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::api::identity_provider::ProvisioningMode;
 use crate::config::CompiledIdentityProvider;
 use crate::saml::mapping::{MappedUser, MappingError};
-use crate::session::{CookiePayload, LONGEST_SESSION, SessionKeys, cookie_name};
+use crate::session::{CookiePayload, LONGEST_SESSION, SamlSubject, SessionKeys, cookie_name};
 use crate::store::{Store, StoreError, User, UserInput};
 
 /// Why a verified sign-in gets no session.
@@ -158,16 +158,19 @@ pub fn duration(config: &CompiledIdentityProvider) -> SignedDuration {
         .clamp(SignedDuration::from_mins(5), LONGEST_SESSION)
 }
 
-/// The `Set-Cookie` value of a new session, or `None` without session keys.
+/// The `Set-Cookie` value of a new session, or `None` without session keys. `subject` is whom
+/// the IdP signed in, for Single Logout.
 pub fn cookie(
     config: &CompiledIdentityProvider,
     keys: &SessionKeys,
     session_id: &str,
+    subject: Option<SamlSubject>,
 ) -> Option<String> {
     let tenant = format!("{}/{}", config.namespace, config.name);
     let payload = CookiePayload {
         tenant: tenant.clone(),
         session_id: session_id.to_owned(),
+        subject,
     };
     let sealed = keys.seal(&serde_json::to_vec(&payload).ok()?)?;
     // With extend-when-used the store decides when the session ends; the browser keeps the

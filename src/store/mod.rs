@@ -8,8 +8,10 @@
 
 mod health;
 mod predicate;
+mod single_logout;
 
 pub use predicate::{Bind, CmpOp, Column, Predicate, Value};
+pub use single_logout::SessionSubject;
 
 use std::sync::Arc;
 use std::time::Duration;

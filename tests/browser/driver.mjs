@@ -3,6 +3,9 @@
 //   {"goto": URL, "waitFor": TEXT, "timeoutMs": N}  navigate, then wait until the page's text
 //                                                  contains TEXT (redirects and auto-posting
 //                                                  forms are followed by the browser itself)
+//   {"fill": {SELECTOR: VALUE}, "click": SELECTOR, "waitFor": TEXT, "timeoutMs": N}
+//                                                  fill in fields of the current page, click,
+//                                                  then wait as above
 //   {"quit": true}
 // Answer: {"url": the page's URL, "text": its visible text, "found": whether TEXT appeared}.
 // Environment: PLAYWRIGHT_DIR (folder with node_modules/playwright-core), CHROMIUM (binary).
@@ -33,7 +36,15 @@ for await (const line of lines) {
   if (cmd.quit) break;
   let error = null;
   try {
-    await page.goto(cmd.goto, { timeout: cmd.timeoutMs || 15000 });
+    if (cmd.goto) {
+      await page.goto(cmd.goto, { timeout: cmd.timeoutMs || 15000 });
+    }
+    for (const [selector, value] of Object.entries(cmd.fill || {})) {
+      await page.fill(selector, value, { timeout: cmd.timeoutMs || 15000 });
+    }
+    if (cmd.click) {
+      await page.click(cmd.click, { timeout: cmd.timeoutMs || 15000 });
+    }
   } catch (e) {
     error = String(e.message || e);
   }

@@ -13,10 +13,16 @@ nameId, nameIdFormat, attributes ({name: [values]}), sign ("assertion", "respons
 "none"), notBefore, notOnOrAfter (RFC 3339), assertionId, responseId, signatureAlgorithm
 (default rsa-sha256), digestAlgorithm (default sha256), statusCode (default Success),
 confirmationMethod (default bearer).
+
+Single Logout: with "kind": "logoutRequest" or "logoutResponse" it builds that message instead
+(see build_logout), signed for the HTTP-Redirect or HTTP-POST binding; "verifyRedirect"
+({query, certPem}) and "verifyPost" ({message, certPem}) check the signature of a message the
+SP sent and print its XML.
 """
 
 import base64
 import json
+import os
 import sys
 from datetime import datetime, timezone
 
@@ -181,8 +187,115 @@ def build(spec):
     return base64.b64encode(etree.tostring(response)).decode()
 
 
+SIG_ALGS = {
+    "rsa-sha256": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "rsa-sha384": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "rsa-sha512": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "rsa-sha1": "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+}
+
+
+def logout_message(spec):
+    """The LogoutRequest ("kind": "logoutRequest") or LogoutResponse ("logoutResponse")
+    described by `spec` (fields: issuer, destination, id, issueInstant (default now),
+    nameId, nameIdFormat, sessionIndexes (list), inResponseTo, statusCode)."""
+    attrs = {"ID": spec.get("id") or "_l" + os.urandom(16).hex(), "Version": "2.0",
+             "IssueInstant": spec.get("issueInstant") or now()}
+    if spec.get("destination"):
+        attrs["Destination"] = spec["destination"]
+    if spec["kind"] == "logoutRequest":
+        root = etree.Element(f"{{{SAMLP}}}LogoutRequest", attrs, nsmap=NSMAP)
+        el(root, SAML, "Issuer", spec["issuer"])
+        el(root, SAML, "NameID", spec["nameId"], Format=spec.get("nameIdFormat"))
+        for index in spec.get("sessionIndexes") or []:
+            el(root, SAMLP, "SessionIndex", index)
+    else:
+        if spec.get("inResponseTo"):
+            attrs["InResponseTo"] = spec["inResponseTo"]
+        root = etree.Element(f"{{{SAMLP}}}LogoutResponse", attrs, nsmap=NSMAP)
+        el(root, SAML, "Issuer", spec["issuer"])
+        status = el(root, SAMLP, "Status")
+        el(status, SAMLP, "StatusCode", Value="urn:oasis:names:tc:SAML:2.0:status:" + spec.get("statusCode", "Success"))
+    return root
+
+
+def build_logout(spec):
+    """A signed Single Logout message. "binding": "post" gives the base64 message with an
+    enveloped signature ("sign": false leaves it unsigned); "redirect" gives the query string
+    of the HTTP-Redirect binding (SAMLRequest or SAMLResponse, RelayState, SigAlg, Signature),
+    signed over the URL-encoded parameters as SAML bindings §3.4.4.1 says ("sign": false
+    leaves SigAlg and Signature out)."""
+    from urllib.parse import quote_plus
+    import zlib
+
+    root = logout_message(spec)
+    field = "SAMLRequest" if spec["kind"] == "logoutRequest" else "SAMLResponse"
+    if spec.get("binding", "redirect") == "post":
+        if spec.get("sign", True):
+            root = sign(root, spec)
+        return base64.b64encode(etree.tostring(root)).decode()
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = deflater.compress(etree.tostring(root)) + deflater.flush()
+    query = f"{field}={quote_plus(base64.b64encode(deflated).decode())}"
+    if spec.get("relayState") is not None:
+        query += f"&RelayState={quote_plus(spec['relayState'])}"
+    if not spec.get("sign", True):
+        return query
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    algorithm = spec.get("signatureAlgorithm", "rsa-sha256")
+    query += f"&SigAlg={quote_plus(SIG_ALGS[algorithm])}"
+    digest = {"rsa-sha256": hashes.SHA256(), "rsa-sha384": hashes.SHA384(), "rsa-sha512": hashes.SHA512(),
+              "rsa-sha1": hashes.SHA1()}[algorithm]
+    signature = private_key(spec["keyPem"]).sign(query.encode(), padding.PKCS1v15(), digest)
+    return query + f"&Signature={quote_plus(base64.b64encode(signature).decode())}"
+
+
+def verify_redirect(query, cert_pem):
+    """The XML of an HTTP-Redirect query whose signature verifies with `cert_pem`; raises
+    otherwise (the test IdP checks the SP's messages this way)."""
+    from urllib.parse import unquote_plus
+    import zlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    raw = dict(pair.split("=", 1) for pair in query.split("&") if "=" in pair)
+    field = "SAMLRequest" if "SAMLRequest" in raw else "SAMLResponse"
+    signed = f"{field}={raw[field]}"
+    if "RelayState" in raw:
+        signed += f"&RelayState={raw['RelayState']}"
+    signed += f"&SigAlg={raw['SigAlg']}"
+    if unquote_plus(raw["SigAlg"]) != SIG_ALGS["rsa-sha256"]:
+        raise ValueError("unexpected SigAlg")
+    public = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+    public.verify(base64.b64decode(unquote_plus(raw["Signature"])), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return zlib.decompress(base64.b64decode(unquote_plus(raw[field])), -15)
+
+
+def verify_post(message, cert_pem):
+    """The XML of a base64 HTTP-POST message whose enveloped signature verifies with
+    `cert_pem` (signxml); raises otherwise."""
+    from signxml import XMLVerifier
+
+    root = etree.fromstring(base64.b64decode(message), etree.XMLParser(resolve_entities=False, no_network=True))
+    verified = XMLVerifier().verify(root, x509_cert=cert_pem, expect_references=1).signed_xml
+    return etree.tostring(verified)
+
+
 def main():
     spec = json.load(sys.stdin)
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind in ("logoutRequest", "logoutResponse"):
+        sys.stdout.write(build_logout(spec))
+        return
+    if kind == "verifyRedirect":
+        sys.stdout.write(verify_redirect(spec["query"], spec["certPem"]).decode())
+        return
+    if kind == "verifyPost":
+        sys.stdout.write(verify_post(spec["message"], spec["certPem"]).decode())
+        return
     if isinstance(spec, list):
         # Batch mode (benchmarks): one response per line.
         for item in spec:
