@@ -219,7 +219,11 @@ pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
     m.insert("userName".into(), json!(user.user_name));
     m.insert("active".into(), json!(user.active));
     if let Some(o) = user.resource.as_object() {
-        for (k, v) in o {
+        // `password` is returned: never (it is not stored in the resource either).
+        for (k, v) in o
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+        {
             m.insert(k.clone(), v.clone());
         }
     }
@@ -502,6 +506,33 @@ mod tests {
         ] {
             assert_eq!(user_input(&bad).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn projection_handles_extension_paths_and_sub_attributes_of_lists() {
+        let u = json!({ "schemas": [CORE_USER], "id": "1", "userName": "a",
+            "name": { "givenName": "Ada", "familyName": "L" },
+            "emails": [{ "value": "a@x", "type": "work" }, { "value": "b@x", "type": "home" }],
+            ENTERPRISE_USER: { "department": "Maths", "costCenter": "42" } });
+        let p = project(
+            u.clone(),
+            Some(&format!("{ENTERPRISE_USER}:department,emails.value")),
+            None,
+        );
+        assert_eq!(
+            p,
+            json!({ "schemas": [CORE_USER], "id": "1", "emails": [{ "value": "a@x" }, { "value": "b@x" }], ENTERPRISE_USER: { "department": "Maths" } })
+        );
+        let p = project(
+            u,
+            None,
+            Some(&format!(
+                "name.givenName,{ENTERPRISE_USER}:costCenter,id,urn:ietf:params:scim:schemas:core:2.0:User:emails"
+            )),
+        );
+        assert_eq!(p["name"], json!({ "familyName": "L" }));
+        assert_eq!(p[ENTERPRISE_USER], json!({ "department": "Maths" }));
+        assert!(p.get("emails").is_none() && p["id"] == "1");
     }
 
     #[test]
