@@ -413,7 +413,9 @@ async fn entra_dialects(scim: &Scim) {
         "externalId": "e-123", "userName": "grace@contoso.com", "active": true,
         "displayName": "Grace Hopper", "emails": [{ "primary": true, "type": "work", "value": "grace@contoso.com" }],
         "name": { "formatted": "Grace Hopper", "familyName": "Hopper", "givenName": "Grace" },
-        ENTERPRISE: { "department": "Navy", "employeeNumber": "1906" }
+        ENTERPRISE: { "department": "Navy", "employeeNumber": "1906" },
+        "meta": { "resourceType": "User" },
+        "roles": []
     });
     let (status, created) = scim.post("/Users", body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -458,8 +460,20 @@ async fn entra_dialects(scim: &Scim) {
         ),
         (json!(true), json!("Amazing Grace"))
     );
-    // Group with excludedAttributes=members, membership add and remove by value.
-    let (_, g) = scim.post("/Groups", json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Admirals", "externalId": "g-1" })).await;
+    // Group push exactly as Entra sends it (with Microsoft's ADSCIM schema URN), lookup with
+    // excludedAttributes=members, rename, membership add and remove by value.
+    let (status, g) = scim
+        .post(
+            "/Groups",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "externalId": "g-1",
+                "displayName": "Admirals",
+                "meta": { "resourceType": "Group" }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{g}");
     let gid = g["id"].as_str().unwrap().to_owned();
     let (_, found) = scim
         .get("/Groups?filter=displayName+eq+%22admirals%22&excludedAttributes=members")
@@ -469,14 +483,25 @@ async fn entra_dialects(scim: &Scim) {
     let (_, g) = scim
         .patch(
             &format!("/Groups/{gid}"),
-            json!([{ "op": "Add", "path": "members", "value": [{ "value": id }] }]),
+            json!([{ "op": "Add", "path": "members", "value": [{ "$ref": null, "value": id }] }]),
         )
         .await;
-    assert_eq!(g["members"].as_array().unwrap().len(), 1);
+    assert_eq!(g["members"].as_array().unwrap().len(), 1, "{g}");
+    let (status, g) = scim
+        .patch(
+            &format!("/Groups/{gid}"),
+            json!([{ "op": "Replace", "path": "displayName", "value": "Admirals of the Fleet" }]),
+        )
+        .await;
+    assert_eq!(
+        (status, g["displayName"].clone()),
+        (StatusCode::OK, json!("Admirals of the Fleet")),
+        "{g}"
+    );
     let (_, g) = scim
         .patch(
             &format!("/Groups/{gid}"),
-            json!([{ "op": "Remove", "path": "members", "value": [{ "value": id }] }]),
+            json!([{ "op": "Remove", "path": "members", "value": [{ "$ref": null, "value": id }] }]),
         )
         .await;
     assert_eq!(g["members"], json!([]));
@@ -1123,4 +1148,732 @@ async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_for
         .read_to_string(&mut xml)
         .unwrap();
     assert!(xml.contains("ForceAuthn=\"true\""), "{xml}");
+}
+
+const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+impl Scim {
+    /// A request with exactly the given content type and body, for what the JSON helpers
+    /// cannot send.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<String>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// The path of a `meta.location` under this endpoint's base URL (the configured external
+    /// URL differs from the address the test talks to).
+    fn relative(&self, location: &str) -> String {
+        let marker = format!("/scim/v2/{}/okta", self.ns.name);
+        let at = location
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{location} is not under {marker}"));
+        location[at + marker.len()..].to_owned()
+    }
+}
+
+/// Asserts that `r` is a SCIM error with `status` and returns its body.
+async fn scim_error(r: reqwest::Response, status: StatusCode, what: &str) -> Value {
+    assert_eq!(r.status(), status, "{what}");
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = r.text().await.unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/scim+json"),
+        "{what}: content type {content_type:?}, body {text}"
+    );
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{what}: the body is not JSON: {text}"));
+    assert_eq!(body["schemas"], json!([ERROR]), "{what}: {body}");
+    assert_eq!(
+        body["status"],
+        json!(status.as_u16().to_string()),
+        "{what}: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{what}: {body}"
+    );
+    body
+}
+
+fn user_names(list: &Value) -> Vec<String> {
+    list["Resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Resources in {list}"))
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn entra_group_push_and_unmodelled_extension_schemas_are_accepted() {
+    let scim = Scim::start("scim-ext", support::postgres_url()).await;
+    // Entra's group creation, exactly as its provisioning service sends it.
+    let (status, group) = scim
+        .post(
+            "/Groups",
+            json!({
+                "schemas": [CORE_GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+                "displayName": "displayName",
+                "meta": { "resourceType": "Group" }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    assert_eq!(group["schemas"], json!([CORE_GROUP]));
+    assert_eq!(group["externalId"], "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159");
+    assert_eq!(group["members"], json!([]));
+    assert_eq!(group["meta"]["resourceType"], "Group");
+    // A user with the enterprise extension and one the server does not model: the request
+    // succeeds, the enterprise attributes are stored, the others are ignored.
+    let custom = "urn:ietf:params:scim:schemas:extension:contoso:2.0:User";
+    let (status, user) = scim
+        .post(
+            "/Users",
+            json!({
+                "schemas": [CORE_USER, ENTERPRISE, custom],
+                "userName": "lin@contoso.com", "active": true,
+                ENTERPRISE: { "department": "Research" },
+                custom: { "badge": "7" }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    assert_eq!(user[ENTERPRISE]["department"], "Research");
+    assert!(user.get(custom).is_none(), "{user}");
+    assert_eq!(user["schemas"], json!([CORE_USER, ENTERPRISE]));
+    let id = user["id"].as_str().unwrap().to_owned();
+    let (status, patched) = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{ "op": "Add", "path": format!("{custom}:badge"), "value": "8" },
+                   { "op": "replace", "value": { format!("{custom}:badge"): "9", "displayName": "Lin" } }]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["displayName"], "Lin");
+    assert!(!patched.to_string().contains("badge"), "{patched}");
+    let (_, fetched) = scim.get(&format!("/Users/{id}")).await;
+    assert!(!fetched.to_string().contains("badge"), "{fetched}");
+    // The core schema must still be there.
+    let (status, body) = scim
+        .post(
+            "/Groups",
+            json!({ "schemas": ["http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"], "displayName": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidSyntax")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains(CORE_GROUP),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn discovery_resources_are_served_by_id_with_full_schema_definitions() {
+    let scim = Scim::start("scim-discovery", support::postgres_url()).await;
+    let (status, types) = scim.get("/ResourceTypes").await;
+    assert_eq!(status, StatusCode::OK);
+    for t in types["Resources"].as_array().unwrap() {
+        let location = t["meta"]["location"].as_str().unwrap();
+        let (status, one) = scim.get(&scim.relative(location)).await;
+        assert_eq!(status, StatusCode::OK, "{location}: {one}");
+        assert_eq!(&one, t, "{location}");
+        assert_eq!(one["meta"]["resourceType"], "ResourceType");
+    }
+    let (status, user_type) = scim.get("/ResourceTypes/User").await;
+    assert_eq!(
+        (status, user_type["schema"].clone()),
+        (StatusCode::OK, json!(CORE_USER))
+    );
+    let (_, group_type) = scim.get("/ResourceTypes/Group").await;
+    assert_eq!(group_type["endpoint"], "/Groups");
+    scim_error(
+        scim.raw(reqwest::Method::GET, "/ResourceTypes/Printer", None, None)
+            .await,
+        StatusCode::NOT_FOUND,
+        "unknown resource type",
+    )
+    .await;
+
+    let (status, schemas) = scim.get("/Schemas").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = schemas["Resources"].as_array().unwrap();
+    assert_eq!(schemas["totalResults"], json!(listed.len()));
+    let ids: Vec<&str> = listed.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for id in [CORE_USER, CORE_GROUP, ENTERPRISE] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    fn check_attribute(schema: &str, a: &Value) {
+        for key in [
+            "name",
+            "type",
+            "multiValued",
+            "description",
+            "required",
+            "caseExact",
+            "mutability",
+            "returned",
+            "uniqueness",
+        ] {
+            assert!(
+                a.get(key).is_some(),
+                "{schema}: {} has no {key}: {a}",
+                a["name"]
+            );
+        }
+        match a["type"].as_str().unwrap() {
+            "complex" => {
+                let subs = a["subAttributes"].as_array();
+                assert!(subs.is_some_and(|s| !s.is_empty()), "{schema}: {a}");
+                for s in subs.unwrap() {
+                    check_attribute(schema, s);
+                }
+            }
+            "reference" => assert!(
+                a["referenceTypes"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty()),
+                "{schema}: {a}"
+            ),
+            _ => {}
+        }
+    }
+    for s in listed {
+        let id = s["id"].as_str().unwrap();
+        assert_eq!(s["meta"]["resourceType"], "Schema");
+        let location = s["meta"]["location"].as_str().unwrap();
+        assert!(location.ends_with(&format!("/Schemas/{id}")), "{location}");
+        let (status, one) = scim.get(&scim.relative(location)).await;
+        assert_eq!((status, &one), (StatusCode::OK, s), "{location}");
+        for a in s["attributes"].as_array().unwrap() {
+            check_attribute(id, a);
+        }
+    }
+    let (_, user) = scim.get(&format!("/Schemas/{CORE_USER}")).await;
+    let attr = |name: &str| {
+        user["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in the User schema"))
+            .clone()
+    };
+    assert_eq!(
+        (
+            attr("password")["returned"].clone(),
+            attr("password")["mutability"].clone()
+        ),
+        (json!("never"), json!("writeOnly"))
+    );
+    assert_eq!(attr("groups")["mutability"], "readOnly");
+    assert_eq!(
+        (
+            attr("id")["mutability"].clone(),
+            attr("id")["returned"].clone()
+        ),
+        (json!("readOnly"), json!("always"))
+    );
+    assert_eq!(
+        (
+            attr("userName")["required"].clone(),
+            attr("userName")["uniqueness"].clone()
+        ),
+        (json!(true), json!("server"))
+    );
+    assert_eq!(attr("emails")["multiValued"], true);
+    scim_error(
+        scim.raw(
+            reqwest::Method::GET,
+            "/Schemas/urn:example:nothing",
+            None,
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "unknown schema",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_error_under_the_scim_base_is_a_scim_error() {
+    let scim = Scim::start("scim-errors", support::postgres_url()).await;
+    use reqwest::Method;
+    let user = |name: &str| Some(okta_user(name).to_string());
+    for (method, path, what) in [
+        (Method::GET, "/Printers", "unknown resource type"),
+        (Method::GET, "/Users/a/b", "path below a resource"),
+        (Method::GET, "/", "the base itself"),
+    ] {
+        scim_error(
+            scim.raw(method, path, None, None).await,
+            StatusCode::NOT_FOUND,
+            what,
+        )
+        .await;
+    }
+    let body = scim_error(
+        scim.raw(Method::GET, "/Users/%FF%FE", None, None).await,
+        StatusCode::BAD_REQUEST,
+        "an id that is not UTF-8",
+    )
+    .await;
+    assert_eq!(body["scimType"], "invalidSyntax");
+    let r = scim.raw(Method::DELETE, "/Users", None, None).await;
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_owned());
+    scim_error(r, StatusCode::METHOD_NOT_ALLOWED, "DELETE on /Users").await;
+    assert!(
+        allow
+            .as_deref()
+            .is_some_and(|a| a.contains("GET") && a.contains("POST")),
+        "{allow:?}"
+    );
+    scim_error(
+        scim.raw(
+            Method::PUT,
+            "/ServiceProviderConfig",
+            Some("application/scim+json"),
+            Some("{}".into()),
+        )
+        .await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "PUT on ServiceProviderConfig",
+    )
+    .await;
+    for t in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+    ] {
+        let body = scim_error(
+            scim.raw(Method::POST, "/Users", Some(t), user("ct@example.com"))
+                .await,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            t,
+        )
+        .await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("application/scim+json"),
+            "{body}"
+        );
+    }
+    // What Okta and Entra send.
+    for (i, t) in [
+        "application/scim+json",
+        "application/scim+json; charset=utf-8",
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = scim
+            .raw(
+                Method::POST,
+                "/Users",
+                Some(t),
+                user(&format!("ct{i}@example.com")),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{t}");
+    }
+    let body = scim_error(
+        scim.raw(
+            Method::POST,
+            "/Users",
+            Some("application/scim+json"),
+            Some("{not json".into()),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad JSON",
+    )
+    .await;
+    assert_eq!(body["scimType"], "invalidSyntax");
+    let r = scim
+        .raw(
+            Method::POST,
+            "/Users",
+            Some("application/scim+json"),
+            Some(" ".repeat(2 * 1024 * 1024)),
+        )
+        .await;
+    scim_error(r, StatusCode::PAYLOAD_TOO_LARGE, "body too large").await;
+    let r = scim
+        .http
+        .get(format!("{}/Users", scim.base))
+        .send()
+        .await
+        .unwrap();
+    scim_error(r, StatusCode::UNAUTHORIZED, "no token").await;
+    let r = scim
+        .http
+        .get(format!("{}/Users", scim.base.replace("/okta", "/nobody")))
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .unwrap();
+    scim_error(r, StatusCode::UNAUTHORIZED, "unknown IdentityProvider").await;
+    let root = scim.base.split("/scim/v2/").next().unwrap().to_owned();
+    for path in ["/scim/v2", "/scim/v2/", "/scim/v2/only-a-namespace"] {
+        let r = scim.http.get(format!("{root}{path}")).send().await.unwrap();
+        scim_error(r, StatusCode::NOT_FOUND, path).await;
+    }
+}
+
+#[tokio::test]
+async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_root() {
+    let scim = Scim::start("scim-search", support::postgres_url()).await;
+    for name in ["carol", "alice", "bob"] {
+        let (status, _) = scim.post("/Users", okta_user(name)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    for name in ["Zeta", "Alpha"] {
+        let (status, _) = scim
+            .post(
+                "/Groups",
+                json!({ "schemas": [CORE_GROUP], "displayName": name }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, spc) = scim.get("/ServiceProviderConfig").await;
+    assert_eq!(spc["sort"]["supported"], true);
+    // Sorting on GET.
+    let (_, asc) = scim.get("/Users?sortBy=userName").await;
+    assert_eq!(user_names(&asc), ["alice", "bob", "carol"]);
+    let (_, desc) = scim
+        .get("/Users?sortBy=userName&sortOrder=descending&startIndex=2&count=1")
+        .await;
+    assert_eq!(
+        (user_names(&desc), desc["totalResults"].clone()),
+        (vec!["bob".to_owned()], json!(3))
+    );
+    // POST /Users/.search.
+    let (status, found) = scim
+        .post(
+            "/Users/.search",
+            json!({ "schemas": [SEARCH_REQUEST], "attributes": ["userName"], "filter": "userName sw \"a\" or userName sw \"b\"",
+                    "sortBy": "userName", "sortOrder": "descending", "startIndex": 1, "count": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(
+        found["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
+    );
+    assert_eq!(
+        (found["totalResults"].clone(), found["itemsPerPage"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(user_names(&found), ["bob"]);
+    let keys: Vec<&String> = found["Resources"][0].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 3, "only id, schemas and userName: {keys:?}");
+    let (_, lean) = scim
+        .post(
+            "/Users/.search",
+            json!({ "schemas": [SEARCH_REQUEST], "excludedAttributes": ["emails", "name"] }),
+        )
+        .await;
+    assert!(
+        lean["Resources"][0].get("emails").is_none()
+            && lean["Resources"][0].get("userName").is_some(),
+        "{lean}"
+    );
+    // POST /Groups/.search.
+    let (status, groups) = scim
+        .post("/Groups/.search", json!({ "schemas": [SEARCH_REQUEST], "sortBy": "displayName", "excludedAttributes": ["members"] }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{groups}");
+    let names: Vec<&str> = groups["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alpha", "Zeta"]);
+    assert!(groups["Resources"][0].get("members").is_none());
+    // POST /.search at the root: both resource types, paged across the boundary.
+    let (status, all) = scim
+        .post("/.search", json!({ "schemas": [SEARCH_REQUEST] }))
+        .await;
+    assert_eq!(
+        (status, all["totalResults"].clone()),
+        (StatusCode::OK, json!(5)),
+        "{all}"
+    );
+    let (_, page) = scim
+        .post(
+            "/.search",
+            json!({ "schemas": [SEARCH_REQUEST], "startIndex": 3, "count": 2 }),
+        )
+        .await;
+    let kinds: Vec<&str> = page["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (kinds, page["startIndex"].clone()),
+        (vec!["User", "Group"], json!(3)),
+        "{page}"
+    );
+    let (_, sorted) = scim.post("/.search", json!({ "schemas": [SEARCH_REQUEST], "sortBy": "meta.created", "sortOrder": "descending", "count": 1 })).await;
+    assert_eq!(sorted["Resources"][0]["displayName"], "Alpha", "{sorted}");
+    let (_, only_users) = scim
+        .post(
+            "/.search",
+            json!({ "schemas": [SEARCH_REQUEST], "filter": "userName eq \"alice\"" }),
+        )
+        .await;
+    assert_eq!(
+        (only_users["totalResults"].clone(), user_names(&only_users)),
+        (json!(1), vec!["alice".to_owned()]),
+        "{only_users}"
+    );
+    // Bad search requests.
+    for (body, scim_type) in [
+        (json!({ "filter": "userName eq \"a\"" }), "invalidSyntax"),
+        (
+            json!({ "schemas": [SEARCH_REQUEST], "filter": "userName eq" }),
+            "invalidFilter",
+        ),
+        (
+            json!({ "schemas": [SEARCH_REQUEST], "sortOrder": "sideways" }),
+            "invalidValue",
+        ),
+        (
+            json!({ "schemas": [SEARCH_REQUEST], "sortBy": "nickName" }),
+            "invalidValue",
+        ),
+        (
+            json!({ "schemas": [SEARCH_REQUEST], "startIndex": "first" }),
+            "invalidValue",
+        ),
+        (
+            json!({ "schemas": [SEARCH_REQUEST], "attributes": 5 }),
+            "invalidValue",
+        ),
+    ] {
+        let (status, err) = scim.post("/Users/.search", body.clone()).await;
+        assert_eq!(
+            (status, err["scimType"].clone()),
+            (StatusCode::BAD_REQUEST, json!(scim_type)),
+            "{body}: {err}"
+        );
+    }
+    let (status, err) = scim.get("/Users?sortBy=nickName").await;
+    assert_eq!(
+        (status, err["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidValue")),
+        "{err}"
+    );
+    scim_error(
+        scim.raw(reqwest::Method::GET, "/Users/.search", None, None)
+            .await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GET .search",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_password() {
+    let scim = Scim::start("scim-patch", support::postgres_url()).await;
+    let (status, ada) = scim.post("/Users", okta_user("ada@example.com")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(ada.get("password").is_none());
+    let id = ada["id"].as_str().unwrap().to_owned();
+    let user = format!("/Users/{id}");
+    // remove of optional attributes: active falls back to its default (true), others go.
+    scim.patch(
+        &user,
+        json!([{ "op": "replace", "path": "active", "value": false }]),
+    )
+    .await;
+    let (status, u) = scim.patch(&user, json!([{ "op": "remove", "path": "active" }, { "op": "remove", "path": "externalId" }, { "op": "Remove", "path": "name.givenName" }])).await;
+    assert_eq!(status, StatusCode::OK, "{u}");
+    assert_eq!(u["active"], true, "{u}");
+    assert!(
+        u.get("externalId").is_none() && u["name"].get("givenName").is_none(),
+        "{u}"
+    );
+    let (status, err) = scim
+        .patch(&user, json!([{ "op": "remove", "path": "userName" }]))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "userName is required: {err}"
+    );
+
+    // Members with display and $ref (Okta) or "$ref": null (Entra); unknown ids are refused.
+    let (_, bob) = scim.post("/Users", okta_user("bob@example.com")).await;
+    let bob = bob["id"].as_str().unwrap().to_owned();
+    let (_, g) = scim
+        .post(
+            "/Groups",
+            json!({ "schemas": [CORE_GROUP], "displayName": "Eng" }),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let group = format!("/Groups/{gid}");
+    let (status, g) = scim
+        .patch(&group, json!([{ "op": "add", "path": "members", "value": [{ "value": id, "display": "Ada", "$ref": format!("{}/Users/{id}", scim.base) }] }]))
+        .await;
+    assert_eq!(
+        (status, g["members"][0]["value"].clone()),
+        (StatusCode::OK, json!(id)),
+        "{g}"
+    );
+    let (status, g) = scim
+        .patch(
+            &group,
+            json!([{ "op": "Add", "path": "members", "value": [{ "$ref": null, "value": bob }] }]),
+        )
+        .await;
+    assert_eq!(
+        (status, g["members"].as_array().unwrap().len()),
+        (StatusCode::OK, 2),
+        "{g}"
+    );
+    let (status, g) = scim.patch(&group, json!([{ "op": "replace", "path": "members", "value": [{ "value": bob, "display": "Bob" }] }])).await;
+    assert_eq!(
+        (status, g["members"].as_array().unwrap().len()),
+        (StatusCode::OK, 1),
+        "{g}"
+    );
+    let ghost = "00000000-0000-4000-8000-00000000dead";
+    for ops in [
+        json!([{ "op": "add", "path": "members", "value": [{ "value": ghost }] }]),
+        json!([{ "op": "replace", "path": "members", "value": [{ "value": id }, { "value": ghost }] }]),
+        json!([{ "op": "add", "value": { "members": [{ "value": ghost }] } }]),
+    ] {
+        let (status, err) = scim.patch(&group, ops.clone()).await;
+        assert_eq!(
+            (status, err["scimType"].clone()),
+            (StatusCode::BAD_REQUEST, json!("invalidValue")),
+            "{ops}: {err}"
+        );
+        assert!(err["detail"].as_str().unwrap().contains(ghost), "{err}");
+    }
+    let (status, err) = scim.post("/Groups", json!({ "schemas": [CORE_GROUP], "displayName": "Ghosts", "members": [{ "value": ghost }] })).await;
+    assert_eq!(
+        (status, err["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidValue")),
+        "{err}"
+    );
+    let (status, err) = scim.put(&group, json!({ "schemas": [CORE_GROUP], "displayName": "Eng", "members": [{ "value": ghost }] })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let (_, g) = scim.get(&group).await;
+    assert_eq!(
+        g["members"],
+        json!([{ "value": bob, "$ref": format!("{}/Users/{bob}", g["meta"]["location"].as_str().unwrap().split("/Groups/").next().unwrap()), "type": "User" }]),
+        "refused changes left the group alone"
+    );
+
+    // groups on User is read-only: ignored, never echoed.
+    let (status, u) = scim
+        .patch(
+            &user,
+            json!([{ "op": "add", "path": "groups", "value": [{ "value": gid }] }]),
+        )
+        .await;
+    assert_eq!(
+        (status, u["groups"].clone()),
+        (StatusCode::OK, json!([])),
+        "{u}"
+    );
+    let (_, u) = scim.patch(&user, json!([{ "op": "replace", "value": { "groups": [{ "value": gid }], "displayName": "Ada L" } }])).await;
+    assert_eq!(
+        (u["groups"].clone(), u["displayName"].clone()),
+        (json!([]), json!("Ada L")),
+        "{u}"
+    );
+
+    // password is never returned, whatever asks for it.
+    let (_, u) = scim
+        .patch(
+            &user,
+            json!([{ "op": "replace", "path": "password", "value": "s3cret-one" }]),
+        )
+        .await;
+    assert!(u.get("password").is_none(), "{u}");
+    let mut full = okta_user("ada@example.com");
+    full["password"] = json!("s3cret-two");
+    let (_, u) = scim.put(&user, full).await;
+    assert!(u.get("password").is_none(), "{u}");
+    for path in [
+        format!("{user}?attributes=password"),
+        format!("{user}?attributes=password,userName"),
+        "/Users?attributes=password".into(),
+    ] {
+        let (status, body) = scim.get(&path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !body.to_string().contains("s3cret") && !body.to_string().contains("\"password\""),
+            "{path}: {body}"
+        );
+    }
+    let (_, found) = scim
+        .post(
+            "/Users/.search",
+            json!({ "schemas": [SEARCH_REQUEST], "attributes": ["password", "userName"] }),
+        )
+        .await;
+    assert!(!found.to_string().contains("password"), "{found}");
+
+    // attributes / excludedAttributes on GET: extension paths and sub-attributes.
+    scim.patch(&user, json!([{ "op": "add", "path": format!("{ENTERPRISE}:department"), "value": "Maths" }, { "op": "add", "path": format!("{ENTERPRISE}:costCenter"), "value": "42" }])).await;
+    let (_, u) = scim
+        .get(&format!("{user}?attributes={ENTERPRISE}:department"))
+        .await;
+    assert_eq!(u[ENTERPRISE], json!({ "department": "Maths" }), "{u}");
+    assert!(u.get("userName").is_none() && u.get("id").is_some(), "{u}");
+    let (_, u) = scim
+        .get(&format!(
+            "{user}?excludedAttributes=name.familyName,{ENTERPRISE}:costCenter,id"
+        ))
+        .await;
+    assert!(u["name"].get("familyName").is_none(), "{u}");
+    assert_eq!(u[ENTERPRISE], json!({ "department": "Maths" }), "{u}");
+    assert_eq!(u["id"], json!(id), "id is always returned");
+    let (_, u) = scim.get(&format!("{user}?attributes=emails.value")).await;
+    assert_eq!(u["emails"], json!([{ "value": "ada@example.com" }]), "{u}");
 }

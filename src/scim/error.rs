@@ -67,6 +67,14 @@ impl ScimError {
             detail: detail.into(),
         }
     }
+    /// 400 `tooMany`: more results than the server is willing to process.
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            scim_type: Some("tooMany"),
+            detail: detail.into(),
+        }
+    }
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self {
@@ -111,6 +119,22 @@ impl ScimError {
     pub fn too_many_requests(detail: impl Into<String>) -> Self {
         Self {
             status: 429,
+            scim_type: None,
+            detail: detail.into(),
+        }
+    }
+    /// 405: the method is not allowed on this endpoint.
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self {
+            status: 405,
+            scim_type: None,
+            detail: detail.into(),
+        }
+    }
+    /// 415: the body is not declared as JSON.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self {
+            status: 415,
             scim_type: None,
             detail: detail.into(),
         }

@@ -20,8 +20,39 @@ pub enum Resource {
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:user";
 const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:group";
 
+/// Where a filter is evaluated: one resource type's endpoint, or the root (`/.search`),
+/// where attributes of the other resource type are unassigned and so match nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ctx {
+    resource: Resource,
+    root: bool,
+}
+
 /// Parses `text` into a predicate for `resource`.
 pub fn parse(text: &str, resource: Resource) -> Result<Predicate, ScimError> {
+    parse_in(
+        text,
+        Ctx {
+            resource,
+            root: false,
+        },
+    )
+}
+
+/// Parses `text` as a root search's filter (RFC 7644 §3.4.2.2) for the `resource` part of
+/// the result: User attributes (`userName`, `active`, `emails`) are unassigned on groups,
+/// so comparisons on them match no group rather than failing.
+pub fn parse_at_root(text: &str, resource: Resource) -> Result<Predicate, ScimError> {
+    parse_in(
+        text,
+        Ctx {
+            resource,
+            root: true,
+        },
+    )
+}
+
+fn parse_in(text: &str, cx: Ctx) -> Result<Predicate, ScimError> {
     if text.len() > 4096 {
         return Err(ScimError::invalid_filter(
             "the filter is longer than 4096 characters",
@@ -35,7 +66,7 @@ pub fn parse(text: &str, resource: Resource) -> Result<Predicate, ScimError> {
         .map_err(|e: scim_v2::filter::ParseError| {
             ScimError::invalid_filter(format!("the filter {text:?} is not valid: {e}"))
         })?;
-    translate(&filter, resource)
+    translate(&filter, cx)
 }
 
 fn normalise_not(text: &str) -> String {
@@ -155,17 +186,19 @@ fn comparison_value_len(text: &str) -> Option<usize> {
     }
 }
 
-fn translate(filter: &Filter, resource: Resource) -> Result<Predicate, ScimError> {
+fn translate(filter: &Filter, cx: Ctx) -> Result<Predicate, ScimError> {
+    let resource = cx.resource;
     Ok(match filter {
-        Filter::Attr(exp) => attr_exp(exp, resource)?,
-        Filter::Not(inner) => Predicate::Not(Box::new(translate(inner, resource)?)),
-        Filter::And(ops) => fold(ops.as_slice(), resource, Predicate::And)?,
-        Filter::Or(ops) => fold(ops.as_slice(), resource, Predicate::Or)?,
+        Filter::Attr(exp) => attr_exp(exp, cx)?,
+        Filter::Not(inner) => Predicate::Not(Box::new(translate(inner, cx)?)),
+        Filter::And(ops) => fold(ops.as_slice(), cx, Predicate::And)?,
+        Filter::Or(ops) => fold(ops.as_slice(), cx, Predicate::Or)?,
         Filter::ValuePath(vp)
             if resource == Resource::User && vp.attr.name.eq_ignore_ascii_case("emails") =>
         {
             email_value_path(&vp.filter)?
         }
+        Filter::ValuePath(vp) if cx.root && user_only(&vp.attr) => Predicate::False,
         Filter::ValuePath(vp) => {
             return Err(ScimError::invalid_filter(format!(
                 "filtering on {}[...] is not supported: filter on userName, externalId, id, displayName or active",
@@ -177,18 +210,28 @@ fn translate(filter: &Filter, resource: Resource) -> Result<Predicate, ScimError
 
 fn fold(
     ops: &[Filter],
-    resource: Resource,
+    cx: Ctx,
     join: fn(Box<Predicate>, Box<Predicate>) -> Predicate,
 ) -> Result<Predicate, ScimError> {
     let mut iter = ops.iter();
     let first = iter
         .next()
         .ok_or_else(|| ScimError::invalid_filter("empty logical expression"))?;
-    let mut acc = translate(first, resource)?;
+    let mut acc = translate(first, cx)?;
     for next in iter {
-        acc = join(Box::new(acc), Box::new(translate(next, resource)?));
+        acc = join(Box::new(acc), Box::new(translate(next, cx)?));
     }
     Ok(acc)
+}
+
+/// Filterable attributes that only users have (unassigned on groups).
+fn user_only(path: &AttrPath) -> bool {
+    path.uri
+        .as_deref()
+        .is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA))
+        && ["userName", "active", "emails"]
+            .iter()
+            .any(|n| path.name.eq_ignore_ascii_case(n))
 }
 
 fn column(path: &AttrPath, resource: Resource) -> Result<Column, ScimError> {
@@ -290,7 +333,14 @@ fn email_op(op: &CompareOp) -> Result<CmpOp, ScimError> {
     }
 }
 
-fn attr_exp(exp: &AttrExp, resource: Resource) -> Result<Predicate, ScimError> {
+fn attr_exp(exp: &AttrExp, cx: Ctx) -> Result<Predicate, ScimError> {
+    let resource = cx.resource;
+    if cx.root && resource == Resource::Group {
+        let (AttrExp::Present(path) | AttrExp::Comparison(path, _, _)) = exp;
+        if user_only(path) {
+            return Ok(Predicate::False);
+        }
+    }
     if let AttrExp::Comparison(path, op, CompValue::Str(s)) = exp
         && resource == Resource::User
         && path.uri.is_none()
@@ -405,6 +455,32 @@ mod tests {
         assert_eq!(normalise_not("é not(x pr)"), "é not (x pr)");
         assert_eq!(normalise_not("éé(("), "éé((");
         assert!(matches!(p, Predicate::And(_, _)), "{p:?}");
+    }
+
+    #[test]
+    fn root_filters_treat_user_attributes_as_unassigned_on_groups() {
+        assert_eq!(
+            parse_at_root(r#"userName eq "a""#, Resource::Group).unwrap(),
+            Predicate::False
+        );
+        assert_eq!(
+            parse_at_root(r#"emails[type eq "work"].value eq "a""#, Resource::Group).unwrap(),
+            Predicate::False
+        );
+        assert!(matches!(
+            parse_at_root(
+                r#"not (active eq true) or externalId eq "x""#,
+                Resource::Group
+            )
+            .unwrap(),
+            Predicate::Or(_, _)
+        ));
+        assert_eq!(
+            parse_at_root(r#"displayName eq "a""#, Resource::User)
+                .unwrap_err()
+                .scim_type,
+            Some("invalidFilter")
+        );
     }
 
     #[test]

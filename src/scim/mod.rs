@@ -4,6 +4,8 @@
 pub mod error;
 pub mod filter;
 pub mod patch;
+pub mod schema;
+pub mod search;
 
 pub use error::ScimError;
 
@@ -26,7 +28,7 @@ pub fn user_input(body: &Value) -> Result<(UserInput, Option<String>), ScimError
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the body must be a JSON object"))?;
-    check_schemas(obj, &[CORE_USER, ENTERPRISE_USER])?;
+    check_schemas(obj, CORE_USER)?;
     user_fields(Value::Object(obj.clone()))
 }
 
@@ -66,6 +68,7 @@ pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), S
     for k in SERVER_OWNED {
         take(&mut map, k);
     }
+    drop_unmodelled_extensions(&mut map, &[ENTERPRISE_USER]);
     Ok((
         UserInput {
             user_name,
@@ -95,7 +98,7 @@ pub fn group_input(body: &Value) -> Result<(GroupInput, Vec<String>), ScimError>
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the body must be a JSON object"))?;
-    check_schemas(obj, &[CORE_GROUP])?;
+    check_schemas(obj, CORE_GROUP)?;
     let mut map = obj.clone();
     let display_name = take(&mut map, "displayName")
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -112,6 +115,7 @@ pub fn group_input(body: &Value) -> Result<(GroupInput, Vec<String>), ScimError>
     for k in SERVER_OWNED {
         take(&mut map, k);
     }
+    drop_unmodelled_extensions(&mut map, &[]);
     Ok((
         GroupInput {
             display_name,
@@ -150,37 +154,45 @@ fn take(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
     map.remove(&k)
 }
 
-fn check_schemas(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ScimError> {
+/// Checks a body's `schemas`: an array of strings that includes `core`. Other URNs are
+/// accepted (Entra adds `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`
+/// to every group, tenants add their own extensions); attributes of extensions the server does
+/// not model are dropped by [`drop_unmodelled_extensions`].
+fn check_schemas(obj: &Map<String, Value>, core: &str) -> Result<(), ScimError> {
     let Some(schemas) = get_ci(obj, "schemas") else {
         return Err(ScimError::invalid_syntax(format!(
-            "the body must list its schemas, e.g. [\"{}\"]",
-            allowed[0]
+            "the body must list its schemas, e.g. [\"{core}\"]"
         )));
     };
     let list = schemas
         .as_array()
         .ok_or_else(|| ScimError::invalid_syntax("schemas must be an array of URNs"))?;
+    let mut has_core = false;
     for s in list {
         let s = s
             .as_str()
             .ok_or_else(|| ScimError::invalid_syntax("schemas must be an array of URNs"))?;
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(s)) {
-            return Err(ScimError::invalid_syntax(format!(
-                "unknown schema {s}: this endpoint supports {}",
-                allowed.join(", ")
-            )));
-        }
+        has_core |= s.eq_ignore_ascii_case(core);
     }
-    if !list.iter().any(|s| {
-        s.as_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case(allowed[0]))
-    }) {
+    if !has_core {
         return Err(ScimError::invalid_syntax(format!(
-            "schemas must include {}",
-            allowed[0]
+            "schemas must include {core} (other schema URNs may be listed alongside it)"
         )));
     }
     Ok(())
+}
+
+/// Whether an attribute name is a schema URN (an extension's attribute container) rather
+/// than an attribute of the core schema.
+pub fn is_schema_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    lower.starts_with("urn:") || lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Removes the attributes of extensions the server does not model (every schema-URN key
+/// except those in `kept`): they are accepted and ignored, never stored or returned.
+fn drop_unmodelled_extensions(map: &mut Map<String, Value>, kept: &[&str]) {
+    map.retain(|k, _| !is_schema_key(k) || kept.iter().any(|u| u.eq_ignore_ascii_case(k)));
 }
 
 /// The ETag of a resource version.
@@ -207,7 +219,11 @@ pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
     m.insert("userName".into(), json!(user.user_name));
     m.insert("active".into(), json!(user.active));
     if let Some(o) = user.resource.as_object() {
-        for (k, v) in o {
+        // `password` is returned: never (it is not stored in the resource either).
+        for (k, v) in o
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
+        {
             m.insert(k.clone(), v.clone());
         }
     }
@@ -309,72 +325,111 @@ fn meta(
     })
 }
 
-/// Applies `attributes` / `excludedAttributes` (comma-separated, case-insensitive, top-level
-/// or `parent.child`) to a rendered resource. `id` and `schemas` are always returned.
+/// Applies `attributes` / `excludedAttributes` (RFC 7644 §3.9: comma-separated,
+/// case-insensitive attribute paths — `name`, `name.givenName`, `emails.value`, URN-qualified
+/// core paths and enterprise-extension paths such as
+/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`) to a rendered
+/// resource. `id` and `schemas` are always returned; `attributes` wins when both are given.
 pub fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
     let Value::Object(mut m) = resource else {
         return resource;
     };
-    let list = |s: &str| {
-        s.split(',')
-            .map(|a| a.trim().to_ascii_lowercase())
-            .filter(|a| !a.is_empty())
-            .map(strip_core_urn)
-            .collect::<Vec<_>>()
-    };
-    if let Some(attrs) = attributes.map(list).filter(|l| !l.is_empty()) {
-        let keep = |k: &str| {
-            let k = k.to_ascii_lowercase();
-            k == "id"
-                || k == "schemas"
-                || attrs
-                    .iter()
-                    .any(|a| a == &k || a.split('.').next() == Some(k.as_str()))
-        };
-        m.retain(|k, _| keep(k));
-        // Sub-attribute selections (name.givenName) keep only those children, unless the
-        // parent itself was asked for too.
-        let parents: Vec<&str> = attrs
+    let paths = |s: &str| s.split(',').filter_map(attribute_path).collect::<Vec<_>>();
+    let always = |k: &str| k.eq_ignore_ascii_case("id") || k.eq_ignore_ascii_case("schemas");
+    let subs_of = |paths: &[(String, Option<String>)], key: &str| -> Vec<String> {
+        paths
             .iter()
-            .filter_map(|a| a.split_once('.').map(|(p, _)| p))
-            .collect();
-        for parent in parents {
-            if attrs.iter().any(|x| x == parent) {
-                continue;
-            }
-            let wanted: Vec<&str> = attrs
+            .filter(|(top, _)| top.eq_ignore_ascii_case(key))
+            .filter_map(|(_, sub)| sub.clone())
+            .collect()
+    };
+    if let Some(wanted) = attributes.map(paths).filter(|l| !l.is_empty()) {
+        m.retain(|k, _| always(k) || wanted.iter().any(|(top, _)| top.eq_ignore_ascii_case(k)));
+        for (k, v) in m.iter_mut() {
+            let whole = wanted
                 .iter()
-                .filter_map(|x| {
-                    x.split_once('.')
-                        .filter(|(p, _)| *p == parent)
-                        .map(|(_, c)| c)
-                })
-                .collect();
-            if let Some(Value::Object(inner)) = m
-                .iter_mut()
-                .find(|(k, _)| k.eq_ignore_ascii_case(parent))
-                .map(|(_, v)| v)
-            {
-                inner.retain(|ik, _| wanted.iter().any(|w| w.eq_ignore_ascii_case(ik)));
+                .any(|(top, sub)| sub.is_none() && top.eq_ignore_ascii_case(k));
+            if !always(k) && !whole {
+                let subs = subs_of(&wanted, k);
+                retain_children(v, |child| {
+                    subs.iter().any(|s| s.eq_ignore_ascii_case(child))
+                });
             }
         }
-    } else if let Some(excl) = excluded.map(list) {
+    } else if let Some(unwanted) = excluded.map(paths) {
         m.retain(|k, _| {
-            let k = k.to_ascii_lowercase();
-            k == "id" || k == "schemas" || !excl.contains(&k)
+            always(k)
+                || !unwanted
+                    .iter()
+                    .any(|(top, sub)| sub.is_none() && top.eq_ignore_ascii_case(k))
         });
+        for (k, v) in m.iter_mut() {
+            let subs = subs_of(&unwanted, k);
+            if !always(k) && !subs.is_empty() {
+                retain_children(v, |child| {
+                    !subs.iter().any(|s| s.eq_ignore_ascii_case(child))
+                });
+            }
+        }
     }
     Value::Object(m)
 }
 
-fn strip_core_urn(a: String) -> String {
-    for urn in [CORE_USER, CORE_GROUP] {
-        let prefix = format!("{}:", urn.to_ascii_lowercase());
-        if let Some(rest) = a.strip_prefix(&prefix) {
-            return rest.to_owned();
-        }
+/// An attribute path as (top-level key, sub-attribute): extension attributes are
+/// sub-attributes of the extension's URN key.
+fn attribute_path(text: &str) -> Option<(String, Option<String>)> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
     }
-    a
+    let strip = |prefix: &str| {
+        text.get(..prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(prefix))
+            .map(|_| &text[prefix.len()..])
+    };
+    if text.eq_ignore_ascii_case(ENTERPRISE_USER) {
+        return Some((ENTERPRISE_USER.to_owned(), None));
+    }
+    if let Some(rest) = strip(&format!("{ENTERPRISE_USER}:")) {
+        let attr = rest.split('.').next().unwrap_or(rest);
+        return Some((ENTERPRISE_USER.to_owned(), Some(attr.to_owned())));
+    }
+    let core = [CORE_USER, CORE_GROUP]
+        .iter()
+        .find_map(|urn| strip(&format!("{urn}:")))
+        .unwrap_or(text);
+    Some(match core.split_once('.') {
+        Some((top, sub)) => (top.to_owned(), Some(sub.to_owned())),
+        None => (core.to_owned(), None),
+    })
+}
+
+/// Keeps the children of a complex value (or of every element of a multi-valued one) whose
+/// names pass `keep`.
+fn retain_children(value: &mut Value, keep: impl Fn(&str) -> bool) {
+    match value {
+        Value::Object(o) => o.retain(|k, _| keep(k)),
+        Value::Array(items) => {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                item.retain(|k, _| keep(k));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A 400 `invalidValue` for member IDs that name no user of the IdentityProvider.
+pub fn unknown_members(ids: &[String]) -> ScimError {
+    let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+    let more = if ids.len() > shown.len() {
+        format!(" and {} more", ids.len() - shown.len())
+    } else {
+        String::new()
+    };
+    ScimError::invalid_value(format!(
+        "members: no User with id {}{more} in this IdentityProvider; provision the user (POST /Users) before adding it to a group",
+        shown.join(", ")
+    ))
 }
 
 /// A ListResponse.
@@ -441,6 +496,8 @@ mod tests {
         let err =
             user_input(&json!({ "schemas": ["urn:example:custom"], "userName": "x" })).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidSyntax"));
+        let (input, _) = user_input(&json!({ "schemas": [CORE_USER, "urn:example:custom"], "userName": "x", "urn:example:custom": { "a": 1 }, "title": "Dr" })).unwrap();
+        assert_eq!(input.resource, json!({ "title": "Dr" }));
         for bad in [
             json!([]),
             json!({ "schemas": [CORE_USER] }),
@@ -449,6 +506,33 @@ mod tests {
         ] {
             assert_eq!(user_input(&bad).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn projection_handles_extension_paths_and_sub_attributes_of_lists() {
+        let u = json!({ "schemas": [CORE_USER], "id": "1", "userName": "a",
+            "name": { "givenName": "Ada", "familyName": "L" },
+            "emails": [{ "value": "a@x", "type": "work" }, { "value": "b@x", "type": "home" }],
+            ENTERPRISE_USER: { "department": "Maths", "costCenter": "42" } });
+        let p = project(
+            u.clone(),
+            Some(&format!("{ENTERPRISE_USER}:department,emails.value")),
+            None,
+        );
+        assert_eq!(
+            p,
+            json!({ "schemas": [CORE_USER], "id": "1", "emails": [{ "value": "a@x" }, { "value": "b@x" }], ENTERPRISE_USER: { "department": "Maths" } })
+        );
+        let p = project(
+            u,
+            None,
+            Some(&format!(
+                "name.givenName,{ENTERPRISE_USER}:costCenter,id,urn:ietf:params:scim:schemas:core:2.0:User:emails"
+            )),
+        );
+        assert_eq!(p["name"], json!({ "familyName": "L" }));
+        assert_eq!(p[ENTERPRISE_USER], json!({ "department": "Maths" }));
+        assert!(p.get("emails").is_none() && p["id"] == "1");
     }
 
     #[test]

@@ -299,11 +299,8 @@ fn apply_path(
             }
         }
         Some(u) if u == CORE_USER || u == CORE_GROUP => root,
-        Some(other) => {
-            return Err(ScimError::invalid_path(format!(
-                "unknown schema in path {other}"
-            )));
-        }
+        // An extension the server does not model: accepted and ignored, as in POST and PUT.
+        Some(_) => return Ok(()),
         None => root,
     };
     if rest.is_empty() {

@@ -7,16 +7,19 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::{Value, json};
+use axum::routing::{any, get, post};
+use serde_json::Value;
 
 use super::config_index::ConfigIndex;
 use crate::config::CompiledIdentityProvider;
-use crate::scim::{self, ScimError, filter};
-use crate::store::{Store, StoreError};
+use crate::scim::filter::Resource;
+use crate::scim::search::{self, Query as ListQuery};
+use crate::scim::{self, ScimError, filter, schema};
+use crate::store::{Group, Predicate, Store, StoreError, User};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -50,38 +53,116 @@ impl ScimState {
     }
 }
 
+/// Where the SCIM endpoints live; each IdentityProvider's base URL is
+/// `{SCIM_PREFIX}/{namespace}/{name}`.
+const SCIM_PREFIX: &str = "/scim/v2";
+
 /// The SCIM routes.
 pub fn router(state: ScimState) -> Router {
-    Router::new()
+    let scim = Router::new()
+        .route("/{ns}/{name}/Users", get(list_users).post(create_user))
         .route(
-            "/scim/v2/{ns}/{name}/Users",
-            get(list_users).post(create_user),
-        )
-        .route(
-            "/scim/v2/{ns}/{name}/Users/{id}",
+            "/{ns}/{name}/Users/{id}",
             get(get_user)
                 .put(replace_user)
                 .patch(patch_user)
                 .delete(delete_user),
         )
+        .route("/{ns}/{name}/Groups", get(list_groups).post(create_group))
         .route(
-            "/scim/v2/{ns}/{name}/Groups",
-            get(list_groups).post(create_group),
-        )
-        .route(
-            "/scim/v2/{ns}/{name}/Groups/{id}",
+            "/{ns}/{name}/Groups/{id}",
             get(get_group)
                 .put(replace_group)
                 .patch(patch_group)
                 .delete(delete_group),
         )
         .route(
-            "/scim/v2/{ns}/{name}/ServiceProviderConfig",
+            "/{ns}/{name}/ServiceProviderConfig",
             get(service_provider_config),
         )
-        .route("/scim/v2/{ns}/{name}/ResourceTypes", get(resource_types))
-        .route("/scim/v2/{ns}/{name}/Schemas", get(schemas))
-        .with_state(state)
+        .route("/{ns}/{name}/ResourceTypes", get(resource_types))
+        .route("/{ns}/{name}/ResourceTypes/{id}", get(resource_type))
+        .route("/{ns}/{name}/Schemas", get(schemas))
+        .route("/{ns}/{name}/Schemas/{id}", get(schema_by_id))
+        .route("/{ns}/{name}/Users/.search", post(search_users))
+        .route("/{ns}/{name}/Groups/.search", post(search_groups))
+        .route("/{ns}/{name}/.search", post(search_root))
+        // Everything else under the SCIM prefix is a SCIM 404 (not the site's plain one).
+        .fallback(no_such_endpoint)
+        .layer(axum::middleware::from_fn(scim_errors))
+        .with_state(state);
+    Router::new()
+        // The nested router does not see the prefix with a bare trailing slash.
+        .route(
+            "/scim/v2/",
+            any(|method: Method| async move {
+                no_such_endpoint(method, axum::http::Uri::from_static("/")).await
+            }),
+        )
+        .nest(SCIM_PREFIX, scim)
+}
+
+async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> Failure {
+    Failure(ScimError::not_found(format!(
+        "no SCIM endpoint answers {method} {SCIM_PREFIX}{}: the endpoints are {SCIM_PREFIX}/<namespace>/<IdentityProvider>/ followed by Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas or .search",
+        uri.path()
+    )))
+}
+
+/// Turns every error response under the SCIM prefix that is not already a SCIM error — the
+/// router's 405 (keeping its `Allow` header), extractor rejections — into one (RFC 7644
+/// §3.12), so that clients can read every failure the same way.
+async fn scim_errors(request: Request, next: Next) -> Response {
+    // Inside the nested router the path is relative to the prefix.
+    let (method, path) = (
+        request.method().clone(),
+        format!("{SCIM_PREFIX}{}", request.uri().path()),
+    );
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_scim = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(SCIM_CONTENT_TYPE));
+    if !(status.is_client_error() || status.is_server_error()) || is_scim {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = allow
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            ScimError::method_not_allowed(format!(
+                "{method} is not allowed on {path}; allowed: {allowed}"
+            ))
+        }
+        StatusCode::BAD_REQUEST => ScimError::invalid_syntax(if text.is_empty() {
+            format!("the request for {path} is malformed")
+        } else {
+            format!("the request for {path} is malformed: {text}")
+        }),
+        StatusCode::NOT_FOUND => ScimError::not_found(format!("nothing at {path}")),
+        other => ScimError {
+            status: other.as_u16(),
+            scim_type: None,
+            detail: other
+                .canonical_reason()
+                .unwrap_or("the request failed")
+                .to_owned(),
+        },
+    };
+    let mut response = Failure(error).into_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }
 
 /// A SCIM error as an HTTP response.
@@ -237,7 +318,32 @@ fn parse_body(body: &Bytes) -> Result<Value> {
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")).into())
 }
 
-async fn read_body(body: Body) -> Result<Value> {
+/// Whether a declared `Content-Type` is one the SCIM endpoints read: `application/scim+json`
+/// (RFC 7644 §3.1) or `application/json` (what Entra sends, often with `charset=utf-8`), with
+/// any parameters. A body without a `Content-Type` is read as JSON too.
+fn accepted_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case(SCIM_CONTENT_TYPE)
+        || essence.eq_ignore_ascii_case("application/json")
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value> {
+    if !accepted_content_type(headers) {
+        let sent = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        return Err(ScimError::unsupported_media_type(format!(
+            "the body is declared as {sent:?}: send it as JSON with Content-Type: application/scim+json (or application/json)"
+        ))
+        .into());
+    }
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ScimError::too_large(format!("the body is larger than {MAX_BODY} bytes")))?;
@@ -295,30 +401,192 @@ async fn list_users(
     headers: HeaderMap,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let predicate = match param(&q, "filter") {
-        Some(f) => filter::parse(f, filter::Resource::User)?,
-        None => crate::store::Predicate::True,
+    let query = ListQuery::from_params(|n| param(&q, n))?;
+    users_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+async fn search_users(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
+    users_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+/// A ListResponse of users for a GET or a `POST /Users/.search`.
+async fn users_page(
+    s: &ScimState,
+    config: &CompiledIdentityProvider,
+    t: &str,
+    query: &ListQuery,
+) -> Result<Response> {
+    let predicate = match &query.filter {
+        Some(f) => filter::parse(f, Resource::User)?,
+        None => Predicate::True,
     };
-    let (start, count) = scim::paging(param(&q, "startIndex"), param(&q, "count"))?;
-    let t = tenant(&ns, &name);
-    let page = s.store.list_users(&t, &predicate, start, count).await?;
-    let ids: Vec<String> = page.items.iter().map(|u| u.id.clone()).collect();
-    let groups = s.store.groups_of_users(&t, &ids).await?;
-    let resources = page
-        .items
+    let sort = query.sort(Resource::User)?;
+    let page = s
+        .store
+        .search_users(t, &predicate, sort.as_ref(), query.start_index, query.count)
+        .await?;
+    let resources = render_users(s, config, t, &page.items, query).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &scim::list_response(page.total, query.start_index, resources),
+        None,
+    ))
+}
+
+/// Users rendered with their groups and projected as `query` asks.
+async fn render_users(
+    s: &ScimState,
+    config: &CompiledIdentityProvider,
+    t: &str,
+    users: &[User],
+    query: &ListQuery,
+) -> Result<Vec<Value>> {
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let groups = s.store.groups_of_users(t, &ids).await?;
+    Ok(users
         .iter()
         .map(|u| {
             let g = groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
             scim::project(
                 scim::render_user(u, g, &config.scim_base_url),
-                param(&q, "attributes"),
-                param(&q, "excludedAttributes"),
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
             )
         })
-        .collect();
+        .collect())
+}
+
+fn render_groups(
+    config: &CompiledIdentityProvider,
+    groups: &[Group],
+    query: &ListQuery,
+) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|g| {
+            scim::project(
+                scim::render_group(g, &config.scim_base_url),
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
+            )
+        })
+        .collect()
+}
+
+/// Groups shown to SCIM clients: only SCIM-managed ones (sign-in creates the others).
+fn scim_managed() -> Predicate {
+    Predicate::Compare(
+        crate::store::Column::ScimManaged,
+        crate::store::CmpOp::Eq,
+        crate::store::Value::Int(1),
+    )
+}
+
+/// Largest window a sorted root search merges from the two resource types.
+const MAX_SORTED_ROOT_WINDOW: i64 = 1000;
+
+/// `POST /.search` at the root (RFC 7644 §3.4.3): users and groups in one list. Without
+/// `sortBy`, users come first (in creation order), then groups; with it, both are merged in
+/// that order, unassigned values last.
+async fn search_root(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
+    let t = tenant(&ns, &name);
+    let (user_filter, group_filter) = match &query.filter {
+        Some(f) => (
+            filter::parse_at_root(f, Resource::User)?,
+            Predicate::And(
+                Box::new(scim_managed()),
+                Box::new(filter::parse_at_root(f, Resource::Group)?),
+            ),
+        ),
+        None => (Predicate::True, scim_managed()),
+    };
+    let (start, count) = (query.start_index, query.count);
+    let offset = start - 1;
+    let mut resources = Vec::new();
+    let total;
+    if query.sort_by.is_none() {
+        let users = s
+            .store
+            .search_users(&t, &user_filter, None, start, count)
+            .await?;
+        let rest = count - users.items.len() as i64;
+        let group_start = (offset - users.total).max(0) + 1;
+        let groups = s
+            .store
+            .search_groups(&t, &group_filter, None, group_start, rest.max(0))
+            .await?;
+        total = users.total + groups.total;
+        resources.extend(render_users(&s, &config, &t, &users.items, &query).await?);
+        resources.extend(render_groups(&config, &groups.items, &query));
+    } else {
+        let window = offset + count;
+        if window > MAX_SORTED_ROOT_WINDOW {
+            return Err(ScimError::too_many(format!(
+                "a sorted search at the root reads at most {MAX_SORTED_ROOT_WINDOW} results (startIndex + count - 1); narrow the filter, or search /Users/.search and /Groups/.search"
+            ))
+            .into());
+        }
+        let (user_sort, group_sort) = (
+            query.sort_at_root(Resource::User)?,
+            query.sort_at_root(Resource::Group)?,
+        );
+        let users = s
+            .store
+            .search_users(&t, &user_filter, user_sort.as_ref(), 1, window)
+            .await?;
+        let groups = s
+            .store
+            .search_groups(&t, &group_filter, group_sort.as_ref(), 1, window)
+            .await?;
+        total = users.total + groups.total;
+        enum Item<'a> {
+            User(&'a User),
+            Group(&'a Group),
+        }
+        let column = user_sort
+            .as_ref()
+            .or(group_sort.as_ref())
+            .map(|s| s.column.clone());
+        let key = |item: &Item| {
+            column.as_ref().and_then(|c| match item {
+                Item::User(u) => search::user_sort_value(u, c),
+                Item::Group(g) => search::group_sort_value(g, c),
+            })
+        };
+        let mut merged: Vec<Item> = users.items.iter().map(Item::User).collect();
+        merged.extend(groups.items.iter().map(Item::Group));
+        merged.sort_by(|a, b| search::compare_sort_values(&key(a), &key(b), query.descending));
+        for item in merged
+            .into_iter()
+            .skip(offset.max(0) as usize)
+            .take(count.max(0) as usize)
+        {
+            match item {
+                Item::User(u) => resources
+                    .extend(render_users(&s, &config, &t, std::slice::from_ref(u), &query).await?),
+                Item::Group(g) => {
+                    resources.extend(render_groups(&config, std::slice::from_ref(g), &query))
+                }
+            }
+        }
+    }
     Ok(scim_response(
         StatusCode::OK,
-        &scim::list_response(page.total, start, resources),
+        &scim::list_response(total, start, resources),
         None,
     ))
 }
@@ -331,7 +599,7 @@ async fn create_user(
     body: Body,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let (mut input, password) = scim::user_input(&read_body(body).await?)?;
+    let (mut input, password) = scim::user_input(&read_body(&headers, body).await?)?;
     if let Some(p) = password {
         input.password_hash = Some(hash_password(p).await?);
     }
@@ -379,7 +647,7 @@ async fn replace_user(
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
     let expected = if_match(&headers)?;
-    let (mut input, password) = scim::user_input(&read_body(body).await?)?;
+    let (mut input, password) = scim::user_input(&read_body(&headers, body).await?)?;
     if let Some(p) = password {
         input.password_hash = Some(hash_password(p).await?);
     }
@@ -407,7 +675,7 @@ async fn patch_user(
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
     let expected = if_match(&headers)?;
-    let ops = scim::patch::parse_request(&read_body(body).await?)?;
+    let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
     let t = tenant(&ns, &name);
     // Read, apply, write with the version read: a concurrent writer makes the write fail, and
     // then the PATCH is applied again to the new state (no lost update). With If-Match the
@@ -487,40 +755,59 @@ async fn list_groups(
     headers: HeaderMap,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    // Only SCIM-managed groups are shown to SCIM clients.
-    let managed = crate::store::Predicate::Compare(
-        crate::store::Column::ScimManaged,
-        crate::store::CmpOp::Eq,
-        crate::store::Value::Int(1),
-    );
-    let predicate = match param(&q, "filter") {
-        Some(f) => crate::store::Predicate::And(
-            Box::new(managed),
-            Box::new(filter::parse(f, filter::Resource::Group)?),
+    let query = ListQuery::from_params(|n| param(&q, n))?;
+    groups_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+async fn search_groups(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
+    groups_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+/// A ListResponse of SCIM-managed groups for a GET or a `POST /Groups/.search`.
+async fn groups_page(
+    s: &ScimState,
+    config: &CompiledIdentityProvider,
+    t: &str,
+    query: &ListQuery,
+) -> Result<Response> {
+    let predicate = match &query.filter {
+        Some(f) => Predicate::And(
+            Box::new(scim_managed()),
+            Box::new(filter::parse(f, Resource::Group)?),
         ),
-        None => managed,
+        None => scim_managed(),
     };
-    let (start, count) = scim::paging(param(&q, "startIndex"), param(&q, "count"))?;
+    let sort = query.sort(Resource::Group)?;
     let page = s
         .store
-        .list_groups(&tenant(&ns, &name), &predicate, start, count)
+        .search_groups(t, &predicate, sort.as_ref(), query.start_index, query.count)
         .await?;
-    let resources = page
-        .items
-        .iter()
-        .map(|g| {
-            scim::project(
-                scim::render_group(g, &config.scim_base_url),
-                param(&q, "attributes"),
-                param(&q, "excludedAttributes"),
-            )
-        })
-        .collect();
     Ok(scim_response(
         StatusCode::OK,
-        &scim::list_response(page.total, start, resources),
+        &scim::list_response(
+            page.total,
+            query.start_index,
+            render_groups(config, &page.items, query),
+        ),
         None,
     ))
+}
+
+/// Refuses member IDs that name no user of the tenant (400 `invalidValue` naming them).
+async fn check_members(s: &ScimState, t: &str, members: &[String]) -> Result<()> {
+    let missing = s.store.missing_users(t, members).await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(scim::unknown_members(&missing).into())
+    }
 }
 
 async fn create_group(
@@ -531,11 +818,10 @@ async fn create_group(
     body: Body,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let (input, members) = scim::group_input(&read_body(body).await?)?;
-    let group = s
-        .store
-        .create_group(&tenant(&ns, &name), input, &members)
-        .await?;
+    let (input, members) = scim::group_input(&read_body(&headers, body).await?)?;
+    let t = tenant(&ns, &name);
+    check_members(&s, &t, &members).await?;
+    let group = s.store.create_group(&t, input, &members).await?;
     let body = scim::project(
         scim::render_group(&group, &config.scim_base_url),
         param(&q, "attributes"),
@@ -578,10 +864,12 @@ async fn replace_group(
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
     let expected = if_match(&headers)?;
-    let (input, members) = scim::group_input(&read_body(body).await?)?;
+    let (input, members) = scim::group_input(&read_body(&headers, body).await?)?;
+    let t = tenant(&ns, &name);
+    check_members(&s, &t, &members).await?;
     let group = s
         .store
-        .replace_group(&tenant(&ns, &name), &id, expected, input, Some(&members))
+        .replace_group(&t, &id, expected, input, Some(&members))
         .await
         .map_err(|e| not_found_as(e, "Group", &id))?;
     let body = scim::project(
@@ -601,7 +889,7 @@ async fn patch_group(
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
     let expected = if_match(&headers)?;
-    let ops = scim::patch::parse_request(&read_body(body).await?)?;
+    let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
     let t = tenant(&ns, &name);
     // Membership changes alone (what IdPs send most) are applied in one transaction without
     // reading and rewriting the whole member list.
@@ -616,6 +904,7 @@ async fn patch_group(
         {
             return Err(ScimError::not_found(format!("no Group with id {id}")).into());
         }
+        check_members(&s, &t, &add).await?;
         let group = s
             .store
             .change_members(&t, &id, &add, &remove)
@@ -649,6 +938,13 @@ async fn patch_group(
         let mut view = scim::group_patch_view(&current);
         scim::patch::apply(&mut view, &ops)?;
         let (input, members) = scim::group_fields(view)?;
+        // Only the members this PATCH adds need checking: the others are members already.
+        let added: Vec<String> = members
+            .iter()
+            .filter(|m| !current.members.contains(m))
+            .cloned()
+            .collect();
+        check_members(&s, &t, &added).await?;
         match s
             .store
             .replace_group(&t, &id, Some(current.version), input, Some(&members))
@@ -692,22 +988,7 @@ async fn service_provider_config(
     headers: HeaderMap,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": { "supported": true },
-        "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
-        "filter": { "supported": true, "maxResults": scim::MAX_PAGE },
-        "changePassword": { "supported": true },
-        "sort": { "supported": false },
-        "etag": { "supported": true },
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "Bearer token",
-            "description": "The token of a ScimToken resource, sent as Authorization: Bearer <token>",
-            "primary": true
-        }],
-        "meta": { "resourceType": "ServiceProviderConfig", "location": format!("{}/ServiceProviderConfig", config.scim_base_url) }
-    });
+    let body = schema::service_provider_config(&config.scim_base_url, scim::MAX_PAGE);
     Ok(scim_response(StatusCode::OK, &body, None))
 }
 
@@ -717,25 +998,26 @@ async fn resource_types(
     headers: HeaderMap,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let base = &config.scim_base_url;
-    let types = vec![
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"], "id": "User", "name": "User", "endpoint": "/Users",
-            "schema": scim::patch::CORE_USER,
-            "schemaExtensions": [{ "schema": scim::patch::ENTERPRISE_USER, "required": false }],
-            "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User") }
-        }),
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"], "id": "Group", "name": "Group", "endpoint": "/Groups",
-            "schema": scim::patch::CORE_GROUP,
-            "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group") }
-        }),
-    ];
+    let types = schema::resource_types(&config.scim_base_url);
     Ok(scim_response(
         StatusCode::OK,
-        &scim::list_response(2, 1, types),
+        &scim::list_response(types.len() as i64, 1, types),
         None,
     ))
+}
+
+async fn resource_type(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let body = schema::resource_type(&id, &config.scim_base_url).ok_or_else(|| {
+        ScimError::not_found(format!(
+            "no resource type {id}: this server has User and Group"
+        ))
+    })?;
+    Ok(scim_response(StatusCode::OK, &body, None))
 }
 
 async fn schemas(
@@ -743,30 +1025,57 @@ async fn schemas(
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    authorize(&s, &ns, &name, &headers)?;
-    let attr = |name: &str, kind: &str, multi: bool, uniqueness: &str| {
-        json!({ "name": name, "type": kind, "multiValued": multi, "required": name == "userName" || name == "displayName",
-                "caseExact": false, "mutability": if name == "id" { "readOnly" } else { "readWrite" }, "returned": "default", "uniqueness": uniqueness })
-    };
-    let user = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": scim::patch::CORE_USER, "name": "User",
-        "attributes": [
-            attr("userName", "string", false, "server"), attr("externalId", "string", false, "none"), attr("active", "boolean", false, "none"),
-            attr("name", "complex", false, "none"), attr("displayName", "string", false, "none"), attr("emails", "complex", true, "none"),
-            attr("locale", "string", false, "none"), attr("password", "string", false, "none"), attr("groups", "complex", true, "none")
-        ]
-    });
-    let group = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": scim::patch::CORE_GROUP, "name": "Group",
-        "attributes": [attr("displayName", "string", false, "none"), attr("externalId", "string", false, "none"), attr("members", "complex", true, "none")]
-    });
-    let enterprise = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"], "id": scim::patch::ENTERPRISE_USER, "name": "EnterpriseUser",
-        "attributes": [attr("employeeNumber", "string", false, "none"), attr("department", "string", false, "none"), attr("manager", "complex", false, "none")]
-    });
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let all = schema::schemas(&config.scim_base_url);
     Ok(scim_response(
         StatusCode::OK,
-        &scim::list_response(3, 1, vec![user, group, enterprise]),
+        &scim::list_response(all.len() as i64, 1, all),
         None,
     ))
+}
+
+async fn schema_by_id(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let body = schema::schema(&id, &config.scim_base_url).ok_or_else(|| {
+        ScimError::not_found(format!(
+            "no schema {id}: GET /Schemas lists the schemas this server serves"
+        ))
+    })?;
+    Ok(scim_response(StatusCode::OK, &body, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_of_real_clients_are_accepted_and_others_refused() {
+        let with = |t: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(t).unwrap());
+            accepted_content_type(&h)
+        };
+        for ok in [
+            "application/scim+json",
+            "application/scim+json; charset=utf-8",
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+        ] {
+            assert!(with(ok), "{ok}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/xml",
+            "application/jsonx",
+        ] {
+            assert!(!with(refused), "{refused}");
+        }
+        assert!(accepted_content_type(&HeaderMap::new()));
+    }
 }

@@ -10,7 +10,7 @@ mod health;
 mod predicate;
 mod single_logout;
 
-pub use predicate::{Bind, CmpOp, Column, Predicate, Value};
+pub use predicate::{Bind, CmpOp, Column, Predicate, Sort, Value};
 pub use single_logout::SessionSubject;
 
 use std::sync::Arc;
@@ -617,6 +617,20 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<User>, StoreError> {
+        self.search_users(tenant, filter, None, start_index, count)
+            .await
+    }
+
+    /// Users matching `filter` in the order of `sort` (creation order without one), 1-based
+    /// `start_index`, at most `count`.
+    pub async fn search_users(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        sort: Option<&Sort>,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<User>, StoreError> {
         self.guarded(Access::Read, async move {
             let (total, rows) = self
                 .page(
@@ -624,6 +638,7 @@ impl Store {
                     Self::USER_COLUMNS,
                     tenant,
                     filter,
+                    &Sort::order_by(sort),
                     start_index,
                     count,
                 )
@@ -640,14 +655,17 @@ impl Store {
     }
 
     /// The total number of rows of `table` matching `filter`, and the requested page of them
-    /// in stable order (creation time, then id). A deep page (a high `startIndex`) is chosen
-    /// on the ordering index alone and only its rows are read in full.
+    /// in stable `order` (an `ORDER BY` list from [`Sort::order_by`], ending in creation time
+    /// and id). A deep page (a high `startIndex`) is chosen on the ordering index alone and
+    /// only its rows are read in full.
+    #[allow(clippy::too_many_arguments)]
     async fn page(
         &self,
         table: &'static str,
         columns: &'static str,
         tenant: &str,
         filter: &Predicate,
+        order: &str,
         start_index: i64,
         count: i64,
     ) -> Result<(i64, Vec<AnyRow>), StoreError> {
@@ -675,7 +693,7 @@ impl Store {
         };
         if offset == 0 {
             let sql = format!(
-                "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n}"
+                "SELECT {columns} FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY {order} LIMIT ${n}"
             );
             let rows = bound(sql).bind(count).fetch_all(&self.pool).await?;
             // A first page that is not full holds every match: no count needed (a lookup by
@@ -696,7 +714,7 @@ impl Store {
         // no planner estimate (PostgreSQL's statistics lag a bulk provisioning) can turn the
         // lookup into a scan of the tenant per row.
         let sql = format!(
-            "SELECT id FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY created_us, id LIMIT ${n} OFFSET ${}",
+            "SELECT id FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY {order} LIMIT ${n} OFFSET ${}",
             n + 1
         );
         let ids: Vec<String> = bound(sql)
@@ -969,6 +987,20 @@ impl Store {
         start_index: i64,
         count: i64,
     ) -> Result<Page<Group>, StoreError> {
+        self.search_groups(tenant, filter, None, start_index, count)
+            .await
+    }
+
+    /// Groups matching `filter` in the order of `sort` (creation order without one), 1-based
+    /// `start_index`, at most `count`.
+    pub async fn search_groups(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        sort: Option<&Sort>,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<Group>, StoreError> {
         self.guarded(Access::Read, async move {
             let (total, rows) = self
                 .page(
@@ -976,6 +1008,7 @@ impl Store {
                     Self::GROUP_COLUMNS,
                     tenant,
                     filter,
+                    &Sort::order_by(sort),
                     start_index,
                     count,
                 )
@@ -985,6 +1018,48 @@ impl Store {
                 items.push(self.group_from_row(tenant, row).await?);
             }
             Ok(Page { total, items })
+        })
+        .await
+    }
+
+    /// The IDs among `ids` that name no user of `tenant` (in the order given, without
+    /// repeats): what a group's member list must not contain.
+    pub async fn missing_users(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut wanted: Vec<&String> = Vec::new();
+        for id in ids {
+            if !wanted.contains(&id) {
+                wanted.push(id);
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.guarded(Access::Read, async move {
+            let mut found = std::collections::HashSet::new();
+            for chunk in wanted.chunks(500) {
+                let placeholders: Vec<String> =
+                    (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT id FROM scim_users WHERE tenant = $1 AND id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+                for id in chunk {
+                    q = q.bind(id.as_str());
+                }
+                for row in q.fetch_all(&self.pool).await? {
+                    found.insert(row.try_get::<String, _>("id")?);
+                }
+            }
+            Ok(wanted
+                .iter()
+                .filter(|id| !found.contains(id.as_str()))
+                .map(|id| (*id).clone())
+                .collect())
         })
         .await
     }

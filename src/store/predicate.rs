@@ -106,6 +106,33 @@ pub enum Predicate {
     },
 }
 
+/// The order of a list: by `column` (ascending or descending), unassigned values last when
+/// ascending and first when descending (RFC 7644 §3.4.2.3), then by creation time and id so
+/// that pages stay stable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sort {
+    /// The column sorted on.
+    pub column: Column,
+    /// Descending rather than ascending.
+    pub descending: bool,
+}
+
+impl Sort {
+    /// The `ORDER BY` list (without the keywords) for an optional sort.
+    pub fn order_by(sort: Option<&Sort>) -> String {
+        match sort {
+            None => "created_us, id".to_owned(),
+            Some(s) => {
+                let col = s.column.sql();
+                let dir = if s.descending { " DESC" } else { "" };
+                // `(col IS NULL)` puts unassigned values last on both backends (PostgreSQL
+                // and SQLite disagree on where NULLs go by default).
+                format!("({col} IS NULL){dir}, {col}{dir}, created_us, id")
+            }
+        }
+    }
+}
+
 /// A parameter to bind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bind(Value);
