@@ -1698,6 +1698,16 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
             "{body}: {err}"
         );
     }
+    // A sorted root search past its window is refused, however large the startIndex.
+    for start in [json!(1000), json!(i64::MAX)] {
+        let body = json!({ "schemas": [SEARCH_REQUEST], "sortBy": "meta.created", "startIndex": start, "count": 10 });
+        let (status, err) = scim.post("/.search", body.clone()).await;
+        assert_eq!(
+            (status, err["scimType"].clone()),
+            (StatusCode::BAD_REQUEST, json!("tooMany")),
+            "{body}: {err}"
+        );
+    }
     let (status, err) = scim.get("/Users?sortBy=nickName").await;
     assert_eq!(
         (status, err["scimType"].clone()),

@@ -533,7 +533,8 @@ async fn search_root(
         resources.extend(render_users(&s, &config, &t, &users.items, &query).await?);
         resources.extend(render_groups(&config, &groups.items, &query));
     } else {
-        let window = offset + count;
+        // startIndex is the client's: up to i64::MAX.
+        let window = offset.saturating_add(count);
         if window > MAX_SORTED_ROOT_WINDOW {
             return Err(ScimError::too_many(format!(
                 "a sorted search at the root reads at most {MAX_SORTED_ROOT_WINDOW} results (startIndex + count - 1); narrow the filter, or search /Users/.search and /Groups/.search"
