@@ -11,7 +11,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,9 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use sso_operator::api::IdentityProvider;
-use support::operator::{Operator, controller_kubeconfig, free_port, server_kubeconfig};
-use support::{TestNamespace, admin_client, install_crds, repo_root, wait_for};
+use support::operator::Stack;
+use support::operator::free_port;
+use support::{repo_root, tls_files, wait_for};
 
 const REALM: &str = "example";
 const PASSWORD: &str = "correct-horse-battery";
@@ -36,65 +37,6 @@ struct Keycloak {
     ca_file: PathBuf,
     log: PathBuf,
     http: reqwest::Client,
-}
-
-/// A CA and a certificate for 127.0.0.1 issued by it, as PEM files in `dir`:
-/// (ca.pem, server.pem, server.key).
-fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::{BigNum, MsbOption};
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::{PKey, Private};
-    use openssl::rsa::Rsa;
-    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-    use openssl::x509::{X509, X509NameBuilder};
-    let build = |cn: &str, ca: Option<(&X509, &PKey<Private>)>| {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", cn).unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        let mut serial = BigNum::new().unwrap();
-        serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap())
-            .unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-            .unwrap();
-        match ca {
-            None => {
-                b.set_issuer_name(&name).unwrap();
-                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                    .unwrap();
-                b.sign(&key, MessageDigest::sha256()).unwrap();
-            }
-            Some((ca_cert, ca_key)) => {
-                b.set_issuer_name(ca_cert.subject_name()).unwrap();
-                let san = SubjectAlternativeName::new()
-                    .ip("127.0.0.1")
-                    .build(&b.x509v3_context(Some(ca_cert), None))
-                    .unwrap();
-                b.append_extension(san).unwrap();
-                b.sign(ca_key, MessageDigest::sha256()).unwrap();
-            }
-        }
-        (b.build(), key)
-    };
-    let (ca, ca_key) = build("sso-operator test CA", None);
-    let (leaf, leaf_key) = build("127.0.0.1", Some((&ca, &ca_key)));
-    let files = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    );
-    std::fs::write(&files.0, ca.to_pem().unwrap()).unwrap();
-    std::fs::write(&files.1, leaf.to_pem().unwrap()).unwrap();
-    std::fs::write(&files.2, leaf_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    files
 }
 
 impl Keycloak {
@@ -592,24 +534,24 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
 
     // While Keycloak starts: the control plane, the controller (trusting Keycloak's CA for
     // the metadata fetch) and the server.
-    let client = admin_client().await;
-    install_crds(&client).await;
-    let ns = TestNamespace::new(&client, "keycloak").await;
     let ca = keycloak.ca_file.to_string_lossy().into_owned();
-    let _controller = Operator::start(
-        &controller_kubeconfig(&client, &ns.name).await,
-        &ns.name,
+    let Stack {
+        client,
+        ns,
+        controller: _controller,
+        server: _server,
+        url: server_url,
+    } = Stack::start(
+        "keycloak",
+        &support::sqlite_url("keycloak"),
         &[
             "--allow-private-metadata-addresses",
             "--metadata-ca-file",
             &ca,
         ],
-    );
-    let (_server, server_url) = Operator::start_server(
-        &server_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &support::sqlite_url("keycloak"),
-    );
+        &[],
+    )
+    .await;
 
     let startup = keycloak.wait_ready(started).await;
     eprintln!("Keycloak answered {:.0?} after it was started", startup);

@@ -9,6 +9,7 @@ use openssl::pkey::{PKey, Private};
 use serde_json::{Value, json};
 use sso_operator::config::CompiledIdentityProvider;
 use sso_operator::saml::acs::{self, AcsError};
+use support::{random_id, rfc3339};
 
 const SP_ENTITY: &str = "https://sso.example.test/saml/ns/okta/metadata";
 const ACS: &str = "https://sso.example.test/saml/ns/okta/acs";
@@ -30,16 +31,6 @@ fn config(idp_cert: &str, allow_idp_initiated: bool) -> CompiledIdentityProvider
         "saml": {}, "attributeMapping": {}, "users": {}, "session": {}, "scimBaseUrl": "s", "scimTokens": []
     }))
     .unwrap()
-}
-
-fn random_id(prefix: &str) -> String {
-    let mut v = [0u8; 16];
-    openssl::rand::rand_bytes(&mut v).unwrap();
-    format!("{prefix}{}", hex::encode(v))
-}
-
-fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// An Okta-shaped response (assertion signed) answering `_req1`, with `overrides` applied.
@@ -723,21 +714,15 @@ fn encryption_certificate(metadata: &str) -> String {
 async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_reason() {
     use kube::api::{Api, Patch, PatchParams};
     use std::time::Duration;
-    use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig, server_kubeconfig};
+    use support::operator::{EXTERNAL_URL, Stack};
 
-    let client = support::admin_client().await;
-    support::install_crds(&client).await;
-    let ns = support::TestNamespace::new(&client, "saml-sig").await;
-    let _controller = Operator::start(
-        &controller_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &[],
-    );
-    let (server, url) = Operator::start_server(
-        &server_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &support::sqlite_url("saml-sig"),
-    );
+    let Stack {
+        client,
+        ns,
+        controller: _controller,
+        server,
+        url,
+    } = Stack::start("saml-sig", &support::sqlite_url("saml-sig"), &[], &[]).await;
     let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
     let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
     let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },

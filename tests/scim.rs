@@ -12,8 +12,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sso_operator::store::Store;
-use support::operator::{Operator, controller_kubeconfig, server_kubeconfig};
-use support::{TestNamespace, admin_client, install_crds, wait_for};
+use support::operator::Stack;
+use support::operator::{Operator, server_kubeconfig};
+use support::{TestNamespace, wait_for};
 
 const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -36,19 +37,13 @@ fn cert_pem() -> String {
 
 impl Scim {
     async fn start(prefix: &str, database_url: String) -> Self {
-        let client = admin_client().await;
-        install_crds(&client).await;
-        let ns = TestNamespace::new(&client, prefix).await;
-        let controller = Operator::start(
-            &controller_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &[],
-        );
-        let (server, url) = Operator::start_server(
-            &server_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &database_url,
-        );
+        let Stack {
+            client,
+            ns,
+            controller,
+            server,
+            url,
+        } = Stack::start(prefix, &database_url, &[], &[]).await;
         let me = Self {
             _controller: controller,
             server,

@@ -14,11 +14,12 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use openssl::pkey::{PKey, Private};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 use sso_operator::api::IdentityProvider;
-use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig, server_kubeconfig};
-use support::{TestNamespace, admin_client, install_crds, wait_for};
+use support::operator::Stack;
+use support::operator::{EXTERNAL_URL, Operator};
+use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
 
 const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
 
@@ -41,28 +42,6 @@ struct Answer {
     body: String,
 }
 
-fn rfc3339(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn random_id(prefix: &str) -> String {
-    let mut v = [0u8; 16];
-    openssl::rand::rand_bytes(&mut v).unwrap();
-    format!("{prefix}{}", hex::encode(v))
-}
-
-fn set_cookies(r: &reqwest::Response) -> HashMap<String, String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| {
-            let (k, rest) = v.split_once('=')?;
-            Some((k.to_owned(), rest.split(';').next()?.to_owned()))
-        })
-        .collect()
-}
-
 impl Sso {
     async fn start(prefix: &str, database_url: &str, spec: Value) -> Self {
         Self::start_with(prefix, database_url, spec, &[]).await
@@ -74,19 +53,13 @@ impl Sso {
         spec: Value,
         controller_args: &[&str],
     ) -> Self {
-        let client = admin_client().await;
-        install_crds(&client).await;
-        let ns = TestNamespace::new(&client, prefix).await;
-        let controller = Operator::start(
-            &controller_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            controller_args,
-        );
-        let (server, url) = Operator::start_server(
-            &server_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            database_url,
-        );
+        let Stack {
+            controller,
+            server,
+            url,
+            client,
+            ns,
+        } = Stack::start(prefix, database_url, controller_args, &[]).await;
         let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
         let me = Self {
             _controller: controller,

@@ -7,7 +7,7 @@ pub mod chart;
 pub mod control_plane;
 pub mod operator;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -261,12 +261,6 @@ httpd.serve_forever()
 impl HttpsServer {
     /// Starts the server; `name` keeps parallel tests apart.
     pub fn start(name: &str) -> Self {
-        use openssl::asn1::Asn1Time;
-        use openssl::hash::MessageDigest;
-        use openssl::pkey::PKey;
-        use openssl::rsa::Rsa;
-        use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-        use openssl::x509::{X509, X509NameBuilder};
         use std::io::BufRead;
 
         let dir = std::env::temp_dir()
@@ -274,58 +268,12 @@ impl HttpsServer {
             .join(format!("https-{name}-{}", std::process::id()));
         let www = dir.join("www");
         std::fs::create_dir_all(&www).expect("create server dir");
-        let build = |cn: &str, ca: Option<(&X509, &PKey<openssl::pkey::Private>)>| {
-            let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-            let mut n = X509NameBuilder::new().unwrap();
-            n.append_entry_by_text("CN", cn).unwrap();
-            let n = n.build();
-            let mut b = X509::builder().unwrap();
-            b.set_version(2).unwrap();
-            let serial = openssl::bn::BigNum::from_u32(rand_u32())
-                .unwrap()
-                .to_asn1_integer()
-                .unwrap();
-            b.set_serial_number(&serial).unwrap();
-            b.set_subject_name(&n).unwrap();
-            b.set_pubkey(&key).unwrap();
-            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-                .unwrap();
-            b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-                .unwrap();
-            match ca {
-                None => {
-                    b.set_issuer_name(&n).unwrap();
-                    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                        .unwrap();
-                    b.sign(&key, MessageDigest::sha256()).unwrap();
-                }
-                Some((ca_cert, ca_key)) => {
-                    b.set_issuer_name(ca_cert.subject_name()).unwrap();
-                    let san = SubjectAlternativeName::new()
-                        .ip("127.0.0.1")
-                        .build(&b.x509v3_context(Some(ca_cert), None))
-                        .unwrap();
-                    b.append_extension(san).unwrap();
-                    b.sign(ca_key, MessageDigest::sha256()).unwrap();
-                }
-            }
-            (b.build(), key)
-        };
-        let (ca, ca_key) = build("sso-operator test CA", None);
-        let (leaf, leaf_key) = build("127.0.0.1", Some((&ca, &ca_key)));
-        let ca_file = dir.join("ca.pem");
-        std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
-        std::fs::write(dir.join("server.pem"), leaf.to_pem().unwrap()).unwrap();
-        std::fs::write(
-            dir.join("server.key"),
-            leaf_key.private_key_to_pem_pkcs8().unwrap(),
-        )
-        .unwrap();
+        let (ca_file, server_pem, server_key) = tls_files(&dir);
         let mut child = Command::new("python3")
             .args(["-c", HTTPS_SERVER])
             .arg(&www)
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
+            .arg(server_pem)
+            .arg(server_key)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -361,12 +309,89 @@ impl Drop for HttpsServer {
     }
 }
 
-fn rand_u32() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1)
-        | 1
+/// A CA of its own and a certificate for 127.0.0.1 issued by it (valid for two days), written
+/// as PEM files into `dir`: (ca.pem, server.pem, server.key).
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509, X509NameBuilder};
+    let build = |cn: &str, ca: Option<(&X509, &PKey<Private>)>| {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", cn).unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = openssl::bn::BigNum::new().unwrap();
+        serial
+            .rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)
+            .unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        match ca {
+            None => {
+                b.set_issuer_name(&n).unwrap();
+                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+                b.sign(&key, MessageDigest::sha256()).unwrap();
+            }
+            Some((ca_cert, ca_key)) => {
+                b.set_issuer_name(ca_cert.subject_name()).unwrap();
+                let san = SubjectAlternativeName::new()
+                    .ip("127.0.0.1")
+                    .build(&b.x509v3_context(Some(ca_cert), None))
+                    .unwrap();
+                b.append_extension(san).unwrap();
+                b.sign(ca_key, MessageDigest::sha256()).unwrap();
+            }
+        }
+        (b.build(), key)
+    };
+    let (ca, ca_key) = build("sso-operator test CA", None);
+    let (leaf, leaf_key) = build("127.0.0.1", Some((&ca, &ca_key)));
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&files.0, ca.to_pem().unwrap()).unwrap();
+    std::fs::write(&files.1, leaf.to_pem().unwrap()).unwrap();
+    std::fs::write(&files.2, leaf_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    files
+}
+
+/// An instant as SAML writes it (`xs:dateTime` in UTC, whole seconds).
+pub fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A fresh SAML ID: `prefix` and 128 random bits in hex.
+pub fn random_id(prefix: &str) -> String {
+    let mut v = [0u8; 16];
+    openssl::rand::rand_bytes(&mut v).unwrap();
+    format!("{prefix}{}", hex::encode(v))
+}
+
+/// The cookies an answer sets, by name (values only, attributes dropped).
+pub fn set_cookies(r: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (k, rest) = v.split_once('=')?;
+            Some((k.to_owned(), rest.split(';').next()?.to_owned()))
+        })
+        .collect()
 }
 
 /// SAML metadata of an IdP with the given entity ID, SSO URL and signing certificates (PEM).

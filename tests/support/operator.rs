@@ -386,3 +386,52 @@ impl Drop for Operator {
         self.kill();
     }
 }
+
+/// A fresh namespace of its own with the real controller and `sso-operator server` started
+/// for it, the way most end-to-end tests begin. Destructure it (`client, ns` first, so that
+/// the processes stop before the namespace goes).
+pub struct Stack {
+    /// `sso-operator controller`, with the extra arguments given.
+    pub controller: Operator,
+    /// `sso-operator server` on a free port of 127.0.0.1.
+    pub server: Operator,
+    /// The server's base URL.
+    pub url: String,
+    /// An admin client of the control plane.
+    pub client: Client,
+    /// The test's namespace.
+    pub ns: super::TestNamespace,
+}
+
+impl Stack {
+    /// Installs the CRDs, creates a namespace named after `prefix`, and starts the controller
+    /// (with `controller_args`) and the server (on `database_url`, with `server_args`) in it.
+    pub async fn start(
+        prefix: &str,
+        database_url: &str,
+        controller_args: &[&str],
+        server_args: &[&str],
+    ) -> Self {
+        let client = super::admin_client().await;
+        super::install_crds(&client).await;
+        let ns = super::TestNamespace::new(&client, prefix).await;
+        let controller = Operator::start(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            controller_args,
+        );
+        let (server, url) = Operator::start_server_with(
+            &server_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            database_url,
+            server_args,
+        );
+        Self {
+            controller,
+            server,
+            url,
+            client,
+            ns,
+        }
+    }
+}
