@@ -214,39 +214,21 @@ impl SamlSubject {
     }
 }
 
-/// What a sign-out cookie holds between our LogoutRequest and the IdP's LogoutResponse, as
-/// [`LoginPayload`] does for sign-in: the LogoutResponse must answer a LogoutRequest this
-/// browser sent.
+/// What a sign-in or sign-out cookie holds between our request to the IdP and its answer:
+/// the browser carries its own pending request, sealed, so starting a sign-in writes nothing
+/// anywhere, and the IdP's answer must be to a request this browser sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogoutPayload {
+pub struct PendingRequest {
     /// The IdentityProvider (`namespace/name`).
     #[serde(rename = "t")]
     pub tenant: String,
-    /// The LogoutRequest ID (also the RelayState).
+    /// The AuthnRequest or LogoutRequest ID (also the RelayState).
     #[serde(rename = "i")]
     pub request_id: String,
-    /// Where to go after signing out.
+    /// Where to go afterwards.
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<String>,
-    /// Until when the sign-out may finish (Unix seconds).
-    #[serde(rename = "e")]
-    pub expires: i64,
-}
-
-/// What a sign-in cookie holds between `/login` and the ACS: the browser carries its own
-/// sign-in state, sealed, so starting a sign-in writes nothing anywhere.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginPayload {
-    /// The IdentityProvider (`namespace/name`).
-    #[serde(rename = "t")]
-    pub tenant: String,
-    /// The AuthnRequest ID (also the RelayState).
-    #[serde(rename = "i")]
-    pub request_id: String,
-    /// Where to go after sign-in.
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<String>,
-    /// Until when the sign-in may finish (Unix seconds).
+    /// Until when the IdP's answer is accepted (Unix seconds).
     #[serde(rename = "e")]
     pub expires: i64,
 }

@@ -19,7 +19,7 @@ use super::sessions;
 use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml;
-use crate::session::{LoginPayload, SamlSubject};
+use crate::session::{PendingRequest, SamlSubject};
 use crate::store::{SessionSubject, Store};
 
 /// How long a started sign-in may take at the IdP.
@@ -110,12 +110,7 @@ async fn acs(
             st.figures
                 .record_sign_in(&ns, &name, Some((refused.reason, &refused.message)));
             st.metrics.sign_in(Some(refused.reason));
-            let mut r = page(refused.status, refused.page.0, refused.page.1);
-            if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
-                r.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            r
+            page(refused.status, refused.page.0, refused.page.1)
         }
     }
 }
@@ -170,7 +165,7 @@ async fn sign_in(
             )
         };
         let keys = st.configs.session_keys().ok_or_else(mismatch)?;
-        let payload: LoginPayload = web::cookie(headers, &cookie_name)
+        let payload: PendingRequest = web::cookie(headers, &cookie_name)
             .and_then(|v| keys.open(v))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(mismatch)?;
@@ -394,7 +389,7 @@ async fn login(
     let id = saml::login::new_request_id();
     // The sign-in's state travels sealed in the browser's cookie: starting a sign-in writes
     // nothing on the server, so anonymous callers cannot fill anything.
-    let payload = LoginPayload {
+    let payload = PendingRequest {
         tenant: tenant.clone(),
         request_id: id.clone(),
         redirect: target.cloned(),

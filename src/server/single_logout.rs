@@ -16,7 +16,7 @@ use super::sessions;
 use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml::logout::{self, Incoming, LogoutError, Outgoing, Received};
-use crate::session::{LogoutPayload, SamlSubject};
+use crate::session::{PendingRequest, SamlSubject};
 
 /// How long the IdP may take to answer our LogoutRequest.
 const LOGOUT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
@@ -122,7 +122,7 @@ pub fn start(
     let tenant = format!("{}/{}", config.namespace, config.name);
     let keys = st.configs.session_keys()?;
     let id = logout::new_message_id();
-    let payload = LogoutPayload {
+    let payload = PendingRequest {
         tenant: tenant.clone(),
         request_id: id.clone(),
         redirect: redirect.map(str::to_owned),
@@ -295,12 +295,7 @@ async fn answer(
                 refused.message
             ),
         };
-        let mut r = page(refused.status, "Sign-Out Failed", &text);
-        if refused.status == StatusCode::PAYLOAD_TOO_LARGE {
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        r
+        page(refused.status, "Sign-Out Failed", &text)
     })
 }
 
@@ -389,7 +384,7 @@ async fn finish_logout(
         .ok_or_else(mismatch)?;
     let cookie_name = logout_cookie_name(&relay_state);
     let keys = st.configs.session_keys().ok_or_else(mismatch)?;
-    let payload: LogoutPayload = web::cookie(headers, &cookie_name)
+    let payload: PendingRequest = web::cookie(headers, &cookie_name)
         .and_then(|v| keys.open(v))
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(mismatch)?;

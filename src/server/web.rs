@@ -21,7 +21,8 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A minimal HTML page that loads nothing and cannot be framed.
+/// A minimal HTML page that loads nothing and cannot be framed. A 413 page also closes the
+/// connection, since the rest of the refused body was never read.
 pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>{x}</p></body></html>",
@@ -43,6 +44,9 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 

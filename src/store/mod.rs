@@ -1029,12 +1029,8 @@ impl Store {
         tenant: &str,
         ids: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        let mut wanted: Vec<&String> = Vec::new();
-        for id in ids {
-            if !wanted.contains(&id) {
-                wanted.push(id);
-            }
-        }
+        let mut seen = std::collections::HashSet::new();
+        let wanted: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
