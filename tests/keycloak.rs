@@ -249,16 +249,20 @@ impl Drop for Keycloak {
 }
 
 /// A browser's cookies for one host, kept by hand (Keycloak's login needs its session
-/// cookies back).
-#[derive(Default)]
+/// cookies back). A cookie set empty is removed.
+#[derive(Default, Clone)]
 struct Cookies(HashMap<String, String>);
 
 impl Cookies {
     fn keep(&mut self, r: &reqwest::Response) {
         for v in r.headers().get_all(SET_COOKIE) {
             if let Some((k, rest)) = v.to_str().unwrap().split_once('=') {
-                self.0
-                    .insert(k.to_owned(), rest.split(';').next().unwrap().to_owned());
+                let value = rest.split(';').next().unwrap();
+                if value.is_empty() {
+                    self.0.remove(k);
+                } else {
+                    self.0.insert(k.to_owned(), value.to_owned());
+                }
             }
         }
     }
@@ -330,6 +334,115 @@ fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
     found
 }
 
+/// The first form in `page`: its action and its inputs with a value.
+fn first_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
+    let action = tags(page, "form")
+        .into_iter()
+        .find_map(|t| attribute(t, "action"))?;
+    let fields = tags(page, "input")
+        .into_iter()
+        .filter_map(|t| Some((attribute(t, "name")?, attribute(t, "value")?)))
+        .collect();
+    Some((action, fields))
+}
+
+/// A request the browser makes next.
+enum Step {
+    Get(String),
+    Post(String, Vec<(String, String)>),
+}
+
+/// Where a walk through redirects and self-posting forms ended.
+struct Landed {
+    url: String,
+    status: StatusCode,
+    page: String,
+}
+
+/// A browser going back and forth between Keycloak and our server: it follows redirects and
+/// submits the self-posting SAML forms (HTTP-POST binding) as a browser's script would, with
+/// each server's cookies, and notes each SAML message it carries.
+struct Browser<'a> {
+    keycloak: &'a Keycloak,
+    server: &'a str,
+    at_keycloak: Cookies,
+    at_server: Cookies,
+    /// "METHOD URL-without-query MESSAGE-FIELD" for each request that carried a SAML message.
+    messages: Vec<String>,
+}
+
+impl Browser<'_> {
+    /// Follows `step` until a page that is neither a redirect nor a self-posting SAML form, or
+    /// until the next request would go to `stop` (not made).
+    async fn go(&mut self, mut step: Step, stop: Option<&str>) -> Landed {
+        for _ in 0..12 {
+            let url = match &step {
+                Step::Get(u) | Step::Post(u, _) => u.clone(),
+            };
+            if stop == Some(url.as_str()) {
+                return Landed {
+                    url,
+                    status: StatusCode::OK,
+                    page: String::new(),
+                };
+            }
+            let at_keycloak = url.starts_with(&self.keycloak.url);
+            assert!(
+                at_keycloak || url.starts_with(self.server),
+                "the browser was sent to neither Keycloak nor our server: {url}"
+            );
+            let jar = if at_keycloak {
+                &mut self.at_keycloak
+            } else {
+                &mut self.at_server
+            };
+            let parsed = reqwest::Url::parse(&url).unwrap();
+            let base = format!("{}{}", parsed.origin().ascii_serialization(), parsed.path());
+            let req = match &step {
+                Step::Get(_) => {
+                    if let Some((k, _)) = parsed
+                        .query_pairs()
+                        .find(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse")
+                    {
+                        self.messages.push(format!("GET {base} {k}"));
+                    }
+                    self.keycloak.http.get(&url)
+                }
+                Step::Post(_, fields) => {
+                    if let Some((k, _)) = fields
+                        .iter()
+                        .find(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse")
+                    {
+                        self.messages.push(format!("POST {base} {k}"));
+                    }
+                    self.keycloak.http.post(&url).form(fields)
+                }
+            };
+            let r = req.header(COOKIE, jar.header()).send().await.unwrap();
+            jar.keep(&r);
+            let status = r.status();
+            if status.is_redirection() {
+                let location = r.headers()[LOCATION].to_str().unwrap();
+                step = Step::Get(parsed.join(location).unwrap().to_string());
+                continue;
+            }
+            let page = r.text().await.unwrap();
+            match first_form(&page) {
+                Some((action, fields))
+                    if status == StatusCode::OK
+                        && fields
+                            .iter()
+                            .any(|(k, _)| k == "SAMLRequest" || k == "SAMLResponse") =>
+                {
+                    step = Step::Post(parsed.join(&action).unwrap().to_string(), fields);
+                }
+                _ => return Landed { url, status, page },
+            }
+        }
+        panic!("more than 12 redirects and forms: {:?}", self.messages);
+    }
+}
+
 /// One IdentityProvider of this test, its Keycloak client, and the way through both.
 struct Connection<'a> {
     keycloak: &'a Keycloak,
@@ -376,7 +489,11 @@ impl Connection<'_> {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .next()
             .expect("our login sets a cookie");
-        let r = self.keycloak.http.get(&location).send().await.unwrap();
+        let mut req = self.keycloak.http.get(&location);
+        if !cookies.0.is_empty() {
+            req = req.header(COOKIE, cookies.header());
+        }
+        let r = req.send().await.unwrap();
         cookies.keep(&r);
         let status = r.status();
         let page = r.text().await.unwrap();
@@ -533,7 +650,8 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
     let mut keycloak = Keycloak::start("example");
 
     // While Keycloak starts: the control plane, the controller (trusting Keycloak's CA for
-    // the metadata fetch) and the server.
+    // the metadata fetch) and the server, whose external URL is its own address: Keycloak
+    // calls it directly for Single Logout.
     let ca = keycloak.ca_file.to_string_lossy().into_owned();
     let Stack {
         client,
@@ -541,7 +659,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         controller: _controller,
         server: _server,
         url: server_url,
-    } = Stack::start(
+    } = Stack::start_reachable(
         "keycloak",
         &support::sqlite_url("keycloak"),
         &[
@@ -682,6 +800,215 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         "engineering",
         "the group from Keycloak's Group list mapper, by name"
     );
+
+    // Keycloak's session is open: signing in again skips its password form.
+    let (_, at) = connection.open_login(&mut cookies.clone()).await;
+    match at {
+        AtKeycloak::Other(status, page) => assert!(
+            status == StatusCode::OK && page.contains("SAMLResponse"),
+            "Keycloak answers at once with a SAMLResponse ({status}): {page}"
+        ),
+        AtKeycloak::LoginForm(_) => panic!("Keycloak asked for the password with its session open"),
+    }
+
+    // Single Logout started here: /auth/logout sends the browser to Keycloak with our signed
+    // LogoutRequest; Keycloak ends its session and answers at our Single Logout URL, from where
+    // the browser returns to rd.
+    let cookie_name = sso_operator::session::cookie_name(&format!("{}/{name}", ns.name));
+    let verify = |session: &str| {
+        let request = connection
+            .server_http
+            .get(format!("{server_url}/auth/verify"))
+            .header(COOKIE, format!("{cookie_name}={session}"));
+        async move { request.send().await.unwrap().status() }
+    };
+    let slo_url = sp["singleLogoutUrl"]
+        .as_str()
+        .expect("status.serviceProvider.singleLogoutUrl")
+        .to_owned();
+    let keycloak_saml = format!("{}/realms/{REALM}/protocol/saml", keycloak.url);
+    let keycloak_before = cookies.clone();
+    let mut browser = Browser {
+        keycloak: &keycloak,
+        server: &server_url,
+        at_keycloak: cookies,
+        at_server: Cookies::default(),
+        messages: Vec::new(),
+    };
+    browser
+        .at_server
+        .0
+        .insert(cookie_name.clone(), session.clone());
+    let bye = format!("{server_url}/bye");
+    let landed = browser
+        .go(
+            Step::Get(format!(
+                "{server_url}/auth/logout?identityProvider={}/{name}&rd=%2Fbye",
+                ns.name
+            )),
+            Some(&bye),
+        )
+        .await;
+    assert_eq!(
+        landed.url,
+        bye,
+        "signing out returns to rd through Keycloak, not ({}): {}\nmessages: {:?}\nKeycloak log:\n{}",
+        landed.status,
+        landed.page,
+        browser.messages,
+        keycloak.log_text()
+    );
+    assert!(
+        browser
+            .messages
+            .iter()
+            .any(|m| m.ends_with(&format!("{keycloak_saml} SAMLRequest")))
+            && browser
+                .messages
+                .iter()
+                .any(|m| m.ends_with(&format!("{slo_url} SAMLResponse"))),
+        "our LogoutRequest went to Keycloak and its LogoutResponse to our Single Logout URL: {:?}",
+        browser.messages
+    );
+    assert_eq!(
+        verify(&session).await,
+        StatusCode::UNAUTHORIZED,
+        "our session ended"
+    );
+    // Keycloak's session ended on its side: even its cookies from before it ended lead to
+    // the password form.
+    let (_, at) = connection.open_login(&mut keycloak_before.clone()).await;
+    if let AtKeycloak::Other(status, page) = at {
+        panic!("Keycloak's session survived Single Logout ({status}): {page}");
+    }
+
+    // Single Logout started at Keycloak, in the browser (the imported client has Front
+    // channel logout On): Keycloak sends the browser to our Single Logout URL with its
+    // LogoutRequest, the user's sessions end here, and our LogoutResponse goes back to it.
+    browser.messages.clear();
+    let (login_cookie, at) = connection.open_login(&mut browser.at_keycloak).await;
+    let AtKeycloak::LoginForm(action) = at else {
+        panic!("Keycloak did not ask for the password after Single Logout");
+    };
+    let (_, fields) = connection
+        .submit_login(&mut browser.at_keycloak, &action, "ada")
+        .await;
+    let session = connection.post_acs(&fields, &login_cookie).await;
+    assert_eq!(verify(&session).await, StatusCode::OK);
+    let landed = browser
+        .go(
+            Step::Get(format!(
+                "{}/realms/{REALM}/protocol/openid-connect/logout",
+                keycloak.url
+            )),
+            None,
+        )
+        .await;
+    // "Do you want to log out?"
+    let (confirm, fields) = first_form(&landed.page).unwrap_or_else(|| {
+        panic!(
+            "Keycloak's logout page ({}): {}",
+            landed.status, landed.page
+        )
+    });
+    let landed = browser
+        .go(
+            Step::Post(
+                reqwest::Url::parse(&landed.url)
+                    .unwrap()
+                    .join(&confirm)
+                    .unwrap()
+                    .to_string(),
+                fields,
+            ),
+            None,
+        )
+        .await;
+    assert!(
+        browser
+            .messages
+            .iter()
+            .any(|m| m.ends_with(&format!("{slo_url} SAMLRequest")))
+            && browser
+                .messages
+                .iter()
+                .any(|m| m.ends_with(&format!("{keycloak_saml} SAMLResponse"))),
+        "Keycloak's LogoutRequest came to our Single Logout URL and our LogoutResponse went back (then {} at {}: {}): {:?}\nKeycloak log:\n{}",
+        landed.status,
+        landed.url,
+        landed.page,
+        browser.messages,
+        keycloak.log_text()
+    );
+    assert_eq!(
+        landed.status,
+        StatusCode::OK,
+        "Keycloak finishes signing out at {}: {}",
+        landed.url,
+        landed.page
+    );
+    assert_eq!(
+        verify(&session).await,
+        StatusCode::UNAUTHORIZED,
+        "signing out at Keycloak ended our session"
+    );
+
+    // Front channel logout Off: Keycloak sends its LogoutRequest server to server, to the
+    // Logout Service POST Binding URL, so signing the user out in Keycloak's admin console
+    // (Users > the user > Sessions > Sign out) ends the session here too.
+    let (status, _, text) = keycloak
+        .admin(
+            reqwest::Method::GET,
+            &format!("/{REALM}/clients/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut representation: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        representation["frontchannelLogout"], true,
+        "the import turns Front channel logout on"
+    );
+    representation["frontchannelLogout"] = json!(false);
+    let (status, _, text) = keycloak
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/{REALM}/clients/{id}"),
+            Some(representation),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "Front channel logout Off: {text}"
+    );
+    let (login_cookie, at) = connection.open_login(&mut browser.at_keycloak).await;
+    let AtKeycloak::LoginForm(action) = at else {
+        panic!("Keycloak did not ask for the password after signing out there");
+    };
+    let (_, fields) = connection
+        .submit_login(&mut browser.at_keycloak, &action, "ada")
+        .await;
+    let session = connection.post_acs(&fields, &login_cookie).await;
+    assert_eq!(verify(&session).await, StatusCode::OK);
+    let (status, _, text) = keycloak
+        .admin(
+            reqwest::Method::POST,
+            &format!("/{REALM}/users/{user}/logout"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "sign the user out: {text}");
+    wait_for(Duration::from_secs(60), || async {
+        (verify(&session).await == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "signing the user out in Keycloak's admin console did not end our session\nKeycloak log:\n{}",
+            keycloak.log_text()
+        )
+    });
 
     // The example before it signed AuthnRequests: the imported client still requires a
     // client signature, and Keycloak refuses the unsigned request.

@@ -297,12 +297,23 @@ impl Operator {
         extra: &[&str],
     ) -> (Self, String) {
         let listen = format!("127.0.0.1:{}", free_port());
+        Self::start_server_at(kubeconfig, namespace, database_url, &listen, extra)
+    }
+
+    /// Like [`Operator::start_server_with`], listening on `listen` (`127.0.0.1:PORT`).
+    pub fn start_server_at(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        database_url: &str,
+        listen: &str,
+        extra: &[&str],
+    ) -> (Self, String) {
         let mut args = vec![
             "server",
             "--operator-namespace",
             namespace,
             "--listen",
-            &listen,
+            listen,
             "--database-url",
             database_url,
         ];
@@ -412,18 +423,48 @@ impl Stack {
         controller_args: &[&str],
         server_args: &[&str],
     ) -> Self {
+        Self::start_with(prefix, database_url, controller_args, server_args, false).await
+    }
+
+    /// Like [`Stack::start`], with the server's own address (`http://127.0.0.1:PORT`) as the
+    /// external URL, so that a server-to-server call from an IdP (to the URLs in the SP
+    /// metadata) reaches it.
+    pub async fn start_reachable(
+        prefix: &str,
+        database_url: &str,
+        controller_args: &[&str],
+        server_args: &[&str],
+    ) -> Self {
+        Self::start_with(prefix, database_url, controller_args, server_args, true).await
+    }
+
+    async fn start_with(
+        prefix: &str,
+        database_url: &str,
+        controller_args: &[&str],
+        server_args: &[&str],
+        reachable: bool,
+    ) -> Self {
         let client = super::admin_client().await;
         super::install_crds(&client).await;
         let ns = super::TestNamespace::new(&client, prefix).await;
-        let controller = Operator::start(
+        let listen = format!("127.0.0.1:{}", free_port());
+        let external_url = if reachable {
+            format!("http://{listen}")
+        } else {
+            EXTERNAL_URL.to_owned()
+        };
+        let controller = Operator::start_at(
             &controller_kubeconfig(&client, &ns.name).await,
             &ns.name,
+            &external_url,
             controller_args,
         );
-        let (server, url) = Operator::start_server_with(
+        let (server, url) = Operator::start_server_at(
             &server_kubeconfig(&client, &ns.name).await,
             &ns.name,
             database_url,
+            &listen,
             server_args,
         );
         Self {
