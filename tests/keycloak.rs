@@ -721,6 +721,16 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             "the import turns {switch} on, as the example says: {attributes}"
         );
     }
+    // The import also fills in where Keycloak sends its Single Logout messages.
+    for attribute in [
+        "saml_single_logout_service_url_redirect",
+        "saml_single_logout_service_url_post",
+    ] {
+        assert_eq!(
+            attributes[attribute], sp["singleLogoutUrl"],
+            "the import sets {attribute} to our Single Logout URL: {attributes}"
+        );
+    }
     // Step 2: the Group list mapper, with the settings the example names.
     keycloak
         .create(
@@ -875,6 +885,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         StatusCode::UNAUTHORIZED,
         "our session ended"
     );
+    eprintln!("signing out here: {:?}", browser.messages);
     // Keycloak's session ended on its side: even its cookies from before it ended lead to
     // the password form.
     let (_, at) = connection.open_login(&mut keycloak_before.clone()).await;
@@ -952,6 +963,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         StatusCode::UNAUTHORIZED,
         "signing out at Keycloak ended our session"
     );
+    eprintln!("signing out at Keycloak: {:?}", browser.messages);
 
     // Front channel logout Off: Keycloak sends its LogoutRequest server to server, to the
     // Logout Service POST Binding URL, so signing the user out in Keycloak's admin console
