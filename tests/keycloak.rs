@@ -4,9 +4,13 @@
 //! pointed at the realm's SAML descriptor, the SAML client imported from our SP metadata through
 //! the admin REST endpoint the console's "Import client" uses, the Group list mapper the
 //! comments name, then a sign-in through Keycloak's own login form ending in a session with
-//! the user's identity and group. The assertion arrives encrypted, as the import sets. The
-//! example before it signed AuthnRequests is refused by Keycloak with "Invalid requester".
-//! Keycloak takes two to three minutes to start on a busy 2-core machine; the test about four.
+//! the user's identity and group. The assertion arrives encrypted, as the import sets. Then
+//! Single Logout, three ways: started here (Keycloak's session ends, so the next sign-in asks
+//! for the password), started at Keycloak in the browser (Front channel logout On, as
+//! imported), and started by Keycloak's admin API with Front channel logout Off (Keycloak's
+//! LogoutRequest comes server to server, so the server's external URL is its own address).
+//! The example before it signed AuthnRequests is refused by Keycloak with "Invalid requester".
+//! Keycloak takes one to three minutes to start on a busy 2-core machine; the test about four.
 
 mod support;
 
