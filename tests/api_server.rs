@@ -94,8 +94,56 @@ async fn crds_install_and_become_established() {
     );
 }
 
+/// The server-side table of `resource` in `ns` (what `kubectl get -o wide` prints): the
+/// column definitions, and each row's cells by column name, keyed by object name.
+async fn table(
+    client: &Client,
+    ns: &str,
+    resource: &str,
+) -> (Vec<Value>, std::collections::BTreeMap<String, Value>) {
+    let request = axum::http::Request::get(format!(
+        "/apis/sso-operator.dev/v1alpha1/namespaces/{ns}/{resource}"
+    ))
+    .header(
+        axum::http::header::ACCEPT,
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+    )
+    .body(Vec::new())
+    .unwrap();
+    let table: Value = client.request(request).await.expect("table");
+    let columns = table["columnDefinitions"].as_array().unwrap().clone();
+    let rows = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let cells: serde_json::Map<String, Value> = columns
+                .iter()
+                .zip(row["cells"].as_array().unwrap())
+                .map(|(c, v)| (c["name"].as_str().unwrap().to_owned(), v.clone()))
+                .collect();
+            (
+                row["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                Value::Object(cells),
+            )
+        })
+        .collect();
+    (columns, rows)
+}
+
+/// The definition of the table column `name`.
+fn column<'a>(columns: &'a [Value], name: &str) -> &'a Value {
+    columns
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no column {name:?} in {columns:#?}"))
+}
+
 #[tokio::test]
-async fn every_example_is_accepted_by_the_api_server() {
+async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
     let (client, ns) = setup("examples").await;
     let root = support::repo_root().join("examples");
     let mut files = Vec::new();
@@ -118,28 +166,19 @@ async fn every_example_is_accepted_by_the_api_server() {
     );
     let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
     let mut applied = 0;
+    let mut idps = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
             .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", file.display()));
         for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            // Applied as they are, names included (the examples' names are distinct).
             let mut obj: DynamicObject = serde_json::from_value(doc)
                 .unwrap_or_else(|e| panic!("{} holds a malformed object: {e}", file.display()));
             let types = obj.types.clone().expect("apiVersion and kind");
             let gvk = GroupVersionKind::try_from(&types).unwrap();
             let (resource, _) = discovery.resolve_gvk(&gvk).expect("kind is served");
-            // Examples from different IdPs may share names; give each file's objects its own
-            // namespace-unique name so none overwrites another.
-            let name = format!(
-                "{}-{}",
-                file.parent()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy(),
-                obj.name_any()
-            );
-            obj.metadata.name = Some(name.clone());
+            let name = obj.name_any();
             obj.metadata.namespace = Some(ns.name.clone());
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource);
             api.create(&PostParams::default(), &obj)
@@ -147,10 +186,127 @@ async fn every_example_is_accepted_by_the_api_server() {
                 .unwrap_or_else(|e| {
                     panic!("{}: {} {name} was rejected: {e}", file.display(), gvk.kind)
                 });
+            if gvk.kind == "IdentityProvider" {
+                idps.push((file.clone(), name));
+            }
             applied += 1;
         }
     }
     assert!(applied >= 6, "applied only {applied} objects");
+
+    // Under the real controller, none turns Ready: each says which placeholders to fill in.
+    let kubeconfig = support::operator::controller_kubeconfig(&client, &ns.name).await;
+    let op = support::operator::Operator::start(&kubeconfig, &ns.name, &[]);
+    let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+    for (file, name) in &idps {
+        let ready = wait_for(Duration::from_secs(60), || {
+            let api = api.clone();
+            async move {
+                let idp = api.get(name).await.ok()?;
+                let status = idp.status?;
+                (status.observed_generation == idp.metadata.generation)
+                    .then_some(())
+                    .and_then(|_| status.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            }
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no Ready condition; operator log:\n{}",
+                file.display(),
+                op.log_text()
+            )
+        });
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Placeholder"),
+            "{}: {ready:?}",
+            file.display()
+        );
+        assert!(
+            ready.message.contains("REPLACE-ME") && ready.message.contains("spec.idp."),
+            "{}: the message names the fields to fill in: {}",
+            file.display(),
+            ready.message
+        );
+    }
+    let okta = api.get("okta").await.unwrap();
+    let message =
+        &sso_operator::api::conditions::find(&okta.status.as_ref().unwrap().conditions, "Ready")
+            .unwrap()
+            .message;
+    for console in [
+        "Sign on URL",
+        "Issuer",
+        "Signing Certificate",
+        "spec.idp.ssoUrl",
+    ] {
+        assert!(message.contains(console), "{console:?} in {message}");
+    }
+
+    // `kubectl get idp -o wide`: the earliest certificate expiry and the Ready message.
+    let status = okta.status.clone().unwrap();
+    let not_after = status
+        .certificate_not_after
+        .clone()
+        .expect("certificateNotAfter");
+    assert_eq!(
+        Some(&not_after),
+        status.certificates.iter().map(|c| &c.not_after).min()
+    );
+    let (columns, rows) = table(&client, &ns.name, "identityproviders").await;
+    for name in ["Certificate Expires", "Message"] {
+        assert_eq!(
+            column(&columns, name)["priority"],
+            1,
+            "{name} is a wide column"
+        );
+    }
+    assert_eq!(
+        column(&columns, "Certificate Expires")["format"],
+        "date-time"
+    );
+    assert_eq!(
+        rows["okta"]["Certificate Expires"],
+        serde_json::to_value(&not_after).unwrap()
+    );
+    assert_eq!(rows["okta"]["Message"], json!(message));
+    assert_eq!(rows["okta"]["Reason"], "Placeholder");
+
+    // ScimTokens: a short name, the expiry as a time (a `date` column would print a future
+    // time as `<invalid>`), and the Ready message.
+    let groups = client
+        .list_api_group_resources("sso-operator.dev/v1alpha1")
+        .await
+        .unwrap();
+    let scim_tokens = groups
+        .resources
+        .iter()
+        .find(|r| r.name == "scimtokens")
+        .unwrap();
+    assert_eq!(
+        scim_tokens.short_names.as_deref(),
+        Some(&["scimtok".to_owned()][..])
+    );
+    let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns.name);
+    let expires = wait_for(Duration::from_secs(60), || {
+        let tokens = tokens.clone();
+        async move { tokens.get("okta").await.ok()?.status?.expires_at }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the okta ScimToken never expires; operator log:\n{}",
+            op.log_text()
+        )
+    });
+    let (columns, rows) = table(&client, &ns.name, "scimtokens").await;
+    assert_eq!(column(&columns, "Expires")["format"], "date-time");
+    assert_eq!(column(&columns, "Message")["priority"], 1);
+    assert_eq!(
+        rows["okta"]["Expires"],
+        serde_json::to_value(&expires).unwrap()
+    );
 }
 
 #[tokio::test]

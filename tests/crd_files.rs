@@ -49,6 +49,43 @@ fn printed_crds_name_both_kinds_in_the_sso_category() {
         crds[0].spec.names.short_names.as_deref(),
         Some(&["idp".to_owned()][..])
     );
+    assert_eq!(
+        crds[1].spec.names.short_names.as_deref(),
+        Some(&["scimtok".to_owned()][..])
+    );
+}
+
+#[test]
+fn the_reference_lists_every_condition_type_and_reason() {
+    use sso_operator::api::conditions::{TYPES, reason};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let committed = std::fs::read_to_string(&path).expect("read docs/reference.md");
+    let (_, conditions) = committed
+        .split_once("\n## Conditions\n")
+        .expect("a Conditions section in docs/reference.md");
+    for d in TYPES.iter().chain(reason::ALL) {
+        let row = format!("| `{}` | {} |", d.value, d.kinds.join(", "));
+        assert!(conditions.contains(&row), "docs/reference.md lacks {row}");
+    }
+    // Each kind's status.conditions field names every condition type it can carry.
+    for crd in sso_operator::api::crds() {
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let description = schema
+            .pointer("/openAPIV3Schema/properties/status/properties/conditions/description")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        for d in TYPES
+            .iter()
+            .filter(|d| d.kinds.contains(&crd.spec.names.kind.as_str()))
+        {
+            assert!(
+                description.contains(&format!("`{}`", d.value)),
+                "{} status.conditions does not mention {}: {description}",
+                crd.spec.names.kind,
+                d.value
+            );
+        }
+    }
 }
 
 #[test]

@@ -3,85 +3,126 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-/// Summary condition: the resource is fully working. Argo CD and
-/// `kubectl wait --for=condition=Ready` read it.
-pub const READY: &str = "Ready";
-/// IdentityProvider: the service-provider signing/encryption key pair exists and is valid.
-pub const SERVICE_PROVIDER_KEYS_READY: &str = "ServiceProviderKeysReady";
-/// IdentityProvider: the IdP side (metadata URL or explicit fields) is resolved.
-pub const IDP_METADATA_RESOLVED: &str = "IdpMetadataResolved";
-/// IdentityProvider: at least one IdP signing certificate is valid now.
-pub const CERTIFICATES_VALID: &str = "CertificatesValid";
-/// IdentityProvider: every IdP signing certificate expires within 30 days.
-pub const CERTIFICATES_EXPIRING_SOON: &str = "CertificatesExpiringSoon";
-/// IdentityProvider: the compiled runtime configuration the server uses is up to date.
-pub const CONFIG_PUBLISHED: &str = "ConfigPublished";
-/// ScimToken: the token has passed its `expiresAt` and no longer works.
-pub const EXPIRED: &str = "Expired";
+/// One documented condition type or reason: its value, the resources that report it and what
+/// it means (the constant's doc comment). `docs/reference.md` lists them from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Documented {
+    /// The Rust constant's name.
+    pub constant: &'static str,
+    /// The CamelCase value written to `type` or `reason`.
+    pub value: &'static str,
+    /// The kinds whose `status.conditions` can carry it.
+    pub kinds: &'static [&'static str],
+    /// What it means, from the constant's doc comment.
+    pub doc: &'static str,
+}
 
-/// Condition reasons (CamelCase), shared by both kinds.
+/// Declares constants with their doc comments, and a list of all of them, so that a constant
+/// can never be missing from the generated reference.
+macro_rules! documented {
+    ($all:ident; $( $(#[doc = $doc:literal])+ $name:ident = $value:literal for [$($kind:ident),+]; )*) => {
+        $( $(#[doc = $doc])+ pub const $name: &str = $value; )*
+        /// Every constant of this list, in declaration order.
+        pub const $all: &[Documented] = &[$(Documented {
+            constant: stringify!($name),
+            value: $value,
+            kinds: &[$(stringify!($kind)),+],
+            doc: concat!($($doc),+),
+        }),*];
+    };
+}
+
+documented! {
+    TYPES;
+    /// Summary condition: the resource is fully working. Argo CD and
+    /// `kubectl wait --for=condition=Ready` read it.
+    READY = "Ready" for [IdentityProvider, ScimToken];
+    /// The service-provider signing/encryption key pair exists and is valid.
+    SERVICE_PROVIDER_KEYS_READY = "ServiceProviderKeysReady" for [IdentityProvider];
+    /// The IdP side (metadata URL or explicit fields) is resolved.
+    IDP_METADATA_RESOLVED = "IdpMetadataResolved" for [IdentityProvider];
+    /// At least one IdP signing certificate is valid now.
+    CERTIFICATES_VALID = "CertificatesValid" for [IdentityProvider];
+    /// Every IdP signing certificate expires within 30 days.
+    CERTIFICATES_EXPIRING_SOON = "CertificatesExpiringSoon" for [IdentityProvider];
+    /// The compiled runtime configuration the server uses is up to date.
+    CONFIG_PUBLISHED = "ConfigPublished" for [IdentityProvider];
+    /// The token has passed its `expiresAt` and no longer works.
+    EXPIRED = "Expired" for [ScimToken];
+}
+
+/// Condition reasons (CamelCase) of both kinds.
 pub mod reason {
-    /// Everything is in order.
-    pub const READY: &str = "Ready";
-    /// `spec.disabled` is true.
-    pub const DISABLED: &str = "Disabled";
-    /// The spec asks for something that would fail open or cannot work.
-    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
-    /// Keys were generated or loaded.
-    pub const KEYS_READY: &str = "KeysReady";
-    /// The next service-provider certificate is published ahead of the switch.
-    pub const NEXT_CERTIFICATE_PUBLISHED: &str = "NextCertificatePublished";
-    /// A generated Secret's name is taken by a Secret the operator does not own.
-    pub const SECRET_CONFLICT: &str = "SecretConflict";
-    /// A generated Secret's name is still taken by the Secret of a deleted resource of the same
-    /// name, which Kubernetes' garbage collector is about to remove; new keys or a new token
-    /// follow, never the deleted resource's.
-    pub const WAITING_FOR_GARBAGE_COLLECTION: &str = "WaitingForGarbageCollection";
-    /// The IdP's explicit fields are used (no metadata URL).
-    pub const EXPLICIT_CONFIGURATION: &str = "ExplicitConfiguration";
-    /// The metadata URL was fetched and parsed.
-    pub const METADATA_FETCHED: &str = "MetadataFetched";
-    /// The metadata URL could not be fetched or parsed; the last good metadata is kept.
-    pub const METADATA_FETCH_FAILED: &str = "MetadataFetchFailed";
-    /// The metadata URL has never been fetched successfully.
-    pub const METADATA_UNAVAILABLE: &str = "MetadataUnavailable";
-    /// The metadata URL points to a refused address or scheme.
-    pub const METADATA_URL_REFUSED: &str = "MetadataUrlRefused";
-    /// The metadata lacks something required (entity ID, SSO URL, signing certificate).
-    pub const INVALID_METADATA: &str = "InvalidMetadata";
-    /// Certificates are valid.
-    pub const CERTIFICATES_VALID: &str = "CertificatesValid";
-    /// No signing certificate is configured.
-    pub const NO_CERTIFICATE: &str = "NoCertificate";
-    /// A certificate could not be parsed, or its key cannot verify the configured signature
-    /// algorithm.
-    pub const CERTIFICATE_INVALID: &str = "CertificateInvalid";
-    /// Every certificate is past its end of validity.
-    pub const CERTIFICATE_EXPIRED: &str = "CertificateExpired";
-    /// No certificate is valid yet.
-    pub const CERTIFICATE_NOT_YET_VALID: &str = "CertificateNotYetValid";
-    /// A referenced Secret or ConfigMap (or key in it) does not exist.
-    pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
-    /// Certificates expire within 30 days.
-    pub const EXPIRES_SOON: &str = "ExpiresSoon";
-    /// Certificates are valid for more than 30 days.
-    pub const NOT_EXPIRING_SOON: &str = "NotExpiringSoon";
-    /// The compiled configuration was written.
-    pub const PUBLISHED: &str = "Published";
-    /// The last good compiled configuration keeps serving while the spec is invalid.
-    pub const LAST_GOOD_CONFIG_SERVING: &str = "LastGoodConfigServing";
-    /// Nothing is served for this IdentityProvider.
-    pub const NOT_SERVING: &str = "NotServing";
-    /// ScimToken: the named IdentityProvider does not exist.
-    pub const IDENTITY_PROVIDER_NOT_FOUND: &str = "IdentityProviderNotFound";
-    /// ScimToken: the named IdentityProvider is disabled.
-    pub const IDENTITY_PROVIDER_DISABLED: &str = "IdentityProviderDisabled";
-    /// ScimToken: the token is past `expiresAt`.
-    pub const EXPIRED: &str = "Expired";
-    /// ScimToken: the token is not expired.
-    pub const NOT_EXPIRED: &str = "NotExpired";
-    /// ScimToken: the token from `tokenSecretRef` is missing or too short.
-    pub const TOKEN_INVALID: &str = "TokenInvalid";
+    use super::Documented;
+
+    documented! {
+        ALL;
+        /// Everything is in order.
+        READY = "Ready" for [IdentityProvider, ScimToken];
+        /// `spec.disabled` is true.
+        DISABLED = "Disabled" for [IdentityProvider];
+        /// The spec asks for something that would fail open or cannot work.
+        INVALID_CONFIGURATION = "InvalidConfiguration" for [IdentityProvider];
+        /// Keys were generated or loaded.
+        KEYS_READY = "KeysReady" for [IdentityProvider];
+        /// The next service-provider certificate is published ahead of the switch.
+        NEXT_CERTIFICATE_PUBLISHED = "NextCertificatePublished" for [IdentityProvider];
+        /// A generated Secret's name is taken by a Secret the operator does not own.
+        SECRET_CONFLICT = "SecretConflict" for [IdentityProvider, ScimToken];
+        /// A generated Secret's name is still taken by the Secret of a deleted resource of the same
+        /// name, which Kubernetes' garbage collector is about to remove; new keys or a new token
+        /// follow, never the deleted resource's.
+        WAITING_FOR_GARBAGE_COLLECTION = "WaitingForGarbageCollection" for [IdentityProvider, ScimToken];
+        /// The IdP's explicit fields are used (no metadata URL).
+        EXPLICIT_CONFIGURATION = "ExplicitConfiguration" for [IdentityProvider];
+        /// The metadata URL was fetched and parsed.
+        METADATA_FETCHED = "MetadataFetched" for [IdentityProvider];
+        /// The metadata URL could not be fetched or parsed; the last good metadata is kept.
+        METADATA_FETCH_FAILED = "MetadataFetchFailed" for [IdentityProvider];
+        /// The metadata URL has never been fetched successfully.
+        METADATA_UNAVAILABLE = "MetadataUnavailable" for [IdentityProvider];
+        /// The metadata URL points to a refused address or scheme.
+        METADATA_URL_REFUSED = "MetadataUrlRefused" for [IdentityProvider];
+        /// The metadata lacks something required (entity ID, SSO URL, signing certificate).
+        INVALID_METADATA = "InvalidMetadata" for [IdentityProvider];
+        /// Certificates are valid.
+        CERTIFICATES_VALID = "CertificatesValid" for [IdentityProvider];
+        /// No signing certificate is configured.
+        NO_CERTIFICATE = "NoCertificate" for [IdentityProvider];
+        /// A certificate could not be parsed, or its key cannot verify the configured signature
+        /// algorithm.
+        CERTIFICATE_INVALID = "CertificateInvalid" for [IdentityProvider];
+        /// Every certificate is past its end of validity.
+        CERTIFICATE_EXPIRED = "CertificateExpired" for [IdentityProvider];
+        /// No certificate is valid yet.
+        CERTIFICATE_NOT_YET_VALID = "CertificateNotYetValid" for [IdentityProvider];
+        /// A referenced Secret or ConfigMap (or key in it) does not exist.
+        REFERENCE_NOT_FOUND = "ReferenceNotFound" for [IdentityProvider];
+        /// Certificates expire within 30 days.
+        EXPIRES_SOON = "ExpiresSoon" for [IdentityProvider];
+        /// Certificates are valid for more than 30 days.
+        NOT_EXPIRING_SOON = "NotExpiringSoon" for [IdentityProvider];
+        /// The compiled configuration was written.
+        PUBLISHED = "Published" for [IdentityProvider];
+        /// The last good compiled configuration keeps serving while the spec is invalid.
+        LAST_GOOD_CONFIG_SERVING = "LastGoodConfigServing" for [IdentityProvider];
+        /// Nothing is served for this IdentityProvider.
+        NOT_SERVING = "NotServing" for [IdentityProvider];
+        /// The spec still holds an example's `REPLACE-ME` placeholder (in an IdP URL, the
+        /// Issuer or the certificate's subject): the message names the fields to fill in from
+        /// the IdP console.
+        PLACEHOLDER = "Placeholder" for [IdentityProvider];
+        /// The named IdentityProvider does not exist.
+        IDENTITY_PROVIDER_NOT_FOUND = "IdentityProviderNotFound" for [ScimToken];
+        /// The named IdentityProvider is disabled.
+        IDENTITY_PROVIDER_DISABLED = "IdentityProviderDisabled" for [ScimToken];
+        /// The token is past `expiresAt`.
+        EXPIRED = "Expired" for [ScimToken];
+        /// The token is not expired.
+        NOT_EXPIRED = "NotExpired" for [ScimToken];
+        /// The token from `tokenSecretRef` is missing or too short.
+        TOKEN_INVALID = "TokenInvalid" for [ScimToken];
+    }
 }
 
 /// A condition as the reconcilers compute it, before times and generations are filled in.
@@ -162,6 +203,52 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names after `prefix` (such as `reason::`) in `source`.
+    fn used(source: &str, prefix: &str) -> std::collections::BTreeSet<String> {
+        source
+            .match_indices(prefix)
+            .map(|(i, _)| {
+                source[i + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|name| !name.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_lists_say_which_kind_sets_what() {
+        let sources = [
+            (
+                "IdentityProvider",
+                include_str!("../controller/identity_provider.rs"),
+            ),
+            ("ScimToken", include_str!("../controller/scim_token.rs")),
+        ];
+        for (list, prefix) in [(TYPES, "cond::"), (reason::ALL, "reason::")] {
+            for d in list {
+                assert!(!d.doc.trim().is_empty(), "{} has no description", d.value);
+                let name = d.constant.to_owned();
+                for (kind, source) in sources {
+                    assert_eq!(
+                        used(source, prefix).contains(&name),
+                        d.kinds.contains(&kind),
+                        "{prefix}{name}: the `for [...]` list must name exactly the kinds whose controller sets it ({kind})"
+                    );
+                }
+            }
+            for (kind, source) in sources {
+                for name in used(source, prefix) {
+                    assert!(
+                        list.iter().any(|d| d.constant == name),
+                        "{kind} sets {prefix}{name}, which is not documented"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn transition_time_is_kept_while_status_is_unchanged() {

@@ -64,6 +64,21 @@ use super::common::{ConfigMapKeyRef, SecretKeyRef};
         priority = 1,
         json_path = ".status.serviceProvider.metadataUrl"
     ),
+    // A future time in a `date` column reads `<invalid>` in kubectl (it shows ages): the
+    // time is shown as written, typed by its format.
+    printcolumn(
+        name = "Certificate Expires",
+        type_ = "string",
+        format = "date-time",
+        priority = 1,
+        json_path = ".status.certificateNotAfter"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -653,8 +668,10 @@ pub struct IdentityProviderStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Current state: `Ready` plus specific conditions (metadata resolved, certificates
-    /// valid, service-provider keys ready).
+    /// Current state, one entry per type: `Ready` (the summary; `kubectl wait
+    /// --for=condition=Ready`), `ServiceProviderKeysReady`, `IdpMetadataResolved`,
+    /// `CertificatesValid`, `CertificatesExpiringSoon` and `ConfigPublished`. The reference
+    /// (docs/reference.md, Conditions) lists every reason.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -667,6 +684,11 @@ pub struct IdentityProviderStatus {
     /// The IdP signing certificates in use, with subject, fingerprint and validity.
     #[serde(default)]
     pub certificates: Vec<CertificateInfo>,
+    /// The earliest end of validity (`notAfter`) of the IdP signing certificates above: the
+    /// IdP's next certificate must be in `spec.idp.certificates` (or its metadata) by then.
+    /// `kubectl get idp -o wide` shows it as CERTIFICATE EXPIRES.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<Time>,
     /// When the metadata URL was last fetched successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_fetch_time: Option<Time>,

@@ -1,7 +1,9 @@
-//! The field reference in `docs/reference.md`, rendered from the CRD schemas (never written by
-//! hand; a test checks the committed file).
+//! The field reference in `docs/reference.md`, rendered from the CRD schemas and the condition
+//! lists of [`super::conditions`] (never written by hand; a test checks the committed file).
 
 use serde_json::Value;
+
+use super::conditions::{self, Documented};
 
 fn type_of(schema: &Value) -> String {
     let base = match schema.get("type").and_then(Value::as_str) {
@@ -139,5 +141,40 @@ pub fn markdown() -> String {
             out.push('\n');
         }
     }
+    out.push_str(&conditions_section());
+    out
+}
+
+/// One table of documented condition types or reasons.
+fn documented_table(heading: &str, column: &str, list: &[Documented]) -> String {
+    let mut out =
+        format!("\n### {heading}\n\n| {column} | set on | meaning |\n| --- | --- | --- |\n");
+    for d in list {
+        let doc = d.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            d.value,
+            d.kinds.join(", "),
+            cell(&doc)
+        ));
+    }
+    out
+}
+
+/// Every condition type and reason the controllers can write to `status.conditions`.
+fn conditions_section() -> String {
+    let mut out = String::from(
+        "\n## Conditions\n\n`status.conditions` of both kinds holds one entry per type below; `Ready` summarises the others, and its `reason` and `message` are those of the first problem found. `kubectl get idp -o wide` and `kubectl get scimtok -o wide` show the Ready message.\n",
+    );
+    out.push_str(&documented_table(
+        "Condition types",
+        "type",
+        conditions::TYPES,
+    ));
+    out.push_str(&documented_table(
+        "Reasons",
+        "reason",
+        conditions::reason::ALL,
+    ));
     out
 }

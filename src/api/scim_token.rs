@@ -20,6 +20,7 @@ use super::common::SecretKeyRef;
     kind = "ScimToken",
     namespaced,
     status = "ScimTokenStatus",
+    shortname = "scimtok",
     category = "sso",
     doc = "ScimToken is a bearer token for one IdentityProvider's SCIM 2.0 endpoint. The operator writes the token and the SCIM base URL into a Secret: the values Okta's Configure API Integration and Entra's provisioning page ask for.",
     printcolumn(
@@ -38,7 +39,20 @@ use super::common::SecretKeyRef;
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
     printcolumn(name = "Secret", type_ = "string", json_path = ".status.secretName"),
-    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    // A future time in a `date` column reads `<invalid>` in kubectl (it shows ages): the
+    // time is shown as written, typed by its format.
+    printcolumn(
+        name = "Expires",
+        type_ = "string",
+        format = "date-time",
+        json_path = ".status.expiresAt"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = 1,
+        json_path = r#".status.conditions[?(@.type=="Ready")].message"#
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -121,7 +135,9 @@ pub struct ScimTokenStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Current state: `Ready`, and `Expired` once the token has stopped working.
+    /// Current state, one entry per type: `Ready` (the summary) and `Expired` (True once the
+    /// token has stopped working). The reference (docs/reference.md, Conditions) lists every
+    /// reason.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

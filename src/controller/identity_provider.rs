@@ -197,6 +197,135 @@ fn certificate_field(provider: Provider) -> &'static str {
     }
 }
 
+/// The marker of every placeholder in the examples (IdP URLs, the Issuer, the placeholder
+/// certificate's subject), matched without regard to case: an example applied as it is never
+/// turns Ready.
+const PLACEHOLDER: &str = "replace-me";
+
+fn is_placeholder(value: &str) -> bool {
+    value.to_ascii_lowercase().contains(PLACEHOLDER)
+}
+
+/// Where a field of `spec.idp` comes from in the IdP console, for messages.
+fn console_field(provider: Provider, field: &str) -> String {
+    let (sso, entity, metadata, logout) = match provider {
+        Provider::Okta => ("Sign on URL", "Issuer", "Metadata URL", "Sign out URL"),
+        Provider::Entra => (
+            "Login URL",
+            "Microsoft Entra Identifier",
+            "App Federation Metadata Url",
+            "Logout URL",
+        ),
+        Provider::Google => ("SSO URL", "Entity ID", "metadata URL", "logout URL"),
+        Provider::JumpCloud => ("IDP URL", "IdP Entity ID", "metadata URL", "logout URL"),
+        Provider::OneLogin => (
+            "SAML 2.0 Endpoint (HTTP)",
+            "Issuer URL",
+            "Issuer URL",
+            "SLO Endpoint (HTTP)",
+        ),
+        Provider::Auth0 => (
+            "Identity Provider Login URL",
+            "Issuer",
+            "Identity Provider Metadata URL (Usage tab)",
+            "logout URL",
+        ),
+        Provider::Keycloak => (
+            "realm's SAML endpoint",
+            "realm URL",
+            "SAML 2.0 Identity Provider Metadata URL (Realm settings > General > Endpoints)",
+            "realm's SAML endpoint",
+        ),
+        Provider::Generic => (
+            "single sign-on URL",
+            "entity ID",
+            "metadata URL",
+            "Single Logout URL",
+        ),
+    };
+    let name = match field {
+        "ssoUrl" => sso,
+        "entityId" => entity,
+        "metadataUrl" => metadata,
+        _ => logout,
+    };
+    format!("the {name} from {}", provider_name(provider))
+}
+
+/// The IdP's product name, for messages.
+fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Okta => "Okta",
+        Provider::Entra => "Entra",
+        Provider::Google => "Google Workspace",
+        Provider::JumpCloud => "JumpCloud",
+        Provider::OneLogin => "OneLogin",
+        Provider::Auth0 => "Auth0",
+        Provider::Keycloak => "Keycloak",
+        Provider::Generic => "the IdP",
+    }
+}
+
+/// The fields of `spec.idp` (and the certificates, by subject) that still hold an example's
+/// placeholder, as a problem that names what to paste from the IdP console.
+fn placeholder_problem(
+    idp: &IdentityProvider,
+    certificates: &[(String, CertificateFacts)],
+    conditions: &mut Vec<Desired>,
+) -> Option<Problem> {
+    let spec = &idp.spec.idp;
+    let provider = idp.spec.provider;
+    let mut fields: Vec<String> = [
+        ("metadataUrl", &spec.metadata_url),
+        ("ssoUrl", &spec.sso_url),
+        ("entityId", &spec.entity_id),
+        ("singleLogoutUrl", &spec.single_logout_url),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.as_deref().is_some_and(is_placeholder))
+    .map(|(field, _)| {
+        format!(
+            "spec.idp.{field} (paste {})",
+            console_field(provider, field)
+        )
+    })
+    .collect();
+    let urls = !fields.is_empty();
+    let url_fields = fields.len();
+    for (source, f) in certificates {
+        if is_placeholder(&f.subject) {
+            fields.push(format!(
+                "the certificate {source} (subject {}; paste {})",
+                f.subject,
+                certificate_field(provider)
+            ));
+        }
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    let message = format!(
+        "The example's REPLACE-ME placeholders are still in {}. Fill them in from the IdP console; nothing is served until then",
+        fields.join(", ")
+    );
+    // Each condition the placeholders touch says so; the problem itself is the last one.
+    let mut types = Vec::new();
+    if urls {
+        types.push(cond::IDP_METADATA_RESOLVED);
+    }
+    if fields.len() > url_fields {
+        types.push(cond::CERTIFICATES_VALID);
+    }
+    let last = types.pop().expect("at least one");
+    for type_ in types {
+        conditions.push(Desired::no(type_, reason::PLACEHOLDER, message.clone()));
+    }
+    Some(Problem {
+        condition: Desired::no(last, reason::PLACEHOLDER, message),
+        ready_reason: reason::PLACEHOLDER,
+    })
+}
+
 /// What to change when a certificate's key cannot verify the configured signature algorithm.
 fn key_mismatch_message(
     source: &str,
@@ -285,6 +414,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
         }),
         scim_base_url: Some(urls.scim_base.clone()),
         certificates: Vec::new(),
+        certificate_not_after: None,
         metadata_fetch_time: previous_status.metadata_fetch_time.clone(),
         // Written by the server under its own field manager; never set here.
         scim: None,
@@ -382,6 +512,12 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                 key_type: Some(f.key_type.to_string()),
             })
             .collect();
+        status.certificate_not_after = side
+            .certificates
+            .iter()
+            .map(|(_, f)| f.not_after)
+            .min()
+            .map(Time);
         let field = certificate_field(idp.spec.provider);
         // Only a certificate whose key can verify the configured algorithm is of any use.
         let algorithm = idp.spec.saml.signature_algorithm;
@@ -707,6 +843,10 @@ async fn resolve_idp_side(
     let spec = &idp.spec.idp;
     let field = certificate_field(idp.spec.provider);
     if let Some(url) = &spec.metadata_url {
+        // Never fetched: an example's placeholder URL names no IdP.
+        if let Some(problem) = placeholder_problem(idp, &[], conditions) {
+            return Ok((None, Some(problem)));
+        }
         let interval = crate::api::parse_duration(&spec.metadata_refresh_interval)
             .unwrap_or(SignedDuration::from_hours(1))
             .max(SignedDuration::from_mins(1));
@@ -949,6 +1089,8 @@ async fn resolve_idp_side(
             }
         }
     }
+    // A placeholder certificate is listed in status, and trusted nowhere.
+    let problem = placeholder_problem(idp, &certificates, conditions);
     Ok((
         Some(IdpSide {
             entity_id: entity_id.clone(),
@@ -968,7 +1110,7 @@ async fn resolve_idp_side(
             metadata_url: None,
             metadata_fetched_at: None,
         }),
-        None,
+        problem,
     ))
 }
 
