@@ -82,6 +82,9 @@ pub mod reason {
     pub const NOT_EXPIRED: &str = "NotExpired";
     /// ScimToken: the token from `tokenSecretRef` is missing or too short.
     pub const TOKEN_INVALID: &str = "TokenInvalid";
+    /// ScimToken: the Secret of `tokenSecretRef` does not carry the annotation
+    /// `sso-operator.dev/scim-token` naming this ScimToken, or is managed by sso-operator.
+    pub const TOKEN_SECRET_REFUSED: &str = "TokenSecretRefused";
 }
 
 /// A condition as the reconcilers compute it, before times and generations are filled in.
