@@ -711,4 +711,91 @@ mod tests {
         assert_eq!(token_id(&h), h[..12]);
         assert!(!t.contains(&token_id(&h)));
     }
+
+    fn byo(name: &str) -> ScimToken {
+        let mut t: ScimToken = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken",
+            "metadata": { "name": name, "namespace": "ns", "uid": "u1" },
+            "spec": { "identityProviderRef": { "name": "okta" },
+                      "tokenSecretRef": { "name": "s", "key": "token" } }
+        }))
+        .unwrap();
+        t.metadata.uid = Some("u1".into());
+        t
+    }
+
+    fn secret(annotations: serde_json::Value, labels: serde_json::Value) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "s", "namespace": "ns", "annotations": annotations, "labels": labels },
+            "data": { "token": base64::engine::general_purpose::STANDARD.encode("a-token-you-bring-0123456789abcdef") }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_you_bring_needs_the_annotation_naming_its_scim_token() {
+        let t = byo("okta");
+        let none = credentials(
+            &t,
+            Some(&secret(serde_json::json!({}), serde_json::json!({}))),
+        );
+        let (r, message) = none.unwrap_err();
+        assert_eq!(r, reason::TOKEN_SECRET_REFUSED);
+        assert!(
+            message.contains("sso-operator.dev/scim-token: okta"),
+            "{message}"
+        );
+        let other = secret(
+            serde_json::json!({ TOKEN_SECRET_ANNOTATION: "other" }),
+            serde_json::json!({}),
+        );
+        assert!(credentials(&t, Some(&other)).is_err());
+        let mine = secret(
+            serde_json::json!({ TOKEN_SECRET_ANNOTATION: "okta" }),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            credentials(&t, Some(&mine)).unwrap().hash,
+            token_hash("a-token-you-bring-0123456789abcdef")
+        );
+        for labels in [
+            serde_json::json!({ MANAGED_BY.0: MANAGED_BY.1 }),
+            serde_json::json!({ crate::config::COMPILED_CONFIG_LABEL: "true" }),
+        ] {
+            let managed = secret(
+                serde_json::json!({ TOKEN_SECRET_ANNOTATION: "okta" }),
+                labels,
+            );
+            assert_eq!(
+                credentials(&t, Some(&managed)).unwrap_err().0,
+                reason::TOKEN_SECRET_REFUSED
+            );
+        }
+    }
+
+    #[test]
+    fn a_generated_token_counts_only_from_a_secret_its_scim_token_controls() {
+        let mut t = byo("okta");
+        t.spec.token_secret_ref = None;
+        let value = generate_token();
+        let mut s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "okta-scim-token", "annotations": {
+                ISSUED_AT: "2030-01-01T00:00:00Z",
+                PREVIOUS_HASH: token_hash("old"),
+                PREVIOUS_UNTIL: "2030-01-01T01:00:00Z",
+            } },
+            "data": { "token": base64::engine::general_purpose::STANDARD.encode(&value) }
+        }))
+        .unwrap();
+        assert!(credentials(&t, Some(&s)).is_err(), "no owner reference");
+        s.metadata.owner_references = Some(vec![owner_reference(&t).unwrap()]);
+        let issued = credentials(&t, Some(&s)).unwrap();
+        assert_eq!(issued.hash, token_hash(&value));
+        assert_eq!(
+            issued.previous,
+            Some((token_hash("old"), "2030-01-01T01:00:00Z".parse().unwrap()))
+        );
+        t.metadata.uid = Some("u2".into());
+        assert!(credentials(&t, Some(&s)).is_err(), "another incarnation");
+    }
 }
