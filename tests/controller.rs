@@ -313,14 +313,15 @@ async fn explicit_idp_and_token_become_ready_with_urls_keys_and_compiled_config(
         env.secret_value("okta-scim-token", "scimBaseUrl").await,
         format!("{EXTERNAL_URL}/scim/v2/{ns}/okta")
     );
-    assert_eq!(
-        tstatus.token_hash.as_deref(),
-        Some(sha256_hex(&value).as_str())
-    );
+    assert_eq!(tstatus.token_id.as_deref(), Some(&sha256_hex(&value)[..12]));
     let token_json = serde_json::to_string(&tstatus).unwrap();
     assert!(
         !token_json.contains(&value),
         "status must never hold the token"
+    );
+    assert!(
+        !token_json.contains(&sha256_hex(&value)),
+        "status must never hold the token's hash"
     );
 
     // The compiled configuration carries the certificate, SP keys and only the token's hash.
@@ -647,7 +648,7 @@ async fn rotation_on_request_keeps_the_previous_token_for_the_overlap_only() {
         .await;
     assert!(after.scim_tokens.iter().any(|t| t.sha256 == second_hash));
     let status = env.tokens().get("okta").await.unwrap().status.unwrap();
-    assert_eq!(status.token_hash.as_deref(), Some(second_hash.as_str()));
+    assert_eq!(status.token_id.as_deref(), Some(&second_hash[..12]));
 }
 
 #[tokio::test]
@@ -699,7 +700,7 @@ async fn bring_your_own_token_is_hashed_and_short_ones_are_refused() {
     )
     .await;
     let secret: Secret = serde_json::from_value(
-        json!({ "metadata": { "name": "sealed" }, "stringData": { "token": "too-short" } }),
+        json!({ "metadata": { "name": "sealed", "annotations": { "sso-operator.dev/scim-token": "byo" } }, "stringData": { "token": "too-short" } }),
     )
     .unwrap();
     env.secrets()
@@ -830,10 +831,7 @@ async fn a_controller_killed_mid_reconcile_creates_no_duplicates() {
             .unwrap()
             .status
             .unwrap();
-        assert_eq!(
-            status.token_hash.as_deref(),
-            Some(sha256_hex(&value).as_str())
-        );
+        assert_eq!(status.token_id.as_deref(), Some(&sha256_hex(&value)[..12]));
     }
 }
 
@@ -1547,7 +1545,8 @@ async fn deleting_and_applying_the_same_manifests_again_gets_ready_with_new_keys
             "a deleted IdentityProvider's keys were reused"
         );
         keys_seen.push(key);
-        let hash = token.status.unwrap().token_hash.unwrap();
+        let hash = sha256_hex(&env.secret_value("okta-scim-token", "token").await);
+        assert_eq!(token.status.unwrap().token_id.as_deref(), Some(&hash[..12]));
         assert!(
             !tokens_seen.contains(&hash),
             "a deleted ScimToken's token was reused"

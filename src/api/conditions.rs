@@ -122,6 +122,9 @@ pub mod reason {
         NOT_EXPIRED = "NotExpired" for [ScimToken];
         /// The token from `tokenSecretRef` is missing or too short.
         TOKEN_INVALID = "TokenInvalid" for [ScimToken];
+        /// The Secret of `tokenSecretRef` does not carry the annotation
+        /// `sso-operator.dev/scim-token` naming this ScimToken, or is managed by sso-operator.
+        TOKEN_SECRET_REFUSED = "TokenSecretRefused" for [ScimToken];
     }
 }
 

@@ -92,7 +92,9 @@ pub struct ScimTokenSpec {
     pub secret_name: Option<String>,
 
     /// Uses a token you provide (for example from sealed-secrets) instead of generating one.
-    /// It must be at least 32 characters long.
+    /// It must be at least 32 characters long, and the Secret must allow this ScimToken with
+    /// the annotation `sso-operator.dev/scim-token: <this ScimToken's name>`. Secrets the
+    /// operator manages are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_ref: Option<SecretKeyRef>,
 }
@@ -128,7 +130,8 @@ fn default_overlap() -> String {
     "1h".to_owned()
 }
 
-/// Observed state of a ScimToken, written by the operator. It never holds the token itself.
+/// Observed state of a ScimToken, written by the operator: a report rebuilt from the spec and
+/// the token's Secret, never read back. It never holds the token or its hash.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScimTokenStatus {
@@ -151,9 +154,6 @@ pub struct ScimTokenStatus {
     /// A non-secret identifier of the current token (its prefix), to match it in audit logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
-    /// SHA-256 of the current token, hex-encoded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_hash: Option<String>,
     /// When the current token stops working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
@@ -163,9 +163,6 @@ pub struct ScimTokenStatus {
     /// Identifier of the previous token while it still works after a rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_token_id: Option<String>,
-    /// SHA-256 of the previous token while it still works after a rotation, hex-encoded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_token_hash: Option<String>,
     /// When the previous token stops working (the end of the rotation overlap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_token_expires_at: Option<Time>,

@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 
 use super::certs::{self, CertificateFacts};
 use super::metadata::{self, MetadataError};
+use super::scim_token;
 use super::sp_keys::{self, SpKeySet};
 use super::{
     Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
@@ -28,7 +29,7 @@ use crate::api::identity_provider::{
     CertificateInfo, CertificateSource, DigestAlgorithm, Provider, ServiceProviderUrls,
     SignatureAlgorithm, SingleLogoutBinding,
 };
-use crate::api::{IdentityProvider, IdentityProviderStatus, ScimToken};
+use crate::api::{IdentityProvider, IdentityProviderStatus};
 use crate::config::{
     self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider,
     SingleLogoutService, SloBinding, Urls,
@@ -643,9 +644,9 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     let serving;
     match (&problem, &keys, &idp_side) {
         (None, Some(keys), Some(side)) => {
+            let scim_tokens = token_hashes(ctx, &ns, &name, now, &mut soonest).await?;
             let compiled = compile(
                 idp,
-                ctx,
                 &ns,
                 &name,
                 &urls,
@@ -653,8 +654,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                 keys,
                 side,
                 &valid_certificates,
-                now,
-                &mut soonest,
+                scim_tokens,
             );
             publish_compiled(ctx, &compiled).await?;
             conditions.push(Desired::yes(
@@ -1186,7 +1186,6 @@ async fn load_certificate(
 #[allow(clippy::too_many_arguments)]
 fn compile(
     idp: &IdentityProvider,
-    ctx: &Context,
     ns: &str,
     name: &str,
     urls: &Urls,
@@ -1194,18 +1193,8 @@ fn compile(
     keys: &SpKeySet,
     side: &IdpSide,
     valid: &[CertificateFacts],
-    now: Timestamp,
-    soonest: &mut impl FnMut(Timestamp),
+    scim_tokens: Vec<CompiledScimToken>,
 ) -> CompiledIdentityProvider {
-    let mut scim_tokens: Vec<CompiledScimToken> = Vec::new();
-    for token in ctx.tokens.state().iter().filter(|t| {
-        t.namespace().as_deref() == Some(ns)
-            && t.spec.identity_provider_ref.name == name
-            && t.meta().deletion_timestamp.is_none()
-    }) {
-        scim_tokens.extend(token_hashes(token, now, soonest));
-    }
-    scim_tokens.sort_by(|a, b| (&a.scim_token, &a.sha256).cmp(&(&b.scim_token, &b.sha256)));
     let spec = &idp.spec;
     CompiledIdentityProvider {
         namespace: ns.to_owned(),
@@ -1241,43 +1230,50 @@ fn compile(
     }
 }
 
-/// The token hashes a ScimToken contributes, from its status, skipping expired ones.
-fn token_hashes(
-    token: &ScimToken,
+/// The hashes of the SCIM tokens that work now for IdentityProvider `ns/name`, sorted. They
+/// come from each ScimToken's spec and Secret (see [`scim_token::credentials`]), never from
+/// its status, which anyone allowed to patch `scimtokens/status` could forge.
+async fn token_hashes(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
     now: Timestamp,
     soonest: &mut impl FnMut(Timestamp),
-) -> Vec<CompiledScimToken> {
-    let Some(status) = &token.status else {
-        return Vec::new();
-    };
-    let name = token.name_any();
+) -> Result<Vec<CompiledScimToken>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = Vec::new();
-    let mut push = |id: &Option<String>, hash: &Option<String>, not_after: Option<Timestamp>| {
-        if let (Some(id), Some(hash)) = (id, hash)
-            && not_after.is_none_or(|t| t > now)
-        {
-            if let Some(t) = not_after {
-                soonest(t);
+    for token in ctx.tokens.state().iter().filter(|t| {
+        t.namespace().as_deref() == Some(ns)
+            && t.spec.identity_provider_ref.name == name
+            && t.meta().deletion_timestamp.is_none()
+    }) {
+        let secret = secrets
+            .get_opt(&scim_token::credential_secret_name(token))
+            .await?;
+        let Ok(issued) = scim_token::credentials(token, secret.as_ref()) else {
+            continue;
+        };
+        let mut push = |hash: String, not_after: Option<Timestamp>| {
+            if not_after.is_none_or(|t| t > now) {
+                if let Some(t) = not_after {
+                    soonest(t);
+                }
+                out.push(CompiledScimToken {
+                    scim_token: token.name_any(),
+                    token_id: scim_token::token_id(&hash),
+                    sha256: hash,
+                    not_after,
+                });
             }
-            out.push(CompiledScimToken {
-                scim_token: name.clone(),
-                token_id: id.clone(),
-                sha256: hash.clone(),
-                not_after,
-            });
+        };
+        let expiry = scim_token::current_expiry(token, issued.issued_at);
+        push(issued.hash, expiry);
+        if let Some((hash, until)) = issued.previous {
+            push(hash, Some(until));
         }
-    };
-    push(
-        &status.token_id,
-        &status.token_hash,
-        status.expires_at.as_ref().map(|t| t.0),
-    );
-    push(
-        &status.previous_token_id,
-        &status.previous_token_hash,
-        status.previous_token_expires_at.as_ref().map(|t| t.0),
-    );
-    out
+    }
+    out.sort_by(|a, b| (&a.scim_token, &a.sha256).cmp(&(&b.scim_token, &b.sha256)));
+    Ok(out)
 }
 
 async fn read_compiled(

@@ -191,20 +191,34 @@ pub async fn run(
     );
 
     let idps_for_secrets = idps.clone();
+    let tokens_for_idp_secrets = tokens.clone();
     let idps_for_configmaps = idps.clone();
     let idp_loop = idp_controller
-        // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders using it.
+        // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders using it,
+        // and a changed token Secret those of its ScimTokens (the token hashes come from it).
         // Only metadata: the mappers need names and annotations, never the Secrets' keys.
         .watches_stream(
             watcher(secret_meta.clone(), watcher::Config::default())
                 .default_backoff()
                 .touched_objects(),
             move |secret| {
-                identity_provider::referencing(
+                let mut idps = identity_provider::referencing(
                     &idps_for_secrets,
                     &secret,
                     identity_provider::RefKind::Secret,
-                )
+                );
+                idps.extend(
+                    scim_token::referencing_secret(&tokens_for_idp_secrets, &secret)
+                        .into_iter()
+                        .filter_map(|t| {
+                            let token = tokens_for_idp_secrets.get(&t)?;
+                            Some(
+                                ObjectRef::new(&token.spec.identity_provider_ref.name)
+                                    .within(t.namespace.as_deref()?),
+                            )
+                        }),
+                );
+                idps
             },
         )
         .watches_stream(

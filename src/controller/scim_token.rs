@@ -1,6 +1,11 @@
 //! Reconciles a ScimToken: issues the bearer token into a Secret with the SCIM base URL,
 //! rotates it with an overlap, enforces expiry, and reports status. The server only ever sees
 //! the token's SHA-256, through the IdentityProvider's compiled configuration.
+//!
+//! Which tokens work is decided from what only the operator (and those who may write the
+//! Secrets anyway) can change: the ScimToken's spec and its Secret, where the previous token's
+//! hash and the end of its overlap are kept as annotations. Status is a report rebuilt from
+//! them, never read back: a forged or dropped status changes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,8 +42,11 @@ pub const MIN_TOKEN_LENGTH: usize = 32;
 const ISSUED_AT: &str = "sso-operator.dev/issued-at";
 const ROTATION_REQUEST: &str = "sso-operator.dev/rotation-request";
 const PREVIOUS_HASH: &str = "sso-operator.dev/previous-token-sha256";
-const PREVIOUS_ID: &str = "sso-operator.dev/previous-token-id";
 const PREVIOUS_UNTIL: &str = "sso-operator.dev/previous-token-valid-until";
+/// Annotation a bring-your-own token Secret must carry, naming the ScimToken allowed to use it
+/// (`spec.tokenSecretRef`): without it a ScimToken could turn any Secret of its namespace into
+/// a SCIM credential.
+pub const TOKEN_SECRET_ANNOTATION: &str = "sso-operator.dev/scim-token";
 
 /// Generates a token: the prefix and 256 random bits, base64url.
 pub fn generate_token() -> String {
@@ -102,11 +110,7 @@ pub fn referencing_secret<K: Resource>(
     tokens
         .state()
         .iter()
-        .filter(|t| t.namespace() == ns)
-        .filter(|t| match &t.spec.token_secret_ref {
-            Some(r) => r.name == name,
-            None => secret_name(t) == name,
-        })
+        .filter(|t| t.namespace() == ns && credential_secret_name(t) == name)
         .map(|t| ObjectRef::from_obj(t.as_ref()))
         .collect()
 }
@@ -141,12 +145,197 @@ pub fn error_policy(token: Arc<ScimToken>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(delay)
 }
 
-/// The current and previous token as they stand after this reconciliation.
-struct Issued {
-    hash: String,
-    issued_at: Option<Timestamp>,
-    previous: Option<(String, String, Timestamp)>,
-    secret_name: String,
+/// The current and previous token of a ScimToken, as its Secret establishes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    /// SHA-256 of the current token, hex.
+    pub hash: String,
+    /// When the operator issued the current token; none for a token you bring.
+    pub issued_at: Option<Timestamp>,
+    /// SHA-256 of the previous token (hex) and the end of its overlap, after a rotation.
+    pub previous: Option<(String, Timestamp)>,
+    /// The Secret holding the current token.
+    pub secret_name: String,
+}
+
+/// Why a ScimToken's Secret yields no token: a condition reason and a message saying what to
+/// do.
+pub type Refusal = (&'static str, String);
+
+/// When the current token of `token`, issued at `issued_at`, stops working: `spec.expiresAt`,
+/// or the end of the overlap after its scheduled successor, whichever comes first.
+pub fn current_expiry(token: &ScimToken, issued_at: Option<Timestamp>) -> Option<Timestamp> {
+    let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
+    let rotation_expiry = match (rotation_every(token), issued_at) {
+        (Some(every), Some(at)) => Some(at + every + rotation_overlap(token)),
+        _ => None,
+    };
+    match (spec_expiry, rotation_expiry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn rotation_every(token: &ScimToken) -> Option<SignedDuration> {
+    token
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.every.as_deref())
+        .and_then(crate::api::parse_duration)
+}
+
+fn rotation_overlap(token: &ScimToken) -> SignedDuration {
+    token
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| crate::api::parse_duration(&r.overlap))
+        .unwrap_or(SignedDuration::from_hours(1))
+}
+
+/// The Secret `token`'s credentials are read from: `spec.tokenSecretRef`, or the Secret the
+/// operator writes.
+pub fn credential_secret_name(token: &ScimToken) -> String {
+    match &token.spec.token_secret_ref {
+        Some(r) => r.name.clone(),
+        None => secret_name(token),
+    }
+}
+
+/// The tokens `secret` (read from [`credential_secret_name`]) holds for `token`, trusting only
+/// what the operator controls: a generated token counts only from a Secret this very ScimToken
+/// controls, with the previous token and its overlap from that Secret's annotations; a token
+/// you bring counts only from a Secret that names this ScimToken in the
+/// `sso-operator.dev/scim-token` annotation and that the operator does not manage.
+pub fn credentials(token: &ScimToken, secret: Option<&Secret>) -> Result<Issued, Refusal> {
+    match &token.spec.token_secret_ref {
+        Some(r) => own_token(token, secret, &r.name, &r.key),
+        None => generated_credentials(token, secret),
+    }
+}
+
+fn generated_credentials(token: &ScimToken, secret: Option<&Secret>) -> Result<Issued, Refusal> {
+    let name = secret_name(token);
+    let not_yet = || {
+        (
+            reason::TOKEN_INVALID,
+            format!("No token has been issued into Secret {name} yet"),
+        )
+    };
+    let secret = secret.ok_or_else(not_yet)?;
+    let uid = token.uid().unwrap_or_default();
+    if uid.is_empty() || !is_controlled_by(&secret.metadata, &uid) {
+        return Err(not_yet());
+    }
+    let current = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .and_then(|v| std::str::from_utf8(&v.0).ok())
+        .filter(|t| is_generated_token(t))
+        .ok_or_else(not_yet)?;
+    let annotations = secret.annotations();
+    let issued_at: Timestamp = annotations
+        .get(ISSUED_AT)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(not_yet)?;
+    Ok(Issued {
+        hash: token_hash(current),
+        issued_at: Some(issued_at),
+        previous: previous_of(annotations),
+        secret_name: name,
+    })
+}
+
+/// The previous token's hash and overlap end, from a generated token Secret's annotations.
+fn previous_of(annotations: &BTreeMap<String, String>) -> Option<(String, Timestamp)> {
+    let hash = annotations
+        .get(PREVIOUS_HASH)
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let until = annotations.get(PREVIOUS_UNTIL)?.parse().ok()?;
+    Some((hash.to_ascii_lowercase(), until))
+}
+
+/// Whether the operator manages `meta`'s object (a token, key or compiled-configuration
+/// Secret): such a Secret is never a token you bring, whatever its annotations say.
+fn is_operator_managed(meta: &ObjectMeta) -> bool {
+    let labels = meta.labels.as_ref();
+    labels
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1)
+        || labels.is_some_and(|l| l.contains_key(crate::config::COMPILED_CONFIG_LABEL))
+        || meta.owner_references.as_ref().is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.api_version.starts_with("sso-operator.dev/"))
+        })
+}
+
+fn own_token(
+    token: &ScimToken,
+    secret: Option<&Secret>,
+    name: &str,
+    key: &str,
+) -> Result<Issued, Refusal> {
+    let ns = token.namespace().unwrap_or_default();
+    let me = token.name_any();
+    let Some(s) = secret else {
+        return Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "Secret {name} (spec.tokenSecretRef) does not exist in namespace {ns}: create it with the token under key {key} and the annotation {TOKEN_SECRET_ANNOTATION}: {me}"
+            ),
+        ));
+    };
+    if is_operator_managed(&s.metadata) {
+        return Err((
+            reason::TOKEN_SECRET_REFUSED,
+            format!(
+                "Secret {name} (spec.tokenSecretRef) is managed by sso-operator and never holds a token you bring: put your token in a Secret of your own, annotated {TOKEN_SECRET_ANNOTATION}: {me}, or remove spec.tokenSecretRef to have a token generated"
+            ),
+        ));
+    }
+    if s.annotations()
+        .get(TOKEN_SECRET_ANNOTATION)
+        .map(String::as_str)
+        != Some(me.as_str())
+    {
+        return Err((
+            reason::TOKEN_SECRET_REFUSED,
+            format!(
+                "Secret {name} (spec.tokenSecretRef) does not allow ScimToken {me} to use it: add the annotation {TOKEN_SECRET_ANNOTATION}: {me} to the Secret (kubectl annotate secret {name} -n {ns} {TOKEN_SECRET_ANNOTATION}={me})"
+            ),
+        ));
+    }
+    let Some(value) = s.data.as_ref().and_then(|d| d.get(key)) else {
+        return Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "Secret {name} has no key {key} (spec.tokenSecretRef): put the token under that key"
+            ),
+        ));
+    };
+    let Ok(value) = std::str::from_utf8(&value.0) else {
+        return Err((
+            reason::TOKEN_INVALID,
+            format!("The token in Secret {name} key {key} is not text"),
+        ));
+    };
+    let value = value.trim();
+    if value.len() < MIN_TOKEN_LENGTH || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err((
+            reason::TOKEN_INVALID,
+            format!(
+                "The token in Secret {name} key {key} must be at least {MIN_TOKEN_LENGTH} printable characters without spaces: generate one with `openssl rand -base64 32`"
+            ),
+        ));
+    }
+    Ok(Issued {
+        hash: token_hash(value),
+        issued_at: None,
+        previous: None,
+        secret_name: name.to_owned(),
+    })
 }
 
 async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
@@ -170,21 +359,14 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
         .map(std::sync::Arc::new);
     let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
     let expired = spec_expiry.is_some_and(|t| t <= now);
-    let rotation_every = token
-        .spec
-        .rotation
-        .as_ref()
-        .and_then(|r| r.every.as_deref())
-        .and_then(crate::api::parse_duration);
-    let overlap = token
-        .spec
-        .rotation
-        .as_ref()
-        .and_then(|r| crate::api::parse_duration(&r.overlap))
-        .unwrap_or(SignedDuration::from_hours(1));
+    let rotation_every = rotation_every(token);
+    let overlap = rotation_overlap(token);
 
     let issued = if let Some(r) = &token.spec.token_secret_ref {
-        read_own_token(ctx, &ns, &r.name, &r.key).await?
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await?;
+        credentials(token, secret.as_ref())
     } else {
         issue(
             token,
@@ -210,29 +392,20 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     let mut problem: Option<(&'static str, String)> = None;
     match issued {
         Ok(issued) => {
-            let rotation_expiry = match (rotation_every, issued.issued_at) {
-                (Some(every), Some(at)) => {
-                    soonest(at + every);
-                    Some(at + every + overlap)
-                }
-                _ => None,
-            };
-            let expires_at = match (spec_expiry, rotation_expiry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            if let (Some(every), Some(at)) = (rotation_every, issued.issued_at) {
+                soonest(at + every);
+            }
+            let expires_at = current_expiry(token, issued.issued_at);
             if let Some(t) = expires_at {
                 soonest(t);
             }
             status.secret_name = Some(issued.secret_name);
             status.token_id = Some(token_id(&issued.hash));
-            status.token_hash = Some(issued.hash);
             status.expires_at = expires_at.map(Time);
             status.last_rotation_time = issued.issued_at.map(Time);
-            if let Some((hash, id, until)) = issued.previous.filter(|(_, _, until)| *until > now) {
+            if let Some((hash, until)) = issued.previous.filter(|(_, until)| *until > now) {
                 soonest(until);
-                status.previous_token_hash = Some(hash);
-                status.previous_token_id = Some(id);
+                status.previous_token_id = Some(token_id(&hash));
                 status.previous_token_expires_at = Some(Time(until));
             }
         }
@@ -330,53 +503,6 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     Ok(super::requeue_until(requeue_at))
 }
 
-/// Reads a bring-your-own token.
-async fn read_own_token(
-    ctx: &Context,
-    ns: &str,
-    secret: &str,
-    key: &str,
-) -> Result<Result<Issued, (&'static str, String)>, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(s) = api.get_opt(secret).await? else {
-        return Ok(Err((
-            reason::TOKEN_INVALID,
-            format!(
-                "Secret {secret} (spec.tokenSecretRef) does not exist in namespace {ns}: create it with the token under key {key}"
-            ),
-        )));
-    };
-    let Some(value) = s.data.as_ref().and_then(|d| d.get(key)) else {
-        return Ok(Err((
-            reason::TOKEN_INVALID,
-            format!(
-                "Secret {secret} has no key {key} (spec.tokenSecretRef): put the token under that key"
-            ),
-        )));
-    };
-    let Ok(value) = std::str::from_utf8(&value.0) else {
-        return Ok(Err((
-            reason::TOKEN_INVALID,
-            format!("The token in Secret {secret} key {key} is not text"),
-        )));
-    };
-    let value = value.trim();
-    if value.len() < MIN_TOKEN_LENGTH || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Ok(Err((
-            reason::TOKEN_INVALID,
-            format!(
-                "The token in Secret {secret} key {key} must be at least {MIN_TOKEN_LENGTH} printable characters without spaces: generate one with `openssl rand -base64 32`"
-            ),
-        )));
-    }
-    Ok(Ok(Issued {
-        hash: token_hash(value),
-        issued_at: None,
-        previous: None,
-        secret_name: secret.to_owned(),
-    }))
-}
-
 /// Issues or rotates the generated token and writes its Secret.
 #[allow(clippy::too_many_arguments)]
 async fn issue(
@@ -388,7 +514,7 @@ async fn issue(
     every: Option<SignedDuration>,
     overlap: SignedDuration,
     expired: bool,
-) -> Result<Result<Issued, (&'static str, String)>, Error> {
+) -> Result<Result<Issued, Refusal>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = secret_name(token);
     let uid = token.uid().ok_or(Error::MissingObjectKey("uid"))?;
@@ -434,16 +560,7 @@ async fn issue(
         .get(ROTATION_REQUEST)
         .cloned()
         .unwrap_or_default();
-    let previous_stored = match (
-        annotations.get(PREVIOUS_HASH),
-        annotations.get(PREVIOUS_ID),
-        annotations
-            .get(PREVIOUS_UNTIL)
-            .and_then(|t| t.parse::<Timestamp>().ok()),
-    ) {
-        (Some(h), Some(i), Some(u)) => Some((h.clone(), i.clone(), u)),
-        _ => None,
-    };
+    let previous_stored = previous_of(&annotations);
     let scheduled = matches!((every, issued_at), (Some(e), Some(at)) if now >= at + e);
     let needs_new = current.is_none() || issued_at.is_none() || scheduled || requested != honoured;
     // The Secret must also follow a changed SCIM base URL (new external URL).
@@ -484,10 +601,7 @@ async fn issue(
     }
 
     let new_token = generate_token();
-    let previous = current.as_ref().map(|old| {
-        let hash = token_hash(old);
-        (hash.clone(), token_id(&hash), now + overlap)
-    });
+    let previous = current.as_ref().map(|old| (token_hash(old), now + overlap));
     write_secret(
         &api,
         token,
@@ -526,15 +640,14 @@ async fn write_secret(
     urls: &Urls,
     issued_at: Timestamp,
     rotation_request: &str,
-    previous: Option<&(String, String, Timestamp)>,
+    previous: Option<&(String, Timestamp)>,
 ) -> Result<(), Error> {
     let mut annotations = BTreeMap::from([
         (ISSUED_AT.to_owned(), issued_at.to_string()),
         (ROTATION_REQUEST.to_owned(), rotation_request.to_owned()),
     ]);
-    if let Some((hash, id, until)) = previous {
+    if let Some((hash, until)) = previous {
         annotations.insert(PREVIOUS_HASH.to_owned(), hash.clone());
-        annotations.insert(PREVIOUS_ID.to_owned(), id.clone());
         annotations.insert(PREVIOUS_UNTIL.to_owned(), until.to_string());
     }
     let secret = Secret {
@@ -597,5 +710,92 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert_eq!(token_id(&h), h[..12]);
         assert!(!t.contains(&token_id(&h)));
+    }
+
+    fn byo(name: &str) -> ScimToken {
+        let mut t: ScimToken = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken",
+            "metadata": { "name": name, "namespace": "ns", "uid": "u1" },
+            "spec": { "identityProviderRef": { "name": "okta" },
+                      "tokenSecretRef": { "name": "s", "key": "token" } }
+        }))
+        .unwrap();
+        t.metadata.uid = Some("u1".into());
+        t
+    }
+
+    fn secret(annotations: serde_json::Value, labels: serde_json::Value) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "s", "namespace": "ns", "annotations": annotations, "labels": labels },
+            "data": { "token": base64::engine::general_purpose::STANDARD.encode("a-token-you-bring-0123456789abcdef") }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_you_bring_needs_the_annotation_naming_its_scim_token() {
+        let t = byo("okta");
+        let none = credentials(
+            &t,
+            Some(&secret(serde_json::json!({}), serde_json::json!({}))),
+        );
+        let (r, message) = none.unwrap_err();
+        assert_eq!(r, reason::TOKEN_SECRET_REFUSED);
+        assert!(
+            message.contains("sso-operator.dev/scim-token: okta"),
+            "{message}"
+        );
+        let other = secret(
+            serde_json::json!({ TOKEN_SECRET_ANNOTATION: "other" }),
+            serde_json::json!({}),
+        );
+        assert!(credentials(&t, Some(&other)).is_err());
+        let mine = secret(
+            serde_json::json!({ TOKEN_SECRET_ANNOTATION: "okta" }),
+            serde_json::json!({}),
+        );
+        assert_eq!(
+            credentials(&t, Some(&mine)).unwrap().hash,
+            token_hash("a-token-you-bring-0123456789abcdef")
+        );
+        for labels in [
+            serde_json::json!({ MANAGED_BY.0: MANAGED_BY.1 }),
+            serde_json::json!({ crate::config::COMPILED_CONFIG_LABEL: "true" }),
+        ] {
+            let managed = secret(
+                serde_json::json!({ TOKEN_SECRET_ANNOTATION: "okta" }),
+                labels,
+            );
+            assert_eq!(
+                credentials(&t, Some(&managed)).unwrap_err().0,
+                reason::TOKEN_SECRET_REFUSED
+            );
+        }
+    }
+
+    #[test]
+    fn a_generated_token_counts_only_from_a_secret_its_scim_token_controls() {
+        let mut t = byo("okta");
+        t.spec.token_secret_ref = None;
+        let value = generate_token();
+        let mut s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "okta-scim-token", "annotations": {
+                ISSUED_AT: "2030-01-01T00:00:00Z",
+                PREVIOUS_HASH: token_hash("old"),
+                PREVIOUS_UNTIL: "2030-01-01T01:00:00Z",
+            } },
+            "data": { "token": base64::engine::general_purpose::STANDARD.encode(&value) }
+        }))
+        .unwrap();
+        assert!(credentials(&t, Some(&s)).is_err(), "no owner reference");
+        s.metadata.owner_references = Some(vec![owner_reference(&t).unwrap()]);
+        let issued = credentials(&t, Some(&s)).unwrap();
+        assert_eq!(issued.hash, token_hash(&value));
+        assert_eq!(
+            issued.previous,
+            Some((token_hash("old"), "2030-01-01T01:00:00Z".parse().unwrap()))
+        );
+        t.metadata.uid = Some("u2".into());
+        assert!(credentials(&t, Some(&s)).is_err(), "another incarnation");
     }
 }
