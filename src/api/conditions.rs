@@ -16,6 +16,9 @@ pub const CERTIFICATES_VALID: &str = "CertificatesValid";
 pub const CERTIFICATES_EXPIRING_SOON: &str = "CertificatesExpiringSoon";
 /// IdentityProvider: the compiled runtime configuration the server uses is up to date.
 pub const CONFIG_PUBLISHED: &str = "ConfigPublished";
+/// IdentityProvider (a warning while True): `saml.allowCbcEncryption` accepts AES-CBC encrypted
+/// assertions, which are not authenticated.
+pub const CBC_ENCRYPTION_ALLOWED: &str = "CbcEncryptionAllowed";
 /// ScimToken: the token has passed its `expiresAt` and no longer works.
 pub const EXPIRED: &str = "Expired";
 
@@ -72,6 +75,10 @@ pub mod reason {
     pub const LAST_GOOD_CONFIG_SERVING: &str = "LastGoodConfigServing";
     /// Nothing is served for this IdentityProvider.
     pub const NOT_SERVING: &str = "NotServing";
+    /// `saml.allowCbcEncryption` is on: AES-CBC encrypted assertions are accepted.
+    pub const CBC_ENCRYPTION_ALLOWED: &str = "CbcEncryptionAllowed";
+    /// Only AES-GCM encrypted assertions are accepted.
+    pub const GCM_ONLY: &str = "GcmOnly";
     /// ScimToken: the named IdentityProvider does not exist.
     pub const IDENTITY_PROVIDER_NOT_FOUND: &str = "IdentityProviderNotFound";
     /// ScimToken: the named IdentityProvider is disabled.
