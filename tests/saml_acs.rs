@@ -291,7 +291,14 @@ fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
         "sibling",
         &sp_cert,
     );
-    let signin = acs::verify(&cfg, &entra, Some("_req1"), now).unwrap();
+    // AES-CBC only where saml.allowCbcEncryption allows it.
+    assert_eq!(
+        refused(acs::verify(&cfg, &entra, Some("_req1"), now)),
+        "CbcEncryptionRefused"
+    );
+    let mut cbc = cfg.clone();
+    cbc.saml.allow_cbc_encryption = true;
+    let signin = acs::verify(&cbc, &entra, Some("_req1"), now).unwrap();
     assert_eq!(signin.name_id, "ada@example.com");
     // Okta: AES-256-GCM, RSA-OAEP with SHA-256, EncryptedKey inside; the Response is signed
     // too (over the ciphertext).
@@ -340,7 +347,7 @@ fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
     );
 
     // Rotation: the previous key still decrypts.
-    let mut rotated = cfg.clone();
+    let mut rotated = cbc.clone();
     let (new_key, new_cert) = keypair("sp-next");
     rotated.service_provider.previous = Some(rotated.service_provider.current.clone());
     rotated.service_provider.current = serde_json::from_value(json!({
@@ -371,6 +378,112 @@ fn encrypted_assertions_are_decrypted_then_their_own_signature_is_verified() {
         refused(acs::verify(&disabled, &okta, Some("_req1"), now)),
         "EncryptionDisabled"
     );
+}
+
+/// A key pair as the compiled configuration holds it.
+fn compiled_key_pair(cn: &str) -> (sso_operator::config::KeyPair, String) {
+    let (key, cert) = keypair(cn);
+    let pair = serde_json::from_value(json!({
+        "certificatePem": cert,
+        "privateKeyPem": String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+    }))
+    .unwrap();
+    (pair, cert)
+}
+
+#[test]
+fn aes_cbc_and_several_encrypted_keys_are_refused_with_the_idp_setting_to_change() {
+    let (key, cert) = keypair("idp");
+    let cfg = config(&cert, false);
+    let sp_cert = cfg.service_provider.current.certificate_pem.clone();
+    let now = Timestamp::now();
+    let encrypted = |encrypt: Value| response(&key, &cert, json!({ "encrypt": encrypt }));
+
+    // AES-CBC: refused by default with its own reason and the Okta field to change.
+    for data in ["aes128-cbc", "aes256-cbc"] {
+        let cbc = encrypted(json!({ "certPem": sp_cert, "data": data, "key": "rsa-oaep" }));
+        let (reason, text) = message(acs::verify(&cfg, &cbc, Some("_req1"), now));
+        assert_eq!(reason, "CbcEncryptionRefused", "{data}: {text}");
+        assert!(text.contains("Encryption Algorithm: AES256-GCM"), "{text}");
+        assert!(text.contains("saml.allowCbcEncryption: true"), "{text}");
+        let mut allowed = cfg.clone();
+        allowed.saml.allow_cbc_encryption = true;
+        assert!(
+            acs::verify(&allowed, &cbc, Some("_req1"), now).is_ok(),
+            "{data}"
+        );
+    }
+    // Entra cannot choose: the message says to turn Token encryption off instead.
+    let mut entra = cfg.clone();
+    entra.provider = sso_operator::api::identity_provider::Provider::Entra;
+    let cbc =
+        encrypted(json!({ "certPem": sp_cert, "data": "aes256-cbc", "keyPlacement": "sibling" }));
+    let (reason, text) = message(acs::verify(&entra, &cbc, Some("_req1"), now));
+    assert_eq!(reason, "CbcEncryptionRefused", "{text}");
+    assert!(text.contains("Token encryption"), "{text}");
+
+    // Exactly one EncryptedKey, inside the EncryptedData or next to it: a second one (for
+    // another key, or the same one again) is refused before any key is tried.
+    let (_, other_cert) = keypair("other-sp");
+    for (placement, extra) in [
+        ("inside", &other_cert),
+        ("sibling", &other_cert),
+        ("inside", &sp_cert),
+    ] {
+        let several = encrypted(
+            json!({ "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep",
+            "keyPlacement": placement, "extraKeyCertPems": [extra] }),
+        );
+        let (reason, text) = message(acs::verify(&cfg, &several, Some("_req1"), now));
+        assert_eq!(reason, "SeveralEncryptedKeys", "{placement}: {text}");
+        assert!(text.contains("exactly one is accepted"), "{text}");
+        assert!(
+            text.contains("encryption certificate from the service-provider metadata"),
+            "{text}"
+        );
+    }
+
+    // Current, next and previous keys each open what was encrypted for them; nothing else
+    // opens, and every failure gives the same answer.
+    let mut rotating = cfg.clone();
+    let (next, next_cert) = compiled_key_pair("sp-next");
+    let (previous, previous_cert) = compiled_key_pair("sp-previous");
+    rotating.service_provider.next = Some(next);
+    rotating.service_provider.previous = Some(previous);
+    for to in [&sp_cert, &next_cert, &previous_cert] {
+        let gcm =
+            encrypted(json!({ "certPem": to, "data": "aes128-gcm", "key": "rsa-oaep-mgf1p" }));
+        assert!(acs::verify(&rotating, &gcm, Some("_req1"), now).is_ok());
+    }
+    let foreign = encrypted(json!({ "certPem": other_cert, "data": "aes256-gcm" }));
+    let (reason, foreign_text) = message(acs::verify(&rotating, &foreign, Some("_req1"), now));
+    assert_eq!(reason, "DecryptionFailed");
+    // The right key, with the ciphertext altered: the same reason and words.
+    let mine = decode(&encrypted(
+        json!({ "certPem": sp_cert, "data": "aes256-gcm" }),
+    ));
+    let doc = roxmltree::Document::parse(&mine).unwrap();
+    let content = doc
+        .descendants()
+        .rfind(|n| n.tag_name().name() == "CipherValue")
+        .and_then(|n| n.text())
+        .unwrap()
+        .to_owned();
+    let mut bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &content).unwrap();
+    bytes[20] ^= 1;
+    let altered = mine.replace(
+        &content,
+        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes),
+    );
+    let (reason, text) = message(acs::verify(
+        &rotating,
+        &encode(&altered),
+        Some("_req1"),
+        now,
+    ));
+    assert_eq!(reason, "DecryptionFailed");
+    assert_eq!(text, foreign_text);
 }
 
 fn decode(encoded: &str) -> String {
@@ -818,5 +931,190 @@ async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_
         assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
         assert!(log.contains(reason), "{reason} missing from the log");
         assert!(!log.contains(&encoded[..64]), "the response is in the log");
+    }
+}
+
+#[tokio::test]
+async fn aes_cbc_is_refused_until_allow_cbc_encryption_is_set_and_the_controller_warns_while_it_is()
+{
+    use kube::api::{Api, Patch, PatchParams};
+    use std::time::Duration;
+    use support::operator::{EXTERNAL_URL, Stack};
+
+    let Stack {
+        client,
+        ns,
+        controller: _controller,
+        server,
+        url,
+    } = Stack::start("saml-cbc", &support::sqlite_url("saml-cbc"), &[], &[]).await;
+    let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
+    let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+    let apply = |allow_cbc: bool| {
+        json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
+            "spec": { "provider": "okta", "allowIdpInitiated": true, "saml": { "allowCbcEncryption": allow_cbc },
+                "users": { "provisioning": "justInTime" },
+                "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } })
+    };
+    // Right after the CRD is installed the API server may still apply with the schema it had
+    // before: retry until it knows the field.
+    let patch = |allow_cbc: bool| {
+        let (api, obj) = (api.clone(), apply(allow_cbc));
+        async move {
+            support::wait_for(Duration::from_secs(60), || {
+                let (api, obj) = (api.clone(), obj.clone());
+                async move {
+                    api.patch(
+                        "okta",
+                        &PatchParams::apply("tests").force(),
+                        &Patch::Apply(&obj),
+                    )
+                    .await
+                    .ok()
+                }
+            })
+            .await
+            .expect("apply the IdentityProvider")
+        }
+    };
+    patch(false).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
+    let metadata = support::wait_for(Duration::from_secs(60), || {
+        let (http, metadata_url) = (http.clone(), metadata_url.clone());
+        async move {
+            let r = http.get(&metadata_url).send().await.ok()?;
+            if r.status() != reqwest::StatusCode::OK {
+                return None;
+            }
+            r.text().await.ok()
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+    let sp_cert = encryption_certificate(&metadata);
+    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
+    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
+    let tile_click = |encrypt: Value| {
+        response(
+            &key,
+            &cert,
+            json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null, "encrypt": encrypt }),
+        )
+    };
+    let cbc = || tile_click(json!({ "certPem": sp_cert, "data": "aes256-cbc", "key": "rsa-oaep" }));
+    let acs_post = format!("{url}/saml/{}/okta/acs", ns.name);
+    let post = |encoded: String| {
+        let (http, acs_post) = (http.clone(), acs_post.clone());
+        async move {
+            http.post(&acs_post)
+                .form(&[("SAMLResponse", encoded.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let condition = |status: &'static str| {
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                let idp = api.get("okta").await.ok()?;
+                idp.status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "CbcEncryptionAllowed" && c.status == status)
+            }
+        }
+    };
+    let last_failure = |reason: &'static str| {
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                let idp = api.get("okta").await.ok()?;
+                let s = serde_json::to_value(idp.status?).ok()?;
+                (s["signIn"]["lastFailureReason"] == reason).then(|| s["signIn"].clone())
+            }
+        }
+    };
+
+    // By default: no warning, and AES-CBC is refused with the Okta field to change.
+    let off = support::wait_for(Duration::from_secs(60), condition("False"))
+        .await
+        .expect("CbcEncryptionAllowed False by default");
+    assert_eq!(off.reason, "GcmOnly");
+    assert_eq!(post(cbc()).await, reqwest::StatusCode::FORBIDDEN);
+    let sign_in = support::wait_for(
+        Duration::from_secs(60),
+        last_failure("CbcEncryptionRefused"),
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "CbcEncryptionRefused never reached status\n{}",
+            server.log_text()
+        )
+    });
+    let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
+    assert!(text.contains("Encryption Algorithm: AES256-GCM"), "{text}");
+    assert!(text.contains("saml.allowCbcEncryption"), "{text}");
+    // Several EncryptedKeys: refused with their own reason, whatever the algorithm.
+    let (_, other_cert) = support::self_signed("another-sp", -3600, 365 * 86_400);
+    let several = tile_click(
+        json!({ "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep", "extraKeyCertPems": [other_cert] }),
+    );
+    assert_eq!(post(several).await, reqwest::StatusCode::FORBIDDEN);
+    support::wait_for(
+        Duration::from_secs(60),
+        last_failure("SeveralEncryptedKeys"),
+    )
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "SeveralEncryptedKeys never reached status\n{}",
+            server.log_text()
+        )
+    });
+    // AES-GCM signs in.
+    let gcm = tile_click(json!({ "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep" }));
+    let answer = post(gcm).await;
+    // Signed in: without a RelayState or defaultRelayState the server answers with a page.
+    assert_eq!(
+        answer,
+        reqwest::StatusCode::OK,
+        "AES-GCM\n{}",
+        server.log_text()
+    );
+
+    // Opting in: the warning condition turns True and AES-CBC signs in.
+    patch(true).await;
+    let on = support::wait_for(Duration::from_secs(60), condition("True"))
+        .await
+        .expect("CbcEncryptionAllowed True while saml.allowCbcEncryption is on");
+    assert_eq!(on.reason, "CbcEncryptionAllowed");
+    assert!(on.message.contains("AES-GCM"), "{}", on.message);
+    // The server picks up the new configuration shortly after the controller publishes it.
+    support::wait_for(Duration::from_secs(60), || {
+        let encoded = cbc();
+        async move { (post(encoded).await == reqwest::StatusCode::OK).then_some(()) }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "AES-CBC never signed in after the opt-in\n{}",
+            server.log_text()
+        )
+    });
+    let metrics = server.metrics().await;
+    for reason in ["CbcEncryptionRefused", "SeveralEncryptedKeys"] {
+        let line = format!(
+            "sso_operator_server_sign_ins_total{{outcome=\"failure\",reason=\"{reason}\"}}"
+        );
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
     }
 }

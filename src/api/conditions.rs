@@ -47,6 +47,9 @@ documented! {
     CERTIFICATES_EXPIRING_SOON = "CertificatesExpiringSoon" for [IdentityProvider];
     /// The compiled runtime configuration the server uses is up to date.
     CONFIG_PUBLISHED = "ConfigPublished" for [IdentityProvider];
+    /// A warning while True: `saml.allowCbcEncryption` accepts AES-CBC encrypted assertions,
+    /// which are not authenticated.
+    CBC_ENCRYPTION_ALLOWED = "CbcEncryptionAllowed" for [IdentityProvider];
     /// The token has passed its `expiresAt` and no longer works.
     EXPIRED = "Expired" for [ScimToken];
 }
@@ -108,6 +111,10 @@ pub mod reason {
         LAST_GOOD_CONFIG_SERVING = "LastGoodConfigServing" for [IdentityProvider];
         /// Nothing is served for this IdentityProvider.
         NOT_SERVING = "NotServing" for [IdentityProvider];
+        /// `saml.allowCbcEncryption` is on: AES-CBC encrypted assertions are accepted.
+        CBC_ENCRYPTION_ALLOWED = "CbcEncryptionAllowed" for [IdentityProvider];
+        /// Only AES-GCM encrypted assertions are accepted.
+        GCM_ONLY = "GcmOnly" for [IdentityProvider];
         /// The spec still holds an example's `REPLACE-ME` placeholder (in an IdP URL, the
         /// Issuer or the certificate's subject): the message names the fields to fill in from
         /// the IdP console.

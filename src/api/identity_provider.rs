@@ -377,6 +377,17 @@ pub struct SamlSettings {
     #[serde(default)]
     pub assertion_encryption: AssertionEncryption,
 
+    /// Explicit opt-in to AES-CBC encrypted assertions, for IdPs that cannot encrypt with
+    /// AES-GCM: Microsoft Entra ID token encryption (AES-256-CBC, no choice), and by default
+    /// Shibboleth IdP 3 and older Keycloak releases. AES-CBC is not authenticated: whoever can post to the
+    /// ACS URL can learn the content of an encrypted assertion by sending altered copies of
+    /// it (an XML Encryption padding oracle), so a `CbcEncryptionAllowed` warning condition is
+    /// True while this is on. Default false: AES-CBC is refused with the reason
+    /// `CbcEncryptionRefused`; choose AES-GCM at the IdP instead (Okta: Encryption Algorithm
+    /// AES256-GCM), or turn assertion encryption off there.
+    #[serde(default)]
+    pub allow_cbc_encryption: bool,
+
     /// Tolerated clock difference with the IdP when checking NotBefore and NotOnOrAfter, as a
     /// duration such as `2m` (at most `10m`).
     #[serde(default = "default_clock_skew")]
@@ -398,6 +409,7 @@ impl Default for SamlSettings {
             digest_algorithm: DigestAlgorithm::default(),
             allow_sha1: false,
             assertion_encryption: AssertionEncryption::default(),
+            allow_cbc_encryption: false,
             clock_skew: default_clock_skew(),
         }
     }

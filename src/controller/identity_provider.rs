@@ -640,6 +640,8 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
         });
     }
 
+    conditions.push(cbc_encryption_condition(&idp.spec.saml));
+
     // 6. Compile and publish, or keep the last good configuration.
     let serving;
     match (&problem, &keys, &idp_side) {
@@ -715,6 +717,23 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     finish(idp, ctx, status, conditions, &previous_status, now).await?;
 
     Ok(super::requeue_until(requeue_at))
+}
+
+/// The warning shown while `saml.allowCbcEncryption` accepts unauthenticated AES-CBC.
+fn cbc_encryption_condition(saml: &crate::api::identity_provider::SamlSettings) -> Desired {
+    if saml.allow_cbc_encryption {
+        Desired::yes(
+            cond::CBC_ENCRYPTION_ALLOWED,
+            reason::CBC_ENCRYPTION_ALLOWED,
+            "saml.allowCbcEncryption is true: AES-CBC encrypted assertions are accepted, and anyone who can post to the ACS URL may learn the content of an encrypted assertion from the answers to altered copies. Choose AES-GCM at the IdP and remove saml.allowCbcEncryption as soon as it can",
+        )
+    } else {
+        Desired::no(
+            cond::CBC_ENCRYPTION_ALLOWED,
+            reason::GCM_ONLY,
+            "Only AES-GCM encrypted assertions are accepted",
+        )
+    }
 }
 
 /// Why the service-provider keys cannot be stored, as the ServiceProviderKeysReady condition,

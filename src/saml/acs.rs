@@ -130,6 +130,12 @@ impl AcsError {
             AcsError::Decryption(super::decrypt::DecryptError::Algorithm(_)) => {
                 "EncryptionAlgorithmRefused"
             }
+            AcsError::Decryption(super::decrypt::DecryptError::CbcRefused(_)) => {
+                "CbcEncryptionRefused"
+            }
+            AcsError::Decryption(super::decrypt::DecryptError::SeveralKeys(_)) => {
+                "SeveralEncryptedKeys"
+            }
             AcsError::Decryption(_) => "DecryptionFailed",
             AcsError::Verification(_) => "VerificationFailed",
             AcsError::Status(_) => "IdpStatus",
@@ -469,7 +475,12 @@ pub fn verify(
                 openssl::pkey::PKey::private_key_from_pem(k.private_key_pem.as_bytes()).ok()
             })
             .collect();
-            let xml = super::decrypt::decrypt_response(&shape.xml, &keys)?;
+            let xml = super::decrypt::decrypt_response(
+                &shape.xml,
+                &keys,
+                config.saml.allow_cbc_encryption,
+                config.provider,
+            )?;
             let plain = response_shape::inspect_xml(xml)?;
             if plain.encrypted {
                 return Err(AcsError::Shape(ShapeError::AssertionPlacement));

@@ -4,8 +4,16 @@
 //! after decryption, so the Response-level signature (which covered the ciphertext) is dropped.
 //!
 //! Key transport: RSA-OAEP (`xmlenc#rsa-oaep-mgf1p`, `xmlenc11#rsa-oaep` with SHA-1/SHA-2
-//! digests and MGF1). RSA PKCS#1 v1.5 is refused (Bleichenbacher's attack). Content: AES-GCM
-//! (preferred) and AES-CBC, 128/192/256 bits.
+//! digests and MGF1). RSA PKCS#1 v1.5 is refused (Bleichenbacher's attack). Content: AES-GCM,
+//! 128/192/256 bits; AES-CBC only where `saml.allowCbcEncryption` allows it, because its
+//! padding and the XML parse of a tampered plaintext answer differently (Jager and
+//! Somorovsky's attack on XML Encryption).
+//!
+//! Anyone may post an EncryptedAssertion, so what an attacker could measure does not depend on
+//! which service-provider key fails: there is exactly one EncryptedKey, every current, next and
+//! previous key unwraps it, and each result (or a random key of the right length where
+//! unwrapping fails) decrypts the content, whichever key succeeds. Every failure to open it
+//! gives the same answer.
 
 use base64::Engine;
 use openssl::md::{Md, MdRef};
@@ -13,6 +21,8 @@ use openssl::pkey::{PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
 use openssl::symm::{Cipher, Crypter, Mode, decrypt_aead};
+
+use crate::api::identity_provider::Provider;
 
 const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -30,9 +40,20 @@ pub enum DecryptError {
     Malformed,
     /// An algorithm this service provider does not accept.
     #[error(
-        "the IdP encrypted with {0}, which is not accepted: use RSA-OAEP for the key and AES-GCM (or AES-CBC) for the data"
+        "the IdP encrypted with {0}, which is not accepted: use RSA-OAEP for the key and AES-GCM for the data"
     )]
     Algorithm(String),
+    /// AES-CBC content while `saml.allowCbcEncryption` is off.
+    #[error(
+        "the IdP encrypted the assertion with AES-CBC, which is refused because it is not authenticated: choose AES-GCM at the IdP ({}), or turn assertion encryption off there; only for an IdP that cannot encrypt with AES-GCM, set saml.allowCbcEncryption: true",
+        gcm_setting(*.0)
+    )]
+    CbcRefused(Provider),
+    /// More than one EncryptedKey: each would be one more try against the service-provider keys.
+    #[error(
+        "the EncryptedAssertion carries {0} EncryptedKey elements and exactly one is accepted: have the IdP encrypt the assertion for one certificate only, the encryption certificate from the service-provider metadata"
+    )]
+    SeveralKeys(usize),
     /// No service-provider key opens it.
     #[error(
         "no service-provider key decrypts the assertion: the IdP must encrypt with the encryption certificate from the service-provider metadata"
@@ -41,6 +62,24 @@ pub enum DecryptError {
     /// The plaintext is not one SAML Assertion.
     #[error("the decrypted content is not a SAML Assertion")]
     NotAnAssertion,
+}
+
+/// Where the IdP's data encryption algorithm is chosen, in its console's words.
+fn gcm_setting(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Okta => {
+            "Okta: SAML Settings > Show Advanced Settings > Encryption Algorithm: AES256-GCM"
+        }
+        Provider::Entra => {
+            "Entra ID offers no choice of algorithm for Token encryption and encrypts with AES-256-CBC: turn Token encryption off in Entra"
+        }
+        Provider::Keycloak => {
+            "Keycloak: the client's encryption algorithm AES_256_GCM, the default of current Keycloak releases"
+        }
+        _ => {
+            "the IdP's data encryption algorithm: http://www.w3.org/2009/xmlenc11#aes256-gcm or aes128-gcm; Shibboleth IdP 3: idp.encryption.config = shibboleth.EncryptionConfiguration.GCM"
+        }
+    }
 }
 
 fn child<'a, 'i>(
@@ -121,7 +160,14 @@ fn unwrap_key(
     Some(out)
 }
 
-fn decrypt_data(algorithm: &str, key: &[u8], blob: &[u8]) -> Result<Option<Vec<u8>>, DecryptError> {
+/// The content-encryption algorithm of an EncryptedData.
+#[derive(Clone, Copy)]
+struct Content {
+    cipher: Cipher,
+    gcm: bool,
+}
+
+fn content(algorithm: &str, allow_cbc: bool, provider: Provider) -> Result<Content, DecryptError> {
     let (cipher, gcm) = match algorithm {
         "http://www.w3.org/2009/xmlenc11#aes128-gcm" => (Cipher::aes_128_gcm(), true),
         "http://www.w3.org/2009/xmlenc11#aes192-gcm" => (Cipher::aes_192_gcm(), true),
@@ -131,47 +177,83 @@ fn decrypt_data(algorithm: &str, key: &[u8], blob: &[u8]) -> Result<Option<Vec<u
         "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => (Cipher::aes_256_cbc(), false),
         other => return Err(DecryptError::Algorithm(shown(other))),
     };
-    if key.len() != cipher.key_len() {
-        return Ok(None);
+    if !gcm && !allow_cbc {
+        return Err(DecryptError::CbcRefused(provider));
     }
+    Ok(Content { cipher, gcm })
+}
+
+/// Decrypts `blob` (IV, ciphertext and, for GCM, the tag) with `key`, which has the cipher's
+/// key length.
+fn decrypt_data(content: Content, key: &[u8], blob: &[u8]) -> Option<Vec<u8>> {
+    let Content { cipher, gcm } = content;
     if gcm {
         if blob.len() < 12 + 16 {
-            return Ok(None);
+            return None;
         }
         let (iv, rest) = blob.split_at(12);
         let (data, tag) = rest.split_at(rest.len() - 16);
-        return Ok(decrypt_aead(cipher, key, Some(iv), &[], data, tag).ok());
+        return decrypt_aead(cipher, key, Some(iv), &[], data, tag).ok();
     }
     if blob.len() < 32 || !blob.len().is_multiple_of(16) {
-        return Ok(None);
+        return None;
     }
     let (iv, data) = blob.split_at(16);
-    let Ok(mut crypter) = Crypter::new(cipher, Mode::Decrypt, key, Some(iv)) else {
-        return Ok(None);
-    };
+    let mut crypter = Crypter::new(cipher, Mode::Decrypt, key, Some(iv)).ok()?;
     crypter.pad(false);
     let mut out = vec![0u8; data.len() + 16];
-    let Ok(n) = crypter.update(data, &mut out) else {
-        return Ok(None);
-    };
-    let Ok(m) = crypter.finalize(&mut out[n..]) else {
-        return Ok(None);
-    };
+    let n = crypter.update(data, &mut out).ok()?;
+    let m = crypter.finalize(&mut out[n..]).ok()?;
     out.truncate(n + m);
     // XML Encryption padding: the last byte is the pad length (the other pad bytes are
     // arbitrary, so PKCS#7 unpadding would be wrong).
     let pad = usize::from(*out.last().unwrap_or(&0));
     if pad == 0 || pad > 16 || pad > out.len() {
-        return Ok(None);
+        return None;
     }
     out.truncate(out.len() - pad);
-    Ok(Some(out))
+    Some(out)
 }
 
-/// Decrypts the Response's EncryptedAssertion with the first of `keys` that opens it and
-/// returns the Response with the plain assertion in its place and without a Response-level
-/// signature.
-pub fn decrypt_response(xml: &str, keys: &[PKey<Private>]) -> Result<String, DecryptError> {
+/// Tries every key the same way: unwrap the content key, then decrypt the content with it or,
+/// where unwrapping failed or gave a key of the wrong length, with a random key of the right
+/// length. The result is the plaintext of the first key whose unwrapped key opened it.
+fn open_with_every_key(
+    keys: &[PKey<Private>],
+    wrapped: &[u8],
+    params: (&'static MdRef, &'static MdRef),
+    content: Content,
+    blob: &[u8],
+) -> Option<Vec<u8>> {
+    let key_len = content.cipher.key_len();
+    let mut opened = None;
+    for key in keys {
+        let unwrapped = unwrap_key(wrapped, key, params).filter(|k| k.len() == key_len);
+        let genuine = unwrapped.is_some();
+        let sym = unwrapped.unwrap_or_else(|| {
+            let mut random = vec![0u8; key_len];
+            // Should the random source fail, zeros do the same work and open nothing.
+            let _ = openssl::rand::rand_bytes(&mut random);
+            random
+        });
+        let plaintext = decrypt_data(content, &sym, blob);
+        if genuine && opened.is_none() {
+            opened = plaintext;
+        }
+    }
+    opened
+}
+
+/// Decrypts the Response's EncryptedAssertion with the first of `keys` that opens it (every
+/// key is tried the same way; see the module documentation) and returns the Response with the
+/// plain assertion in its place and without a Response-level signature. AES-CBC content is
+/// refused unless `allow_cbc`; `provider` names the IdP's setting in that refusal.
+pub fn decrypt_response(
+    xml: &str,
+    keys: &[PKey<Private>],
+    allow_cbc: bool,
+    provider: Provider,
+) -> Result<String, DecryptError> {
     let doc = roxmltree::Document::parse_with_options(
         xml,
         roxmltree::ParsingOptions {
@@ -189,6 +271,7 @@ pub fn decrypt_response(xml: &str, keys: &[PKey<Private>]) -> Result<String, Dec
     let algorithm = child(data, XENC, "EncryptionMethod")
         .and_then(|m| m.attribute("Algorithm"))
         .ok_or(DecryptError::Malformed)?;
+    let content = content(algorithm, allow_cbc, provider)?;
     let blob = cipher_value(data)?;
     // The EncryptedKey is inside the EncryptedData's KeyInfo (Okta) or next to it (Entra).
     let encrypted_keys: Vec<roxmltree::Node> = ea
@@ -198,24 +281,15 @@ pub fn decrypt_response(xml: &str, keys: &[PKey<Private>]) -> Result<String, Dec
                 && n.tag_name().namespace() == Some(XENC)
                 && n.tag_name().name() == "EncryptedKey"
         })
-        .take(4)
         .collect();
-    if encrypted_keys.is_empty() {
-        return Err(DecryptError::Malformed);
-    }
-    let mut plaintext = None;
-    'found: for ek in &encrypted_keys {
-        let params = key_transport(*ek)?;
-        let wrapped = cipher_value(*ek)?;
-        for key in keys {
-            if let Some(sym) = unwrap_key(&wrapped, key, params)
-                && let Some(p) = decrypt_data(algorithm, &sym, &blob)?
-            {
-                plaintext = Some(p);
-                break 'found;
-            }
-        }
-    }
+    let ek = match encrypted_keys.as_slice() {
+        [] => return Err(DecryptError::Malformed),
+        [one] => *one,
+        several => return Err(DecryptError::SeveralKeys(several.len())),
+    };
+    let params = key_transport(ek)?;
+    let wrapped = cipher_value(ek)?;
+    let plaintext = open_with_every_key(keys, &wrapped, params, content, &blob);
     let plaintext = String::from_utf8(plaintext.ok_or(DecryptError::NoKey)?)
         .map_err(|_| DecryptError::NotAnAssertion)?;
     let plaintext = plaintext.trim();

@@ -6,7 +6,8 @@ Encryption (optional, after signing, with the `cryptography` package): "encrypt"
 {"certPem": the SP's encryption certificate, "data": aes128-gcm | aes256-gcm | aes128-cbc |
 aes256-cbc, "key": rsa-oaep-mgf1p | rsa-oaep (SHA-256 digest and MGF1) | rsa-1_5,
 "keyPlacement": "inside" (EncryptedKey in the EncryptedData's KeyInfo, Okta) or "sibling"
-(next to EncryptedData with a RetrievalMethod, Entra)}.
+(next to EncryptedData with a RetrievalMethod, Entra), "extraKeyCertPems": certificates for
+which further EncryptedKeys of the same content key are added next to the first}.
 
 Fields: keyPem, certPem, issuer, destination, audience, recipient, inResponseTo (optional),
 nameId, nameIdFormat, attributes ({name: [values]}), sign ("assertion", "response", "both" or
@@ -103,17 +104,17 @@ def encrypt(assertion, options):
         padded = padder.update(plaintext) + padder.finalize()
         encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
         blob = iv + encryptor.update(padded) + encryptor.finalize()
-    public = x509.load_pem_x509_certificate(options["certPem"].encode()).public_key()
     transport = options.get("key", "rsa-oaep-mgf1p")
-    if transport == "rsa-oaep-mgf1p":
-        wrapped = public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
-        key_algorithm = XENC + "rsa-oaep-mgf1p"
-    elif transport == "rsa-oaep":
-        wrapped = public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
-        key_algorithm = XENC11 + "rsa-oaep"
-    else:
-        wrapped = public.encrypt(key, padding.PKCS1v15())
-        key_algorithm = XENC + "rsa-1_5"
+
+    def wrap(cert_pem):
+        public = x509.load_pem_x509_certificate(cert_pem.encode()).public_key()
+        if transport == "rsa-oaep-mgf1p":
+            return public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+        if transport == "rsa-oaep":
+            return public.encrypt(key, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+        return public.encrypt(key, padding.PKCS1v15())
+
+    key_algorithm = {"rsa-oaep-mgf1p": XENC + "rsa-oaep-mgf1p", "rsa-oaep": XENC11 + "rsa-oaep"}.get(transport, XENC + "rsa-1_5")
 
     encrypted_assertion = etree.Element(f"{{{SAML}}}EncryptedAssertion", nsmap={"saml": SAML})
     data = etree.SubElement(encrypted_assertion, f"{{{XENC}}}EncryptedData", nsmap={"xenc": XENC, "ds": DS},
@@ -121,18 +122,20 @@ def encrypt(assertion, options):
     etree.SubElement(data, f"{{{XENC}}}EncryptionMethod", Algorithm=algorithm)
     key_info = etree.SubElement(data, f"{{{DS}}}KeyInfo")
 
-    def encrypted_key(parent):
-        ek = etree.SubElement(parent, f"{{{XENC}}}EncryptedKey", nsmap={"xenc": XENC, "ds": DS}, Id="_ek1")
+    def encrypted_key(parent, cert_pem=options["certPem"], ek_id="_ek1"):
+        ek = etree.SubElement(parent, f"{{{XENC}}}EncryptedKey", nsmap={"xenc": XENC, "ds": DS}, Id=ek_id)
         method = etree.SubElement(ek, f"{{{XENC}}}EncryptionMethod", Algorithm=key_algorithm)
         if transport == "rsa-oaep":
             etree.SubElement(method, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
             etree.SubElement(method, f"{{{XENC11}}}MGF", nsmap={"xenc11": XENC11}, Algorithm=XENC11 + "mgf1sha256")
         cipher = etree.SubElement(etree.SubElement(ek, f"{{{XENC}}}CipherData"), f"{{{XENC}}}CipherValue")
-        cipher.text = base64.b64encode(wrapped).decode()
+        cipher.text = base64.b64encode(wrap(cert_pem)).decode()
         return ek
 
     if options.get("keyPlacement", "inside") == "inside":
         encrypted_key(key_info)
+        for i, extra in enumerate(options.get("extraKeyCertPems") or []):
+            encrypted_key(key_info, extra, f"_ek{i + 2}")
     else:
         etree.SubElement(key_info, f"{{{DS}}}RetrievalMethod", URI="#_ek1",
                          Type="http://www.w3.org/2001/04/xmlenc#EncryptedKey")
@@ -140,6 +143,8 @@ def encrypt(assertion, options):
     cipher.text = base64.b64encode(blob).decode()
     if options.get("keyPlacement", "inside") != "inside":
         encrypted_key(encrypted_assertion)
+        for i, extra in enumerate(options.get("extraKeyCertPems") or []):
+            encrypted_key(encrypted_assertion, extra, f"_ek{i + 2}")
     return encrypted_assertion
 
 
