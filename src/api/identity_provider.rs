@@ -682,8 +682,9 @@ pub struct IdentityProviderStatus {
     pub observed_generation: Option<i64>,
     /// Current state, one entry per type: `Ready` (the summary; `kubectl wait
     /// --for=condition=Ready`), `ServiceProviderKeysReady`, `IdpMetadataResolved`,
-    /// `CertificatesValid`, `CertificatesExpiringSoon` and `ConfigPublished`. The reference
-    /// (docs/reference.md, Conditions) lists every reason.
+    /// `CertificatesValid`, `CertificatesExpiringSoon`, `ConfigPublished` and
+    /// `CbcEncryptionAllowed` (a warning while True). The reference (docs/reference.md,
+    /// Conditions) lists every reason.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
