@@ -283,8 +283,9 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         ],
     );
 
-    // Every example is reconciled: those with explicit certificates to Ready; those that
-    // name a public metadata URL (unreachable from here) to a condition that says so.
+    // Every example is reconciled once its placeholders are filled in as its comments say:
+    // those with explicit certificates to Ready; those that name a public metadata URL
+    // (unreachable from here) to a condition that says so.
     let discovery = kube::Discovery::new(admin.clone()).run().await.unwrap();
     let mut explicit = Vec::new();
     let mut all = Vec::new();
@@ -297,7 +298,7 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         for file in ["identityprovider.yaml", "scimtoken.yaml"] {
             let text = std::fs::read_to_string(dir.join(file)).unwrap();
             let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-            for doc in docs.into_iter().filter(|d| d.is_object()) {
+            for doc in docs.into_iter().filter(|d| d.is_object()).map(filled_in) {
                 let obj: kube::api::DynamicObject = serde_json::from_value(doc.clone()).unwrap();
                 let types = obj.types.clone().unwrap();
                 let gvk = kube::api::GroupVersionKind::try_from(&types).unwrap();
@@ -504,4 +505,30 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
     assert!(!access(&server, "create", "secrets", Some(&ns.name), "").await);
     let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &ns.name]);
     assert!(ok, "helm uninstall: {out}{err}");
+}
+
+/// An example with its `REPLACE-ME` placeholders filled in, as a user does from the IdP
+/// console: the URLs and entity ID get a real-looking tenant, and each certificate (inline or
+/// in the example's Secret) becomes a freshly generated one.
+fn filled_in(doc: Value) -> Value {
+    let text = serde_json::to_string(&doc)
+        .unwrap()
+        .replace("REPLACE-ME", "tenant-1");
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    if let Some(certificates) = doc
+        .pointer_mut("/spec/idp/certificates")
+        .and_then(Value::as_array_mut)
+    {
+        for certificate in certificates {
+            if certificate.get("pem").is_some() {
+                certificate["pem"] = json!(support::self_signed("idp", -3600, 365 * 86_400).1);
+            }
+        }
+    }
+    if doc["kind"] == "Secret"
+        && let Some(pem) = doc.pointer_mut("/stringData/tls.crt")
+    {
+        *pem = json!(support::self_signed("idp", -3600, 365 * 86_400).1);
+    }
+    doc
 }
