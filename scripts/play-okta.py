@@ -67,7 +67,12 @@ def keygen(folder):
         f.write(key_pem)
     with open(os.path.join(folder, "idp.crt"), "w") as f:
         f.write(cert_pem)
-    print(json.dumps({"spec": {"idp": {"certificates": [{"pem": cert_pem}]}}}))
+    # The values a user pastes from Okta in place of the example's REPLACE-ME placeholders.
+    print(json.dumps({"spec": {"idp": {
+        "ssoUrl": "https://example-org.okta.com/app/example_app_1/exk1a2b3c4d5e6f7g8h9/sso/saml",
+        "entityId": ISSUER,
+        "certificates": [{"pem": cert_pem}],
+    }}}))
 
 
 def push(base, token):
