@@ -28,11 +28,12 @@ pub enum DecryptError {
         "the EncryptedAssertion is incomplete (EncryptedData, EncryptedKey and CipherValue are required)"
     )]
     Malformed,
-    /// An algorithm this service provider does not accept.
+    /// An algorithm this service provider does not accept (its short name: the value comes
+    /// from a response whose signature has not been checked yet).
     #[error(
         "the IdP encrypted with {0}, which is not accepted: use RSA-OAEP for the key and AES-GCM (or AES-CBC) for the data"
     )]
-    Algorithm(String),
+    Algorithm(&'static str),
     /// No service-provider key opens it.
     #[error(
         "no service-provider key decrypts the assertion: the IdP must encrypt with the encryption certificate from the service-provider metadata"
@@ -64,8 +65,8 @@ fn cipher_value(n: roxmltree::Node<'_, '_>) -> Result<Vec<u8>, DecryptError> {
         .map_err(|_| DecryptError::Malformed)
 }
 
-fn shown(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(128).collect()
+fn shown(uri: &str) -> &'static str {
+    super::algorithm_names::algorithm_name(uri)
 }
 
 fn digest(uri: Option<&str>) -> Result<&'static MdRef, DecryptError> {
