@@ -12,3 +12,4 @@ pub mod scim;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod text;

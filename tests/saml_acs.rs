@@ -672,7 +672,9 @@ fn a_response_signed_with_another_certificate_names_both_certificates_and_the_fi
     assert!(text.contains("spec.idp.certificates"), "{text}");
     assert!(text.contains(&short_fingerprint(&cert)), "{text}");
     assert!(text.contains(&short_fingerprint(&other_cert)), "{text}");
-    assert!(text.contains("CN=rotated-idp-key"), "{text}");
+    // The refused response's certificate is named by fingerprint, never by its subject: the
+    // subject is text anyone can choose.
+    assert!(!text.contains("rotated-idp-key"), "{text}");
     assert!(text.contains("Okta's active Signing Certificate"), "{text}");
     // Both signatures present, the Response's by the right key and the assertion's not.
     let both = response(&other_key, &other_cert, json!({ "sign": "both" }));
@@ -878,7 +880,10 @@ async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_
         (
             "WrongCertificate",
             tile_click(&other_key, &other_cert, json!({})),
-            vec!["spec.idp.certificates", "CN=another-idp-key"],
+            vec![
+                "spec.idp.certificates",
+                "the response names the certificate SHA-256",
+            ],
         ),
         (
             "EncryptedAssertionNotSigned",
@@ -1116,5 +1121,121 @@ async fn aes_cbc_is_refused_until_allow_cbc_encryption_is_set_and_the_controller
             "sso_operator_server_sign_ins_total{{outcome=\"failure\",reason=\"{reason}\"}}"
         );
         assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+    }
+}
+
+/// Whether `text` holds a control or format character (bidi overrides, zero-width).
+fn has_hidden_characters(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    })
+}
+
+#[tokio::test]
+async fn anonymous_responses_never_write_their_values_into_status_and_signed_values_are_cleaned() {
+    use kube::api::{Api, Patch, PatchParams};
+    use std::time::Duration;
+    use support::operator::{EXTERNAL_URL, Stack};
+
+    let Stack {
+        client,
+        ns,
+        controller: _controller,
+        server,
+        url,
+    } = Stack::start("saml-anon", &support::sqlite_url("saml-anon"), &[], &[]).await;
+    let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
+    let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
+        "spec": { "provider": "okta", "allowIdpInitiated": true,
+            "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } });
+    api.patch(
+        "okta",
+        &PatchParams::apply("tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
+    support::wait_for(Duration::from_secs(60), || {
+        let (http, metadata_url) = (http.clone(), metadata_url.clone());
+        async move {
+            let r = http.get(&metadata_url).send().await.ok()?;
+            (r.status() == reqwest::StatusCode::OK).then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+
+    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
+    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
+    let tile_click = |key: &PKey<Private>, cert: &str, extra: Value| {
+        let mut overrides = json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null });
+        for (k, v) in extra.as_object().unwrap() {
+            overrides[k] = v.clone();
+        }
+        response(key, cert, overrides)
+    };
+    // Anyone can post these: signed by a key of their own, carrying text of their choice.
+    let (anyone_key, anyone_cert) = support::self_signed("anyone", -3600, 365 * 86_400);
+    let chosen = "PHONE-555-0100\u{202E}gnimoc\u{200B}";
+    let identity = "ada\u{202E}moc.elpmaxe\u{200B}@example.com";
+    let (chosen_key, chosen_cert) = support::self_signed("PHONE-555-0100", -3600, 365 * 86_400);
+    let cases = [
+        (
+            "WrongIssuer",
+            tile_click(&anyone_key, &anyone_cert, json!({ "issuer": chosen })),
+        ),
+        (
+            "WrongRecipient",
+            tile_click(
+                &anyone_key,
+                &anyone_cert,
+                json!({ "destination": format!("https://{chosen}.example/acs") }),
+            ),
+        ),
+        (
+            "WrongCertificate",
+            tile_click(&chosen_key, &chosen_cert, json!({})),
+        ),
+        // Signed by the IdP: its values may be quoted, cleaned of hidden characters.
+        (
+            "UserNotProvisioned",
+            tile_click(
+                &key,
+                &cert,
+                json!({ "nameId": identity, "attributes": { "email": [identity] } }),
+            ),
+        ),
+    ];
+    let acs_post = format!("{url}/saml/{}/okta/acs", ns.name);
+    for (reason, encoded) in &cases {
+        let r = http
+            .post(&acs_post)
+            .form(&[("SAMLResponse", encoded.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{reason}: {}", r.status());
+        let sign_in = support::wait_for(Duration::from_secs(60), || {
+            let api = api.clone();
+            async move {
+                let idp = api.get("okta").await.ok()?;
+                let s = serde_json::to_value(idp.status?).ok()?;
+                (s["signIn"]["lastFailureReason"] == *reason).then(|| s["signIn"].clone())
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{reason} never reached status\n{}", server.log_text()));
+        let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
+        assert!(!text.contains("555"), "{reason}: {text}");
+        assert!(!text.contains("gnimoc"), "{reason}: {text}");
+        assert!(!has_hidden_characters(text), "{reason}: {text:?}");
+        assert!(!text.contains("\\u{"), "{reason}: {text}");
+        if *reason == "UserNotProvisioned" {
+            assert!(text.contains("\"adamoc.elpmaxe@example.com\""), "{text}");
+        }
     }
 }

@@ -1882,3 +1882,107 @@ async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_pa
     let (_, u) = scim.get(&format!("{user}?attributes=emails.value")).await;
     assert_eq!(u["emails"], json!([{ "value": "ada@example.com" }]), "{u}");
 }
+
+#[tokio::test]
+async fn keys_differing_only_in_case_never_store_a_password_or_choose_an_id_and_sign_in_groups_stay_with_sign_in()
+ {
+    let scim = Scim::start("scim-case", support::sqlite_url("scim-case")).await;
+    // A second spelling of a field the server takes is refused: which one was meant cannot be
+    // told, and the other must not be kept as an ordinary attribute.
+    let mut twice = okta_user("ada@example.com");
+    twice["Password"] = json!("plaintext in the resource");
+    let (status, err) = scim.post("/Users", twice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["scimType"], "invalidSyntax", "{err}");
+    assert!(
+        err["detail"].as_str().unwrap().contains("password"),
+        "{err}"
+    );
+    // Server-owned attributes in any spelling are dropped.
+    let mut owned = okta_user("ada@example.com");
+    for (k, v) in [
+        ("ID", json!("chosen-id")),
+        ("Id", json!("chosen-id-2")),
+        ("META", json!({ "version": "W/\"999\"" })),
+        ("Groups", json!([{ "value": "chosen-group" }])),
+        ("SCHEMAS", json!(["urn:chosen"])),
+    ] {
+        owned[k] = v;
+    }
+    let (status, ada) = scim.post("/Users", owned).await;
+    assert_eq!(status, StatusCode::CREATED, "{ada}");
+    let id = ada["id"].as_str().unwrap().to_owned();
+    let (status, got) = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = got.to_string();
+    assert!(!text.contains("chosen"), "{got}");
+    assert!(!text.contains("plaintext"), "{got}");
+    for k in got.as_object().unwrap().keys() {
+        assert!(
+            ["id", "meta", "groups", "schemas"].contains(&k.as_str())
+                || !["id", "meta", "groups", "schemas"]
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(k)),
+            "{k} in {got}"
+        );
+    }
+    // The same for a PUT, and for groups.
+    let mut put = okta_user("ada@example.com");
+    put["iD"] = json!("chosen-by-put");
+    let (status, replaced) = scim.put(&format!("/Users/{id}"), put).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["id"], json!(id));
+    assert!(!replaced.to_string().contains("chosen"), "{replaced}");
+    let (status, g) = scim
+        .post(
+            "/Groups",
+            json!({ "schemas": [CORE_GROUP], "displayName": "Eng", "ID": "chosen-group-id", "Members": [{ "value": id }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{g}");
+    assert!(!g.to_string().contains("chosen"), "{g}");
+    assert_eq!(g["members"][0]["value"], json!(id), "{g}");
+    let (status, err) = scim
+        .post(
+            "/Groups",
+            json!({ "schemas": [CORE_GROUP], "displayName": "Ops", "DisplayName": "Other" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+
+    // A group that sign-in created from the IdP's group claims belongs to sign-in: SCIM
+    // cannot replace or delete it, and is told why.
+    let store = Store::connect(&scim.database_url).await.unwrap();
+    let tenant = format!("{}/okta", scim.ns.name);
+    store
+        .set_sign_in_groups(&tenant, &id, &["from-saml".to_owned()])
+        .await
+        .unwrap();
+    let mut sign_in_group = None;
+    for gid in store.groups_of_user(&tenant, &id).await.unwrap() {
+        let g = store.get_group(&tenant, &gid).await.unwrap().unwrap();
+        if g.display_name == "from-saml" {
+            sign_in_group = Some(g);
+        }
+    }
+    let sign_in_group = sign_in_group.expect("the sign-in group");
+    let path = format!("/Groups/{}", sign_in_group.id);
+    let (status, err) = scim
+        .put(
+            &path,
+            json!({ "schemas": [CORE_GROUP], "displayName": "taken over" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["scimType"], "mutability", "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("sign-in"), "{err}");
+    let (status, err) = scim.call(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("sign-in"), "{err}");
+    let kept = store
+        .get_group(&tenant, &sign_in_group.id)
+        .await
+        .unwrap()
+        .expect("the sign-in group is still there");
+    assert_eq!(kept.display_name, "from-saml");
+}

@@ -91,13 +91,13 @@ pub enum AcsError {
     /// The IdP reported a failure.
     #[error("the IdP answered with status {0}")]
     Status(String),
-    /// Issuer is not the configured IdP entity ID; the flag says whether the response's
-    /// signature was checked (an unchecked value may come from anyone).
-    #[error("the Issuer {0:?} is not the configured IdP entity ID{note}", note = unverified(*.1))]
-    Issuer(String, bool),
-    /// Destination or Recipient is not our ACS URL; the flag as for `Issuer`.
-    #[error("the response is addressed to {0:?}, not this ACS URL{note}", note = unverified(*.1))]
-    Recipient(String, bool),
+    /// Issuer is not the configured IdP entity ID; the Issuer when the response's signature
+    /// was checked (an unchecked value may come from anyone and is never shown).
+    #[error("the Issuer{} is not the configured IdP entity ID (spec.idp.entityId){}", quoted(.0), unverified(.0))]
+    Issuer(Option<String>),
+    /// Destination or Recipient is not our ACS URL; the value as for `Issuer`.
+    #[error("the response is addressed to{} another URL than this ACS URL{}", quoted(.0), unverified(.0))]
+    Recipient(Option<String>),
     /// Our entity ID is not in the audience.
     #[error("the assertion's audience does not include this service provider's entity ID")]
     Audience,
@@ -200,11 +200,18 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// The note added to messages that quote a response whose signature was not checked yet.
-fn unverified(verified: bool) -> &'static str {
-    if verified {
+fn quoted(verified: &Option<String>) -> String {
+    verified
+        .as_deref()
+        .map(|v| format!(" {v:?}"))
+        .unwrap_or_default()
+}
+
+fn unverified(verified: &Option<String>) -> &'static str {
+    if verified.is_some() {
         ""
     } else {
-        " (quoted from a response whose signature was not checked: it may not come from the IdP)"
+        " (the response's signature was not checked, so it may not come from the IdP and its value is not shown)"
     }
 }
 
@@ -245,13 +252,9 @@ fn known_status(code: &str) -> &'static str {
         .unwrap_or("Other")
 }
 
-/// An attacker-controlled value, shortened and stripped of control characters for messages.
+/// A value of a verified assertion, shortened and cleaned for messages.
 fn shown(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect()
+    crate::text::shown(value, 128)
 }
 
 fn child<'a, 'input>(
@@ -289,7 +292,7 @@ fn precheck(
     if let Some(issuer) = text(child(assertion, SAML, "Issuer"))
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(shown(&issuer), false));
+        return Err(AcsError::Issuer(None));
     }
     let time = |n: roxmltree::Node<'_, '_>, attr: &str| {
         n.attribute(attr).and_then(|v| v.parse::<Timestamp>().ok())
@@ -330,7 +333,7 @@ fn precheck(
         if let Some(recipient) = data.attribute("Recipient")
             && recipient != config.service_provider.acs_url
         {
-            return Err(AcsError::Recipient(shown(recipient), false));
+            return Err(AcsError::Recipient(None));
         }
         match (data.attribute("InResponseTo"), expected) {
             (Some(got), Some(want)) if got != want => return Err(AcsError::InResponseTo),
@@ -401,9 +404,9 @@ fn samael_refusal(
         | E::AssertionRecipientMismatch {
             assertion_recipient: value,
             ..
-        } => AcsError::Recipient(shown(value.as_deref().unwrap_or_default()), true),
+        } => AcsError::Recipient(Some(shown(value.as_deref().unwrap_or_default()))),
         E::AssertionIssuerMismatch { issuer, .. } | E::ResponseIssuerMismatch { issuer, .. } => {
-            AcsError::Issuer(shown(issuer.as_deref().unwrap_or_default()), true)
+            AcsError::Issuer(Some(shown(issuer.as_deref().unwrap_or_default())))
         }
         E::AssertionExpired { .. }
         | E::ResponseExpired { .. }
@@ -526,12 +529,12 @@ pub fn verify(
         .map(str::trim)
         && issuer != config.idp.entity_id
     {
-        return Err(AcsError::Issuer(shown(issuer), false));
+        return Err(AcsError::Issuer(None));
     }
     if let Some(destination) = root.attribute("Destination")
         && destination != config.service_provider.acs_url
     {
-        return Err(AcsError::Recipient(shown(destination), false));
+        return Err(AcsError::Recipient(None));
     }
     match (root.attribute("InResponseTo"), expected_request) {
         (Some(got), Some(want)) if got == want => {}
@@ -574,10 +577,9 @@ pub fn verify(
 
     // Every rule again on the verified assertion.
     if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {
-        return Err(AcsError::Issuer(
-            shown(&assertion.issuer.value.unwrap_or_default()),
-            true,
-        ));
+        return Err(AcsError::Issuer(Some(shown(
+            &assertion.issuer.value.unwrap_or_default(),
+        ))));
     }
     let conditions = assertion.conditions.as_ref().ok_or(AcsError::Audience)?;
     let audience_ok = conditions.audience_restrictions.iter().flatten().any(|r| {
@@ -611,10 +613,9 @@ pub fn verify(
         .as_ref()
         .ok_or(AcsError::SubjectConfirmation)?;
     if data.recipient.as_deref() != Some(config.service_provider.acs_url.as_str()) {
-        return Err(AcsError::Recipient(
-            shown(data.recipient.as_deref().unwrap_or_default()),
-            true,
-        ));
+        return Err(AcsError::Recipient(Some(shown(
+            data.recipient.as_deref().unwrap_or_default(),
+        ))));
     }
     let until = data.not_on_or_after.map(ts).ok_or(AcsError::Time)?;
     if until <= earliest || data.not_before.is_some_and(|t| ts(t) > latest) {

@@ -38,11 +38,12 @@ pub enum DecryptError {
         "the EncryptedAssertion is incomplete (EncryptedData, EncryptedKey and CipherValue are required)"
     )]
     Malformed,
-    /// An algorithm this service provider does not accept.
+    /// An algorithm this service provider does not accept (its short name: the value comes
+    /// from a response whose signature has not been checked yet).
     #[error(
         "the IdP encrypted with {0}, which is not accepted: use RSA-OAEP for the key and AES-GCM for the data"
     )]
-    Algorithm(String),
+    Algorithm(&'static str),
     /// AES-CBC content while `saml.allowCbcEncryption` is off.
     #[error(
         "the IdP encrypted the assertion with AES-CBC, which is refused because it is not authenticated: choose AES-GCM at the IdP ({}), or turn assertion encryption off there; only for an IdP that cannot encrypt with AES-GCM, set saml.allowCbcEncryption: true",
@@ -103,8 +104,8 @@ fn cipher_value(n: roxmltree::Node<'_, '_>) -> Result<Vec<u8>, DecryptError> {
         .map_err(|_| DecryptError::Malformed)
 }
 
-fn shown(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(128).collect()
+fn shown(uri: &str) -> &'static str {
+    super::algorithm_names::algorithm_name(uri)
 }
 
 fn digest(uri: Option<&str>) -> Result<&'static MdRef, DecryptError> {

@@ -638,13 +638,9 @@ fn child<'a, 'i>(
     })
 }
 
-/// An attacker-controlled value, shortened and stripped of control characters for messages.
+/// A value of a verified message, shortened and cleaned for messages.
 fn shown(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect()
+    crate::text::shown(value, 128)
 }
 
 /// The rules every verified message obeys, then its content.

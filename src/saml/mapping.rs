@@ -58,7 +58,7 @@ impl MappingError {
 }
 
 fn shown(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(128).collect()
+    crate::text::shown(s, 128)
 }
 
 fn first(attributes: &BTreeMap<String, Vec<String>>, name: &str) -> Option<String> {
@@ -105,13 +105,9 @@ pub fn map(
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default();
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&domain)) {
-            return Err(MappingError::DomainNotAllowed(
-                domain
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(253)
-                    .collect(),
-            ));
+            return Err(MappingError::DomainNotAllowed(crate::text::shown(
+                &domain, 253,
+            )));
         }
     }
     let given_name = first(attrs, &m.first_name);

@@ -2,6 +2,7 @@
 //! ACS with every check of PROTOCOLS.md build on it. No HTTP framework types here.
 
 pub mod acs;
+pub mod algorithm_names;
 pub mod decrypt;
 pub mod login;
 pub mod logout;

@@ -75,6 +75,14 @@ impl ScimError {
             detail: detail.into(),
         }
     }
+    /// 400 `mutability`: the resource's current state does not allow the change.
+    pub fn mutability(detail: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            scim_type: Some("mutability"),
+            detail: detail.into(),
+        }
+    }
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self {

@@ -19,8 +19,32 @@ pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListRespo
 /// Largest page the server returns (also the page size when `count` is absent).
 pub const MAX_PAGE: i64 = 200;
 
-/// Attributes the server owns; whatever a client sends for them is ignored.
+/// Attributes the server owns; whatever a client sends for them is ignored, in any spelling
+/// (attribute names are case-insensitive, so `ID` and `Meta` are these too).
 const SERVER_OWNED: [&str; 4] = ["id", "meta", "schemas", "groups"];
+
+/// Attributes a rendered user gets from the server's own fields; a stored attribute of the
+/// same name in any spelling is never rendered.
+const USER_RENDERED: [&str; 8] = [
+    "schemas",
+    "id",
+    "externalId",
+    "userName",
+    "active",
+    "password",
+    "groups",
+    "meta",
+];
+
+/// Attributes a rendered group gets from the server's own fields.
+const GROUP_RENDERED: [&str; 6] = [
+    "schemas",
+    "id",
+    "externalId",
+    "displayName",
+    "members",
+    "meta",
+];
 
 /// A user body (POST or PUT) turned into what the store keeps. `password`, when present, is
 /// returned separately so the caller can hash it; it never reaches the stored resource.
@@ -39,7 +63,7 @@ pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), S
         Value::Object(m) => m,
         _ => return Err(ScimError::invalid_syntax("the user must be a JSON object")),
     };
-    let user_name = take(&mut map, "userName")
+    let user_name = take(&mut map, "userName")?
         .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
@@ -50,23 +74,23 @@ pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), S
             "userName is longer than 512 characters",
         ));
     }
-    let external_id = match take(&mut map, "externalId") {
+    let external_id = match take(&mut map, "externalId")? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
     };
-    let active = match take(&mut map, "active") {
+    let active = match take(&mut map, "active")? {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(ScimError::invalid_value("active must be true or false")),
     };
-    let password = match take(&mut map, "password") {
+    let password = match take(&mut map, "password")? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(ScimError::invalid_value("password must be a string")),
     };
     for k in SERVER_OWNED {
-        take(&mut map, k);
+        map.retain(|key, _| !key.eq_ignore_ascii_case(k));
     }
     drop_unmodelled_extensions(&mut map, &[ENTERPRISE_USER]);
     Ok((
@@ -100,20 +124,20 @@ pub fn group_input(body: &Value) -> Result<(GroupInput, Vec<String>), ScimError>
         .ok_or_else(|| ScimError::invalid_syntax("the body must be a JSON object"))?;
     check_schemas(obj, CORE_GROUP)?;
     let mut map = obj.clone();
-    let display_name = take(&mut map, "displayName")
+    let display_name = take(&mut map, "displayName")?
         .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
             ScimError::invalid_value("displayName is required and must be a non-empty string")
         })?;
-    let external_id = match take(&mut map, "externalId") {
+    let external_id = match take(&mut map, "externalId")? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(ScimError::invalid_value("externalId must be a string")),
     };
-    let members = member_ids(take(&mut map, "members").as_ref())?;
+    let members = member_ids(take(&mut map, "members")?.as_ref())?;
     for k in SERVER_OWNED {
-        take(&mut map, k);
+        map.retain(|key, _| !key.eq_ignore_ascii_case(k));
     }
     drop_unmodelled_extensions(&mut map, &[]);
     Ok((
@@ -149,9 +173,34 @@ pub fn member_ids(members: Option<&Value>) -> Result<Vec<String>, ScimError> {
     }
 }
 
-fn take(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    let k = map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()?;
-    map.remove(&k)
+/// Removes attribute `key` in whatever spelling the body uses and returns its value. A body
+/// that names it twice in different spellings (`password` and `Password`) is refused: which
+/// one was meant cannot be told, and the other must not be stored as an ordinary attribute.
+fn take(map: &mut Map<String, Value>, key: &str) -> Result<Option<Value>, ScimError> {
+    let spellings: Vec<String> = map
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(key))
+        .cloned()
+        .collect();
+    if spellings.len() > 1 {
+        return Err(ScimError::invalid_syntax(format!(
+            "the body names the attribute {key} more than once ({}): attribute names are case-insensitive, send it once",
+            spellings.join(", ")
+        )));
+    }
+    Ok(spellings.first().and_then(|k| map.remove(k)))
+}
+
+/// The stored attributes of `resource` except those named (in any spelling) in `rendered`.
+fn stored_attributes<'a>(
+    resource: &'a Value,
+    rendered: &'a [&str],
+) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    resource
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(move |(k, _)| !rendered.iter().any(|r| r.eq_ignore_ascii_case(k)))
 }
 
 /// Checks a body's `schemas`: an array of strings that includes `core`. Other URNs are
@@ -200,9 +249,13 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
-/// Renders a stored user as a SCIM resource with the IDs of its groups.
+/// Renders a stored user as a SCIM resource with the IDs of its groups. The server's own
+/// fields come last: nothing stored can stand in for them.
 pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
-    let mut m = Map::new();
+    // `password` is never returned (it is not stored in the resource either).
+    let mut m: Map<String, Value> = stored_attributes(&user.resource, &USER_RENDERED)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut schemas = vec![json!(CORE_USER)];
     if user
         .resource
@@ -218,15 +271,6 @@ pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
     }
     m.insert("userName".into(), json!(user.user_name));
     m.insert("active".into(), json!(user.active));
-    if let Some(o) = user.resource.as_object() {
-        // `password` is returned: never (it is not stored in the resource either).
-        for (k, v) in o
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("password"))
-        {
-            m.insert(k.clone(), v.clone());
-        }
-    }
     m.insert(
         "groups".into(),
         Value::Array(
@@ -249,20 +293,17 @@ pub fn render_user(user: &User, group_ids: &[String], base_url: &str) -> Value {
     Value::Object(m)
 }
 
-/// Renders a stored group as a SCIM resource.
+/// Renders a stored group as a SCIM resource, the server's own fields last.
 pub fn render_group(group: &Group, base_url: &str) -> Value {
-    let mut m = Map::new();
+    let mut m: Map<String, Value> = stored_attributes(&group.resource, &GROUP_RENDERED)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     m.insert("schemas".into(), json!([CORE_GROUP]));
     m.insert("id".into(), json!(group.id));
     if let Some(e) = &group.external_id {
         m.insert("externalId".into(), json!(e));
     }
     m.insert("displayName".into(), json!(group.display_name));
-    if let Some(o) = group.resource.as_object() {
-        for (k, v) in o {
-            m.insert(k.clone(), v.clone());
-        }
-    }
     m.insert(
         "members".into(),
         Value::Array(group.members.iter().map(|id| json!({ "value": id, "$ref": format!("{base_url}/Users/{id}"), "type": "User" })).collect()),

@@ -55,7 +55,7 @@ impl Figures {
                 Some((reason, message)) => {
                     f.last_failure_time = now;
                     f.last_failure_reason = Some(reason.to_owned());
-                    f.last_failure_message = Some(message.chars().take(512).collect());
+                    f.last_failure_message = Some(crate::text::shown(message, 512));
                 }
             }
         }

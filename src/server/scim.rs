@@ -867,6 +867,7 @@ async fn replace_group(
     let expected = if_match(&headers)?;
     let (input, members) = scim::group_input(&read_body(&headers, body).await?)?;
     let t = tenant(&ns, &name);
+    refuse_sign_in_group(&s, &t, &id).await?;
     check_members(&s, &t, &members).await?;
     let group = s
         .store
@@ -968,12 +969,25 @@ async fn patch_group(
     Ok(scim_response(StatusCode::OK, &body, Some(group.version)))
 }
 
+/// Refuses to replace or delete a group that sign-in created from the IdP's group claims:
+/// it belongs to sign-in, which adds and removes its members, and SCIM never listed it.
+async fn refuse_sign_in_group(s: &ScimState, t: &str, id: &str) -> Result<()> {
+    match s.store.get_group(t, id).await? {
+        Some(g) if !g.scim_managed => Err(ScimError::mutability(format!(
+            "Group {id} was created at sign-in from the IdP's group claims, not by SCIM: SCIM cannot replace or delete it (push the group from the IdP to create a SCIM group of its own)"
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 async fn delete_group(
     State(s): State<ScimState>,
     Path((ns, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
     authorize(&s, &ns, &name, &headers)?;
+    refuse_sign_in_group(&s, &tenant(&ns, &name), &id).await?;
     if s.store.delete_group(&tenant(&ns, &name), &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

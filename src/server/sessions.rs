@@ -43,7 +43,7 @@ impl Refusal {
 }
 
 fn shown(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(256).collect()
+    crate::text::shown(s, 256)
 }
 
 fn profile(mapped: &MappedUser) -> serde_json::Value {
