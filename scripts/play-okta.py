@@ -4,7 +4,7 @@ SAML sign-in, against a running sso-operator. Runs with the test IdP's Python en
 
   play-okta.py keygen DIR            writes DIR/idp.key and DIR/idp.crt, prints a merge patch
                                      that makes the IdentityProvider trust the certificate
-  play-okta.py push BASE_URL TOKEN   "Test API Credentials", then pushes a user and a group
+  play-okta.py push BASE_URL TOKEN   "Test Connector Configuration", then pushes a user and a group
   play-okta.py login EXTERNAL_URL NAMESPACE NAME DIR
                                      SP-initiated sign-in answered with a signed response,
                                      then /auth/verify with the session cookie
@@ -78,7 +78,7 @@ def keygen(folder):
 def push(base, token):
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
     status, _, _ = call("GET", f"{base}/Users?startIndex=1&count=2", headers=headers)
-    print(f"  Test API Credentials: GET /Users -> {status}")
+    print(f"  Test Connector Configuration: GET /Users -> {status}")
     query = urlencode({"filter": f'userName eq "{USER}"', "startIndex": 1, "count": 100})
     status, _, body = call("GET", f"{base}/Users?{query}", headers=headers)
     found = json.loads(body).get("Resources", []) if status == 200 else []

@@ -28,7 +28,6 @@ fn user(name: &str) -> UserInput {
         external_id: Some(format!("ext-{name}")),
         active: true,
         resource: json!({ "name": { "givenName": "Ada", "familyName": "Lovelace" }, "emails": [{ "value": name, "type": "work", "primary": true }] }),
-        password_hash: None,
         scim_managed: true,
     }
 }
@@ -181,7 +180,6 @@ async fn stale_versions_are_refused_and_concurrent_writers_lose_no_update() {
                         external_id: cur.external_id,
                         active: cur.active,
                         resource: cur.resource,
-                        password_hash: None,
                         scim_managed: true,
                     };
                     next.resource["counter"] = json!(n + 1);

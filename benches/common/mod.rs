@@ -42,7 +42,6 @@ pub fn user(i: usize) -> UserInput {
             "emails": [{ "value": format!("user{i:06}@example.com"), "type": "work", "primary": true }],
             "displayName": format!("User {i}")
         }),
-        password_hash: None,
         scim_managed: true,
     }
 }

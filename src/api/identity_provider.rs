@@ -120,7 +120,7 @@ pub struct IdentityProviderSpec {
     #[serde(default)]
     pub allow_idp_initiated: bool,
 
-    /// Where IdP-initiated sign-ins land (Okta: Default Relay State): an absolute http(s) URL
+    /// Where IdP-initiated sign-ins land (Okta: Default RelayState): an absolute http(s) URL
     /// or a path on this installation starting with `/`. Requires `allowIdpInitiated`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('/') && !self.startsWith('//') || isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')").message("defaultRelayState must be an absolute http(s) URL or a path starting with '/'"))]
@@ -754,7 +754,7 @@ pub struct ServiceProviderUrls {
     pub entity_id: String,
     /// Service-provider metadata URL (Okta: Metadata URL).
     pub metadata_url: String,
-    /// Assertion Consumer Service URL (Okta: Single sign on URL / ACS URL; Entra: Reply URL).
+    /// Assertion Consumer Service URL (Okta: Single sign-on URL; Entra: Reply URL).
     pub acs_url: String,
     /// URL that starts SP-initiated sign-in (Entra: Sign on URL).
     pub login_url: String,

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::common::SecretKeyRef;
 
 /// A bearer token for one IdentityProvider's SCIM 2.0 endpoint. The operator writes the token
-/// and the SCIM base URL into a Secret: the two values Okta's "Configure API Integration"
-/// (API Token, SCIM connector base URL) and Entra's provisioning page (Secret Token, Tenant
+/// and the SCIM base URL into a Secret: the two values Okta's Provisioning > Integration
+/// (SCIM connector base URL; the token under Authentication Mode HTTP Header) and Entra's provisioning page (Secret Token, Tenant
 /// URL) ask for.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
@@ -22,7 +22,7 @@ use super::common::SecretKeyRef;
     status = "ScimTokenStatus",
     shortname = "scimtok",
     category = "sso",
-    doc = "ScimToken is a bearer token for one IdentityProvider's SCIM 2.0 endpoint. The operator writes the token and the SCIM base URL into a Secret: the values Okta's Configure API Integration and Entra's provisioning page ask for.",
+    doc = "ScimToken is a bearer token for one IdentityProvider's SCIM 2.0 endpoint. The operator writes the token and the SCIM base URL into a Secret: the values Okta's Provisioning > Integration (SCIM connector base URL, HTTP Header token) and Entra's provisioning page ask for.",
     printcolumn(
         name = "Ready",
         type_ = "string",

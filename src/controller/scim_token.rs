@@ -466,7 +466,7 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
                 cond::READY,
                 reason::READY,
                 format!(
-                    "Paste into the IdP: SCIM base URL {} (Okta: Base URL; Entra: Tenant URL) and the token from Secret {} key token (Okta: API Token; Entra: Secret Token)",
+                    "Paste into the IdP: SCIM base URL {} (Okta: SCIM connector base URL; Entra: Tenant URL) and the token from Secret {} key token (Okta: Authorization under Authentication Mode HTTP Header; Entra: Secret Token)",
                     urls.scim_base,
                     status.secret_name.as_deref().unwrap_or("")
                 ),

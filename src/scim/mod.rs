@@ -46,9 +46,10 @@ const GROUP_RENDERED: [&str; 6] = [
     "meta",
 ];
 
-/// A user body (POST or PUT) turned into what the store keeps. `password`, when present, is
-/// returned separately so the caller can hash it; it never reaches the stored resource.
-pub fn user_input(body: &Value) -> Result<(UserInput, Option<String>), ScimError> {
+/// A user body (POST or PUT) turned into what the store keeps, and whether it carried a
+/// `password`. Passwords are checked to be strings and then discarded: the server never signs
+/// anyone in with a password, so it keeps none.
+pub fn user_input(body: &Value) -> Result<(UserInput, bool), ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("the body must be a JSON object"))?;
@@ -56,8 +57,9 @@ pub fn user_input(body: &Value) -> Result<(UserInput, Option<String>), ScimError
     user_fields(Value::Object(obj.clone()))
 }
 
-/// Splits a user's full attribute set (as PATCH leaves it) into stored fields and password.
-pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), ScimError> {
+/// Turns a user's full attribute set (as PATCH leaves it) into stored fields, and whether it
+/// carried a `password` (discarded, see [`user_input`]).
+pub fn user_fields(mut resource: Value) -> Result<(UserInput, bool), ScimError> {
     patch::coerce_booleans(&mut resource)?;
     let mut map = match resource {
         Value::Object(m) => m,
@@ -85,8 +87,8 @@ pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), S
         Some(_) => return Err(ScimError::invalid_value("active must be true or false")),
     };
     let password = match take(&mut map, "password")? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => false,
+        Some(Value::String(_)) => true,
         Some(_) => return Err(ScimError::invalid_value("password must be a string")),
     };
     for k in SERVER_OWNED {
@@ -99,7 +101,6 @@ pub fn user_fields(mut resource: Value) -> Result<(UserInput, Option<String>), S
             external_id,
             active,
             resource: Value::Object(map),
-            password_hash: None,
             scim_managed: true,
         },
         password,
@@ -523,7 +524,8 @@ mod tests {
         assert_eq!(input.user_name, "Ada@Example.com");
         assert_eq!(input.external_id.as_deref(), Some("00u1"));
         assert!(input.active);
-        assert_eq!(password.as_deref(), Some("correct horse"));
+        assert!(password, "the password is noticed");
+        assert!(!input.resource.to_string().contains("correct horse"));
         let r = input.resource.as_object().unwrap();
         assert!(r.get("password").is_none() && r.get("id").is_none() && r.get("groups").is_none());
         assert_eq!(r["locale"], "en-US");

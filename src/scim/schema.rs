@@ -188,7 +188,7 @@ fn user_attributes() -> Vec<Attr> {
         ),
         text(
             "password",
-            "Stored only as an argon2id hash; never returned by any response.",
+            "Accepted and discarded: this server keeps no passwords and never returns one.",
         )
         .case_exact()
         .mutability("writeOnly")
@@ -568,7 +568,7 @@ pub fn service_provider_config(base_url: &str, max_results: i64) -> Value {
         "patch": { "supported": true },
         "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
         "filter": { "supported": true, "maxResults": max_results },
-        "changePassword": { "supported": true },
+        "changePassword": { "supported": false },
         "sort": { "supported": true },
         "etag": { "supported": true },
         "authenticationSchemes": [{

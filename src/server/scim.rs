@@ -373,23 +373,13 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
-async fn hash_password(password: String) -> Result<String> {
-    if password.len() > 1024 {
-        return Err(ScimError::invalid_value("password is longer than 1024 characters").into());
-    }
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let mut salt = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|_| ScimError::internal())?;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|_| ScimError::internal())
-    })
-    .await
-    .map_err(|_| Failure(ScimError::internal()))?
-    .map_err(Failure)
+/// Notes that the IdP sent a password, which is discarded: nothing signs in with it, so
+/// nothing keeps it. The value itself is never logged.
+fn password_discarded(ns: &str, name: &str) {
+    tracing::info!(
+        identity_provider = %format!("{ns}/{name}"),
+        "the IdP sent a password over SCIM; passwords are not stored (in Okta, turn off Sync Password under Provisioning > To App)"
+    );
 }
 
 // ---- Users ----
@@ -600,9 +590,9 @@ async fn create_user(
     body: Body,
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
-    let (mut input, password) = scim::user_input(&read_body(&headers, body).await?)?;
-    if let Some(p) = password {
-        input.password_hash = Some(hash_password(p).await?);
+    let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
+    if password {
+        password_discarded(&ns, &name);
     }
     let user = s.store.create_user(&tenant(&ns, &name), input).await?;
     let body = scim::project(
@@ -648,9 +638,9 @@ async fn replace_user(
 ) -> Result<Response> {
     let config = authorize(&s, &ns, &name, &headers)?;
     let expected = if_match(&headers)?;
-    let (mut input, password) = scim::user_input(&read_body(&headers, body).await?)?;
-    if let Some(p) = password {
-        input.password_hash = Some(hash_password(p).await?);
+    let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
+    if password {
+        password_discarded(&ns, &name);
     }
     let t = tenant(&ns, &name);
     let user = s
@@ -700,9 +690,9 @@ async fn patch_user(
         }
         let mut view = scim::user_patch_view(&current);
         scim::patch::apply(&mut view, &ops)?;
-        let (mut input, password) = scim::user_fields(view)?;
-        if let Some(p) = password {
-            input.password_hash = Some(hash_password(p).await?);
+        let (input, password) = scim::user_fields(view)?;
+        if password {
+            password_discarded(&ns, &name);
         }
         match s
             .store

@@ -103,7 +103,6 @@ pub async fn resolve_user(
                             external_id: user.external_id.clone(),
                             active: true,
                             resource,
-                            password_hash: None,
                             scim_managed: false,
                         },
                     )
@@ -122,7 +121,6 @@ pub async fn resolve_user(
                 external_id: None,
                 active: true,
                 resource: profile(mapped),
-                password_hash: None,
                 scim_managed: false,
             };
             match store.create_user(&tenant, input).await {

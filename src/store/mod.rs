@@ -1,4 +1,4 @@
-//! The identity store: users, groups, memberships, password hashes, the SAML replay cache
+//! The identity store: users, groups, memberships, the SAML replay cache
 //! (consumed assertion and request IDs) and sessions, scoped to one tenant (an
 //! IdentityProvider, `namespace/name`).
 //!
@@ -78,8 +78,6 @@ pub struct User {
     pub active: bool,
     /// The SCIM resource's other attributes, exactly as received.
     pub resource: serde_json::Value,
-    /// Argon2id hash of the synced password.
-    pub password_hash: Option<String>,
     /// Created through SCIM (true) or just in time at sign-in (false).
     pub scim_managed: bool,
     /// Incremented on every change (the ETag).
@@ -101,8 +99,6 @@ pub struct UserInput {
     pub active: bool,
     /// Other attributes.
     pub resource: serde_json::Value,
-    /// New password hash; `None` keeps the stored one on replace.
-    pub password_hash: Option<String>,
     /// Whether SCIM manages the user.
     pub scim_managed: bool,
 }
@@ -398,8 +394,8 @@ impl Store {
             let id = uuid::Uuid::new_v4().to_string();
             let mut tx = self.pool.begin().await?;
             sqlx::query(
-                "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
+                "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, scim_managed, version, created_us, modified_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
             )
             .bind(tenant)
             .bind(&id)
@@ -408,7 +404,6 @@ impl Store {
             .bind(input.external_id.clone())
             .bind(i64::from(input.active))
             .bind(serde_json::to_string(&input.resource)?)
-            .bind(input.password_hash.clone())
             .bind(i64::from(input.scim_managed))
             .bind(micros(now))
             .execute(&mut *tx)
@@ -422,7 +417,6 @@ impl Store {
                 external_id: input.external_id,
                 active: input.active,
                 resource: input.resource,
-                password_hash: input.password_hash,
                 scim_managed: input.scim_managed,
                 version: 1,
                 created: from_micros(micros(now)),
@@ -479,7 +473,7 @@ impl Store {
         Ok(())
     }
 
-    const USER_COLUMNS: &'static str = "id, user_name, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us";
+    const USER_COLUMNS: &'static str = "id, user_name, external_id, active, resource, scim_managed, version, created_us, modified_us";
 
     fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         Ok(User {
@@ -488,7 +482,6 @@ impl Store {
             external_id: row.try_get("external_id")?,
             active: row.try_get::<i64, _>("active")? != 0,
             resource: serde_json::from_str(&row.try_get::<String, _>("resource")?)?,
-            password_hash: row.try_get("password_hash")?,
             scim_managed: row.try_get::<i64, _>("scim_managed")? != 0,
             version: row.try_get("version")?,
             created: from_micros(row.try_get("created_us")?),
@@ -548,8 +541,8 @@ impl Store {
             let mut tx = self.pool.begin().await?;
             let result = sqlx::query(
                 "UPDATE scim_users SET user_name = $3, user_name_lower = $4, external_id = $5, active = $6, resource = $7, \
-                 password_hash = COALESCE($8, password_hash), version = version + 1, modified_us = $9 \
-                 WHERE tenant = $1 AND id = $2 AND ($10 < 0 OR version = $10)",
+                 version = version + 1, modified_us = $8 \
+                 WHERE tenant = $1 AND id = $2 AND ($9 < 0 OR version = $9)",
             )
             .bind(tenant)
             .bind(id)
@@ -558,7 +551,6 @@ impl Store {
             .bind(input.external_id.clone())
             .bind(i64::from(input.active))
             .bind(serde_json::to_string(&input.resource)?)
-            .bind(input.password_hash.clone())
             .bind(now)
             .bind(expected_version.unwrap_or(-1))
             .execute(&mut *tx)

@@ -408,10 +408,29 @@ pub fn idp_metadata(entity_id: &str, sso_url: &str, certificates: &[&str]) -> St
     )
 }
 
-/// URL of the test PostgreSQL server, starting it (tests/postgres/up) if needed.
+/// URL of the test PostgreSQL server, starting it (tests/postgres/up) if needed. The database
+/// is named after the migrations of this source tree, so trees with different migrations
+/// (branches checked out side by side) never share one.
 pub fn postgres_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| postgres_up(&[])).clone()
+    URL.get_or_init(|| postgres_up(&[("SSO_PG_DB", migrations_database_name())]))
+        .clone()
+}
+
+/// `sso_test_` and a digest of the migration files' names and contents.
+fn migrations_database_name() -> String {
+    let dir = repo_root().join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read migrations/")
+        .map(|e| e.expect("migrations/ entry").path())
+        .collect();
+    files.sort();
+    let mut digest = openssl::sha::Sha256::new();
+    for f in files {
+        digest.update(f.file_name().unwrap().as_encoded_bytes());
+        digest.update(&std::fs::read(&f).expect("read a migration"));
+    }
+    format!("sso_test_{}", &hex::encode(digest.finish())[..12])
 }
 
 /// Runs tests/postgres/up with `env` (SSO_PG_DIR, SSO_PG_PORT for a server of one's own) and
