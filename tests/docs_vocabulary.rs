@@ -52,7 +52,11 @@ fn okta_texts_use_the_custom_app_integration_labels() {
         }
     }
 
-    let walkthrough = read("docs/okta.md");
+    // Labels may wrap across lines.
+    let walkthrough = read("docs/okta.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for label in [
         "Create App Integration",
         "SAML 2.0",
