@@ -496,6 +496,80 @@ async fn certificate_from_a_secret_is_watched_and_reloaded_within_seconds() {
 }
 
 #[tokio::test]
+async fn a_certificate_secret_holding_a_password_or_a_key_is_refused_without_quoting_it() {
+    let env = Env::start("ctl-secret-bytes", &[]).await;
+    let spec = json!({
+        "idp": {
+            "ssoUrl": "https://idp.example.com/sso",
+            "entityId": "https://idp.example.com/entity",
+            "certificates": [{ "secretKeyRef": { "name": "idp-cert", "key": "tls.crt" } }],
+        }
+    });
+    env.apply("IdentityProvider", "generic", spec).await;
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let key_body: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let wrong_values = [
+        "correct horse battery staple!".to_owned(),
+        key_pem.clone(),
+        format!("-----BEGIN CERTIFICATE-----\n{key_body}\n-----END CERTIFICATE-----\n"),
+        "-----BEGIN hunter2-----\naHVudGVyMg==\n-----END hunter2-----\n".to_owned(),
+    ];
+    let mut messages = Vec::new();
+    for (i, value) in wrong_values.iter().enumerate() {
+        // A good certificate in between, so that each wrong value is seen on its own.
+        let good = cert_pem(&format!("good-{i}"), -3600, YEAR);
+        let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "idp-cert" },
+            "stringData": { "tls.crt": good } });
+        env.secrets()
+            .patch(
+                "idp-cert",
+                &PatchParams::apply("sso-operator-tests").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .unwrap();
+        env.idp_condition("generic", "Ready", "True", "Ready").await;
+        let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "idp-cert" },
+            "stringData": { "tls.crt": value } });
+        env.secrets()
+            .patch(
+                "idp-cert",
+                &PatchParams::apply("sso-operator-tests").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .unwrap();
+        let idp = env
+            .idp_condition("generic", "CertificatesValid", "False", "CertificateInvalid")
+            .await;
+        let message = condition_message(&idp, "CertificatesValid");
+        for leak in ["hunter2", "Invalid symbol", "33", "PRIVATE KEY", &key_body[..16]] {
+            assert!(!message.contains(leak), "{leak:?} quoted in {message}");
+        }
+        assert!(
+            !message.contains(&key_body[key_body.len() - 16..]),
+            "{message}"
+        );
+        messages.push(message);
+    }
+    // One message whatever the Secret holds: nothing in it comes from the Secret's bytes. It
+    // says which Secret and key, and what to paste there.
+    assert!(
+        messages.iter().all(|m| *m == messages[0]),
+        "the message depends on the Secret's content: {messages:#?}"
+    );
+    let message = &messages[0];
+    for expected in [
+        "secret/idp-cert/tls.crt",
+        "not a PEM certificate",
+        "BEGIN/END CERTIFICATE",
+    ] {
+        assert!(message.contains(expected), "{expected:?} missing in {message}");
+    }
+}
+
+#[tokio::test]
 async fn disabled_and_deleted_identity_providers_stop_serving_and_cascade() {
     let env = Env::start("ctl-disable", &[]).await;
     let mut spec = explicit_spec(&cert_pem("c", -3600, YEAR));

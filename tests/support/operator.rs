@@ -63,6 +63,9 @@ pub async fn controller_kubeconfig_at(
         )
         .await
         .expect("apply ClusterRole");
+    // The operator namespace and the configuration namespace are one here.
+    let mut namespace_rules = rules("controller-namespace-rules.yaml");
+    namespace_rules.extend(rules("controller-config-rules.yaml"));
     let roles: Api<Role> = Api::namespaced(admin.clone(), namespace);
     roles
         .patch(
@@ -70,7 +73,7 @@ pub async fn controller_kubeconfig_at(
             &pp,
             &Patch::Apply(&Role {
                 metadata: meta("sso-operator-controller"),
-                rules: Some(rules("controller-namespace-rules.yaml")),
+                rules: Some(namespace_rules),
             }),
         )
         .await
@@ -140,7 +143,7 @@ pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
             &pp,
             &Patch::Apply(&Role {
                 metadata: meta(sa_name),
-                rules: Some(rules("server-namespace-rules.yaml")),
+                rules: Some(rules("server-config-rules.yaml")),
             }),
         )
         .await
