@@ -147,7 +147,12 @@ fn rules_of(docs: &[Value], account: &str) -> Vec<(Option<String>, Value)> {
                             || d["metadata"]["namespace"].as_str().unwrap_or("sso")
                                 == namespace.as_deref().unwrap())
                 })
-                .unwrap_or_else(|| panic!("{kind} {} names a missing role", binding["metadata"]["name"]));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{kind} {} names a missing role",
+                        binding["metadata"]["name"]
+                    )
+                });
             out.push((namespace, role["rules"].clone()));
         }
     }
@@ -196,8 +201,12 @@ fn the_server_reads_secrets_only_in_the_configuration_namespace_both_roles_use()
         );
     }
     // A namespace created beforehand, or none of its own (not recommended) without creating it.
-    let docs = template(&[URL, "configNamespace.name=sso-only", "configNamespace.create=false"])
-        .unwrap();
+    let docs = template(&[
+        URL,
+        "configNamespace.name=sso-only",
+        "configNamespace.create=false",
+    ])
+    .unwrap();
     assert!(kinds(&docs, "Namespace").is_empty());
     assert!(
         containers(&docs)

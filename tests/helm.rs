@@ -250,7 +250,16 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         }
         assert!(access(&server_client, verb, "secrets", Some(&config_ns.name), "").await);
     }
-    assert!(!access(&server_client, "create", "secrets", Some(&config_ns.name), "").await);
+    assert!(
+        !access(
+            &server_client,
+            "create",
+            "secrets",
+            Some(&config_ns.name),
+            ""
+        )
+        .await
+    );
 
     // Run both roles as those ServiceAccounts.
     let controller_token =
@@ -415,7 +424,10 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         let lp = kube::api::ListParams::default().labels(&compiled_label);
         async move { api.list_metadata(&lp).await.unwrap().items.len() }
     };
-    assert!(compiled(&config_ns.name).await >= 2, "configurations and session keys");
+    assert!(
+        compiled(&config_ns.name).await >= 2,
+        "configurations and session keys"
+    );
     assert_eq!(compiled(&release_ns.name).await, 0);
 
     // Argo CD health, on the status objects the controller produced.

@@ -412,10 +412,12 @@ pub(crate) mod tests {
     fn what_is_not_a_certificate_gets_one_message_that_quotes_nothing_of_it() {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        let key_body: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let key_in_certificate_lines = format!(
-            "-----BEGIN CERTIFICATE-----\n{key_body}\n-----END CERTIFICATE-----\n"
-        );
+        let key_body: String = key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let key_in_certificate_lines =
+            format!("-----BEGIN CERTIFICATE-----\n{key_body}\n-----END CERTIFICATE-----\n");
         for input in [
             "correct horse battery staple!".to_owned(),
             "hunter2".to_owned(),

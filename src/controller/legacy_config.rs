@@ -87,10 +87,11 @@ impl LegacyConfig {
 
     /// Whether the old copy `name` is still to be moved.
     async fn is_pending(&self, name: &str) -> Result<bool, kube::Error> {
-        Ok(self
-            .pending()
-            .await?
-            .is_some_and(|p| p.lock().unwrap_or_else(|e| e.into_inner()).contains_key(name)))
+        Ok(self.pending().await?.is_some_and(|p| {
+            p.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(name)
+        }))
     }
 
     /// The old copy of Secret `name`, if it has not been moved yet.
@@ -104,21 +105,33 @@ impl LegacyConfig {
     /// Deletes the old copy of Secret `name` (once its content is in the configuration
     /// namespace, or is not to be served any more).
     pub async fn remove(&self, name: &str) -> Result<(), kube::Error> {
-        let Some(api) = &self.api else {
+        let (Some(api), Some(pending)) = (&self.api, self.pending().await?) else {
             return Ok(());
         };
-        if !self.is_pending(name).await? {
+        // Claimed before the call, so that two callers never both delete it.
+        let Some(owner) = pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+        else {
             return Ok(());
-        }
+        };
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_owned(), owner);
+                return Err(e);
+            }
         }
-        tracing::info!(secret = name, namespace = api_namespace(api), "deleted the copy an earlier release kept in the operator namespace");
-        if let Some(p) = self.pending().await? {
-            p.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
-        }
+        tracing::info!(
+            secret = name,
+            namespace = api_namespace(api),
+            "deleted the copy an earlier release kept in the operator namespace"
+        );
         Ok(())
     }
 
