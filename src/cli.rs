@@ -61,14 +61,30 @@ pub enum Command {
 /// Settings every role shares.
 #[derive(Args, Clone)]
 pub struct CommonArgs {
-    /// Namespace of the compiled configuration Secrets and the leader-election Lease
-    /// (normally the operator's own namespace).
+    /// The operator's own namespace: the controller's leader-election Lease. Earlier releases
+    /// kept the compiled configuration here; the controller moves it to --config-namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "sso-operator")]
     pub operator_namespace: String,
+
+    /// Namespace of the compiled configuration and the session keys: Secrets only the
+    /// controller writes and the server reads. The server may read every Secret there, so
+    /// keep nothing else in it. Defaults to --operator-namespace.
+    #[arg(long, env = "SSO_CONFIG_NAMESPACE")]
+    pub config_namespace: Option<String>,
 
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "SSO_METRICS_ADDRESS", default_value = "0.0.0.0:8081")]
     pub metrics_address: SocketAddr,
+}
+
+impl CommonArgs {
+    /// The namespace of the compiled configuration: --config-namespace, or else
+    /// --operator-namespace.
+    pub fn config_namespace(&self) -> &str {
+        self.config_namespace
+            .as_deref()
+            .unwrap_or(&self.operator_namespace)
+    }
 }
 
 /// Settings of the server role.

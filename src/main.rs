@@ -132,7 +132,7 @@ async fn run(
                 idle_timeout: args.idle_timeout,
                 max_connections: args.max_connections as usize,
             },
-            operator_namespace: common.operator_namespace.clone(),
+            config_namespace: common.config_namespace().to_owned(),
             metrics: server_metrics.clone(),
         };
         let run = sso_operator::server::run(
@@ -229,6 +229,7 @@ impl ControllerRole {
         let settings = controller::Settings {
             external_url,
             operator_namespace: common.operator_namespace.clone(),
+            config_namespace: common.config_namespace().to_owned(),
             sp_rotation: RotationPolicy {
                 validity: args.sp_certificate_validity,
                 renew_before: args.sp_certificate_renew_before,

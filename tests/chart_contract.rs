@@ -1,7 +1,8 @@
 //! The chart's contract with the binary, checked in milliseconds without a cluster: every
 //! container the chart renders, for every values combination the chart tests use, passes
 //! arguments and environment variables that the binary's own command line definition accepts,
-//! and the chart's notes point at files that exist.
+//! the chart's notes point at files that exist, and the server's RBAC reaches Secrets only in
+//! the configuration namespace both roles are given.
 
 mod support;
 
@@ -114,4 +115,104 @@ fn the_charts_notes_point_at_files_that_exist() {
         );
     }
     assert!(checked >= 3, "NOTES.txt names too few files: {notes}");
+}
+
+/// The namespace and rules of every Role or ClusterRole bound to ServiceAccount `account`
+/// (a ClusterRole bound cluster-wide has no namespace).
+fn rules_of(docs: &[Value], account: &str) -> Vec<(Option<String>, Value)> {
+    let mut out = Vec::new();
+    for kind in ["RoleBinding", "ClusterRoleBinding"] {
+        for binding in kinds(docs, kind) {
+            let binds = binding["subjects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["kind"] == "ServiceAccount" && s["name"] == account);
+            if !binds {
+                continue;
+            }
+            let namespace = (kind == "RoleBinding").then(|| {
+                binding["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("sso")
+                    .to_owned()
+            });
+            let role_kind = &binding["roleRef"]["kind"];
+            let role = docs
+                .iter()
+                .find(|d| {
+                    d["kind"] == *role_kind
+                        && d["metadata"]["name"] == binding["roleRef"]["name"]
+                        && (d["kind"] == "ClusterRole"
+                            || d["metadata"]["namespace"].as_str().unwrap_or("sso")
+                                == namespace.as_deref().unwrap())
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{kind} {} names a missing role",
+                        binding["metadata"]["name"]
+                    )
+                });
+            out.push((namespace, role["rules"].clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_server_reads_secrets_only_in_the_configuration_namespace_both_roles_use() {
+    for sets in VALUE_COMBINATIONS {
+        let docs = template(sets).unwrap();
+        let config: Vec<String> = containers(&docs)
+            .iter()
+            .map(|(deployment, _, args, _)| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix("--config-namespace="))
+                    .unwrap_or_else(|| panic!("{deployment} is given no --config-namespace"))
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(config, ["sso-config", "sso-config"], "{sets:?}");
+        let namespaces: Vec<Value> = kinds(&docs, "Namespace")
+            .iter()
+            .map(|n| n["metadata"]["name"].clone())
+            .collect();
+        assert_eq!(namespaces, [Value::from("sso-config")], "{sets:?}");
+        let mut granted = Vec::new();
+        for (namespace, rules) in rules_of(&docs, "rel-sso-operator-server") {
+            for rule in rules.as_array().unwrap() {
+                if rule["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == "secrets" || r == "*")
+                {
+                    granted.push((namespace.clone(), rule["verbs"].clone()));
+                }
+            }
+        }
+        assert_eq!(
+            granted,
+            [(
+                Some("sso-config".to_owned()),
+                serde_json::json!(["get", "list", "watch"])
+            )],
+            "the server may read Secrets in the configuration namespace only ({sets:?})"
+        );
+    }
+    // A namespace created beforehand, or none of its own (not recommended) without creating it.
+    let docs = template(&[
+        URL,
+        "configNamespace.name=sso-only",
+        "configNamespace.create=false",
+    ])
+    .unwrap();
+    assert!(kinds(&docs, "Namespace").is_empty());
+    assert!(
+        containers(&docs)
+            .iter()
+            .all(|(_, _, args, _)| args.contains(&"--config-namespace=sso-only".to_owned()))
+    );
+    let err = template(&[URL, "configNamespace.name=sso"]).unwrap_err();
+    assert!(err.contains("configNamespace.create=false"), "{err}");
 }

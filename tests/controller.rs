@@ -496,6 +496,255 @@ async fn certificate_from_a_secret_is_watched_and_reloaded_within_seconds() {
 }
 
 #[tokio::test]
+async fn a_certificate_secret_holding_a_password_or_a_key_is_refused_without_quoting_it() {
+    let env = Env::start("ctl-secret-bytes", &[]).await;
+    let spec = json!({
+        "idp": {
+            "ssoUrl": "https://idp.example.com/sso",
+            "entityId": "https://idp.example.com/entity",
+            "certificates": [{ "secretKeyRef": { "name": "idp-cert", "key": "tls.crt" } }],
+        }
+    });
+    env.apply("IdentityProvider", "generic", spec).await;
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let key_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let wrong_values = [
+        "correct horse battery staple!".to_owned(),
+        key_pem.clone(),
+        format!("-----BEGIN CERTIFICATE-----\n{key_body}\n-----END CERTIFICATE-----\n"),
+        "-----BEGIN hunter2-----\naHVudGVyMg==\n-----END hunter2-----\n".to_owned(),
+    ];
+    let mut messages = Vec::new();
+    for (i, value) in wrong_values.iter().enumerate() {
+        // A good certificate in between, so that each wrong value is seen on its own.
+        let good = cert_pem(&format!("good-{i}"), -3600, YEAR);
+        let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "idp-cert" },
+            "stringData": { "tls.crt": good } });
+        env.secrets()
+            .patch(
+                "idp-cert",
+                &PatchParams::apply("sso-operator-tests").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .unwrap();
+        env.idp_condition("generic", "Ready", "True", "Ready").await;
+        let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "idp-cert" },
+            "stringData": { "tls.crt": value } });
+        env.secrets()
+            .patch(
+                "idp-cert",
+                &PatchParams::apply("sso-operator-tests").force(),
+                &Patch::Apply(&secret),
+            )
+            .await
+            .unwrap();
+        let idp = env
+            .idp_condition(
+                "generic",
+                "CertificatesValid",
+                "False",
+                "CertificateInvalid",
+            )
+            .await;
+        let message = condition_message(&idp, "CertificatesValid");
+        for leak in [
+            "hunter2",
+            "Invalid symbol",
+            "33",
+            "PRIVATE KEY",
+            &key_body[..16],
+        ] {
+            assert!(!message.contains(leak), "{leak:?} quoted in {message}");
+        }
+        assert!(
+            !message.contains(&key_body[key_body.len() - 16..]),
+            "{message}"
+        );
+        messages.push(message);
+    }
+    // One message whatever the Secret holds: nothing in it comes from the Secret's bytes. It
+    // says which Secret and key, and what to paste there.
+    assert!(
+        messages.iter().all(|m| *m == messages[0]),
+        "the message depends on the Secret's content: {messages:#?}"
+    );
+    let message = &messages[0];
+    for expected in [
+        "secret/idp-cert/tls.crt",
+        "not a PEM certificate",
+        "BEGIN/END CERTIFICATE",
+    ] {
+        assert!(
+            message.contains(expected),
+            "{expected:?} missing in {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_moves_the_compiled_configuration_and_session_keys_to_the_configuration_namespace()
+ {
+    // An earlier release: everything in the operator namespace.
+    let mut env = Env::start("ctl-move", &[]).await;
+    let ns = env.ns.name.clone();
+    let pem = cert_pem("c", -3600, YEAR);
+    for name in ["okta", "gone", "fine"] {
+        env.apply("IdentityProvider", name, explicit_spec(&pem))
+            .await;
+        env.idp_condition(name, "Ready", "True", "Ready").await;
+    }
+    let good = env.wait_compiled("okta", |_| true).await;
+    env.wait_compiled("gone", |_| true).await;
+    let keys_name = "sso-operator-session-keys";
+    let keys = wait_for(WAIT, || async {
+        env.secrets().get_opt(keys_name).await.ok()?
+    })
+    .await
+    .expect("session keys");
+    let keys_json = |s: &Secret| -> Value {
+        serde_json::from_slice(&s.data.as_ref().unwrap()["keys.json"].0).unwrap()
+    };
+    let unrelated: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "database-credentials" },
+        "stringData": { "url": "postgres://sso:s3cret@db/sso" },
+    }))
+    .unwrap();
+    env.secrets()
+        .create(&PostParams::default(), &unrelated)
+        .await
+        .unwrap();
+
+    // While no controller runs: one IdentityProvider breaks (its last good configuration must
+    // keep serving), one goes away without its finalizer running (an orphan to clean up).
+    env.op.kill();
+    env.apply(
+        "IdentityProvider",
+        "okta",
+        explicit_spec("not a certificate"),
+    )
+    .await;
+    env.idps()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.idps()
+        .patch(
+            "gone",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+
+    // The upgrade: a configuration namespace the controller may write and the server read.
+    let config_ns = TestNamespace::new(&env.client, "ctl-move-config").await;
+    support::operator::grant(
+        &env.client,
+        &config_ns.name,
+        "sso-operator-controller",
+        "controller-config-rules.yaml",
+        &ns,
+        "sso-operator",
+    )
+    .await;
+    env.op = Operator::start(
+        &env.kubeconfig,
+        &ns,
+        &["--config-namespace", &config_ns.name],
+    );
+    let moved: Api<Secret> = Api::namespaced(env.client.clone(), &config_ns.name);
+    let compiled_in = |api: Api<Secret>| async move {
+        let lp = ListParams::default().labels(&format!("{}=true", config::COMPILED_CONFIG_LABEL));
+        let mut names: Vec<String> = api
+            .list_metadata(&lp)
+            .await
+            .ok()?
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
+        names.sort();
+        Some(names)
+    };
+    let expected = {
+        let mut names = vec![
+            config::compiled_secret_name(&ns, "okta"),
+            config::compiled_secret_name(&ns, "fine"),
+            keys_name.to_owned(),
+        ];
+        names.sort();
+        names
+    };
+    let done = wait_for(Duration::from_secs(60), || async {
+        let old = compiled_in(env.secrets()).await?;
+        let new = compiled_in(moved.clone()).await?;
+        (old.is_empty() && new == expected).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "left in the operator namespace: {:?}, in the configuration namespace: {:?}\n{}",
+        compiled_in(env.secrets()).await,
+        compiled_in(moved.clone()).await,
+        tail(&env.op.log_text())
+    );
+    // The session keys are the same (sessions survive), the broken IdentityProvider's last
+    // good configuration serves on, and nothing else in the operator namespace was touched.
+    let moved_keys = moved.get(keys_name).await.unwrap();
+    assert_eq!(keys_json(&moved_keys), keys_json(&keys));
+    let moved_okta = moved
+        .get(&config::compiled_secret_name(&ns, "okta"))
+        .await
+        .unwrap();
+    let moved_okta: CompiledIdentityProvider =
+        serde_json::from_slice(&moved_okta.data.unwrap()[config::CONFIG_KEY].0).unwrap();
+    assert_eq!(moved_okta, good);
+    env.idp_condition("okta", "ConfigPublished", "False", "LastGoodConfigServing")
+        .await;
+    env.idp_condition("fine", "Ready", "True", "Ready").await;
+    assert!(
+        env.secrets()
+            .get_opt("database-credentials")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        env.secrets()
+            .get_opt("okta-saml-sp")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A server that may read Secrets only in the configuration namespace serves from there.
+    let server_kubeconfig =
+        support::operator::server_kubeconfig_reading(&env.client, &ns, &config_ns.name).await;
+    let (server, url) = Operator::start_server_with(
+        &server_kubeconfig,
+        &ns,
+        &support::sqlite_url("ctl-move"),
+        &["--config-namespace", &config_ns.name],
+    );
+    let metadata = format!("{url}/saml/{ns}/fine/metadata");
+    let served = wait_for(WAIT, || async {
+        let r = reqwest::get(&metadata).await.ok()?;
+        (r.status() == reqwest::StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(
+        served.is_some(),
+        "server log:\n{}",
+        tail(&server.log_text())
+    );
+}
+
+#[tokio::test]
 async fn disabled_and_deleted_identity_providers_stop_serving_and_cascade() {
     let env = Env::start("ctl-disable", &[]).await;
     let mut spec = explicit_spec(&cert_pem("c", -3600, YEAR));

@@ -76,7 +76,7 @@ fn the_chart_lints_and_renders_hardened_least_privilege_objects() {
     assert_eq!(server["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(kinds(&docs, "PersistentVolumeClaim").len(), 1);
     assert_eq!(kinds(&docs, "ClusterRole").len(), 2);
-    // The server's RBAC: Secrets only in its own namespace, nothing cluster-wide but status.
+    // The server's RBAC: nothing cluster-wide but status (Secrets: tests/chart_contract.rs).
     let server_cluster_role = kinds(&docs, "ClusterRole")
         .into_iter()
         .find(|r| r["metadata"]["name"].as_str().unwrap().ends_with("-server"))
@@ -190,6 +190,10 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     let release_ns = TestNamespace::new(&admin, "helm").await;
     let apps_ns = TestNamespace::new(&admin, "helm-apps").await;
     let release = format!("sso-{}", &release_ns.name[release_ns.name.len() - 6..]);
+    // The chart creates the configuration namespace; deleted with the test's namespaces.
+    let config_ns = TestNamespace {
+        name: format!("{}-config", release_ns.name),
+    };
     let chart = chart();
     let watch = format!("controller.watchNamespace={}", apps_ns.name);
     let url = format!("externalUrl={EXTERNAL_URL}");
@@ -235,17 +239,27 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         .await,
         "namespace-scoped install: nothing outside the watched namespace"
     );
+    // The server reads Secrets in the configuration namespace only: not in the release
+    // namespace (Helm's release Secrets, database credentials), not in the watched one.
+    for verb in ["get", "list", "watch"] {
+        for ns in [&release_ns.name, &apps_ns.name] {
+            assert!(
+                !access(&server_client, verb, "secrets", Some(ns), "").await,
+                "the server may {verb} Secrets in {ns}"
+            );
+        }
+        assert!(access(&server_client, verb, "secrets", Some(&config_ns.name), "").await);
+    }
     assert!(
-        access(
+        !access(
             &server_client,
-            "list",
+            "create",
             "secrets",
-            Some(&release_ns.name),
+            Some(&config_ns.name),
             ""
         )
         .await
     );
-    assert!(!access(&server_client, "get", "secrets", Some(&apps_ns.name), "").await);
 
     // Run both roles as those ServiceAccounts.
     let controller_token =
@@ -261,6 +275,8 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
             EXTERNAL_URL,
             "--operator-namespace",
             &release_ns.name,
+            "--config-namespace",
+            &config_ns.name,
             "--watch-namespace",
             &apps_ns.name,
         ],
@@ -276,6 +292,8 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
             "server",
             "--operator-namespace",
             &release_ns.name,
+            "--config-namespace",
+            &config_ns.name,
             "--listen",
             &listen,
             "--database-url",
@@ -374,12 +392,43 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     .await;
     assert!(served.is_some(), "server log:\n{}", server.log_text());
 
-    // What the server must never do: read a ScimToken's Secret.
+    // What the server must never do: read a ScimToken's Secret, or any Secret of the release
+    // namespace, such as the database's credentials kept beside the operator.
     let as_server: Api<Secret> = Api::namespaced(server_client.clone(), &apps_ns.name);
     match as_server.get("okta-scim-token").await {
         Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
         other => panic!("the server read a token Secret: {other:?}"),
     }
+    let credentials: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "database-credentials" },
+        "stringData": { "url": "postgres://sso:s3cret@db/sso" },
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &release_ns.name)
+        .create(&PostParams::default(), &credentials)
+        .await
+        .unwrap();
+    let as_server: Api<Secret> = Api::namespaced(server_client.clone(), &release_ns.name);
+    match as_server.get("database-credentials").await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
+        other => panic!("the server read a Secret of the release namespace: {other:?}"),
+    }
+    match as_server.list(&Default::default()).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 403),
+        other => panic!("the server listed the release namespace's Secrets: {other:?}"),
+    }
+    // The compiled configuration it serves is in the configuration namespace, and only there.
+    let compiled_label = format!("{}=true", sso_operator::config::COMPILED_CONFIG_LABEL);
+    let compiled = |ns: &str| {
+        let api: Api<Secret> = Api::namespaced(admin.clone(), ns);
+        let lp = kube::api::ListParams::default().labels(&compiled_label);
+        async move { api.list_metadata(&lp).await.unwrap().items.len() }
+    };
+    assert!(
+        compiled(&config_ns.name).await >= 2,
+        "configurations and session keys"
+    );
+    assert_eq!(compiled(&release_ns.name).await, 0);
 
     // Argo CD health, on the status objects the controller produced.
     assert_eq!(health(&idp)["status"], "Healthy", "{idp}");
@@ -438,6 +487,9 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
     let admin = admin_client().await;
     install_crds(&admin).await;
     let ns = TestNamespace::new(&admin, "helm-cluster").await;
+    let _config_ns = TestNamespace {
+        name: format!("{}-config", ns.name),
+    };
     let release = format!("sso-{}", &ns.name[ns.name.len() - 6..]);
     let url = format!("externalUrl={EXTERNAL_URL}");
     let (ok, out, err) = helm(&[
@@ -501,8 +553,14 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
     );
     assert!(!access(&server, "get", "secrets", Some("default"), "").await);
     assert!(!access(&server, "get", "identityproviders", Some("default"), g).await);
-    assert!(access(&server, "watch", "secrets", Some(&ns.name), "").await);
-    assert!(!access(&server, "create", "secrets", Some(&ns.name), "").await);
+    let config_ns = &_config_ns.name;
+    assert!(access(&server, "watch", "secrets", Some(config_ns), "").await);
+    assert!(!access(&server, "watch", "secrets", Some(&ns.name), "").await);
+    assert!(!access(&server, "create", "secrets", Some(config_ns), "").await);
+    // The controller writes and deletes there; in its own namespace it deletes only to move
+    // what earlier releases left there.
+    assert!(access(&controller, "delete", "secrets", Some(config_ns), "").await);
+    assert!(access(&controller, "delete", "secrets", Some(&ns.name), "").await);
     let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &ns.name]);
     assert!(ok, "helm uninstall: {out}{err}");
 }

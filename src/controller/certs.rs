@@ -91,21 +91,15 @@ pub fn algorithm_name(algorithm: SignatureAlgorithm) -> &'static str {
     }
 }
 
-/// Why a certificate could not be used. Messages never quote the input, which might be a
-/// private key pasted by mistake.
+/// Why a certificate could not be used. No variant carries text derived from the input (not
+/// even a decoder's error, which may quote a byte or a PEM label): the input might be a
+/// password or a private key stored in the wrong Secret key, and these messages reach status.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CertificateError {
-    /// Not PEM, not base64 DER, or not a certificate.
-    #[error("it is not a PEM or base64 X.509 certificate ({0})")]
-    Unparseable(String),
-    /// A PEM block of another kind, such as a private or public key.
-    #[error("block {index} is a {label}, not a CERTIFICATE")]
-    NotACertificate {
-        /// 1-based position of the block.
-        index: usize,
-        /// The block's label, e.g. `PRIVATE KEY`.
-        label: String,
-    },
+    /// Not a PEM certificate, nor the base64 body of one: a password, a key, a PEM block of
+    /// another kind, or a CERTIFICATE block that does not decode.
+    #[error("it is not a PEM certificate")]
+    NotACertificate,
     /// Text before, between or after the PEM blocks.
     #[error("it has text {where_} that is not part of a BEGIN/END CERTIFICATE block")]
     StrayText {
@@ -125,15 +119,13 @@ pub enum CertificateError {
 pub fn parse_certificate(text: &str) -> Result<CertificateFacts, CertificateError> {
     let trimmed = text.trim();
     let cert = if trimmed.contains("-----BEGIN") {
-        X509::from_pem(trimmed.as_bytes())
-            .map_err(|e| CertificateError::Unparseable(first_line(&e.to_string())))?
+        X509::from_pem(trimmed.as_bytes()).map_err(|_| CertificateError::NotACertificate)?
     } else {
         let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
-            .map_err(|e| CertificateError::Unparseable(format!("invalid base64: {e}")))?;
-        X509::from_der(&der)
-            .map_err(|e| CertificateError::Unparseable(first_line(&e.to_string())))?
+            .map_err(|_| CertificateError::NotACertificate)?;
+        X509::from_der(&der).map_err(|_| CertificateError::NotACertificate)?
     };
     facts(&cert)
 }
@@ -168,10 +160,7 @@ pub fn parse_certificates(text: &str) -> Result<Vec<CertificateFacts>, Certifica
             .filter(|label| !label.contains('\n'))
             .ok_or_else(stray)?;
         if label != "CERTIFICATE" {
-            return Err(CertificateError::NotACertificate {
-                index,
-                label: label.chars().take(40).collect(),
-            });
+            return Err(CertificateError::NotACertificate);
         }
         if out.len() == MAX_CERTIFICATES_PER_SOURCE {
             return Err(CertificateError::TooMany);
@@ -184,12 +173,8 @@ pub fn parse_certificates(text: &str) -> Result<Vec<CertificateFacts>, Certifica
         if block[BEGIN.len()..].contains(BEGIN) {
             return Err(CertificateError::Unterminated(index));
         }
-        let cert = X509::from_pem(block.as_bytes()).map_err(|e| {
-            CertificateError::Unparseable(format!(
-                "certificate {index}: {}",
-                first_line(&e.to_string())
-            ))
-        })?;
+        let cert =
+            X509::from_pem(block.as_bytes()).map_err(|_| CertificateError::NotACertificate)?;
         out.push(facts(&cert)?);
         rest = rest[end..].trim_start();
     }
@@ -200,9 +185,9 @@ pub fn parse_certificates(text: &str) -> Result<Vec<CertificateFacts>, Certifica
 pub fn facts(cert: &X509) -> Result<CertificateFacts, CertificateError> {
     let der = cert
         .to_der()
-        .map_err(|e| CertificateError::Unparseable(e.to_string()))?;
+        .map_err(|_| CertificateError::NotACertificate)?;
     let digest = openssl::hash::hash(MessageDigest::sha256(), &der)
-        .map_err(|e| CertificateError::Unparseable(e.to_string()))?;
+        .map_err(|_| CertificateError::NotACertificate)?;
     let sha256_fingerprint = digest
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -210,9 +195,9 @@ pub fn facts(cert: &X509) -> Result<CertificateFacts, CertificateError> {
         .join(":");
     let pem = String::from_utf8(
         cert.to_pem()
-            .map_err(|e| CertificateError::Unparseable(e.to_string()))?,
+            .map_err(|_| CertificateError::NotACertificate)?,
     )
-    .map_err(|e| CertificateError::Unparseable(e.to_string()))?;
+    .map_err(|_| CertificateError::NotACertificate)?;
     Ok(CertificateFacts {
         subject: subject_string(cert),
         sha256_fingerprint,
@@ -263,16 +248,12 @@ fn subject_string(cert: &X509) -> String {
 }
 
 fn asn1_to_timestamp(t: &openssl::asn1::Asn1TimeRef) -> Result<jiff::Timestamp, CertificateError> {
-    let epoch = Asn1Time::from_unix(0).map_err(|e| CertificateError::Unparseable(e.to_string()))?;
+    let epoch = Asn1Time::from_unix(0).map_err(|_| CertificateError::NotACertificate)?;
     let diff = epoch
         .diff(t)
-        .map_err(|e| CertificateError::Unparseable(e.to_string()))?;
+        .map_err(|_| CertificateError::NotACertificate)?;
     let seconds = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
-    jiff::Timestamp::from_second(seconds).map_err(|e| CertificateError::Unparseable(e.to_string()))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).chars().take(200).collect()
+    jiff::Timestamp::from_second(seconds).map_err(|_| CertificateError::NotACertificate)
 }
 
 #[cfg(test)]
@@ -383,17 +364,7 @@ pub(crate) mod tests {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         let err = parse_certificates(&format!("{a}{key_pem}")).unwrap_err();
-        assert_eq!(
-            err,
-            CertificateError::NotACertificate {
-                index: 2,
-                label: "PRIVATE KEY".into()
-            }
-        );
-        assert!(
-            !err.to_string().contains(&key_pem[40..80]),
-            "the key never appears in a message"
-        );
+        assert_eq!(err, CertificateError::NotACertificate);
         let unterminated = a.replace("-----END CERTIFICATE-----", "");
         assert_eq!(
             parse_certificates(&format!("{unterminated}{b}")),
@@ -438,18 +409,45 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn what_is_not_a_certificate_gets_one_message_that_quotes_nothing_of_it() {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let key_body: String = key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let key_in_certificate_lines =
+            format!("-----BEGIN CERTIFICATE-----\n{key_body}\n-----END CERTIFICATE-----\n");
+        for input in [
+            "correct horse battery staple!".to_owned(),
+            "hunter2".to_owned(),
+            key_pem.clone(),
+            key_body,
+            key_in_certificate_lines,
+            "-----BEGIN hunter2 password-----\nabc\n-----END hunter2 password-----".to_owned(),
+        ] {
+            for err in [
+                parse_certificate(&input).unwrap_err(),
+                parse_certificates(&input).unwrap_err(),
+            ] {
+                assert_eq!(err.to_string(), "it is not a PEM certificate", "{input}");
+            }
+        }
+    }
+
+    #[test]
     fn garbage_is_refused_with_a_reason() {
         assert!(matches!(
             parse_certificate("hello"),
-            Err(CertificateError::Unparseable(_))
+            Err(CertificateError::NotACertificate)
         ));
         assert!(matches!(
             parse_certificate("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"),
-            Err(CertificateError::Unparseable(_))
+            Err(CertificateError::NotACertificate)
         ));
         assert!(matches!(
             parse_certificate(""),
-            Err(CertificateError::Unparseable(_))
+            Err(CertificateError::NotACertificate)
         ));
     }
 }

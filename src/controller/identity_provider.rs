@@ -162,14 +162,10 @@ async fn cleanup(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error>
 }
 
 async fn delete_compiled(ctx: &Context, ns: &str, name: &str) -> Result<bool, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    match api
-        .delete(
-            &config::compiled_secret_name(ns, name),
-            &DeleteParams::default(),
-        )
-        .await
-    {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.config_namespace);
+    let secret_name = config::compiled_secret_name(ns, name);
+    ctx.legacy.remove(&secret_name).await?;
+    match api.delete(&secret_name, &DeleteParams::default()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(e) => Err(e.into()),
@@ -1072,8 +1068,8 @@ async fn resolve_idp_side(
                             "list at most {} certificates per entry, or split them into several spec.idp.certificates entries",
                             certs::MAX_CERTIFICATES_PER_SOURCE
                         ),
-                        certs::CertificateError::NotACertificate { .. } => format!(
-                            "it must hold only the IdP's public certificate(s), never a key: paste {field}"
+                        certs::CertificateError::NotACertificate => format!(
+                            "it must hold only the IdP's public certificate(s), never a key or a password: paste {field}, including the BEGIN/END CERTIFICATE lines"
                         ),
                         _ => format!(
                             "paste {field} including the BEGIN/END CERTIFICATE lines; several certificates may follow one another with nothing but line breaks between them"
@@ -1300,9 +1296,16 @@ async fn read_compiled(
     ns: &str,
     name: &str,
 ) -> Result<Option<CompiledIdentityProvider>, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
-    let Some(secret) = api.get_opt(&config::compiled_secret_name(ns, name)).await? else {
-        return Ok(None);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.config_namespace);
+    let secret_name = config::compiled_secret_name(ns, name);
+    let secret = match api.get_opt(&secret_name).await? {
+        Some(secret) => secret,
+        // An earlier release's copy in the operator namespace moves here as it is, so that a
+        // last good configuration keeps serving across the upgrade.
+        None => match ctx.legacy.read(&secret_name).await? {
+            Some(old) => move_compiled(ctx, old).await?,
+            None => return Ok(None),
+        },
     };
     Ok(secret
         .data
@@ -1312,7 +1315,7 @@ async fn read_compiled(
 }
 
 async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) -> Result<(), Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.operator_namespace);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.config_namespace);
     let name = config::compiled_secret_name(&compiled.namespace, &compiled.name);
     let mut labels = labels(&compiled.name, "compiled-config");
     labels.insert(config::COMPILED_CONFIG_LABEL.to_owned(), "true".to_owned());
@@ -1339,7 +1342,35 @@ async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) ->
         &Patch::Apply(&secret),
     )
     .await?;
+    ctx.legacy.remove(&name).await?;
     Ok(())
+}
+
+/// Copies an earlier release's compiled-config Secret, as it is, into the configuration
+/// namespace.
+async fn move_compiled(ctx: &Context, old: Secret) -> Result<Secret, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.config_namespace);
+    let name = old.name_any();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: old.metadata.labels,
+            annotations: old.metadata.annotations,
+            ..Default::default()
+        },
+        type_: old.type_,
+        data: old.data,
+        ..Default::default()
+    };
+    let moved = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+    ctx.legacy.remove(&name).await?;
+    Ok(moved)
 }
 
 /// Writes status (server-side apply on the status subresource) and emits an Event when the

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod identity_provider;
 pub mod leader;
+pub mod legacy_config;
 pub mod metadata;
 pub mod metrics;
 pub mod names;
@@ -37,8 +38,11 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "sso-opera
 pub struct Settings {
     /// The installation's external base URL, e.g. `https://sso.example.com`.
     pub external_url: String,
-    /// Namespace of the compiled-config Secrets and the leader-election Lease.
+    /// Namespace of the leader-election Lease, where earlier releases kept the compiled
+    /// configuration.
     pub operator_namespace: String,
+    /// Namespace of the compiled-config Secrets and the session keys, which the server reads.
+    pub config_namespace: String,
     /// Service-provider certificate lifetime and renewal.
     pub sp_rotation: sp_keys::RotationPolicy,
     /// Limits for fetching IdP metadata.
@@ -99,6 +103,8 @@ pub struct Context {
     pub idps: Store<IdentityProvider>,
     /// Every ScimToken (kept by the ScimToken controller's watch).
     pub tokens: Store<ScimToken>,
+    /// What earlier releases left in the operator namespace, still to be moved.
+    pub legacy: legacy_config::LegacyConfig,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// The last failed metadata fetch per IdentityProvider, until the next attempt.
@@ -145,7 +151,12 @@ pub async fn run(
     let secret_meta: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
     let configmap_meta: Api<PartialObjectMeta<ConfigMap>> = scoped(&client, ns);
     let compiled_api: Api<PartialObjectMeta<Secret>> =
-        Api::namespaced(client.clone(), &settings.operator_namespace);
+        Api::namespaced(client.clone(), &settings.config_namespace);
+    let legacy = legacy_config::LegacyConfig::new(
+        client.clone(),
+        &settings.operator_namespace,
+        &settings.config_namespace,
+    );
 
     let limits = kube::runtime::controller::Config::default()
         .concurrency(settings.max_concurrent_reconciles);
@@ -167,6 +178,7 @@ pub async fn run(
         metrics,
         idps: idps.clone(),
         tokens: tokens.clone(),
+        legacy,
         failures: Mutex::default(),
         metadata_failures: Mutex::default(),
     });
@@ -183,12 +195,15 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    let shared = ctx.clone();
     let key_task = session_keys::maintain(
         client.clone(),
-        ctx.settings.operator_namespace.clone(),
-        ctx.settings.session_key_rotation,
+        shared.settings.config_namespace.clone(),
+        shared.settings.session_key_rotation,
+        &shared.legacy,
         stopped(stop_rx.clone()),
     );
+    let sweep_task = sweep_legacy(&shared, idps.clone(), stopped(stop_rx.clone()));
 
     let idps_for_secrets = idps.clone();
     let tokens_for_idp_secrets = tokens.clone();
@@ -282,7 +297,28 @@ pub async fn run(
         .run(scim_token::reconcile, scim_token::error_policy, ctx)
         .for_each(|_| async {});
 
-    tokio::join!(idp_loop, token_loop, key_task);
+    tokio::join!(idp_loop, token_loop, key_task, sweep_task);
+}
+
+/// Once every IdentityProvider is known, deletes what earlier releases left in the operator
+/// namespace that no reconciliation will move (retrying until done or `stop`).
+async fn sweep_legacy(
+    ctx: &Context,
+    idps: Store<IdentityProvider>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let config: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.settings.config_namespace);
+    let sweep = async {
+        let _ = idps.wait_until_ready().await;
+        while let Err(e) = ctx.legacy.sweep(&idps, &config).await {
+            tracing::warn!(error = %e, "could not remove what an earlier release left in the operator namespace; retrying");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    };
+    tokio::select! {
+        () = sweep => {}
+        () = stop => {}
+    }
 }
 
 /// An `Api` in `namespace`, or in all namespaces.

@@ -1,6 +1,6 @@
 //! The session-key Secret: the leading controller creates it, adds a key every
 //! `--session-key-rotation` and retires keys no live cookie can still use. The server watches
-//! it with the compiled configuration.
+//! it with the compiled configuration, in the configuration namespace.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,21 +11,24 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
+use super::legacy_config::LegacyConfig;
 use super::{FIELD_MANAGER, MANAGED_BY};
 use crate::config::COMPILED_CONFIG_LABEL;
 use crate::session::{KEYS_KEY, SESSION_KEYS_SECRET, SessionKeys};
 
-/// Keeps the session keys current until `stop` resolves.
+/// Keeps the session keys in `namespace` current until `stop` resolves. Keys an earlier
+/// release kept in the operator namespace are taken over, so that sessions outlive the move.
 pub async fn maintain(
     client: Client,
     namespace: String,
     every: SignedDuration,
+    legacy: &LegacyConfig,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     tokio::pin!(stop);
     loop {
-        let wait = match ensure(&api, every).await {
+        let wait = match ensure(&api, every, legacy).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::warn!(error = %e, secret = SESSION_KEYS_SECRET, "could not maintain the session keys; retrying");
@@ -41,8 +44,16 @@ pub async fn maintain(
 
 /// Creates or rotates the keys; returns how long until the next rotation is due (at most a
 /// minute, so a deleted Secret comes back quickly).
-async fn ensure(api: &Api<Secret>, every: SignedDuration) -> Result<Duration, kube::Error> {
-    let existing = api.get_opt(SESSION_KEYS_SECRET).await?;
+async fn ensure(
+    api: &Api<Secret>,
+    every: SignedDuration,
+    legacy: &LegacyConfig,
+) -> Result<Duration, kube::Error> {
+    let mut existing = api.get_opt(SESSION_KEYS_SECRET).await?;
+    let moving = existing.is_none();
+    if moving {
+        existing = legacy.read(SESSION_KEYS_SECRET).await?;
+    }
     let current: SessionKeys = existing
         .as_ref()
         .and_then(|s| s.data.as_ref()?.get(KEYS_KEY).cloned())
@@ -59,7 +70,7 @@ async fn ensure(api: &Api<Secret>, every: SignedDuration) -> Result<Duration, ku
         .unwrap_or_default();
     let now = Timestamp::now();
     let (keys, changed) = current.rotate(now, every);
-    if changed || existing.is_none() {
+    if changed || moving {
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(SESSION_KEYS_SECRET.to_owned()),
@@ -90,6 +101,9 @@ async fn ensure(api: &Api<Secret>, every: SignedDuration) -> Result<Duration, ku
         )
         .await?;
         tracing::info!(keys = keys.keys.len(), "session keys updated");
+    }
+    if moving {
+        legacy.remove(SESSION_KEYS_SECRET).await?;
     }
     let due = keys
         .keys

@@ -32,8 +32,9 @@ pub struct Settings {
     pub store: crate::store::Options,
     /// Limits of the public listener.
     pub limits: listener::Limits,
-    /// Namespace of the compiled-config Secrets.
-    pub operator_namespace: String,
+    /// Namespace of the compiled configuration and the session keys (the only Secrets the
+    /// server reads).
+    pub config_namespace: String,
     /// Prometheus metrics.
     pub metrics: metrics::ServerMetrics,
 }
@@ -78,10 +79,10 @@ pub async fn run(
         }
     });
     let (configs, drive) =
-        config_index::ConfigIndex::watch(client.clone(), &settings.operator_namespace);
+        config_index::ConfigIndex::watch(client.clone(), &settings.config_namespace);
     tokio::spawn(drive);
     configs.ready().await;
-    tracing::info!(namespace = %settings.operator_namespace, "watching the compiled configuration");
+    tracing::info!(namespace = %settings.config_namespace, "watching the compiled configuration");
 
     let purge_store = store.clone();
     tokio::spawn(async move {

@@ -63,6 +63,9 @@ pub async fn controller_kubeconfig_at(
         )
         .await
         .expect("apply ClusterRole");
+    // The operator namespace and the configuration namespace are one here.
+    let mut namespace_rules = rules("controller-namespace-rules.yaml");
+    namespace_rules.extend(rules("controller-config-rules.yaml"));
     let roles: Api<Role> = Api::namespaced(admin.clone(), namespace);
     roles
         .patch(
@@ -70,7 +73,7 @@ pub async fn controller_kubeconfig_at(
             &pp,
             &Patch::Apply(&Role {
                 metadata: meta("sso-operator-controller"),
-                rules: Some(rules("controller-namespace-rules.yaml")),
+                rules: Some(namespace_rules),
             }),
         )
         .await
@@ -118,9 +121,60 @@ pub fn free_port() -> u16 {
 }
 
 /// Grants the ServiceAccount `namespace/sso-operator-server` the chart's server rules (read
-/// the compiled configuration in the operator namespace, nothing else) and returns a
+/// the compiled configuration, here in the same namespace, nothing else) and returns a
 /// kubeconfig for it.
 pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
+    server_kubeconfig_reading(admin, namespace, namespace).await
+}
+
+/// Grants the chart's `rules_file` in `in_namespace` to the ServiceAccount
+/// `namespace/sa_name`, with a Role and RoleBinding named `role`.
+pub async fn grant(
+    admin: &Client,
+    in_namespace: &str,
+    role: &str,
+    rules_file: &str,
+    namespace: &str,
+    sa_name: &str,
+) {
+    let pp = PatchParams::apply(TEST_MANAGER).force();
+    Api::<Role>::namespaced(admin.clone(), in_namespace)
+        .patch(
+            role,
+            &pp,
+            &Patch::Apply(&Role {
+                metadata: meta(role),
+                rules: Some(rules(rules_file)),
+            }),
+        )
+        .await
+        .expect("apply Role");
+    let binding = RoleBinding {
+        metadata: meta(role),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: sa_name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), in_namespace)
+        .patch(role, &pp, &Patch::Apply(&binding))
+        .await
+        .expect("apply RoleBinding");
+}
+
+/// Like [`server_kubeconfig`], reading the compiled configuration in `config_namespace`.
+pub async fn server_kubeconfig_reading(
+    admin: &Client,
+    namespace: &str,
+    config_namespace: &str,
+) -> PathBuf {
     let pp = PatchParams::apply(TEST_MANAGER).force();
     let sa_name = "sso-operator-server";
     Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
@@ -134,35 +188,15 @@ pub async fn server_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
         )
         .await
         .expect("create ServiceAccount");
-    Api::<Role>::namespaced(admin.clone(), namespace)
-        .patch(
-            sa_name,
-            &pp,
-            &Patch::Apply(&Role {
-                metadata: meta(sa_name),
-                rules: Some(rules("server-namespace-rules.yaml")),
-            }),
-        )
-        .await
-        .expect("apply Role");
-    let binding = RoleBinding {
-        metadata: meta(sa_name),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Role".into(),
-            name: sa_name.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: sa_name.into(),
-            namespace: Some(namespace.into()),
-            ..Default::default()
-        }]),
-    };
-    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
-        .patch(sa_name, &pp, &Patch::Apply(&binding))
-        .await
-        .expect("apply RoleBinding");
+    grant(
+        admin,
+        config_namespace,
+        sa_name,
+        "server-config-rules.yaml",
+        namespace,
+        sa_name,
+    )
+    .await;
     // The cluster-wide rules (status.scim of IdentityProviders), bound in this namespace.
     let cluster_role = "sso-operator-server-test";
     Api::<ClusterRole>::all(admin.clone())

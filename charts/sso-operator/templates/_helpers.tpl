@@ -33,6 +33,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-%s" .Release.Namespace (include "sso-operator.fullname" .) | trunc 55 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The namespace of the compiled configuration and the session keys. */}}
+{{- define "sso-operator.configNamespace" -}}
+{{- .Values.configNamespace.name | default (printf "%s-config" .Release.Namespace | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+
 {{- define "sso-operator.serverReplicasOk" -}}
 {{- if eq .Values.database.type "sqlite" -}}
 {{- if or (gt (int .Values.server.replicas) 1) .Values.server.autoscaling.enabled -}}
@@ -41,6 +46,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- if and (eq .Values.database.type "postgres") (not .Values.database.postgres.existingSecret) -}}
 {{- fail "database.type postgres needs database.postgres.existingSecret: the name of a Secret holding the connection string (postgres://USER:PASSWORD@HOST/DB) under database.postgres.key" -}}
+{{- end -}}
+{{- if and .Values.configNamespace.create (eq (include "sso-operator.configNamespace" .) .Release.Namespace) -}}
+{{- fail "configNamespace.name is the release namespace, which the chart cannot create: leave it empty for a namespace of its own (recommended: the server then reads no Secret of the release namespace), or set configNamespace.create=false" -}}
 {{- end -}}
 {{- if not .Values.externalUrl -}}
 {{- fail "externalUrl is required: the base URL browsers and the IdP use to reach the server, e.g. --set externalUrl=https://sso.example.com" -}}
