@@ -134,6 +134,7 @@ async fn run(
             },
             operator_namespace: common.operator_namespace.clone(),
             metrics: server_metrics.clone(),
+            allowed_redirects: args.allowed_redirect,
         };
         let run = sso_operator::server::run(
             client.clone(),

@@ -23,6 +23,9 @@ use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
 
 const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
 
+/// The installation's redirect allow-list of these tests' servers.
+const INSTALLATION_REDIRECTS: &str = "--allowed-redirect=https://app.example.test/";
+
 struct Sso {
     _controller: Operator,
     server: Operator,
@@ -59,7 +62,13 @@ impl Sso {
             url,
             client,
             ns,
-        } = Stack::start(prefix, database_url, controller_args, &[]).await;
+        } = Stack::start(
+            prefix,
+            database_url,
+            controller_args,
+            &[INSTALLATION_REDIRECTS],
+        )
+        .await;
         let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
         let me = Self {
             _controller: controller,
@@ -929,6 +938,94 @@ async fn envoy_ext_authz_passes_only_sessions_of_the_identity_provider_in_its_pa
             .log_text()
             .contains(mallory.split_once('=').unwrap().1)
     );
+}
+
+/// One tenant's administrator cannot turn the shared host into an open redirect: sign-in and
+/// sign-out return only where the installation's allow-list (`--allowed-redirect`) allows,
+/// whatever the IdentityProvider's own `allowedRedirects` says, which can only narrow it; a
+/// refusal is a 400 page that says which value to add where.
+#[tokio::test]
+async fn sign_in_and_sign_out_return_only_where_the_installation_allows() {
+    let sso = Sso::start(
+        "sso-redirects",
+        &support::sqlite_url("sso-redirects"),
+        json!({ "allowIdpInitiated": true, "allowedRedirects": ["https://evil.example.com/", "https://app.example.test/portal/"] }),
+    )
+    .await;
+    let ns = sso.ns.name.clone();
+    let get = |path: String| {
+        let req = sso.http.get(format!("{}{path}", sso.url));
+        async move {
+            let r = req.send().await.unwrap();
+            let location = r
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), location, r.text().await.unwrap_or_default())
+        }
+    };
+    let evil = urlencode("https://evil.example.com/phish");
+    for path in [
+        format!("/auth/signin?identityProvider={ns}/okta&rd={evil}"),
+        format!("/saml/{ns}/okta/login?redirect={evil}"),
+        format!("/auth/logout?identityProvider={ns}/okta&rd={evil}"),
+        format!("/auth/logout?rd={evil}"),
+    ] {
+        let (status, location, body) = get(path.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(location, None, "{path}");
+        assert!(
+            body.contains("https://evil.example.com") && body.contains("server.allowedRedirects"),
+            "{path}: {body}"
+        );
+    }
+    // IdP-initiated sign-in with the tenant's RelayState: refused as well.
+    let tile = sso.response(None, "ada@example.com", json!({}));
+    let answer = sso
+        .post_acs(
+            &[
+                ("SAMLResponse", &tile),
+                ("RelayState", "https://evil.example.com/phish"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(answer.body.contains("Invalid RelayState") && answer.location.is_none());
+
+    // Allowed by the installation, not by the IdentityProvider: the page names its field.
+    let other = urlencode("https://app.example.test/other");
+    let (status, _, body) = get(format!(
+        "/auth/signin?identityProvider={ns}/okta&rd={other}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("spec.allowedRedirects") && body.contains(&format!("{ns}/okta")),
+        "{body}"
+    );
+    // Allowed by both, or a path here: redirected.
+    let portal = urlencode("https://app.example.test/portal/x");
+    let (status, location, _) = get(format!(
+        "/auth/signin?identityProvider={ns}/okta&rd={portal}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location.unwrap(),
+        format!("/saml/{ns}/okta/login?redirect={portal}")
+    );
+    let bye = urlencode("https://app.example.test/portal/bye");
+    let (status, location, _) =
+        get(format!("/auth/logout?identityProvider={ns}/okta&rd={bye}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://app.example.test/portal/bye")
+    );
+    let (status, location, _) = get("/auth/logout?rd=%2Fbye".to_owned()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/bye"));
 }
 
 #[tokio::test]

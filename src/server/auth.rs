@@ -18,7 +18,7 @@ use axum::routing::{any, get};
 use super::saml::SamlState;
 use super::sessions;
 use super::single_logout;
-use super::web::{self, INVALID_RELAY_STATE, page};
+use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::session::{CookiePayload, cookie_name};
 use crate::store::User;
@@ -336,7 +336,7 @@ fn sign_in_redirect(st: &SamlState, ns: &str, name: &str, headers: &HeaderMap) -
         h("x-forwarded-uri").unwrap_or("/")
     );
     let mut location = config.service_provider.login_url.clone();
-    if crate::saml::login::redirect_allowed(&config, &original) {
+    if crate::saml::login::redirect_allowed(&st.allowed_redirects, &config, &original) {
         location.push_str("?redirect=");
         location.extend(form_urlencoded::byte_serialize(original.as_bytes()));
     }
@@ -372,9 +372,10 @@ async fn signin(State(st): State<SamlState>, Query(q): Query<HashMap<String, Str
     let target = q.get("rd").or_else(|| q.get("redirect"));
     let mut location = format!("/saml/{ns}/{name}/login");
     if let Some(t) = target.filter(|t| !t.is_empty()) {
-        if !crate::saml::login::redirect_allowed(&config, t) {
-            let (t, x) = INVALID_RELAY_STATE;
-            return page(StatusCode::BAD_REQUEST, t, x);
+        if let Err(refusal) =
+            crate::saml::login::check_redirect(&st.allowed_redirects, Some(&config), t)
+        {
+            return web::redirect_refused(&refusal);
         }
         location.push_str("?redirect=");
         location.extend(form_urlencoded::byte_serialize(t.as_bytes()));
@@ -432,16 +433,33 @@ async fn logout(
         }
         configs.extend(config);
     }
-    let target = q
+    // The return address must be allowed by the installation and, when a session ended here,
+    // by one of the IdentityProviders signed out of.
+    let requested = q
         .get("rd")
         .or_else(|| q.get("redirect"))
-        .filter(|t| !t.is_empty())
-        .filter(|t| {
+        .filter(|t| !t.is_empty());
+    let mut refused = None;
+    let target = requested.filter(|t| {
+        let allowed = &st.allowed_redirects;
+        let result = if configs.is_empty() {
+            crate::saml::login::check_redirect(allowed, None, t)
+        } else {
             configs
                 .iter()
-                .any(|c| crate::saml::login::redirect_allowed(c, t))
-                || crate::saml::login::local_path_allowed(t)
-        });
+                .map(|c| crate::saml::login::check_redirect(allowed, Some(c), t))
+                .find(Result::is_ok)
+                .unwrap_or_else(|| {
+                    crate::saml::login::check_redirect(
+                        allowed,
+                        configs.first().map(|c| c.as_ref()),
+                        t,
+                    )
+                })
+        };
+        refused = result.err();
+        refused.is_none()
+    });
     if let Some((config, subject)) = single_logout
         && let Some(r) =
             single_logout::start(&st, &config, &subject, target.map(String::as_str), &cookies)
@@ -450,6 +468,16 @@ async fn logout(
     }
     match target {
         Some(t) => web::redirect(t, &cookies),
+        None if let Some(refusal) = refused => {
+            let (title, text) = single_logout::SIGNED_OUT;
+            let mut r = page(
+                StatusCode::BAD_REQUEST,
+                title,
+                &format!("{text} {}", refusal.explanation()),
+            );
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
         None => {
             let (title, text) = single_logout::SIGNED_OUT;
             let mut r = page(StatusCode::OK, title, text);
