@@ -126,6 +126,21 @@ pub struct ServerArgs {
     /// closes, and the connection idle the longest is closed to make room.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Where sign-in and sign-out may return to, for every IdentityProvider of this
+    /// installation: an absolute http(s) URL prefix (scheme, host — `*.` matching subdomains —,
+    /// port and path), repeated or comma-separated. Paths on this installation are always
+    /// allowed; anything else gets a 400 page. An IdentityProvider's `allowedRedirects` can
+    /// only narrow this list.
+    #[arg(long, env = "SSO_ALLOWED_REDIRECTS", value_delimiter = ',', value_parser = parse_redirect_prefix)]
+    pub allowed_redirect: Vec<String>,
+}
+
+/// Parses an `--allowed-redirect` entry.
+fn parse_redirect_prefix(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    crate::saml::login::valid_redirect_prefix(s)?;
+    Ok(s.to_owned())
 }
 
 /// Parses a positive duration flag of the server, such as `5s` or `65m`.

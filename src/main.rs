@@ -134,6 +134,7 @@ async fn run(
             },
             config_namespace: common.config_namespace().to_owned(),
             metrics: server_metrics.clone(),
+            allowed_redirects: args.allowed_redirect,
         };
         let run = sso_operator::server::run(
             client.clone(),

@@ -200,10 +200,13 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
         &base,
         &[],
     );
-    let (server, server_url) = Operator::start_server(
+    // The installation allows returning to the applications behind nginx.
+    let allowed = format!("--allowed-redirect={base}/");
+    let (server, server_url) = Operator::start_server_with(
         &server_kubeconfig(&client, &ns.name).await,
         &ns.name,
         &support::sqlite_url("browser"),
+        &[&allowed],
     );
     let server_port: u16 = server_url.rsplit(':').next().unwrap().parse().unwrap();
 

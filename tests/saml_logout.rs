@@ -96,7 +96,13 @@ impl Slo {
             url,
             client,
             ns,
-        } = Stack::start(prefix, database_url, controller_args, &[]).await;
+        } = Stack::start(
+            prefix,
+            database_url,
+            controller_args,
+            &["--allowed-redirect=https://app.example.test/"],
+        )
+        .await;
         let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
         let me = Self {
             _controller: controller,

@@ -23,6 +23,9 @@ use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
 
 const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
 
+/// The installation's redirect allow-list of these tests' servers.
+const INSTALLATION_REDIRECTS: &str = "--allowed-redirect=https://app.example.test/";
+
 struct Sso {
     _controller: Operator,
     server: Operator,
@@ -59,7 +62,13 @@ impl Sso {
             url,
             client,
             ns,
-        } = Stack::start(prefix, database_url, controller_args, &[]).await;
+        } = Stack::start(
+            prefix,
+            database_url,
+            controller_args,
+            &[INSTALLATION_REDIRECTS],
+        )
+        .await;
         let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
         let me = Self {
             _controller: controller,
@@ -199,6 +208,63 @@ impl Sso {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Creates IdentityProvider `name` in this namespace (issuer `entity_id`, the same test
+    /// IdP key, `spec` merged in) and waits until the server serves it.
+    async fn add_identity_provider(&self, name: &str, entity_id: &str, spec: Value) {
+        let mut full = json!({ "idp": { "ssoUrl": format!("{entity_id}/sso"), "entityId": entity_id, "certificates": [{ "pem": self.idp_cert }] } });
+        for (k, v) in spec.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": full });
+        api.patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+        let metadata = format!("{}/saml/{}/{name}/metadata", self.url, self.ns.name);
+        wait_for(Duration::from_secs(40), || async {
+            (self.http.get(&metadata).send().await.ok()?.status() == StatusCode::OK).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("{name} is never served\n{}", self.server.log_text()));
+    }
+
+    /// An IdP-initiated sign-in (a tile click) of `name_id` with SAML `groups` at
+    /// IdentityProvider `idp` of this namespace, whose IdP is `issuer`; returns the
+    /// `Cookie` header of the session.
+    async fn tile_sign_in(
+        &self,
+        idp: &str,
+        issuer: &str,
+        name_id: &str,
+        groups: &[&str],
+    ) -> String {
+        let acs = format!("{EXTERNAL_URL}/saml/{}/{idp}/acs", self.ns.name);
+        let entity = format!("{EXTERNAL_URL}/saml/{}/{idp}/metadata", self.ns.name);
+        let response = self.response(
+            None,
+            name_id,
+            json!({ "issuer": issuer, "destination": acs, "recipient": acs, "audience": entity,
+                "attributes": { "groups": groups, "firstName": ["Test"] } }),
+        );
+        let r = self
+            .http
+            .post(format!("{}/saml/{}/{idp}/acs", self.url, self.ns.name))
+            .form(&[("SAMLResponse", response.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let name = sso_operator::session::cookie_name(&format!("{}/{idp}", self.ns.name));
+        let cookies = set_cookies(&r);
+        let value = cookies
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name_id} signed in at {idp}: {}", r.status()));
+        format!("{name}={value}")
     }
 
     async fn scim_token(&self) -> String {
@@ -342,6 +408,17 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
             .status(),
         StatusCode::UNAUTHORIZED
     );
+    // A proxy that appends the user's path and query to a configured query (Envoy with
+    // `?identityProvider=` in its path_prefix) is refused rather than trusted.
+    let ns = &sso.ns.name;
+    for query in [
+        format!("?identityProvider={ns}/okta/app?identityProvider=other/idp"),
+        format!("?identityProvider={ns}/okta/app?x=1&identityProvider=other/idp"),
+        format!("?identityProvider={ns}/okta&groups=eng/app?groups=x&groups=eng"),
+    ] {
+        let r = sso.verify(&session, &query).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
     // Tampered or absent cookies.
     let mut tampered = session.clone().into_bytes();
     let i = tampered.len() - 3;
@@ -767,6 +844,188 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         ended.is_some(),
         "a disabled IdentityProvider's sessions end"
     );
+}
+
+/// Envoy's ext_authz HTTP service checks at `path_prefix` + the original path and query.
+/// Only the IdentityProvider and required groups in the prefix (which only the proxy's
+/// configuration sets) count: a query or path naming another IdentityProvider, with the
+/// caller's own session there, never passes an application bound to the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_ext_authz_passes_only_sessions_of_the_identity_provider_in_its_path_prefix() {
+    let jit = json!({ "allowIdpInitiated": true, "users": { "provisioning": "justInTime", "syncGroupsFromSaml": true } });
+    let sso = Sso::start("sso-envoy", &support::sqlite_url("sso-envoy"), jit.clone()).await;
+    sso.add_identity_provider("evil", "https://evil.example.test", jit)
+        .await;
+    let ns = sso.ns.name.clone();
+    let okta = "http://www.okta.com/exk1";
+    let ada = sso
+        .tile_sign_in("okta", okta, "ada@example.com", &["eng"])
+        .await;
+    let root = sso
+        .tile_sign_in("okta", okta, "root@example.com", &["admins"])
+        .await;
+    // Someone who administers the IdentityProvider `evil` signs in there with any groups.
+    let mallory = sso
+        .tile_sign_in(
+            "evil",
+            "https://evil.example.test",
+            "mallory@example.com",
+            &["admins", "eng"],
+        )
+        .await;
+
+    let bound = format!("/auth/{ns}/okta/verify");
+    let admins = format!("/auth/{ns}/okta/verify/groups/admins");
+    let envoy = support::envoy::Envoy::start(&sso.url, &[&bound, &admins, "/auth/verify"]);
+    let (app, admin_app, unbound) = (&envoy.urls[0], &envoy.urls[1], &envoy.urls[2]);
+    let get = |url: String, cookie: Option<&str>| {
+        let mut req = sso.http.get(url);
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.text().await.unwrap_or_default())
+        }
+    };
+    let evil_query = format!("identityProvider={ns}/evil");
+
+    // Bound to team okta: its users pass, whatever the path and query.
+    let (status, body) = get(format!("{app}/dash?x=1&{evil_query}"), Some(&ada)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{body}\nenvoy:\n{}",
+        envoy.log_text()
+    );
+    assert_eq!(body, "app");
+    assert_eq!(get(format!("{app}/"), Some(&ada)).await.0, StatusCode::OK);
+    assert_eq!(
+        get(format!("{app}/x"), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Another IdentityProvider's session, named in the query or in the path: refused.
+    for path in [
+        format!("/x?{evil_query}"),
+        format!("/?{evil_query}"),
+        format!("/x?{evil_query}&groups=admins"),
+        format!("/auth/{ns}/evil/verify"),
+        format!("/{ns}/evil/verify/x"),
+    ] {
+        let (status, body) = get(format!("{app}{path}"), Some(&mallory)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    // Required groups are bound by the prefix too: the user's query or path cannot change them.
+    for path in ["/x", "/x?groups=eng", "/groups/eng/x"] {
+        let (status, body) = get(format!("{admin_app}{path}"), Some(&ada)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    assert_eq!(
+        get(format!("{admin_app}/x"), Some(&root)).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = get(format!("{admin_app}/x?{evil_query}"), Some(&mallory)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The unbound prefix (`/auth/verify`) never reads the user's query: with two
+    // IdentityProviders served it cannot tell which one the application trusts, and refuses.
+    for path in [format!("/x?{evil_query}"), format!("/?{evil_query}")] {
+        let (status, body) = get(format!("{unbound}{path}"), Some(&mallory)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    assert!(
+        !sso.server
+            .log_text()
+            .contains(mallory.split_once('=').unwrap().1)
+    );
+}
+
+/// One tenant's administrator cannot turn the shared host into an open redirect: sign-in and
+/// sign-out return only where the installation's allow-list (`--allowed-redirect`) allows,
+/// whatever the IdentityProvider's own `allowedRedirects` says, which can only narrow it; a
+/// refusal is a 400 page that says which value to add where.
+#[tokio::test]
+async fn sign_in_and_sign_out_return_only_where_the_installation_allows() {
+    let sso = Sso::start(
+        "sso-redirects",
+        &support::sqlite_url("sso-redirects"),
+        json!({ "allowIdpInitiated": true, "allowedRedirects": ["https://evil.example.com/", "https://app.example.test/portal/"] }),
+    )
+    .await;
+    let ns = sso.ns.name.clone();
+    let get = |path: String| {
+        let req = sso.http.get(format!("{}{path}", sso.url));
+        async move {
+            let r = req.send().await.unwrap();
+            let location = r
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), location, r.text().await.unwrap_or_default())
+        }
+    };
+    let evil = urlencode("https://evil.example.com/phish");
+    for path in [
+        format!("/auth/signin?identityProvider={ns}/okta&rd={evil}"),
+        format!("/saml/{ns}/okta/login?redirect={evil}"),
+        format!("/auth/logout?identityProvider={ns}/okta&rd={evil}"),
+        format!("/auth/logout?rd={evil}"),
+    ] {
+        let (status, location, body) = get(path.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(location, None, "{path}");
+        assert!(
+            body.contains("https://evil.example.com") && body.contains("server.allowedRedirects"),
+            "{path}: {body}"
+        );
+    }
+    // IdP-initiated sign-in with the tenant's RelayState: refused as well.
+    let tile = sso.response(None, "ada@example.com", json!({}));
+    let answer = sso
+        .post_acs(
+            &[
+                ("SAMLResponse", &tile),
+                ("RelayState", "https://evil.example.com/phish"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(answer.body.contains("Invalid RelayState") && answer.location.is_none());
+
+    // Allowed by the installation, not by the IdentityProvider: the page names its field.
+    let other = urlencode("https://app.example.test/other");
+    let (status, _, body) = get(format!(
+        "/auth/signin?identityProvider={ns}/okta&rd={other}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("spec.allowedRedirects") && body.contains(&format!("{ns}/okta")),
+        "{body}"
+    );
+    // Allowed by both, or a path here: redirected.
+    let portal = urlencode("https://app.example.test/portal/x");
+    let (status, location, _) = get(format!(
+        "/auth/signin?identityProvider={ns}/okta&rd={portal}"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location.unwrap(),
+        format!("/saml/{ns}/okta/login?redirect={portal}")
+    );
+    let bye = urlencode("https://app.example.test/portal/bye");
+    let (status, location, _) =
+        get(format!("/auth/logout?identityProvider={ns}/okta&rd={bye}")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location.as_deref(),
+        Some("https://app.example.test/portal/bye")
+    );
+    let (status, location, _) = get("/auth/logout?rd=%2Fbye".to_owned()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/bye"));
 }
 
 #[tokio::test]

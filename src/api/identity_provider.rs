@@ -127,10 +127,13 @@ pub struct IdentityProviderSpec {
     #[schemars(length(min = 1, max = 2048))]
     pub default_relay_state: Option<String>,
 
-    /// Where a sign-in may return to (the `redirect` of the login URL, or the RelayState):
-    /// absolute http(s) URLs, matched by scheme, host, port and path prefix. A `*.` host
-    /// prefix matches subdomains. Paths on this installation (starting with `/`) are always
-    /// allowed. Anything else shows "Invalid RelayState" and is never redirected to.
+    /// Where sign-in and sign-out of this IdentityProvider may return to (the `redirect` of the
+    /// login URL, `rd` of /auth/signin and /auth/logout, the RelayState): absolute http(s)
+    /// URLs, matched by scheme, host, port and path prefix; a `*.` host prefix matches
+    /// subdomains. It only narrows the installation's list (Helm value
+    /// `server.allowedRedirects`): an address must be in both. Paths on this installation
+    /// (starting with `/`) are always allowed. Anything else shows "Invalid RelayState" and is
+    /// never redirected to.
     #[serde(default)]
     #[schemars(length(max = 64), inner(length(min = 1, max = 2048)))]
     #[x_kube(validation = Rule::new("self.all(u, u.startsWith('https://') || u.startsWith('http://'))").message("every allowedRedirects entry must start with https:// or http://"))]

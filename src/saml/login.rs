@@ -89,51 +89,143 @@ pub fn redirect_url(
         .ok_or_else(|| LoginError::Build("the IdP has no SSO URL".into()))
 }
 
-/// Whether a sign-in may return to `target`: a path on this installation, or an absolute
-/// http(s) URL under one of the IdentityProvider's `allowedRedirects` (same scheme, host —
-/// `*.` matching subdomains — and port, and a path below the allowed one).
-pub fn redirect_allowed(config: &CompiledIdentityProvider, target: &str) -> bool {
+/// Why a redirect target is refused: what an administrator adds, and where, to allow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectRefusal {
+    /// Not a path on this installation nor an absolute http(s) URL without user info (or it
+    /// holds control characters or whitespace, or is longer than 2048 characters).
+    Malformed,
+    /// Not under the installation's allow-list (the server's `--allowed-redirect`).
+    Installation {
+        /// The target's `scheme://host[:port]`.
+        origin: String,
+    },
+    /// Allowed by the installation, but not by the IdentityProvider's own `allowedRedirects`.
+    IdentityProvider {
+        /// The target's `scheme://host[:port]`.
+        origin: String,
+        /// `namespace/name` of the IdentityProvider.
+        tenant: String,
+    },
+}
+
+impl RedirectRefusal {
+    /// What the refusal page tells the user: the address (its origin only) and which value to
+    /// add where.
+    pub fn explanation(&self) -> String {
+        match self {
+            Self::Malformed => {
+                "The address to return to is not a valid http(s) URL or a path on this site.".into()
+            }
+            Self::Installation { origin } => format!(
+                "Returning to {origin} is not allowed by this sso-operator installation. An administrator allows it by adding its URL to the Helm value server.allowedRedirects (the server's --allowed-redirect flag)."
+            ),
+            Self::IdentityProvider { origin, tenant } => format!(
+                "Returning to {origin} is not allowed for the IdentityProvider {tenant}. Its administrator allows it by adding the URL to spec.allowedRedirects of that IdentityProvider."
+            ),
+        }
+    }
+}
+
+/// Whether a sign-in or sign-out may return to `target`: a path on this installation, or an
+/// absolute http(s) URL under one of the installation's `allowed` prefixes and, when the
+/// redirect belongs to an IdentityProvider, under one of its `allowedRedirects` too (a
+/// tenant narrows the installation's list; it can never widen it).
+pub fn check_redirect(
+    allowed: &[String],
+    config: Option<&CompiledIdentityProvider>,
+    target: &str,
+) -> Result<(), RedirectRefusal> {
     // Browsers drop tabs and newlines before parsing (`/\t/evil` becomes `//evil`): refuse any
     // control character or whitespace, and anything long.
     if target.len() > 2048 || target.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return false;
+        return Err(RedirectRefusal::Malformed);
     }
     if target.starts_with('/') {
-        return local_path_allowed(target);
+        return local_path_allowed(target)
+            .then_some(())
+            .ok_or(RedirectRefusal::Malformed);
     }
     let Ok(url) = reqwest::Url::parse(target) else {
-        return false;
+        return Err(RedirectRefusal::Malformed);
     };
     if !matches!(url.scheme(), "http" | "https")
         || !url.username().is_empty()
         || url.password().is_some()
+        || url.host_str().is_none()
     {
-        return false;
+        return Err(RedirectRefusal::Malformed);
     }
-    config.allowed_redirects.iter().any(|allowed| {
-        let Ok(a) = reqwest::Url::parse(allowed) else {
-            return false;
-        };
-        let (Some(host), Some(allowed_host)) = (url.host_str(), a.host_str()) else {
-            return false;
-        };
-        let host_ok = match allowed_host.strip_prefix("*.") {
-            Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
-            None => host.eq_ignore_ascii_case(allowed_host),
-        };
-        let path_ok = {
-            let base = a.path();
-            url.path() == base
-                || url
-                    .path()
-                    .starts_with(&format!("{}/", base.trim_end_matches('/')))
-                || base == "/"
-        };
-        a.scheme() == url.scheme()
-            && host_ok
-            && a.port_or_known_default() == url.port_or_known_default()
-            && path_ok
-    })
+    let origin = url.origin().ascii_serialization();
+    if !allowed.iter().any(|a| under(a, &url)) {
+        return Err(RedirectRefusal::Installation { origin });
+    }
+    match config {
+        Some(c) if !c.allowed_redirects.iter().any(|a| under(a, &url)) => {
+            Err(RedirectRefusal::IdentityProvider {
+                origin,
+                tenant: format!("{}/{}", c.namespace, c.name),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`check_redirect`] as a yes or no.
+pub fn redirect_allowed(
+    allowed: &[String],
+    config: &CompiledIdentityProvider,
+    target: &str,
+) -> bool {
+    check_redirect(allowed, Some(config), target).is_ok()
+}
+
+/// Whether an entry of an allow-list is a valid prefix: an absolute http(s) URL with a host
+/// and no user info, query or fragment.
+pub fn valid_redirect_prefix(prefix: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(prefix).map_err(|e| format!("{prefix:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{prefix:?} must be an absolute http(s) URL such as https://app.example.com/"
+        ));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "{prefix:?} must have no user name, password, query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `url` is under the allow-list entry `allowed`: same scheme, host (`*.` matching
+/// subdomains) and port, and a path at or below the allowed one.
+fn under(allowed: &str, url: &reqwest::Url) -> bool {
+    let Ok(a) = reqwest::Url::parse(allowed) else {
+        return false;
+    };
+    let (Some(host), Some(allowed_host)) = (url.host_str(), a.host_str()) else {
+        return false;
+    };
+    let host_ok = match allowed_host.strip_prefix("*.") {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+        None => host.eq_ignore_ascii_case(allowed_host),
+    };
+    let path_ok = {
+        let base = a.path();
+        url.path() == base
+            || url
+                .path()
+                .starts_with(&format!("{}/", base.trim_end_matches('/')))
+            || base == "/"
+    };
+    a.scheme() == url.scheme()
+        && host_ok
+        && a.port_or_known_default() == url.port_or_known_default()
+        && path_ok
 }
 
 /// Whether `target` is a path on this installation: `//host` and `/\host` are
@@ -164,6 +256,83 @@ mod tests {
         c
     }
 
+    /// An installation list that allows every host the tests use.
+    fn everything() -> Vec<String> {
+        vec![
+            "https://app.example.com/".into(),
+            "https://a.corp.example.com/".into(),
+            "https://evil.example.com/".into(),
+            "http://app.example.com/".into(),
+            "https://app.example.com:8443/".into(),
+            "https://corp.example.com/".into(),
+        ]
+    }
+
+    #[test]
+    fn the_installation_list_bounds_every_identity_providers_list() {
+        let tenant = config(&[
+            "https://evil.example.com/",
+            "https://app.example.com/portal",
+        ]);
+        let installation = vec!["https://app.example.com/".to_owned()];
+        assert_eq!(
+            check_redirect(&installation, Some(&tenant), "https://evil.example.com/x"),
+            Err(RedirectRefusal::Installation {
+                origin: "https://evil.example.com".into()
+            })
+        );
+        assert_eq!(
+            check_redirect(
+                &installation,
+                Some(&tenant),
+                "https://app.example.com/other"
+            ),
+            Err(RedirectRefusal::IdentityProvider {
+                origin: "https://app.example.com".into(),
+                tenant: "ns/okta".into()
+            })
+        );
+        assert_eq!(
+            check_redirect(
+                &installation,
+                Some(&tenant),
+                "https://app.example.com/portal/x"
+            ),
+            Ok(())
+        );
+        // Without an IdentityProvider (signing out with no session), the installation decides.
+        assert_eq!(
+            check_redirect(&installation, None, "https://app.example.com/x"),
+            Ok(())
+        );
+        // Paths on this installation need no list.
+        assert_eq!(check_redirect(&[], Some(&tenant), "/welcome"), Ok(()));
+        assert_eq!(
+            check_redirect(&[], None, "//evil.example.com/"),
+            Err(RedirectRefusal::Malformed)
+        );
+        let text = RedirectRefusal::Installation {
+            origin: "https://evil.example.com".into(),
+        }
+        .explanation();
+        assert!(text.contains("server.allowedRedirects") && text.contains("--allowed-redirect"));
+    }
+
+    #[test]
+    fn allow_list_entries_are_absolute_urls_without_user_info_or_query() {
+        assert!(valid_redirect_prefix("https://app.example.com/").is_ok());
+        assert!(valid_redirect_prefix("https://*.corp.example.com/").is_ok());
+        for bad in [
+            "app.example.com",
+            "ftp://x.example.com/",
+            "https://u@x.example.com/",
+            "https://x.example.com/?a=1",
+            "/path",
+        ] {
+            assert!(valid_redirect_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn request_ids_are_unique_xml_ids_with_160_bits() {
         let a = new_request_id();
@@ -184,7 +353,10 @@ mod tests {
             "https://app.example.com/portal/page",
             "https://a.corp.example.com/x",
         ] {
-            assert!(redirect_allowed(&c, ok), "{ok} must be allowed");
+            assert!(
+                redirect_allowed(&everything(), &c, ok),
+                "{ok} must be allowed"
+            );
         }
         for bad in [
             "//evil.example.com/",
@@ -203,7 +375,10 @@ mod tests {
             "app.example.com/portal",
             "",
         ] {
-            assert!(!redirect_allowed(&c, bad), "{bad} must be refused");
+            assert!(
+                !redirect_allowed(&everything(), &c, bad),
+                "{bad} must be refused"
+            );
         }
     }
 }

@@ -1,20 +1,24 @@
-//! Forward-auth for ingress controllers: `/auth/verify` (ingress-nginx `auth-url`; Traefik
-//! ForwardAuth with `?signIn=redirect`; Envoy ext_authz with `/auth/verify` as path prefix),
-//! `/auth/signin` (ingress-nginx `auth-signin`) and `/auth/logout`, which also ends the session
-//! at the IdP when it takes part in SAML Single Logout.
+//! Forward-auth for reverse proxies. `/auth/NAMESPACE/NAME/verify[/groups/LIST]` checks a
+//! session of the IdentityProvider named in the path the proxy is configured with (every proxy;
+//! Envoy's ext_authz appends the original path to it, and the user's query is never read).
+//! `/auth/verify?identityProvider=…&groups=…` is for proxies that call a fixed URL
+//! (ingress-nginx `auth-url`, Traefik ForwardAuth with `signIn=redirect`). `/auth/signin`
+//! (ingress-nginx `auth-signin`) and `/auth/logout`, which also ends the session at the IdP
+//! when it takes part in SAML Single Logout; both redirect only where the installation's
+//! allow-list allows.
 
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use super::saml::SamlState;
 use super::sessions;
 use super::single_logout;
-use super::web::{self, INVALID_RELAY_STATE, page};
+use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::session::{CookiePayload, cookie_name};
 use crate::store::User;
@@ -31,9 +35,13 @@ pub const IDP_HEADER: &str = "x-auth-request-identity-provider";
 /// The forward-auth routes.
 pub fn router(state: SamlState) -> Router {
     Router::new()
-        .route("/auth/verify", any(verify))
-        // Envoy's ext_authz appends the original path to the configured prefix.
-        .route("/auth/verify/{*rest}", any(verify))
+        .route("/auth/verify", any(verify_query))
+        // Envoy's ext_authz appends the original path (and query) to its path prefix.
+        .route("/auth/verify/", any(verify_unbound))
+        .route("/auth/verify/{*rest}", any(verify_unbound))
+        .route("/auth/{namespace}/{name}/verify", any(verify_bound))
+        .route("/auth/{namespace}/{name}/verify/", any(verify_bound))
+        .route("/auth/{namespace}/{name}/verify/{*rest}", any(verify_bound))
         .route("/auth/signin", get(signin))
         .route("/auth/logout", get(logout).post(logout))
         .with_state(state)
@@ -105,15 +113,139 @@ fn email_of(user: &User) -> Option<String> {
         .or_else(|| emails.iter().find_map(value))
 }
 
-async fn verify(
+/// What a forward-auth check asks: whose session (the IdentityProvider `namespace/name`, or
+/// none when it cannot be told) and of which groups the user needs one (any, when empty).
+struct Check {
+    tenant: Option<(String, String)>,
+    groups: Vec<String>,
+    /// Answer a request without a session with a redirect to sign-in (Traefik).
+    sign_in_redirect: bool,
+}
+
+/// Why a check's own parameters are refused.
+const TWICE: &str = "a forward-auth parameter is given twice: configure identityProvider and groups once, in the proxy's auth URL (or use /auth/NAMESPACE/NAME/verify)";
+
+/// `/auth/verify?identityProvider=…&groups=…&signIn=redirect`: for proxies that call a fixed
+/// auth URL and pass the original request only in headers (ingress-nginx `auth-url`, nginx
+/// `auth_request`, Traefik ForwardAuth), so that the query is the proxy's configuration. A
+/// parameter given twice is refused: it means the user's query was appended to it.
+async fn verify_query(
     State(st): State<SamlState>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let mut q: HashMap<String, String> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if q.insert(k.into_owned(), v.into_owned()).is_some() {
+            st.metrics.verify("unauthenticated");
+            return (StatusCode::BAD_REQUEST, TWICE).into_response();
+        }
+    }
+    let tenant = match q.get("identityProvider") {
+        Some(v) => match tenant_of(v) {
+            Some(t) => Some(t),
+            None => {
+                st.metrics.verify("unauthenticated");
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "identityProvider must be NAMESPACE/NAME of an IdentityProvider",
+                )
+                    .into_response();
+            }
+        },
+        None => only_served(&st),
+    };
+    let check = Check {
+        tenant,
+        groups: q
+            .get("groups")
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        sign_in_redirect: q.get("signIn").map(String::as_str) == Some("redirect"),
+    };
+    verify(&st, check, &headers).await
+}
+
+/// `/auth/NAMESPACE/NAME/verify[/groups/G1,G2][ORIGINAL PATH]`: the IdentityProvider and the
+/// required groups are in the path the proxy is configured with. Envoy's ext_authz HTTP
+/// service appends the original path and query to its `path_prefix`; nothing the user
+/// sends is read (the query never, the appended path only as the rest).
+async fn verify_bound(State(st): State<SamlState>, uri: Uri, headers: HeaderMap) -> Response {
+    verify(&st, bound_check(uri.path()), &headers).await
+}
+
+/// The check bound in `path` (`/auth/NAMESPACE/NAME/verify…`). The segments read are the
+/// namespace, the name and, right after `verify`, an optional `groups/LIST`; a user can only
+/// append after what the proxy configured, so they can add a groups requirement where the
+/// proxy set none (which only narrows), never change one.
+fn bound_check(path: &str) -> Check {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    // ["", "auth", NAMESPACE, NAME, "verify", ...rest]
+    let tenant = match (segments.get(2), segments.get(3)) {
+        (Some(ns), Some(name)) => decode(ns).zip(decode(name)).filter(|(ns, name)| {
+            !ns.is_empty() && !name.is_empty() && !ns.contains('/') && !name.contains('/')
+        }),
+        _ => None,
+    };
+    let groups = match (segments.get(5), segments.get(6)) {
+        (Some(&"groups"), Some(list)) => list
+            .split(',')
+            .filter_map(decode)
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    };
+    Check {
+        tenant,
+        groups,
+        sign_in_redirect: false,
+    }
+}
+
+/// `/auth/verify/[ORIGINAL PATH]`: Envoy with `/auth/verify` as its `path_prefix`, before
+/// `/auth/NAMESPACE/NAME/verify` existed. The query is the user's, so it is never read: this
+/// answers only while exactly one IdentityProvider is served, with no groups requirement.
+async fn verify_unbound(State(st): State<SamlState>, headers: HeaderMap) -> Response {
+    let check = Check {
+        tenant: only_served(&st),
+        groups: Vec::new(),
+        sign_in_redirect: false,
+    };
+    verify(&st, check, &headers).await
+}
+
+/// `namespace/name` from an `identityProvider` value.
+fn tenant_of(value: &str) -> Option<(String, String)> {
+    let (ns, name) = value.split_once('/')?;
+    (!ns.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| (ns.to_owned(), name.to_owned()))
+}
+
+/// The IdentityProvider served, when exactly one is.
+fn only_served(st: &SamlState) -> Option<(String, String)> {
+    let served = st.configs.served();
+    (served.len() == 1).then(|| served[0].clone())
+}
+
+async fn verify(st: &SamlState, check: Check, headers: &HeaderMap) -> Response {
     let unauthenticated = |st: &SamlState| {
         st.metrics.verify("unauthenticated");
-        if q.get("signIn").map(String::as_str) == Some("redirect")
-            && let Some(r) = sign_in_redirect(st, &q, &headers)
+        if check.sign_in_redirect
+            && let Some((ns, name)) = &check.tenant
+            && let Some(r) = sign_in_redirect(st, ns, name, headers)
         {
             return r;
         }
@@ -123,16 +255,16 @@ async fn verify(
         r
     };
     // Each IdentityProvider has its own session: which one this check is for must be known.
-    let Some((ns, name)) = chosen(&st, &q) else {
+    let Some((ns, name)) = &check.tenant else {
         tracing::warn!(
-            "/auth/verify without identityProvider=NAMESPACE/NAME while several IdentityProviders are served; refusing"
+            "a forward-auth check names no IdentityProvider while several are served; refusing (use /auth/NAMESPACE/NAME/verify)"
         );
-        return unauthenticated(&st);
+        return unauthenticated(st);
     };
     let tenant = format!("{ns}/{name}");
-    let live = match live_session(&st, &headers, &tenant).await {
+    let live = match live_session(st, headers, &tenant).await {
         Ok(Some(l)) => l,
-        Ok(None) => return unauthenticated(&st),
+        Ok(None) => return unauthenticated(st),
         Err(()) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -142,20 +274,14 @@ async fn verify(
         }
     };
     let groups = &live.groups;
-    if let Some(required) = q.get("groups") {
-        let required: Vec<&str> = required
-            .split(',')
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .collect();
-        if !required.is_empty()
-            && !required
-                .iter()
-                .any(|r| groups.iter().any(|g| g.eq_ignore_ascii_case(r)))
-        {
-            st.metrics.verify("forbidden");
-            return (StatusCode::FORBIDDEN, "Forbidden").into_response();
-        }
+    if !check.groups.is_empty()
+        && !check
+            .groups
+            .iter()
+            .any(|r| groups.iter().any(|g| g.eq_ignore_ascii_case(r)))
+    {
+        st.metrics.verify("forbidden");
+        return (StatusCode::FORBIDDEN, "Forbidden").into_response();
     }
     if live.config.session.extend_when_used {
         let next = sessions::expiry(&live.config);
@@ -200,13 +326,8 @@ fn groups_header(groups: &[String]) -> String {
 /// For proxies that hand the verify answer to the browser (Traefik ForwardAuth): a redirect to
 /// SP-initiated sign-in that returns to the original URL, rebuilt from the `X-Forwarded-Proto`,
 /// `X-Forwarded-Host` and `X-Forwarded-Uri` headers and checked against the allow-list.
-fn sign_in_redirect(
-    st: &SamlState,
-    q: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    let (ns, name) = chosen(st, q)?;
-    let config = st.configs.get(&ns, &name)?;
+fn sign_in_redirect(st: &SamlState, ns: &str, name: &str, headers: &HeaderMap) -> Option<Response> {
+    let config = st.configs.get(ns, name)?;
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let original = format!(
         "{}://{}{}",
@@ -215,7 +336,7 @@ fn sign_in_redirect(
         h("x-forwarded-uri").unwrap_or("/")
     );
     let mut location = config.service_provider.login_url.clone();
-    if crate::saml::login::redirect_allowed(&config, &original) {
+    if crate::saml::login::redirect_allowed(&st.allowed_redirects, &config, &original) {
         location.push_str("?redirect=");
         location.extend(form_urlencoded::byte_serialize(original.as_bytes()));
     }
@@ -231,11 +352,8 @@ fn sign_in_redirect(
 /// the only one served.
 fn chosen(st: &SamlState, q: &HashMap<String, String>) -> Option<(String, String)> {
     match q.get("identityProvider") {
-        Some(v) => v.split_once('/').map(|(a, b)| (a.to_owned(), b.to_owned())),
-        None => {
-            let served = st.configs.served();
-            (served.len() == 1).then(|| served[0].clone())
-        }
+        Some(v) => tenant_of(v),
+        None => only_served(st),
     }
 }
 
@@ -254,9 +372,10 @@ async fn signin(State(st): State<SamlState>, Query(q): Query<HashMap<String, Str
     let target = q.get("rd").or_else(|| q.get("redirect"));
     let mut location = format!("/saml/{ns}/{name}/login");
     if let Some(t) = target.filter(|t| !t.is_empty()) {
-        if !crate::saml::login::redirect_allowed(&config, t) {
-            let (t, x) = INVALID_RELAY_STATE;
-            return page(StatusCode::BAD_REQUEST, t, x);
+        if let Err(refusal) =
+            crate::saml::login::check_redirect(&st.allowed_redirects, Some(&config), t)
+        {
+            return web::redirect_refused(&refusal);
         }
         location.push_str("?redirect=");
         location.extend(form_urlencoded::byte_serialize(t.as_bytes()));
@@ -314,16 +433,33 @@ async fn logout(
         }
         configs.extend(config);
     }
-    let target = q
+    // The return address must be allowed by the installation and, when a session ended here,
+    // by one of the IdentityProviders signed out of.
+    let requested = q
         .get("rd")
         .or_else(|| q.get("redirect"))
-        .filter(|t| !t.is_empty())
-        .filter(|t| {
+        .filter(|t| !t.is_empty());
+    let mut refused = None;
+    let target = requested.filter(|t| {
+        let allowed = &st.allowed_redirects;
+        let result = if configs.is_empty() {
+            crate::saml::login::check_redirect(allowed, None, t)
+        } else {
             configs
                 .iter()
-                .any(|c| crate::saml::login::redirect_allowed(c, t))
-                || crate::saml::login::local_path_allowed(t)
-        });
+                .map(|c| crate::saml::login::check_redirect(allowed, Some(c), t))
+                .find(Result::is_ok)
+                .unwrap_or_else(|| {
+                    crate::saml::login::check_redirect(
+                        allowed,
+                        configs.first().map(|c| c.as_ref()),
+                        t,
+                    )
+                })
+        };
+        refused = result.err();
+        refused.is_none()
+    });
     if let Some((config, subject)) = single_logout
         && let Some(r) =
             single_logout::start(&st, &config, &subject, target.map(String::as_str), &cookies)
@@ -332,6 +468,16 @@ async fn logout(
     }
     match target {
         Some(t) => web::redirect(t, &cookies),
+        None if let Some(refusal) = refused => {
+            let (title, text) = single_logout::SIGNED_OUT;
+            let mut r = page(
+                StatusCode::BAD_REQUEST,
+                title,
+                &format!("{text} {}", refusal.explanation()),
+            );
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
         None => {
             let (title, text) = single_logout::SIGNED_OUT;
             let mut r = page(StatusCode::OK, title, text);
@@ -343,7 +489,29 @@ async fn logout(
 
 #[cfg(test)]
 mod tests {
-    use super::groups_header;
+    use super::{bound_check, groups_header, tenant_of};
+
+    #[test]
+    fn a_bound_check_reads_the_identity_provider_and_groups_from_the_configured_prefix_only() {
+        let c = bound_check("/auth/team-a/okta/verify/app/page");
+        assert_eq!(c.tenant, Some(("team-a".into(), "okta".into())));
+        assert!(c.groups.is_empty() && !c.sign_in_redirect);
+        let c = bound_check("/auth/team-a/okta/verify/groups/admins,Sales%2C%20EMEA/groups/eng");
+        assert_eq!(c.groups, ["admins", "Sales, EMEA"]);
+        // What Envoy appends comes after the configured groups: it cannot replace them.
+        let c = bound_check("/auth/team-a/okta/verify/groups/admins/x/groups/eng");
+        assert_eq!(c.groups, ["admins"]);
+        assert_eq!(bound_check("/auth/team-a/okta/verify").groups.len(), 0);
+        assert_eq!(bound_check("/auth/team-a%2Fx/okta/verify").tenant, None);
+    }
+
+    #[test]
+    fn identity_provider_values_name_one_namespace_and_name() {
+        assert_eq!(tenant_of("a/b"), Some(("a".into(), "b".into())));
+        for bad in ["a", "a/", "/b", "a/b/app", ""] {
+            assert_eq!(tenant_of(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn commas_inside_group_names_cannot_split_them() {

@@ -37,10 +37,16 @@ pub struct Settings {
     pub config_namespace: String,
     /// Prometheus metrics.
     pub metrics: metrics::ServerMetrics,
+    /// The installation's redirect allow-list (`--allowed-redirect`).
+    pub allowed_redirects: Vec<String>,
 }
 
 /// The public router: SCIM, SAML and forward-auth.
-pub fn router(state: scim::ScimState, metrics: metrics::ServerMetrics) -> Router {
+pub fn router(
+    state: scim::ScimState,
+    metrics: metrics::ServerMetrics,
+    allowed_redirects: Vec<String>,
+) -> Router {
     let saml_state = saml::SamlState {
         configs: state.configs.clone(),
         store: state.store.clone(),
@@ -49,6 +55,7 @@ pub fn router(state: scim::ScimState, metrics: metrics::ServerMetrics) -> Router
         verifications: std::sync::Arc::new(tokio::sync::Semaphore::new(
             saml::verification_permits(),
         )),
+        allowed_redirects: std::sync::Arc::new(allowed_redirects),
     };
     scim::router(state)
         .merge(saml::router(saml_state.clone()))
@@ -110,6 +117,7 @@ pub async fn run(
     let app = router(
         scim::ScimState::new(store, configs, figures),
         settings.metrics.clone(),
+        settings.allowed_redirects.clone(),
     );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -41,6 +41,9 @@ pub struct SamlState {
     pub metrics: ServerMetrics,
     /// Bounds the signature verifications running at once (each is CPU work in xmlsec).
     pub verifications: Arc<tokio::sync::Semaphore>,
+    /// The installation's redirect allow-list (`--allowed-redirect`): sign-in and sign-out
+    /// return only under these URL prefixes, or to a path on this installation.
+    pub allowed_redirects: Arc<Vec<String>>,
 }
 
 /// How many responses are verified at once: twice the CPUs (xmlsec work is short and CPU-bound;
@@ -214,14 +217,14 @@ async fn sign_in(
             Some(relay_state)
         };
         if let Some(t) = &target
-            && !saml::login::redirect_allowed(config, t)
+            && !saml::login::redirect_allowed(&st.allowed_redirects, config, t)
         {
             return Err(Refused {
                 status: StatusCode::BAD_REQUEST,
                 page: INVALID_RELAY_STATE,
                 reason: "InvalidRelayState",
                 message:
-                    "the RelayState is not in allowedRedirects (nor a path on this installation)"
+                    "the RelayState is not allowed by the installation's allowed redirects and the IdentityProvider's allowedRedirects (nor a path on this installation)"
                         .into(),
             });
         }
@@ -372,10 +375,9 @@ async fn login(
     };
     let target = q.get("redirect").filter(|r| !r.is_empty());
     if let Some(t) = target
-        && !saml::login::redirect_allowed(&config, t)
+        && let Err(refusal) = saml::login::check_redirect(&st.allowed_redirects, Some(&config), t)
     {
-        let (t, x) = INVALID_RELAY_STATE;
-        return page(StatusCode::BAD_REQUEST, t, x);
+        return web::redirect_refused(&refusal);
     }
     let tenant = format!("{ns}/{name}");
     let Some(keys) = st.configs.session_keys() else {

@@ -50,6 +50,17 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
     r
 }
 
+/// The 400 page for a sign-in whose return address is not allowed: "Invalid RelayState" with
+/// what to add where.
+pub fn redirect_refused(refusal: &crate::saml::login::RedirectRefusal) -> Response {
+    let (title, text) = INVALID_RELAY_STATE;
+    page(
+        StatusCode::BAD_REQUEST,
+        title,
+        &format!("{text} {}", refusal.explanation()),
+    )
+}
+
 /// The page for a URL naming an IdentityProvider that is not served (unknown, disabled,
 /// deleted or never valid).
 pub fn not_served() -> Response {

@@ -23,6 +23,8 @@ pub const VALUE_COMBINATIONS: &[&[&str]] = &[
         "controller.watchNamespace=team-a",
         "controller.allowPrivateMetadataAddresses=true",
         "controller.extraArgs[0]=--metadata-ca-file=/etc/sso/ca.pem",
+        "server.allowedRedirects[0]=https://app.example.com/",
+        "server.allowedRedirects[1]=https://*.apps.example.com/",
         "server.ingress.enabled=true",
         "networkPolicy.enabled=true",
     ],

@@ -5,6 +5,7 @@
 
 pub mod chart;
 pub mod control_plane;
+pub mod envoy;
 pub mod operator;
 
 use std::path::{Path, PathBuf};
