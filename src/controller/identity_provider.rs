@@ -1218,6 +1218,7 @@ fn compile(
     CompiledIdentityProvider {
         namespace: ns.to_owned(),
         name: name.to_owned(),
+        uid: idp.metadata.uid.clone().unwrap_or_default(),
         generation: idp.metadata.generation.unwrap_or(0),
         provider: spec.provider,
         service_provider: CompiledServiceProvider {

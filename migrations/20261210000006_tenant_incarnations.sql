@@ -1,0 +1,16 @@
+-- Which incarnation of an IdentityProvider (its metadata.uid) a tenant's rows belong to. A
+-- tenant ("namespace/name") is bound to one UID; when an IdentityProvider of another UID is
+-- served under the same name, the old rows are purged first. Rows written before this
+-- migration belong to the first UID the server sees for their tenant.
+CREATE TABLE sso_tenants (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    uid TEXT NOT NULL,
+    bound_us BIGINT NOT NULL
+);
+-- UIDs of IdentityProviders whose data was purged: a UID never comes back, so a server that
+-- still sees the configuration of one (a stale cache) never binds its tenant to it again.
+CREATE TABLE sso_retired_incarnations (
+    uid TEXT NOT NULL PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    retired_us BIGINT NOT NULL
+);
