@@ -9,7 +9,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use sso_operator::store::{
-    CmpOp, Column, GroupInput, Predicate, Store, StoreError, UserInput, Value,
+    Binding, CmpOp, Column, GroupInput, Predicate, Purged, Store, StoreError, StoredTenant,
+    UserInput, Value,
 };
 
 async fn backends(name: &str) -> Vec<(&'static str, Store)> {
@@ -610,5 +611,160 @@ async fn sign_in_groups_are_created_once_and_never_touch_scim_groups() {
             .await
             .unwrap();
         assert_eq!(found.len(), 1, "{backend}");
+    }
+}
+
+/// Fills `t` with a user in a group, a session and a consumed assertion ID; returns the
+/// session ID.
+async fn fill_tenant(store: &Store, t: &str) -> String {
+    let ada = store.create_user(t, user("ada@example.com")).await.unwrap();
+    store
+        .create_group(t, group("eng"), std::slice::from_ref(&ada.id))
+        .await
+        .unwrap();
+    let later = Timestamp::now() + SignedDuration::from_mins(5);
+    assert!(store.remember_assertion(t, "_a1", later).await.unwrap());
+    store.create_session(t, &ada.id, later).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_belongs_to_one_identity_provider_uid_and_another_uid_starts_empty() {
+    for (backend, store) in backends("incarnations").await {
+        let t = support::unique_tenant("incarnation");
+        let (uid1, uid2, uid3) = (
+            support::random_id("uid-"),
+            support::random_id("uid-"),
+            support::random_id("uid-"),
+        );
+        let later = Timestamp::now() + SignedDuration::from_mins(5);
+        // Rows stored before UIDs were recorded belong to the first UID seen: nothing of an
+        // existing install is lost on upgrade.
+        let sid = fill_tenant(&store, &t).await;
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Adopted,
+            "{backend}"
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Unchanged
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 1, "{backend}");
+        assert!(store.session(&t, &sid).await.unwrap().is_some());
+
+        // Another UID under the same name (deleted and re-created): everything of the first
+        // one is purged before the second is served.
+        let Binding::Replaced {
+            previous_uid,
+            purged,
+        } = store.bind_tenant(&t, &uid2).await.unwrap()
+        else {
+            panic!("{backend}: another UID must purge the tenant");
+        };
+        assert_eq!(previous_uid, uid1);
+        assert_eq!(
+            purged,
+            Purged {
+                users: 1,
+                groups: 1,
+                memberships: 1,
+                sessions: 1,
+                replay_cache: 1
+            },
+            "{backend}"
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 0);
+        assert_eq!(store.count_groups(&t).await.unwrap(), 0);
+        assert!(store.session(&t, &sid).await.unwrap().is_none());
+        assert!(
+            store.remember_assertion(&t, "_a1", later).await.unwrap(),
+            "{backend}: the replay cache no longer holds the old incarnation's IDs"
+        );
+
+        // A retired UID (a stale configuration) never takes the tenant back.
+        store
+            .create_user(&t, user("new@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Retired
+        );
+        assert_eq!(
+            store.purge_tenant(&t, Some(&uid1)).await.unwrap(),
+            None,
+            "{backend}: purging a former incarnation leaves the current one alone"
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 1);
+
+        // Deleted for good: purged, and the next IdentityProvider of the name starts empty.
+        let purged = store.purge_tenant(&t, Some(&uid2)).await.unwrap();
+        assert_eq!(purged.map(|p| p.users), Some(1), "{backend}");
+        assert_eq!(store.count_users(&t).await.unwrap(), 0);
+        assert!(
+            !store
+                .stored_tenants(false)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.tenant == t)
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid3).await.unwrap(),
+            Binding::Adopted
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid2).await.unwrap(),
+            Binding::Retired
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_replicas_purge_a_replaced_tenant_once_and_unbound_rows_are_listed() {
+    for (backend, store) in backends("incarnations-race").await {
+        let t = support::unique_tenant("race");
+        let (old, new) = (support::random_id("uid-"), support::random_id("uid-"));
+        fill_tenant(&store, &t).await;
+        let listed = store.stored_tenants(true).await.unwrap();
+        assert!(
+            listed.iter().any(|s| s.tenant == t && s.uid.is_none()),
+            "{backend}: rows without a UID are found at start"
+        );
+        store.bind_tenant(&t, &old).await.unwrap();
+        // Eight replicas see the new incarnation at once: exactly one purges.
+        let binds: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, t, new) = (store.clone(), t.clone(), new.clone());
+                tokio::spawn(async move { store.bind_tenant(&t, &new).await })
+            })
+            .collect();
+        let mut replaced = 0;
+        for b in binds {
+            match b.await.unwrap().unwrap() {
+                Binding::Replaced { .. } => replaced += 1,
+                Binding::Unchanged => {}
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(replaced, 1, "{backend}");
+        assert_eq!(
+            store
+                .stored_tenants(false)
+                .await
+                .unwrap()
+                .iter()
+                .find(|s| s.tenant == t),
+            Some(&StoredTenant {
+                tenant: t.clone(),
+                uid: Some(new.clone())
+            })
+        );
+        // Rows of a deleted IdentityProvider from before UIDs were recorded are purged too.
+        let legacy = support::unique_tenant("legacy");
+        fill_tenant(&store, &legacy).await;
+        let purged = store.purge_tenant(&legacy, None).await.unwrap();
+        assert_eq!(purged.map(|p| p.sessions), Some(1), "{backend}");
+        assert_eq!(store.count_users(&legacy).await.unwrap(), 0);
     }
 }
