@@ -1047,16 +1047,14 @@ async fn a_server_that_was_down_while_an_identity_provider_was_re_created_purges
 
     // While the server is down, the IdentityProvider is deleted and re-created.
     sso.server.kill();
-    sso.delete_idp_and_token().await;
-    sso.create_idp(&json!({})).await;
-    let idps: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
     let secrets: Api<Secret> = Api::namespaced(sso.client.clone(), &sso.ns.name);
     let compiled = format!("idp-{}.okta", sso.ns.name);
+    let before = secrets.get(&compiled).await.unwrap().metadata.uid;
+    sso.delete_idp_and_token().await;
+    sso.create_idp(&json!({})).await;
     let republished = wait_for(Duration::from_secs(60), || async {
-        let uid = idps.get("okta").await.ok()?.metadata.uid?;
         let secret = secrets.get_opt(&compiled).await.ok()??;
-        let config: Value = serde_json::from_slice(&secret.data?.get("config.json")?.0).ok()?;
-        (config["uid"] == uid.as_str()).then_some(())
+        (secret.metadata.uid != before).then_some(())
     })
     .await;
     assert!(
