@@ -703,7 +703,7 @@ async fn a_tenant_belongs_to_one_identity_provider_uid_and_another_uid_starts_em
         assert_eq!(store.count_users(&t).await.unwrap(), 0);
         assert!(
             !store
-                .stored_tenants(false)
+                .stored_tenants()
                 .await
                 .unwrap()
                 .iter()
@@ -721,16 +721,11 @@ async fn a_tenant_belongs_to_one_identity_provider_uid_and_another_uid_starts_em
 }
 
 #[tokio::test]
-async fn concurrent_replicas_purge_a_replaced_tenant_once_and_unbound_rows_are_listed() {
+async fn concurrent_replicas_purge_a_replaced_tenant_once() {
     for (backend, store) in backends("incarnations-race").await {
         let t = support::unique_tenant("race");
         let (old, new) = (support::random_id("uid-"), support::random_id("uid-"));
         fill_tenant(&store, &t).await;
-        let listed = store.stored_tenants(true).await.unwrap();
-        assert!(
-            listed.iter().any(|s| s.tenant == t && s.uid.is_none()),
-            "{backend}: rows without a UID are found at start"
-        );
         store.bind_tenant(&t, &old).await.unwrap();
         // Eight replicas see the new incarnation at once: exactly one purges.
         let binds: Vec<_> = (0..8)
@@ -750,7 +745,7 @@ async fn concurrent_replicas_purge_a_replaced_tenant_once_and_unbound_rows_are_l
         assert_eq!(replaced, 1, "{backend}");
         assert_eq!(
             store
-                .stored_tenants(false)
+                .stored_tenants()
                 .await
                 .unwrap()
                 .iter()
@@ -760,11 +755,67 @@ async fn concurrent_replicas_purge_a_replaced_tenant_once_and_unbound_rows_are_l
                 uid: Some(new.clone())
             })
         );
-        // Rows of a deleted IdentityProvider from before UIDs were recorded are purged too.
-        let legacy = support::unique_tenant("legacy");
-        fill_tenant(&store, &legacy).await;
-        let purged = store.purge_tenant(&legacy, None).await.unwrap();
-        assert_eq!(purged.map(|p| p.sessions), Some(1), "{backend}");
-        assert_eq!(store.count_users(&legacy).await.unwrap(), 0);
+        // Rows of a tenant no IdentityProvider was ever bound to are not the server's to purge.
+        let unbound = support::unique_tenant("unbound");
+        fill_tenant(&store, &unbound).await;
+        assert_eq!(store.purge_tenant(&unbound, None).await.unwrap(), None);
+        assert_eq!(store.count_users(&unbound).await.unwrap(), 1, "{backend}");
     }
+}
+
+#[tokio::test]
+async fn tenants_stored_before_the_upgrade_are_adopted_by_their_identity_provider_or_purged() {
+    // A database as the previous release left it: every migration up to Single Logout, with
+    // the data of two IdentityProviders.
+    let url = support::sqlite_url("upgrade");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate::Migrator::new(support::repo_root().join("migrations"))
+        .await
+        .unwrap();
+    migrator.run_to(20261210000005, &pool).await.unwrap();
+    for tenant in ["team-a/okta", "team-b/gone"] {
+        sqlx::query(
+            "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
+             VALUES ($1, 'u1', 'ada', 'ada', NULL, 1, '{}', NULL, 1, 1, 0, 0)",
+        )
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let stored = store.stored_tenants().await.unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            StoredTenant {
+                tenant: "team-a/okta".into(),
+                uid: None
+            },
+            StoredTenant {
+                tenant: "team-b/gone".into(),
+                uid: None
+            },
+        ],
+        "the UID of data stored before is not known"
+    );
+    // The IdentityProvider serving it adopts it: nothing is lost on upgrade.
+    assert_eq!(
+        store.bind_tenant("team-a/okta", "uid-a").await.unwrap(),
+        Binding::Adopted
+    );
+    assert_eq!(store.count_users("team-a/okta").await.unwrap(), 1);
+    // One deleted before the upgrade is purged, so a new one of that name starts empty.
+    let purged = store.purge_tenant("team-b/gone", None).await.unwrap();
+    assert_eq!(purged.map(|p| p.users), Some(1));
+    assert_eq!(store.count_users("team-b/gone").await.unwrap(), 0);
+    assert_eq!(
+        store.bind_tenant("team-b/gone", "uid-b").await.unwrap(),
+        Binding::Adopted
+    );
 }

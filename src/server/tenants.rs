@@ -113,18 +113,16 @@ impl TenantKeeper {
     /// Keeps the tenants in step until the process ends.
     pub async fn run(mut self) {
         let mut sweep_due = tokio::time::Instant::now();
-        let mut first_sweep = true;
         loop {
             let mut settled = self.bind_compiled().await;
             if tokio::time::Instant::now() >= sweep_due {
-                match self.store.stored_tenants(first_sweep).await {
+                match self.store.stored_tenants().await {
                     Ok(tenants) => {
                         for t in tenants {
                             if !self.last_compiled.contains_key(&t.tenant) {
                                 self.to_check.entry(t.tenant).or_insert(t.uid);
                             }
                         }
-                        first_sweep = false;
                         sweep_due = tokio::time::Instant::now() + SWEEP_EVERY;
                     }
                     Err(e) => {
@@ -148,6 +146,7 @@ impl TenantKeeper {
     /// purges the tenants of those that are gone. False when some could not be settled.
     async fn check_gone(&mut self) -> bool {
         let mut settled = true;
+        let mut forbidden = 0;
         let pending: Vec<(String, Option<String>)> = self.to_check.drain().collect();
         for (tenant, uid) in pending {
             let Some((ns, name)) = tenant.split_once('/') else {
@@ -155,6 +154,13 @@ impl TenantKeeper {
             };
             let lookup = match self.lookup(ns, name).await {
                 Ok(l) => l,
+                // Not this server's to look at (a namespace it is not granted): kept, and
+                // looked at again by the next sweep.
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    tracing::debug!(identity_provider = %tenant, "may not look up the IdentityProvider of a stored tenant; its data is kept");
+                    forbidden += 1;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(identity_provider = %tenant, error = %e, "could not look up the IdentityProvider of a tenant that is no longer served; its data is kept, retrying");
                     self.to_check.insert(tenant, uid);
@@ -197,6 +203,12 @@ impl TenantKeeper {
                     settled = false;
                 }
             }
+        }
+        if forbidden > 0 {
+            tracing::warn!(
+                tenants = forbidden,
+                "the identity store holds tenants whose IdentityProvider this server may not look up (RBAC: get identityproviders); their data is kept until it may"
+            );
         }
         settled
     }

@@ -40,7 +40,8 @@ pub struct Purged {
 pub enum Binding {
     /// The tenant already belonged to this UID.
     Unchanged,
-    /// The first UID seen for the tenant: rows stored before UIDs were recorded belong to it.
+    /// The first UID seen for the tenant: rows stored before UIDs were recorded (by a release
+    /// before this one) belong to it.
     Adopted,
     /// The tenant belonged to another UID (an IdentityProvider since deleted): its rows were
     /// purged, and that UID is retired.
@@ -60,8 +61,8 @@ pub enum Binding {
 pub struct StoredTenant {
     /// `namespace/name`.
     pub tenant: String,
-    /// The UID its rows belong to; none for rows stored before UIDs were recorded that no
-    /// served IdentityProvider has adopted yet.
+    /// The UID its rows belong to; none for rows stored by a release before UIDs were
+    /// recorded that no served IdentityProvider has adopted yet.
     pub uid: Option<String>,
 }
 
@@ -122,6 +123,16 @@ impl Store {
                 tx.commit().await?;
                 return Ok(Binding::Unchanged);
             }
+            if previous_uid.is_empty() {
+                sqlx::query("UPDATE sso_tenants SET uid = $2, bound_us = $3 WHERE tenant = $1")
+                    .bind(tenant)
+                    .bind(uid)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Binding::Adopted);
+            }
             let purged = Self::purge_rows(&mut tx, tenant).await?;
             Self::retire(&mut tx, tenant, &previous_uid, now).await?;
             sqlx::query("UPDATE sso_tenants SET uid = $2, bound_us = $3 WHERE tenant = $1")
@@ -139,9 +150,10 @@ impl Store {
         .await
     }
 
-    /// Purges `tenant`, whose IdentityProvider of UID `uid` (none: rows stored before UIDs
-    /// were recorded) is gone for good, and retires the UID. Nothing happens, and `None` is
-    /// returned, when the tenant is no longer bound to `uid` (another incarnation took it).
+    /// Purges `tenant`, whose IdentityProvider of UID `uid` (none: rows stored by a release
+    /// before UIDs were recorded) is gone for good, and retires the UID. Nothing happens, and
+    /// `None` is returned, when the tenant is not bound to `uid` (another incarnation took it,
+    /// or it holds nothing).
     pub async fn purge_tenant(
         &self,
         tenant: &str,
@@ -162,7 +174,7 @@ impl Store {
                     .await?
                     .map(|r| r.try_get("uid"))
                     .transpose()?;
-            if bound.as_deref() != uid {
+            if bound.is_none() || bound.as_deref() != Some(uid.unwrap_or("")) {
                 tx.rollback().await?;
                 return Ok(None);
             }
@@ -180,38 +192,21 @@ impl Store {
         .await
     }
 
-    /// Every bound tenant with its UID; with `unbound_too`, also tenants with users, groups
-    /// or sessions that were stored before UIDs were recorded and never adopted (a scan of
-    /// the tables' tenant column: for start-up, not for every minute).
-    pub async fn stored_tenants(&self, unbound_too: bool) -> Result<Vec<StoredTenant>, StoreError> {
+    /// Every tenant the store holds, with the UID it is bound to.
+    pub async fn stored_tenants(&self) -> Result<Vec<StoredTenant>, StoreError> {
         self.guarded(Access::Read, async move {
-            let mut out: Vec<StoredTenant> =
-                sqlx::query("SELECT tenant, uid FROM sso_tenants ORDER BY tenant")
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok::<_, sqlx::Error>(StoredTenant {
-                            tenant: r.try_get("tenant")?,
-                            uid: Some(r.try_get("uid")?),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-            if unbound_too {
-                let rows = sqlx::query(
-                    "SELECT tenant FROM scim_users UNION SELECT tenant FROM scim_groups \
-                     UNION SELECT tenant FROM sso_sessions",
-                )
+            sqlx::query("SELECT tenant, uid FROM sso_tenants ORDER BY tenant")
                 .fetch_all(&self.pool)
-                .await?;
-                for row in rows {
-                    let tenant: String = row.try_get("tenant")?;
-                    if !out.iter().any(|t| t.tenant == tenant) {
-                        out.push(StoredTenant { tenant, uid: None });
-                    }
-                }
-            }
-            Ok(out)
+                .await?
+                .iter()
+                .map(|r| {
+                    let uid: String = r.try_get("uid")?;
+                    Ok(StoredTenant {
+                        tenant: r.try_get("tenant")?,
+                        uid: (!uid.is_empty()).then_some(uid),
+                    })
+                })
+                .collect()
         })
         .await
     }
