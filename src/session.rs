@@ -161,6 +161,11 @@ pub struct CookiePayload {
     /// The IdentityProvider (`namespace/name`).
     #[serde(rename = "t")]
     pub tenant: String,
+    /// The `metadata.uid` of the IdentityProvider that signed the user in: a session of a
+    /// deleted IdentityProvider never opens for one re-created under the same name. Empty in
+    /// cookies sealed before it existed, which are refused.
+    #[serde(rename = "u", default)]
+    pub uid: String,
     /// The session ID (looked up in the identity store, which has the last word).
     #[serde(rename = "s")]
     pub session_id: String,
@@ -222,6 +227,10 @@ pub struct PendingRequest {
     /// The IdentityProvider (`namespace/name`).
     #[serde(rename = "t")]
     pub tenant: String,
+    /// The `metadata.uid` of the IdentityProvider that sent the request: only the same
+    /// incarnation accepts the answer.
+    #[serde(rename = "u", default)]
+    pub uid: String,
     /// The AuthnRequest or LogoutRequest ID (also the RelayState).
     #[serde(rename = "i")]
     pub request_id: String,

@@ -76,14 +76,18 @@ fn the_chart_lints_and_renders_hardened_least_privilege_objects() {
     assert_eq!(server["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(kinds(&docs, "PersistentVolumeClaim").len(), 1);
     assert_eq!(kinds(&docs, "ClusterRole").len(), 2);
-    // The server's RBAC: nothing cluster-wide but status (Secrets: tests/chart_contract.rs).
+    // The server's RBAC: cluster-wide only status, and a look at one IdentityProvider (deleted
+    // or only disabled?); Secrets: tests/chart_contract.rs.
     let server_cluster_role = kinds(&docs, "ClusterRole")
         .into_iter()
         .find(|r| r["metadata"]["name"].as_str().unwrap().ends_with("-server"))
         .unwrap();
     assert_eq!(
         server_cluster_role["rules"],
-        json!([{ "apiGroups": ["sso-operator.dev"], "resources": ["identityproviders/status"], "verbs": ["patch"] }])
+        json!([
+            { "apiGroups": ["sso-operator.dev"], "resources": ["identityproviders/status"], "verbs": ["patch"] },
+            { "apiGroups": ["sso-operator.dev"], "resources": ["identityproviders"], "verbs": ["get"] }
+        ])
     );
 
     // SQLite cannot be shared by replicas; PostgreSQL needs its Secret.
@@ -552,7 +556,9 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
         .await
     );
     assert!(!access(&server, "get", "secrets", Some("default"), "").await);
-    assert!(!access(&server, "get", "identityproviders", Some("default"), g).await);
+    assert!(access(&server, "get", "identityproviders", Some("default"), g).await);
+    assert!(!access(&server, "list", "identityproviders", Some("default"), g).await);
+    assert!(!access(&server, "patch", "identityproviders", Some("default"), g).await);
     let config_ns = &_config_ns.name;
     assert!(access(&server, "watch", "secrets", Some(config_ns), "").await);
     assert!(!access(&server, "watch", "secrets", Some(&ns.name), "").await);

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 use sso_operator::api::IdentityProvider;
+use sso_operator::store::Store;
 use support::operator::Stack;
 use support::operator::{EXTERNAL_URL, Operator};
 use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
@@ -83,11 +84,18 @@ impl Sso {
             idp_key,
             idp_cert,
         };
-        let mut full = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": "http://www.okta.com/exk1", "certificates": [{ "pem": me.idp_cert }] } });
+        me.create_idp(&spec).await;
+        me.wait_served().await;
+        me
+    }
+
+    /// Creates (or changes) IdentityProvider `okta` with the test IdP's settings and `spec`.
+    async fn create_idp(&self, spec: &Value) {
+        let mut full = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": "http://www.okta.com/exk1", "certificates": [{ "pem": self.idp_cert }] } });
         for (k, v) in spec.as_object().unwrap() {
             full[k] = v.clone();
         }
-        let api: Api<IdentityProvider> = Api::namespaced(me.client.clone(), &me.ns.name);
+        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
         let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": full });
         api.patch(
             "okta",
@@ -96,12 +104,16 @@ impl Sso {
         )
         .await
         .unwrap();
-        // Served once the metadata answers and the session keys exist.
+    }
+
+    /// Waits until the server serves IdentityProvider `okta`: its metadata answers and the
+    /// session keys exist.
+    async fn wait_served(&self) {
         let (http, metadata) = (
-            me.http.clone(),
-            format!("{}/saml/{}/okta/metadata", me.url, me.ns.name),
+            self.http.clone(),
+            format!("{}/saml/{}/okta/metadata", self.url, self.ns.name),
         );
-        let secrets: Api<Secret> = Api::namespaced(me.client.clone(), &me.ns.name);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
         let ready = wait_for(Duration::from_secs(40), || {
             let (http, metadata, secrets) = (http.clone(), metadata.clone(), secrets.clone());
             async move {
@@ -114,9 +126,8 @@ impl Sso {
         assert!(
             ready.is_some(),
             "never served\nserver log:\n{}",
-            me.server.log_text()
+            self.server.log_text()
         );
-        me
     }
 
     /// The session cookie's name for this IdentityProvider.
@@ -1089,4 +1100,240 @@ async fn session_keys_rotate_and_cookies_sealed_with_older_keys_keep_working() {
     assert!(rotated.contains(&first_key));
     assert!(key_ids().await.unwrap().contains(&second_key));
     assert_eq!(sso.verify(&second, "").await.status(), StatusCode::OK);
+}
+
+impl Sso {
+    /// Deletes ScimToken and IdentityProvider `okta` (as `kubectl delete -f` of the example
+    /// does) and waits until both and the token's Secret are gone.
+    async fn delete_idp_and_token(&self) {
+        let idps: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let tokens: Api<sso_operator::api::ScimToken> =
+            Api::namespaced(self.client.clone(), &self.ns.name);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns.name);
+        let dp = kube::api::DeleteParams::background();
+        tokens.delete("okta", &dp).await.unwrap();
+        idps.delete("okta", &dp).await.unwrap();
+        let gone = wait_for(Duration::from_secs(60), || async {
+            let idp = idps.get_opt("okta").await.ok()?;
+            let token = tokens.get_opt("okta").await.ok()?;
+            let secret = secrets.get_opt("okta-scim-token").await.ok()?;
+            (idp.is_none() && token.is_none() && secret.is_none()).then_some(())
+        })
+        .await;
+        assert!(
+            gone.is_some(),
+            "the IdentityProvider, the ScimToken and its Secret are deleted"
+        );
+    }
+
+    /// Pushes `ada@example.com` over SCIM with a group `eng`; returns the user's ID.
+    async fn push_ada(&self, token: &str) -> String {
+        let user = self
+            .scim_call(
+                token,
+                reqwest::Method::POST,
+                "/Users",
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": "ada@example.com", "active": true,
+                    "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }]
+                }),
+            )
+            .await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        self.scim_call(
+            token,
+            reqwest::Method::POST,
+            "/Groups",
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "eng", "members": [{ "value": user_id }]
+            }),
+        )
+        .await;
+        user_id
+    }
+
+    /// `totalResults` of `GET {path}` (`/Users`, `/Groups`).
+    async fn scim_total(&self, token: &str, path: &str) -> i64 {
+        let list = self
+            .scim_call(token, reqwest::Method::GET, path, Value::Null)
+            .await;
+        list["totalResults"].as_i64().unwrap()
+    }
+
+    /// Waits until the server's metrics show `line` (a whole sample: name, labels, value).
+    async fn wait_metric(&self, line: &str) {
+        let seen = wait_for(Duration::from_secs(60), || async {
+            self.server
+                .metrics()
+                .await
+                .lines()
+                .any(|l| l == line)
+                .then_some(())
+        })
+        .await;
+        assert!(
+            seen.is_some(),
+            "{line} never appeared in\n{}\nserver log:\n{}",
+            self.server.metrics().await,
+            self.server.log_text()
+        );
+    }
+
+    fn tenant(&self) -> String {
+        format!("{}/okta", self.ns.name)
+    }
+}
+
+#[tokio::test]
+async fn a_re_created_identity_provider_starts_empty_and_refuses_the_deleted_ones_cookies() {
+    let database_url = support::sqlite_url("sso-recreate");
+    let sso = Sso::start("sso-recreate", &database_url, json!({})).await;
+    let token = sso.scim_token().await;
+    let ada = sso.push_ada(&token).await;
+    // A session, with the assertion ID it consumed.
+    let (relay, cookie) = sso.login(None).await;
+    let assertion_id = random_id("_a");
+    let response = sso.response(
+        Some(&relay),
+        "ada@example.com",
+        json!({ "assertionId": assertion_id }),
+    );
+    let answer = sso
+        .post_acs(
+            &[("SAMLResponse", &response), ("RelayState", &relay)],
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let session = answer.cookies[&sso.cookie_name()].clone();
+    assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
+    // A sign-in started before the deletion, finished after it.
+    let (pending_relay, pending_cookie) = sso.login(None).await;
+
+    // The compiled configuration deleted by hand is re-created by the controller with the
+    // same UID: a transient, nothing is purged.
+    let secrets: Api<Secret> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    let compiled = format!("idp-{}.okta", sso.ns.name);
+    let before = secrets.get(&compiled).await.unwrap().metadata.uid;
+    secrets
+        .delete(&compiled, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let recreated = wait_for(Duration::from_secs(60), || async {
+        let s = secrets.get_opt(&compiled).await.ok()??;
+        (s.metadata.uid != before).then_some(())
+    })
+    .await;
+    assert!(recreated.is_some(), "the controller re-creates its Secret");
+    let still = wait_for(Duration::from_secs(30), || async {
+        (sso.verify(&session, "").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(still.is_some(), "the session outlives a re-created Secret");
+    assert_eq!(sso.scim_total(&token, "/Users").await, 1);
+    assert!(!sso.server.metrics().await.contains("tenant_purges_total{"));
+
+    // Deleted: the server purges the tenant.
+    sso.delete_idp_and_token().await;
+    sso.wait_metric("sso_operator_server_tenant_purges_total{reason=\"deleted\"} 1")
+        .await;
+    let store = Store::connect(&database_url).await.unwrap();
+    let tenant = sso.tenant();
+    assert_eq!(store.count_users(&tenant).await.unwrap(), 0);
+    assert_eq!(store.count_groups(&tenant).await.unwrap(), 0);
+    assert!(
+        store
+            .remember_assertion(
+                &tenant,
+                &assertion_id,
+                Timestamp::now() + SignedDuration::from_mins(5)
+            )
+            .await
+            .unwrap(),
+        "the replay cache no longer holds the deleted IdentityProvider's assertion IDs"
+    );
+    assert!(store.get_user(&tenant, &ada).await.unwrap().is_none());
+
+    // Re-created under the same name (perhaps for another IdP): nothing of the old one.
+    sso.create_idp(&json!({})).await;
+    sso.wait_served().await;
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the deleted IdentityProvider's session cookie is refused"
+    );
+    let late = sso.response(Some(&pending_relay), "ada@example.com", json!({}));
+    let answer = sso
+        .post_acs(
+            &[("SAMLResponse", &late), ("RelayState", &pending_relay)],
+            Some(&pending_cookie),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(!answer.cookies.contains_key(&sso.cookie_name()));
+    let token = sso.scim_token().await;
+    assert_eq!(sso.scim_total(&token, "/Users").await, 0);
+    assert_eq!(sso.scim_total(&token, "/Groups").await, 0);
+    // Its own users sign in as usual.
+    sso.push_ada(&token).await;
+    let fresh = sso.sign_in("ada@example.com", None).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    let new_session = fresh.cookies[&sso.cookie_name()].clone();
+    assert_eq!(sso.verify(&new_session, "").await.status(), StatusCode::OK);
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let log = sso.server.log_text();
+    assert!(
+        log.contains("purged the identity store's data"),
+        "the purge is logged:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_was_down_while_an_identity_provider_was_re_created_purges_it_on_start() {
+    let database_url = support::postgres_url();
+    let mut sso = Sso::start("sso-down", &database_url, json!({})).await;
+    let token = sso.scim_token().await;
+    sso.push_ada(&token).await;
+    let answer = sso.sign_in("ada@example.com", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let session = answer.cookies[&sso.cookie_name()].clone();
+    assert_eq!(sso.verify(&session, "").await.status(), StatusCode::OK);
+
+    // While the server is down, the IdentityProvider is deleted and re-created.
+    sso.server.kill();
+    let secrets: Api<Secret> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    let compiled = format!("idp-{}.okta", sso.ns.name);
+    let before = secrets.get(&compiled).await.unwrap().metadata.uid;
+    sso.delete_idp_and_token().await;
+    sso.create_idp(&json!({})).await;
+    let republished = wait_for(Duration::from_secs(60), || async {
+        let secret = secrets.get_opt(&compiled).await.ok()??;
+        (secret.metadata.uid != before).then_some(())
+    })
+    .await;
+    assert!(
+        republished.is_some(),
+        "the controller compiles the new IdentityProvider"
+    );
+
+    let kubeconfig = support::operator::server_kubeconfig(&sso.client, &sso.ns.name).await;
+    let (server, url) = Operator::start_server(&kubeconfig, &sso.ns.name, &database_url);
+    sso.server = server;
+    sso.url = url;
+    sso.wait_served().await;
+    assert_eq!(
+        sso.verify(&session, "").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the deleted IdentityProvider's session cookie is refused"
+    );
+    sso.wait_metric("sso_operator_server_tenant_purges_total{reason=\"replaced\"} 1")
+        .await;
+    let token = sso.scim_token().await;
+    assert_eq!(sso.scim_total(&token, "/Users").await, 0);
+    assert_eq!(sso.scim_total(&token, "/Groups").await, 0);
 }

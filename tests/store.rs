@@ -9,7 +9,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use sso_operator::store::{
-    CmpOp, Column, GroupInput, Predicate, Store, StoreError, UserInput, Value,
+    Binding, CmpOp, Column, GroupInput, Predicate, Purged, Store, StoreError, StoredTenant,
+    UserInput, Value,
 };
 
 async fn backends(name: &str) -> Vec<(&'static str, Store)> {
@@ -609,4 +610,210 @@ async fn sign_in_groups_are_created_once_and_never_touch_scim_groups() {
             .unwrap();
         assert_eq!(found.len(), 1, "{backend}");
     }
+}
+
+/// Fills `t` with a user in a group, a session and a consumed assertion ID; returns the
+/// session ID.
+async fn fill_tenant(store: &Store, t: &str) -> String {
+    let ada = store.create_user(t, user("ada@example.com")).await.unwrap();
+    store
+        .create_group(t, group("eng"), std::slice::from_ref(&ada.id))
+        .await
+        .unwrap();
+    let later = Timestamp::now() + SignedDuration::from_mins(5);
+    assert!(store.remember_assertion(t, "_a1", later).await.unwrap());
+    store.create_session(t, &ada.id, later).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_belongs_to_one_identity_provider_uid_and_another_uid_starts_empty() {
+    for (backend, store) in backends("incarnations").await {
+        let t = support::unique_tenant("incarnation");
+        let (uid1, uid2, uid3) = (
+            support::random_id("uid-"),
+            support::random_id("uid-"),
+            support::random_id("uid-"),
+        );
+        let later = Timestamp::now() + SignedDuration::from_mins(5);
+        // Rows stored before UIDs were recorded belong to the first UID seen: nothing of an
+        // existing install is lost on upgrade.
+        let sid = fill_tenant(&store, &t).await;
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Adopted,
+            "{backend}"
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Unchanged
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 1, "{backend}");
+        assert!(store.session(&t, &sid).await.unwrap().is_some());
+
+        // Another UID under the same name (deleted and re-created): everything of the first
+        // one is purged before the second is served.
+        let Binding::Replaced {
+            previous_uid,
+            purged,
+        } = store.bind_tenant(&t, &uid2).await.unwrap()
+        else {
+            panic!("{backend}: another UID must purge the tenant");
+        };
+        assert_eq!(previous_uid, uid1);
+        assert_eq!(
+            purged,
+            Purged {
+                users: 1,
+                groups: 1,
+                memberships: 1,
+                sessions: 1,
+                replay_cache: 1
+            },
+            "{backend}"
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 0);
+        assert_eq!(store.count_groups(&t).await.unwrap(), 0);
+        assert!(store.session(&t, &sid).await.unwrap().is_none());
+        assert!(
+            store.remember_assertion(&t, "_a1", later).await.unwrap(),
+            "{backend}: the replay cache no longer holds the old incarnation's IDs"
+        );
+
+        // A retired UID (a stale configuration) never takes the tenant back.
+        store
+            .create_user(&t, user("new@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bind_tenant(&t, &uid1).await.unwrap(),
+            Binding::Retired
+        );
+        assert_eq!(
+            store.purge_tenant(&t, Some(&uid1)).await.unwrap(),
+            None,
+            "{backend}: purging a former incarnation leaves the current one alone"
+        );
+        assert_eq!(store.count_users(&t).await.unwrap(), 1);
+
+        // Deleted for good: purged, and the next IdentityProvider of the name starts empty.
+        let purged = store.purge_tenant(&t, Some(&uid2)).await.unwrap();
+        assert_eq!(purged.map(|p| p.users), Some(1), "{backend}");
+        assert_eq!(store.count_users(&t).await.unwrap(), 0);
+        assert!(
+            !store
+                .stored_tenants()
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.tenant == t)
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid3).await.unwrap(),
+            Binding::Adopted
+        );
+        assert_eq!(
+            store.bind_tenant(&t, &uid2).await.unwrap(),
+            Binding::Retired
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_replicas_purge_a_replaced_tenant_once() {
+    for (backend, store) in backends("incarnations-race").await {
+        let t = support::unique_tenant("race");
+        let (old, new) = (support::random_id("uid-"), support::random_id("uid-"));
+        fill_tenant(&store, &t).await;
+        store.bind_tenant(&t, &old).await.unwrap();
+        // Eight replicas see the new incarnation at once: exactly one purges.
+        let binds: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, t, new) = (store.clone(), t.clone(), new.clone());
+                tokio::spawn(async move { store.bind_tenant(&t, &new).await })
+            })
+            .collect();
+        let mut replaced = 0;
+        for b in binds {
+            match b.await.unwrap().unwrap() {
+                Binding::Replaced { .. } => replaced += 1,
+                Binding::Unchanged => {}
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(replaced, 1, "{backend}");
+        assert_eq!(
+            store
+                .stored_tenants()
+                .await
+                .unwrap()
+                .iter()
+                .find(|s| s.tenant == t),
+            Some(&StoredTenant {
+                tenant: t.clone(),
+                uid: Some(new.clone())
+            })
+        );
+        // Rows of a tenant no IdentityProvider was ever bound to are not the server's to purge.
+        let unbound = support::unique_tenant("unbound");
+        fill_tenant(&store, &unbound).await;
+        assert_eq!(store.purge_tenant(&unbound, None).await.unwrap(), None);
+        assert_eq!(store.count_users(&unbound).await.unwrap(), 1, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn tenants_stored_before_the_upgrade_are_adopted_by_their_identity_provider_or_purged() {
+    // A database as the previous release left it: every migration up to Single Logout, with
+    // the data of two IdentityProviders.
+    let url = support::sqlite_url("upgrade");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    let migrator = sqlx::migrate::Migrator::new(support::repo_root().join("migrations"))
+        .await
+        .unwrap();
+    migrator.run_to(20261210000005, &pool).await.unwrap();
+    for tenant in ["team-a/okta", "team-b/gone"] {
+        sqlx::query(
+            "INSERT INTO scim_users (tenant, id, user_name, user_name_lower, external_id, active, resource, password_hash, scim_managed, version, created_us, modified_us) \
+             VALUES ($1, 'u1', 'ada', 'ada', NULL, 1, '{}', NULL, 1, 1, 0, 0)",
+        )
+        .bind(tenant)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let stored = store.stored_tenants().await.unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            StoredTenant {
+                tenant: "team-a/okta".into(),
+                uid: None
+            },
+            StoredTenant {
+                tenant: "team-b/gone".into(),
+                uid: None
+            },
+        ],
+        "the UID of data stored before is not known"
+    );
+    // The IdentityProvider serving it adopts it: nothing is lost on upgrade.
+    assert_eq!(
+        store.bind_tenant("team-a/okta", "uid-a").await.unwrap(),
+        Binding::Adopted
+    );
+    assert_eq!(store.count_users("team-a/okta").await.unwrap(), 1);
+    // One deleted before the upgrade is purged, so a new one of that name starts empty.
+    let purged = store.purge_tenant("team-b/gone", None).await.unwrap();
+    assert_eq!(purged.map(|p| p.users), Some(1));
+    assert_eq!(store.count_users("team-b/gone").await.unwrap(), 0);
+    assert_eq!(
+        store.bind_tenant("team-b/gone", "uid-b").await.unwrap(),
+        Binding::Adopted
+    );
 }

@@ -28,6 +28,12 @@ pub struct CompiledIdentityProvider {
     pub namespace: String,
     /// Name of the IdentityProvider.
     pub name: String,
+    /// `metadata.uid` of the IdentityProvider: which incarnation of `namespace/name` this is.
+    /// The server binds the tenant's stored data and every cookie to it, so nothing of a
+    /// deleted IdentityProvider is accepted by one re-created under the same name. Empty in
+    /// configurations compiled by releases before it existed; those are not served.
+    #[serde(default)]
+    pub uid: String,
     /// `metadata.generation` this configuration was compiled from.
     pub generation: i64,
     /// The IdP product, for messages.

@@ -476,7 +476,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     }
 
     // 3. The IdP side.
-    let existing = read_compiled(ctx, &ns, &name).await?;
+    let existing = own_compiled(ctx, idp, &ns, &name).await?;
     let (idp_side, idp_problem) = resolve_idp_side(
         idp,
         ctx,
@@ -1214,6 +1214,7 @@ fn compile(
     CompiledIdentityProvider {
         namespace: ns.to_owned(),
         name: name.to_owned(),
+        uid: idp.metadata.uid.clone().unwrap_or_default(),
         generation: idp.metadata.generation.unwrap_or(0),
         provider: spec.provider,
         service_provider: CompiledServiceProvider {
@@ -1312,6 +1313,29 @@ async fn read_compiled(
         .as_ref()
         .and_then(|d| d.get(config::CONFIG_KEY))
         .and_then(|v| serde_json::from_slice(&v.0).ok()))
+}
+
+/// The last good configuration of this IdentityProvider: one compiled for a deleted
+/// IdentityProvider of the same name (another UID) is removed, never served again; one
+/// compiled by an earlier release, without a UID, is this one's and gets its UID.
+async fn own_compiled(
+    ctx: &Context,
+    idp: &IdentityProvider,
+    ns: &str,
+    name: &str,
+) -> Result<Option<CompiledIdentityProvider>, Error> {
+    let Some(mut compiled) = read_compiled(ctx, ns, name).await? else {
+        return Ok(None);
+    };
+    let uid = idp.uid().unwrap_or_default();
+    if compiled.uid.is_empty() {
+        compiled.uid = uid;
+        publish_compiled(ctx, &compiled).await?;
+    } else if compiled.uid != uid {
+        delete_compiled(ctx, ns, name).await?;
+        return Ok(None);
+    }
+    Ok(Some(compiled))
 }
 
 async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) -> Result<(), Error> {

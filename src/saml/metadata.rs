@@ -127,6 +127,7 @@ mod tests {
         CompiledIdentityProvider {
             namespace: "ns".into(),
             name: "okta".into(),
+            uid: "uid-1".into(),
             generation: 1,
             provider: Provider::Okta,
             service_provider: CompiledServiceProvider {

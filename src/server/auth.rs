@@ -81,8 +81,9 @@ async fn live_session(
     let Some((ns, name)) = tenant.split_once('/') else {
         return Ok(None);
     };
-    // A disabled or deleted IdentityProvider ends its sessions.
-    let Some(config) = st.configs.get(ns, name) else {
+    // A disabled or deleted IdentityProvider ends its sessions, and a session of a deleted
+    // one never opens for another created under the same name.
+    let Some(config) = st.configs.get(ns, name).filter(|c| c.uid == payload.uid) else {
         return Ok(None);
     };
     let found = st

@@ -1,6 +1,8 @@
 //! The server's view of the compiled configuration: a watch on the compiled-config Secrets
 //! in the operator namespace, kept in memory. The serving path reads it without touching the
-//! Kubernetes API, and a deleted or disabled IdentityProvider disappears from it at once.
+//! Kubernetes API, and a deleted or disabled IdentityProvider disappears from it at once. A
+//! configuration is served only once the identity store's tenant is bound to its
+//! IdentityProvider's UID (see [`crate::server::tenants`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,11 @@ pub struct ConfigIndex {
     namespace: String,
     parsed: Arc<Mutex<ParsedCache>>,
     keys: Arc<Mutex<KeysCache>>,
+    /// The IdentityProvider UID each tenant (`namespace/name`) of the identity store is bound
+    /// to; a configuration of another UID is not served.
+    bound: Arc<Mutex<HashMap<String, String>>>,
+    /// Woken on every change of the watched Secrets.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl ConfigIndex {
@@ -41,11 +48,19 @@ impl ConfigIndex {
         let stream = reflector::reflector(writer, watcher(api, config))
             .default_backoff()
             .touched_objects();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let notify = changed.clone();
         let drive = async move {
             stream
-                .for_each(|event| async move {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "watching the compiled configuration failed; retrying");
+                .for_each(|event| {
+                    let notify = notify.clone();
+                    async move {
+                        match event {
+                            Ok(_) => notify.notify_one(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "watching the compiled configuration failed; retrying")
+                            }
+                        }
                     }
                 })
                 .await;
@@ -56,6 +71,8 @@ impl ConfigIndex {
                 namespace: namespace.to_owned(),
                 parsed: Arc::default(),
                 keys: Arc::default(),
+                bound: Arc::default(),
+                changed,
             },
             drive,
         )
@@ -111,8 +128,57 @@ impl ConfigIndex {
         out
     }
 
-    /// The configuration of IdentityProvider `namespace/name`, if it is being served.
+    /// The configuration of IdentityProvider `namespace/name`, if it is being served: compiled,
+    /// and the identity store's tenant bound to its UID.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
+        let compiled = self.compiled(namespace, name)?;
+        let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        (bound.get(&format!("{namespace}/{name}")) == Some(&compiled.uid)).then_some(compiled)
+    }
+
+    /// Every compiled configuration, served or not yet bound.
+    pub fn compiled_all(&self) -> Vec<Arc<CompiledIdentityProvider>> {
+        self.store
+            .state()
+            .iter()
+            .filter_map(|s| {
+                let (ns, name) = s
+                    .annotations()
+                    .get(config::SOURCE_ANNOTATION)?
+                    .split_once('/')?;
+                self.compiled(ns, name)
+            })
+            .collect()
+    }
+
+    /// Records that the identity store's tenant `namespace/name` belongs to IdentityProvider
+    /// UID `uid` (`None`: to none), so that its configuration of that UID is served.
+    pub fn set_bound(&self, tenant: &str, uid: Option<&str>) {
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        match uid {
+            Some(uid) => bound.insert(tenant.to_owned(), uid.to_owned()),
+            None => bound.remove(tenant),
+        };
+    }
+
+    /// The UID the tenant `namespace/name` is bound to, as last recorded.
+    pub fn bound(&self, tenant: &str) -> Option<String> {
+        self.bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Waits for the next change of the compiled configuration (returns at once when one
+    /// happened since the last call).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// The compiled configuration of IdentityProvider `namespace/name`, whether its tenant is
+    /// bound or not.
+    pub fn compiled(&self, namespace: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
         let secret_name = config::compiled_secret_name(namespace, name);
         let secret = self
             .store

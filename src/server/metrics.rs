@@ -1,4 +1,5 @@
-//! Prometheus metrics of the server: sign-ins by outcome and reason, forward-auth decisions.
+//! Prometheus metrics of the server: sign-ins by outcome and reason, forward-auth decisions,
+//! tenants purged.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,11 +22,19 @@ pub struct VerifyLabels {
     pub result: &'static str,
 }
 
+/// Labels of a tenant purge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabels {
+    /// `deleted` (the IdentityProvider is gone) or `replaced` (re-created under the same name).
+    pub reason: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
     sign_ins: Family<SignInLabels, Counter>,
     verifies: Family<VerifyLabels, Counter>,
+    tenant_purges: Family<PurgeLabels, Counter>,
 }
 
 impl ServerMetrics {
@@ -43,7 +52,19 @@ impl ServerMetrics {
             "Forward-auth decisions of /auth/verify",
             m.verifies.clone(),
         );
+        sub.register(
+            "tenant_purges",
+            "Tenants whose users, groups, sessions and replay cache were purged because their IdentityProvider was deleted or re-created",
+            m.tenant_purges.clone(),
+        );
         m
+    }
+
+    /// Counts one tenant purge.
+    pub fn tenant_purged(&self, reason: &'static str) {
+        self.tenant_purges
+            .get_or_create(&PurgeLabels { reason })
+            .inc();
     }
 
     /// Counts one sign-in.

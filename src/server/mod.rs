@@ -11,6 +11,7 @@ pub mod saml;
 pub mod scim;
 pub mod sessions;
 pub mod single_logout;
+pub mod tenants;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -90,6 +91,16 @@ pub async fn run(
     tokio::spawn(drive);
     configs.ready().await;
     tracing::info!(namespace = %settings.config_namespace, "watching the compiled configuration");
+    // Tenants are bound to their IdentityProvider's UID (purging a replaced incarnation)
+    // before they are served; deleted IdentityProviders' tenants are purged.
+    let mut keeper = tenants::TenantKeeper::new(
+        store.clone(),
+        configs.clone(),
+        client.clone(),
+        settings.metrics.clone(),
+    );
+    keeper.bind_compiled().await;
+    tokio::spawn(keeper.run());
 
     let purge_store = store.clone();
     tokio::spawn(async move {

@@ -183,7 +183,9 @@ async fn sign_in(
             )
         };
         let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| expired())?;
-        if until <= jiff::Timestamp::now() {
+        // A sign-in started before the IdentityProvider was deleted and re-created under the
+        // same name is not finished by the new one.
+        if until <= jiff::Timestamp::now() || payload.uid != config.uid {
             return Err(expired());
         }
         // Consumed once, for every replica: the replay cache remembers the request ID.
@@ -393,6 +395,7 @@ async fn login(
     // nothing on the server, so anonymous callers cannot fill anything.
     let payload = PendingRequest {
         tenant: tenant.clone(),
+        uid: config.uid.clone(),
         request_id: id.clone(),
         redirect: target.cloned(),
         expires: (jiff::Timestamp::now() + LOGIN_TTL).as_second(),

@@ -167,6 +167,7 @@ pub fn cookie(
     let tenant = format!("{}/{}", config.namespace, config.name);
     let payload = CookiePayload {
         tenant: tenant.clone(),
+        uid: config.uid.clone(),
         session_id: session_id.to_owned(),
         subject,
     };

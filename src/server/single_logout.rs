@@ -124,6 +124,7 @@ pub fn start(
     let id = logout::new_message_id();
     let payload = PendingRequest {
         tenant: tenant.clone(),
+        uid: config.uid.clone(),
         request_id: id.clone(),
         redirect: redirect.map(str::to_owned),
         expires: (jiff::Timestamp::now() + LOGOUT_TTL).as_second(),
@@ -391,6 +392,7 @@ async fn finish_logout(
     let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| mismatch())?;
     if payload.request_id != relay_state
         || payload.tenant != tenant
+        || payload.uid != config.uid
         || response.in_response_to.as_deref() != Some(relay_state.as_str())
         || until <= jiff::Timestamp::now()
     {

@@ -1,6 +1,7 @@
 //! The identity store: users, groups, memberships, the SAML replay cache
 //! (consumed assertion and request IDs) and sessions, scoped to one tenant (an
-//! IdentityProvider, `namespace/name`).
+//! IdentityProvider, `namespace/name`, bound to the IdentityProvider's UID: see
+//! [`Store::bind_tenant`]).
 //!
 //! One implementation on top of sqlx's `Any` driver serves both backends with the same SQL:
 //! SQLite (a single file in WAL mode, the embedded default for one server replica) and
@@ -9,9 +10,11 @@
 mod health;
 mod predicate;
 mod single_logout;
+mod tenants;
 
 pub use predicate::{Bind, CmpOp, Column, Predicate, Sort, Value};
 pub use single_logout::SessionSubject;
+pub use tenants::{Binding, Purged, StoredTenant};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -1453,27 +1456,19 @@ impl Store {
         .await
     }
 
-    /// Deletes every row of a tenant (an IdentityProvider that is gone for good).
-    pub async fn delete_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+    /// Deletes every row of a tenant and forgets which IdentityProvider UID it belonged to,
+    /// unconditionally (benchmarks and tests clean up with it; the server purges tenants
+    /// through [`Store::bind_tenant`] and [`Store::purge_tenant`]).
+    pub async fn delete_tenant(&self, tenant: &str) -> Result<Purged, StoreError> {
         self.guarded(Access::Write, async move {
             let mut tx = self.pool.begin().await?;
-            for table in [
-                "scim_memberships",
-                "scim_groups",
-                "scim_users",
-                "saml_replay_cache",
-                "sso_sessions",
-                "scim_user_emails",
-            ] {
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE tenant = $1"
-                )))
+            let purged = Self::purge_rows(&mut tx, tenant).await?;
+            sqlx::query("DELETE FROM sso_tenants WHERE tenant = $1")
                 .bind(tenant)
                 .execute(&mut *tx)
                 .await?;
-            }
             tx.commit().await?;
-            Ok(())
+            Ok(purged)
         })
         .await
     }
