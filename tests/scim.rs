@@ -1068,12 +1068,10 @@ async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_for
         Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
     );
     let cookie = cookie.expect("a browser-binding cookie");
-    for part in [
-        "HttpOnly",
-        "Secure",
-        "SameSite=None",
-        &format!("Path=/saml/{}/okta/", scim.ns.name),
-    ] {
+    // Host-only: no sibling host can plant the cookie of a sign-in it started.
+    assert!(cookie.starts_with("__Host-sso_login_"), "{cookie}");
+    assert!(!cookie.contains("Domain="), "{cookie}");
+    for part in ["HttpOnly", "Secure", "SameSite=None", "Path=/;"] {
         assert!(cookie.contains(part), "cookie lacks {part}: {cookie}");
     }
     // The sign-in's state travels sealed in the cookie: nothing readable, nothing stored.

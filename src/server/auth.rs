@@ -16,7 +16,7 @@ use super::sessions;
 use super::single_logout;
 use super::web::{self, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
-use crate::session::{CookiePayload, cookie_name};
+use crate::session::CookiePayload;
 use crate::store::User;
 
 /// Response header with the signed-in user's `userName`.
@@ -49,32 +49,42 @@ struct Live {
     groups: Vec<String>,
 }
 
-/// The session of the request for IdentityProvider `tenant`: its cookie opens with a current
-/// key and names that IdentityProvider, the IdentityProvider is served, the store knows the
+/// Why no answer about a session can be given.
+enum NoAnswer {
+    /// The identity store failed.
+    Store,
+    /// The request carries the session cookie twice.
+    DuplicateCookie,
+}
+
+/// The session of the request for IdentityProvider `tenant`: the IdentityProvider is served,
+/// its cookie opens with a current key and names that IdentityProvider, the store knows the
 /// session, and its user is active.
 async fn live_session(
     st: &SamlState,
     headers: &HeaderMap,
     tenant: &str,
-) -> Result<Option<Live>, ()> {
-    let Some(value) = web::cookie(headers, &cookie_name(tenant)) else {
+) -> Result<Option<Live>, NoAnswer> {
+    let Some((ns, name)) = tenant.split_once('/') else {
+        return Ok(None);
+    };
+    // A disabled or deleted IdentityProvider ends its sessions.
+    let Some(config) = st.configs.get(ns, name) else {
+        return Ok(None);
+    };
+    let value = web::cookie(headers, &sessions::cookie_name(&config))
+        .map_err(|_| NoAnswer::DuplicateCookie)?;
+    let Some(value) = value else {
         return Ok(None);
     };
     let Some(keys) = st.configs.session_keys() else {
         return Ok(None);
     };
     let Some(payload) = keys
-        .open(value)
+        .open(&value)
         .and_then(|b| serde_json::from_slice::<CookiePayload>(&b).ok())
         .filter(|p| p.tenant == tenant)
     else {
-        return Ok(None);
-    };
-    let Some((ns, name)) = tenant.split_once('/') else {
-        return Ok(None);
-    };
-    // A disabled or deleted IdentityProvider ends its sessions.
-    let Some(config) = st.configs.get(ns, name) else {
         return Ok(None);
     };
     let found = st
@@ -83,6 +93,7 @@ async fn live_session(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
+            NoAnswer::Store
         })?;
     Ok(found
         .filter(|(user, _, _)| user.active)
@@ -93,6 +104,12 @@ async fn live_session(
             expires,
             groups,
         }))
+}
+
+/// The answer to a request that carries a session cookie twice.
+fn duplicate_cookie() -> Response {
+    let (title, text) = web::DUPLICATE_COOKIE;
+    page(StatusCode::BAD_REQUEST, title, text)
 }
 
 fn email_of(user: &User) -> Option<String> {
@@ -133,12 +150,16 @@ async fn verify(
     let live = match live_session(&st, &headers, &tenant).await {
         Ok(Some(l)) => l,
         Ok(None) => return unauthenticated(&st),
-        Err(()) => {
+        Err(NoAnswer::Store) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "identity store unavailable",
             )
                 .into_response();
+        }
+        Err(NoAnswer::DuplicateCookie) => {
+            st.metrics.verify("duplicate_cookie");
+            return duplicate_cookie();
         }
     };
     let groups = &live.groups;
@@ -276,8 +297,13 @@ async fn logout(
             .configs
             .served()
             .into_iter()
+            .filter(|(ns, name)| {
+                st.configs.get(ns, name).is_some_and(|c| {
+                    // Sent twice counts as sent: live_session refuses it below.
+                    web::cookie(&headers, &sessions::cookie_name(&c)) != Ok(None)
+                })
+            })
             .map(|(ns, name)| format!("{ns}/{name}"))
-            .filter(|t| web::cookie(&headers, &cookie_name(t)).is_some())
             .collect(),
     };
     let unavailable = || {
@@ -292,8 +318,10 @@ async fn logout(
     // The first session whose IdP takes part in Single Logout also ends at the IdP.
     let mut single_logout = None;
     for tenant in &tenants {
-        let Ok(live) = live_session(&st, &headers, tenant).await else {
-            return unavailable();
+        let live = match live_session(&st, &headers, tenant).await {
+            Ok(live) => live,
+            Err(NoAnswer::Store) => return unavailable(),
+            Err(NoAnswer::DuplicateCookie) => return duplicate_cookie(),
         };
         if let Some(l) = &live
             && let Err(e) = st.store.delete_session(tenant, &l.payload.session_id).await
