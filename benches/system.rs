@@ -617,7 +617,7 @@ async fn main() {
             .send()
             .await
             .unwrap();
-        let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name));
+        let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name), true);
         let session = r
             .headers()
             .get_all("set-cookie")

@@ -128,7 +128,7 @@ def login(external, namespace, name, folder):
     status, headers, _ = call("POST", f"{saml}/acs", form,
                               {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     print(f"  POST /acs with a signed response -> {status}")
-    sessions = [v for v in headers.get_all("Set-Cookie") or [] if v.startswith("sso_session_")]
+    sessions = [v for v in headers.get_all("Set-Cookie") or [] if v.startswith(("__Host-sso_session_", "sso_session_"))]
     if not sessions:
         sys.exit("no session cookie: see `kubectl get idp -o yaml` status.signIn")
     session = sessions[0].split(";")[0]

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod case;
 pub mod cli;
 pub mod config;
 pub mod controller;

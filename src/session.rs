@@ -19,11 +19,17 @@ pub const KEYS_KEY: &str = "keys.json";
 /// Prefix of the session cookies; each IdentityProvider has its own cookie
 /// ([`cookie_name`]), so a session of one can never stand in for another.
 pub const COOKIE_PREFIX: &str = "sso_session_";
+/// Name prefix of the cookies that belong to this host alone. Browsers accept a cookie so named
+/// only when it is `Secure`, has `Path=/` and no `Domain`, so no other host (a sibling
+/// subdomain) and no other path can set one of that name or shadow it.
+pub const HOST_PREFIX: &str = "__Host-";
 
-/// Name of the session cookie of IdentityProvider `tenant` (`namespace/name`).
-pub fn cookie_name(tenant: &str) -> String {
+/// Name of the session cookie of IdentityProvider `tenant` (`namespace/name`): with the
+/// [`HOST_PREFIX`] when the cookie is `host_only` (no `session.cookieDomain`).
+pub fn cookie_name(tenant: &str, host_only: bool) -> String {
     format!(
-        "{COOKIE_PREFIX}{}",
+        "{}{COOKIE_PREFIX}{}",
+        if host_only { HOST_PREFIX } else { "" },
         &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(tenant.as_bytes()))[..16]
     )
 }
@@ -250,8 +256,18 @@ mod tests {
     fn cookie_names_are_stable_across_releases() {
         // The first 16 hex digits of SHA-256("team-a/okta"): browsers keep the cookie by name,
         // so a changed derivation would sign everyone out.
-        assert_eq!(cookie_name("team-a/okta"), "sso_session_2a59986127f01311");
-        assert_ne!(cookie_name("team-a/okta"), cookie_name("team-b/okta"));
+        assert_eq!(
+            cookie_name("team-a/okta", true),
+            "__Host-sso_session_2a59986127f01311"
+        );
+        assert_eq!(
+            cookie_name("team-a/okta", false),
+            "sso_session_2a59986127f01311"
+        );
+        assert_ne!(
+            cookie_name("team-a/okta", true),
+            cookie_name("team-b/okta", true)
+        );
     }
 
     #[test]

@@ -570,7 +570,7 @@ impl Connection<'_> {
             .unwrap();
         let status = r.status();
         let cookie_name =
-            sso_operator::session::cookie_name(&format!("{}/{}", self.namespace, self.name));
+            sso_operator::session::cookie_name(&format!("{}/{}", self.namespace, self.name), true);
         let session = r
             .headers()
             .get_all(SET_COOKIE)
@@ -794,7 +794,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             COOKIE,
             format!(
                 "{}={session}",
-                sso_operator::session::cookie_name(&format!("{}/{name}", ns.name))
+                sso_operator::session::cookie_name(&format!("{}/{name}", ns.name), true)
             ),
         )
         .send()
@@ -828,7 +828,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
     // Single Logout started here: /auth/logout sends the browser to Keycloak with our signed
     // LogoutRequest; Keycloak ends its session and answers at our Single Logout URL, from where
     // the browser returns to rd.
-    let cookie_name = sso_operator::session::cookie_name(&format!("{}/{name}", ns.name));
+    let cookie_name = sso_operator::session::cookie_name(&format!("{}/{name}", ns.name), true);
     let verify = |session: &str| {
         let request = connection
             .server_http

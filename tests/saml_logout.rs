@@ -185,7 +185,7 @@ impl Slo {
     }
 
     fn cookie_name(&self) -> String {
-        sso_operator::session::cookie_name(&self.tenant())
+        sso_operator::session::cookie_name(&self.tenant(), true)
     }
 
     fn acs(&self) -> String {
@@ -465,7 +465,7 @@ async fn sp_initiated_logout_sends_a_signed_request_and_accepts_only_its_signed_
     let logout_cookie: Vec<(String, String)> = answer
         .cookies
         .iter()
-        .filter(|(k, v)| k.starts_with("sso_logout_") && !v.is_empty())
+        .filter(|(k, v)| k.starts_with("__Host-sso_logout_") && !v.is_empty())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     assert_eq!(logout_cookie.len(), 1, "{:?}", answer.cookies);
@@ -532,7 +532,7 @@ async fn sp_initiated_logout_sends_a_signed_request_and_accepts_only_its_signed_
     let cookies: Vec<(String, String)> = answer
         .cookies
         .into_iter()
-        .filter(|(k, v)| k.starts_with("sso_logout_") && !v.is_empty())
+        .filter(|(k, v)| k.starts_with("__Host-sso_logout_") && !v.is_empty())
         .collect();
     let a = slo
         .slo_get(
@@ -618,7 +618,7 @@ async fn an_idp_publishing_an_http_post_logout_service_gets_posted_signed_messag
     let cookies: Vec<(String, String)> = answer
         .cookies
         .into_iter()
-        .filter(|(k, v)| k.starts_with("sso_logout_") && !v.is_empty())
+        .filter(|(k, v)| k.starts_with("__Host-sso_logout_") && !v.is_empty())
         .collect();
     // The IdP answers by POST too.
     let response = slo.idp_message("logoutResponse", "post", json!({ "inResponseTo": id }));

@@ -1099,12 +1099,10 @@ async fn sp_initiated_login_redirects_with_a_bound_authn_request_and_refuses_for
         Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
     );
     let cookie = cookie.expect("a browser-binding cookie");
-    for part in [
-        "HttpOnly",
-        "Secure",
-        "SameSite=None",
-        &format!("Path=/saml/{}/okta/", scim.ns.name),
-    ] {
+    // Host-only: no sibling host can plant the cookie of a sign-in it started.
+    assert!(cookie.starts_with("__Host-sso_login_"), "{cookie}");
+    assert!(!cookie.contains("Domain="), "{cookie}");
+    for part in ["HttpOnly", "Secure", "SameSite=None", "Path=/;"] {
         assert!(cookie.contains(part), "cookie lacks {part}: {cookie}");
     }
     // The sign-in's state travels sealed in the cookie: nothing readable, nothing stored.
@@ -2016,4 +2014,85 @@ async fn keys_differing_only_in_case_never_store_a_password_or_choose_an_id_and_
         .unwrap()
         .expect("the sign-in group is still there");
     assert_eq!(kept.display_name, "from-saml");
+}
+
+/// KELVIN SIGN (U+212A): Unicode lower-casing turns it into the ASCII `k`.
+const KELVIN: char = '\u{212A}';
+
+async fn compatibility_characters(scim: &Scim) {
+    let filter = |attr: &str, value: &str| {
+        let f = format!("{attr} eq \"{value}\"");
+        format!(
+            "?filter={}",
+            form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>()
+        )
+    };
+    let ascii = "kim@example.com";
+    let kelvin = format!("{KELVIN}im@example.com");
+    let (status, kim) = scim.post("/Users", okta_user(ascii)).await;
+    assert_eq!(status, StatusCode::CREATED, "{kim}");
+
+    // A userName spelled with the KELVIN SIGN names nobody yet...
+    let (status, list) = scim
+        .get(&format!("/Users{}", filter("userName", &kelvin)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["totalResults"], json!(0), "{list}");
+    let (_, list) = scim
+        .get(&format!("/Users{}", filter("emails.value", &kelvin)))
+        .await;
+    assert_eq!(list["totalResults"], json!(0), "{list}");
+    // ...so it is another user, not a uniqueness conflict with kim.
+    let (status, other) = scim.post("/Users", okta_user(&kelvin)).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_ne!(other["id"], kim["id"]);
+    assert_eq!(other["userName"], json!(kelvin));
+
+    // Each spelling finds its own user; ASCII letters still match in any case.
+    for (spelling, expected) in [
+        (ascii.to_owned(), &kim),
+        ("KIM@Example.COM".to_owned(), &kim),
+        (kelvin.clone(), &other),
+        (format!("{KELVIN}IM@EXAMPLE.com"), &other),
+    ] {
+        for attr in ["userName", "emails.value"] {
+            let (status, list) = scim
+                .get(&format!("/Users{}", filter(attr, &spelling)))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            assert_eq!(list["totalResults"], json!(1), "{attr} {spelling}: {list}");
+            assert_eq!(
+                list["Resources"][0]["id"], expected["id"],
+                "{attr} {spelling}: {list}"
+            );
+        }
+    }
+
+    // Group names too.
+    for name in ["kernel", &format!("{KELVIN}ernel")] {
+        let (status, g) = scim
+            .post(
+                "/Groups",
+                json!({ "schemas": [CORE_GROUP], "displayName": name, "members": [] }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{g}");
+        let (_, list) = scim
+            .get(&format!("/Groups{}", filter("displayName", name)))
+            .await;
+        assert_eq!(list["totalResults"], json!(1), "{name}: {list}");
+        assert_eq!(list["Resources"][0]["id"], g["id"], "{name}: {list}");
+    }
+}
+
+#[tokio::test]
+async fn a_user_name_with_the_kelvin_sign_is_another_user_than_k_on_sqlite() {
+    let scim = Scim::start("scim-kelvin", support::sqlite_url("scim-kelvin")).await;
+    compatibility_characters(&scim).await;
+}
+
+#[tokio::test]
+async fn a_user_name_with_the_kelvin_sign_is_another_user_than_k_on_postgresql() {
+    let scim = Scim::start("scim-kelvin-pg", support::postgres_url()).await;
+    compatibility_characters(&scim).await;
 }

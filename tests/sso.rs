@@ -27,6 +27,23 @@ const FAILED: &str = "Login failed. Please contact your account administrator fo
 /// The installation's redirect allow-list of these tests' servers.
 const INSTALLATION_REDIRECTS: &str = "--allowed-redirect=https://app.example.test/";
 
+fn set_cookie_headers(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The attributes of the `Set-Cookie` header of cookie `name` (`Path=/`, `Secure`, …).
+fn attributes_of(headers: &[String], name: &str) -> Vec<String> {
+    let header = headers
+        .iter()
+        .find(|h| h.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name} in {headers:?}"));
+    header.split("; ").skip(1).map(str::to_owned).collect()
+}
+
 struct Sso {
     _controller: Operator,
     server: Operator,
@@ -43,6 +60,8 @@ struct Answer {
     status: StatusCode,
     location: Option<String>,
     cookies: HashMap<String, String>,
+    /// The `Set-Cookie` headers as sent, attributes included.
+    set_cookie_headers: Vec<String>,
     body: String,
 }
 
@@ -132,7 +151,7 @@ impl Sso {
 
     /// The session cookie's name for this IdentityProvider.
     fn cookie_name(&self) -> String {
-        sso_operator::session::cookie_name(&format!("{}/okta", self.ns.name))
+        sso_operator::session::cookie_name(&format!("{}/okta", self.ns.name), true)
     }
 
     fn acs_url(&self) -> String {
@@ -197,6 +216,7 @@ impl Sso {
                 .get(LOCATION)
                 .map(|v| v.to_str().unwrap().to_owned()),
             cookies: set_cookies(&r),
+            set_cookie_headers: set_cookie_headers(&r),
             body: r.text().await.unwrap(),
         }
     }
@@ -270,7 +290,7 @@ impl Sso {
             .send()
             .await
             .unwrap();
-        let name = sso_operator::session::cookie_name(&format!("{}/{idp}", self.ns.name));
+        let name = sso_operator::session::cookie_name(&format!("{}/{idp}", self.ns.name), true);
         let cookies = set_cookies(&r);
         let value = cookies
             .get(&name)
@@ -823,7 +843,7 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     );
     let okta = format!("?identityProvider={}/okta", sso.ns.name);
     assert_eq!(sso.verify(&session, &okta).await.status(), StatusCode::OK);
-    let other_name = sso_operator::session::cookie_name(&format!("{}/other", sso.ns.name));
+    let other_name = sso_operator::session::cookie_name(&format!("{}/other", sso.ns.name), true);
     let r = sso
         .http
         .get(format!(
@@ -1336,4 +1356,195 @@ async fn a_server_that_was_down_while_an_identity_provider_was_re_created_purges
     let token = sso.scim_token().await;
     assert_eq!(sso.scim_total(&token, "/Users").await, 0);
     assert_eq!(sso.scim_total(&token, "/Groups").await, 0);
+}
+
+#[tokio::test]
+async fn session_cookies_are_host_only_under_the_host_prefix_unless_shared_with_a_cookie_domain() {
+    let sso = Sso::start(
+        "sso-cookie-names",
+        &support::sqlite_url("sso-cookie-names"),
+        json!({ "users": { "provisioning": "justInTime" } }),
+    )
+    .await;
+    let tenant = format!("{}/okta", sso.ns.name);
+    let host_only = sso_operator::session::cookie_name(&tenant, true);
+    let shared = sso_operator::session::cookie_name(&tenant, false);
+    assert!(host_only.starts_with("__Host-sso_session_"), "{host_only}");
+    assert_eq!(host_only, format!("__Host-{shared}"));
+
+    // Without session.cookieDomain: the __Host- name, Secure, Path=/ and no Domain, as browsers
+    // require of it; the sign-in's own cookie too.
+    let (relay, login_cookie) = sso.login(None).await;
+    assert!(
+        login_cookie.0.starts_with("__Host-sso_login_"),
+        "{}",
+        login_cookie.0
+    );
+    let response = sso.response(Some(&relay), "ada@example.com", json!({}));
+    let answer = sso
+        .post_acs(
+            &[("SAMLResponse", &response), ("RelayState", &relay)],
+            Some(&login_cookie),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    for name in [&host_only, &login_cookie.0] {
+        let attributes = attributes_of(&answer.set_cookie_headers, name);
+        for part in ["Secure", "Path=/", "HttpOnly"] {
+            assert!(
+                attributes.iter().any(|a| a == part),
+                "{name}: {attributes:?}"
+            );
+        }
+        assert!(
+            !attributes.iter().any(|a| a.starts_with("Domain=")),
+            "{name}: {attributes:?}"
+        );
+    }
+    let session = answer.cookies[&host_only].clone();
+    let verify = |name: String, value: String| {
+        let (http, url) = (sso.http.clone(), format!("{}/auth/verify", sso.url));
+        async move {
+            let r = http
+                .get(url)
+                .header(COOKIE, format!("{name}={value}"))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }
+    };
+    assert_eq!(
+        verify(host_only.clone(), session.clone()).await,
+        StatusCode::OK
+    );
+    // The name of earlier releases is not a session any more (users sign in again).
+    assert_eq!(
+        verify(shared.clone(), session.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // With session.cookieDomain: the cookie is shared with sibling hosts under the plain name.
+    let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);
+    api.patch(
+        "okta",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "session": { "cookieDomain": ".example.test" } } })),
+    )
+    .await
+    .unwrap();
+    let answer = wait_for(Duration::from_secs(40), || async {
+        let answer = sso.sign_in("ada@example.com", None).await;
+        answer.cookies.contains_key(&shared).then_some(answer)
+    })
+    .await
+    .expect("sign-in sets the shared cookie once the server has the new configuration");
+    let attributes = attributes_of(&answer.set_cookie_headers, &shared);
+    for part in ["Secure", "Path=/", "HttpOnly", "Domain=example.test"] {
+        assert!(attributes.iter().any(|a| a == part), "{attributes:?}");
+    }
+    assert!(!answer.cookies.contains_key(&host_only));
+    let shared_session = answer.cookies[&shared].clone();
+    assert_eq!(
+        verify(shared.clone(), shared_session.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        verify(host_only.clone(), shared_session.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Signing out removes both: the host-only cookie and the shared one.
+    let r = sso
+        .http
+        .get(format!("{}/auth/logout", sso.url))
+        .header(COOKIE, format!("{shared}={shared_session}"))
+        .send()
+        .await
+        .unwrap();
+    let headers = set_cookie_headers(&r);
+    assert!(
+        attributes_of(&headers, &host_only)
+            .iter()
+            .any(|a| a == "Max-Age=0")
+    );
+    let attributes = attributes_of(&headers, &shared);
+    assert!(
+        attributes.iter().any(|a| a == "Max-Age=0"),
+        "{attributes:?}"
+    );
+    assert!(
+        attributes.iter().any(|a| a == "Domain=example.test"),
+        "{attributes:?}"
+    );
+    assert_eq!(
+        verify(shared.clone(), shared_session).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_request_carrying_a_sign_in_cookie_twice_is_refused() {
+    let sso = Sso::start(
+        "sso-cookie-twice",
+        &support::sqlite_url("sso-cookie-twice"),
+        json!({ "users": { "provisioning": "justInTime" } }),
+    )
+    .await;
+    let name = sso.cookie_name();
+    let session = sso.sign_in("ada@example.com", None).await.cookies[&name].clone();
+    let other = sso.sign_in("ada@example.com", None).await.cookies[&name].clone();
+    let send = |path: &str, cookies: Vec<String>| {
+        let mut req = sso.http.get(format!("{}{path}", sso.url));
+        for c in cookies {
+            req = req.header(COOKIE, c);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    // One copy (and an application's own cookie sent twice, which is not ours to judge).
+    let (status, _) = send(
+        "/auth/verify",
+        vec![format!("app=1; {name}={session}; app=2")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Two copies, equal or not, in one header or two: neither is picked.
+    for cookies in [
+        vec![format!("{name}={session}; {name}={other}")],
+        vec![format!("{name}={other}; {name}=planted")],
+        vec![format!("{name}={session}"), format!("{name}={session}")],
+    ] {
+        let (status, body) = send("/auth/verify", cookies.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cookies:?}");
+        assert!(body.contains("Clear this site's cookies"), "{body}");
+        let (status, body) = send("/auth/logout", cookies.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cookies:?}");
+        assert!(body.contains("Clear this site's cookies"), "{body}");
+    }
+    // The session was not ended by the refused sign-out.
+    let (status, _) = send("/auth/verify", vec![format!("{name}={session}")]).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The sign-in's own cookie sent twice: the sign-in is refused, not finished.
+    let (relay, cookie) = sso.login(None).await;
+    let response = sso.response(Some(&relay), "ada@example.com", json!({}));
+    let twice = (
+        cookie.0.clone(),
+        format!("{}; {}={}", cookie.1, cookie.0, cookie.1),
+    );
+    let answer = sso
+        .post_acs(
+            &[("SAMLResponse", &response), ("RelayState", &relay)],
+            Some(&twice),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(!answer.cookies.contains_key(&name));
+    assert!(
+        answer.body.contains("Clear this site's cookies"),
+        "{}",
+        answer.body
+    );
 }

@@ -817,3 +817,119 @@ async fn tenants_stored_before_the_upgrade_are_adopted_by_their_identity_provide
         Binding::Adopted
     );
 }
+
+/// A database of its own on the test PostgreSQL server, for a test that rewrites migration
+/// history; dropped by the caller.
+async fn own_postgres_database(name: &str) -> (String, String) {
+    sqlx::any::install_default_drivers();
+    let shared = support::postgres_url();
+    let database = format!("{name}_{}", std::process::id());
+    let admin = sqlx::AnyPool::connect(&shared).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = format!("{}/{database}", shared.rsplit_once('/').unwrap().0);
+    (url, database)
+}
+
+#[tokio::test]
+async fn keys_lowercased_with_unicode_rules_are_folded_again_at_upgrade() {
+    const FOLDING_MIGRATION: i64 = 20261210000007;
+    let (pg_url, pg_database) = own_postgres_database("sso_refold").await;
+    for url in [support::sqlite_url("refold"), pg_url] {
+        let t = support::unique_tenant("refold");
+        // A user spelled with the KELVIN SIGN, which Unicode lower-casing made "kim".
+        let kelvin = "\u{212A}im@example.com";
+        let (other, group) = {
+            let store = Store::connect(&url).await.unwrap();
+            let other = store.create_user(&t, user(kelvin)).await.unwrap();
+            let group = store
+                .create_group(&t, group("\u{212A}ernel"), &[])
+                .await
+                .unwrap();
+            (other, group)
+        };
+        // The database as an earlier release left it: keys lower-cased with Unicode rules, and
+        // the folding migration not applied yet.
+        {
+            let db = sqlx::AnyPool::connect(&url).await.unwrap();
+            for sql in [
+                "UPDATE scim_users SET user_name_lower = 'kim@example.com' WHERE tenant = $1",
+                "UPDATE scim_user_emails SET value_lower = 'kim@example.com' WHERE tenant = $1",
+                "UPDATE scim_groups SET display_name_lower = 'kernel' WHERE tenant = $1",
+            ] {
+                sqlx::query(sql).bind(&t).execute(&db).await.unwrap();
+            }
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+                .bind(FOLDING_MIGRATION)
+                .execute(&db)
+                .await
+                .unwrap();
+            sqlx::query("DROP TABLE store_pending_tasks")
+                .execute(&db)
+                .await
+                .unwrap();
+            db.close().await;
+        }
+        let store = Store::connect(&url).await.unwrap();
+        let by_name = async |name: &str| {
+            let found = store.find_user_by_user_name(&t, name).await.unwrap();
+            found.map(|u| u.id)
+        };
+        let by_email = async |name: &str| {
+            let found = store.find_users_by_email(&t, name, 5).await.unwrap();
+            found.into_iter().map(|u| u.id).collect::<Vec<_>>()
+        };
+        assert_eq!(by_name(kelvin).await, Some(other.id.clone()), "{url}");
+        assert_eq!(by_name("kim@example.com").await, None, "{url}");
+        assert_eq!(by_email(kelvin).await, vec![other.id.clone()], "{url}");
+        assert_eq!(
+            by_email("kim@example.com").await,
+            Vec::<String>::new(),
+            "{url}"
+        );
+        // kim can now be created: no collision with the other user.
+        let kim = store
+            .create_user(&t, user("Kim@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(
+            by_name("kim@example.com").await,
+            Some(kim.id.clone()),
+            "{url}"
+        );
+        assert_eq!(
+            by_email("KIM@example.com").await,
+            vec![kim.id.clone()],
+            "{url}"
+        );
+        let groups = store
+            .list_groups(&t, &eq(Column::DisplayName, "kernel"), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(groups.total, 0, "{url}");
+        let groups = store
+            .list_groups(&t, &eq(Column::DisplayName, "\u{212A}ERNEL"), 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(groups.total, 1, "{url}");
+        assert_eq!(groups.items[0].id, group.id, "{url}");
+    }
+    let admin = sqlx::AnyPool::connect(&support::postgres_url())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {pg_database} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+}

@@ -645,7 +645,9 @@ pub struct SessionSettings {
     #[serde(default)]
     pub extend_when_used: bool,
     /// Domain attribute of the session cookie, for example `.example.com` to share the
-    /// session across subdomains. Empty: the host of the external URL only.
+    /// session across subdomains (the cookie is then named `sso_session_…`). Empty: the host
+    /// of the external URL only, under a `__Host-sso_session_…` name that no other host can
+    /// set. Changing it renames the cookie: users sign in again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub cookie_domain: Option<String>,

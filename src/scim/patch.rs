@@ -513,7 +513,7 @@ fn compare(actual: &Value, op: &CompareOp, expected: &CompValue) -> bool {
         (Value::String(a), CompValue::Str(e)) => {
             // String comparisons are case-insensitive for the attributes IdPs filter on
             // (type, value, display).
-            let (a, e) = (a.to_lowercase(), e.to_lowercase());
+            let (a, e) = (crate::case::fold(a), crate::case::fold(e));
             match op {
                 CompareOp::Eq => a == e,
                 CompareOp::Ne => a != e,

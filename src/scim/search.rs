@@ -168,7 +168,7 @@ pub enum SortValue {
 pub fn user_sort_value(user: &crate::store::User, column: &Column) -> Option<SortValue> {
     Some(match column {
         Column::Id => SortValue::Text(user.id.clone()),
-        Column::UserName => SortValue::Text(user.user_name.to_lowercase()),
+        Column::UserName => SortValue::Text(crate::case::fold(&user.user_name)),
         Column::ExternalId => SortValue::Text(user.external_id.clone()?),
         Column::Active => SortValue::Int(i64::from(user.active)),
         Column::Created => SortValue::Int(user.created.as_microsecond()),
@@ -181,7 +181,7 @@ pub fn user_sort_value(user: &crate::store::User, column: &Column) -> Option<Sor
 pub fn group_sort_value(group: &crate::store::Group, column: &Column) -> Option<SortValue> {
     Some(match column {
         Column::Id => SortValue::Text(group.id.clone()),
-        Column::DisplayName => SortValue::Text(group.display_name.to_lowercase()),
+        Column::DisplayName => SortValue::Text(crate::case::fold(&group.display_name)),
         Column::ExternalId => SortValue::Text(group.external_id.clone()?),
         Column::Created => SortValue::Int(group.created.as_microsecond()),
         Column::LastModified => SortValue::Int(group.last_modified.as_microsecond()),

@@ -20,7 +20,7 @@ use super::sessions;
 use super::single_logout;
 use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
-use crate::session::{CookiePayload, cookie_name};
+use crate::session::CookiePayload;
 use crate::store::User;
 
 /// Response header with the signed-in user's `userName`.
@@ -57,41 +57,56 @@ struct Live {
     groups: Vec<String>,
 }
 
-/// The session of the request for IdentityProvider `tenant`: its cookie opens with a current
-/// key and names that IdentityProvider, the IdentityProvider is served, the store knows the
+/// Why no answer about a session can be given.
+enum NoAnswer {
+    /// The identity store failed.
+    Store,
+    /// The request carries the session cookie twice.
+    DuplicateCookie,
+}
+
+/// The session of the request for IdentityProvider `tenant`: the IdentityProvider is served,
+/// its cookie opens with a current key and names that IdentityProvider, the store knows the
 /// session, and its user is active.
 async fn live_session(
     st: &SamlState,
     headers: &HeaderMap,
     tenant: &str,
-) -> Result<Option<Live>, ()> {
-    let Some(value) = web::cookie(headers, &cookie_name(tenant)) else {
+) -> Result<Option<Live>, NoAnswer> {
+    let Some((ns, name)) = tenant.split_once('/') else {
+        return Ok(None);
+    };
+    // A disabled or deleted IdentityProvider ends its sessions.
+    let Some(config) = st.configs.get(ns, name) else {
+        return Ok(None);
+    };
+    let value = web::cookie(headers, &sessions::cookie_name(&config))
+        .map_err(|_| NoAnswer::DuplicateCookie)?;
+    let Some(value) = value else {
         return Ok(None);
     };
     let Some(keys) = st.configs.session_keys() else {
         return Ok(None);
     };
     let Some(payload) = keys
-        .open(value)
+        .open(&value)
         .and_then(|b| serde_json::from_slice::<CookiePayload>(&b).ok())
         .filter(|p| p.tenant == tenant)
     else {
         return Ok(None);
     };
-    let Some((ns, name)) = tenant.split_once('/') else {
+    // A session of a deleted IdentityProvider never opens for another created under the same
+    // name.
+    if payload.uid != config.uid {
         return Ok(None);
-    };
-    // A disabled or deleted IdentityProvider ends its sessions, and a session of a deleted
-    // one never opens for another created under the same name.
-    let Some(config) = st.configs.get(ns, name).filter(|c| c.uid == payload.uid) else {
-        return Ok(None);
-    };
+    }
     let found = st
         .store
         .session(tenant, &payload.session_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
+            NoAnswer::Store
         })?;
     Ok(found
         .filter(|(user, _, _)| user.active)
@@ -102,6 +117,12 @@ async fn live_session(
             expires,
             groups,
         }))
+}
+
+/// The answer to a request that carries a session cookie twice.
+fn duplicate_cookie() -> Response {
+    let (title, text) = web::DUPLICATE_COOKIE;
+    page(StatusCode::BAD_REQUEST, title, text)
 }
 
 fn email_of(user: &User) -> Option<String> {
@@ -266,12 +287,16 @@ async fn verify(st: &SamlState, check: Check, headers: &HeaderMap) -> Response {
     let live = match live_session(st, headers, &tenant).await {
         Ok(Some(l)) => l,
         Ok(None) => return unauthenticated(st),
-        Err(()) => {
+        Err(NoAnswer::Store) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "identity store unavailable",
             )
                 .into_response();
+        }
+        Err(NoAnswer::DuplicateCookie) => {
+            st.metrics.verify("duplicate_cookie");
+            return duplicate_cookie();
         }
     };
     let groups = &live.groups;
@@ -396,8 +421,13 @@ async fn logout(
             .configs
             .served()
             .into_iter()
+            .filter(|(ns, name)| {
+                st.configs.get(ns, name).is_some_and(|c| {
+                    // Sent twice counts as sent: live_session refuses it below.
+                    web::cookie(&headers, &sessions::cookie_name(&c)) != Ok(None)
+                })
+            })
             .map(|(ns, name)| format!("{ns}/{name}"))
-            .filter(|t| web::cookie(&headers, &cookie_name(t)).is_some())
             .collect(),
     };
     let unavailable = || {
@@ -412,8 +442,10 @@ async fn logout(
     // The first session whose IdP takes part in Single Logout also ends at the IdP.
     let mut single_logout = None;
     for tenant in &tenants {
-        let Ok(live) = live_session(&st, &headers, tenant).await else {
-            return unavailable();
+        let live = match live_session(&st, &headers, tenant).await {
+            Ok(live) => live,
+            Err(NoAnswer::Store) => return unavailable(),
+            Err(NoAnswer::DuplicateCookie) => return duplicate_cookie(),
         };
         if let Some(l) = &live
             && let Err(e) = st.store.delete_session(tenant, &l.payload.session_id).await

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use cookie::SameSite;
 
 use super::config_index::ConfigIndex;
 use super::figures::Figures;
@@ -19,7 +20,7 @@ use super::sessions;
 use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml;
-use crate::session::{PendingRequest, SamlSubject};
+use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
 use crate::store::{SessionSubject, Store};
 
 /// How long a started sign-in may take at the IdP.
@@ -168,8 +169,14 @@ async fn sign_in(
             )
         };
         let keys = st.configs.session_keys().ok_or_else(mismatch)?;
-        let payload: PendingRequest = web::cookie(headers, &cookie_name)
-            .and_then(|v| keys.open(v))
+        let sent = web::cookie(headers, &cookie_name).map_err(|_| Refused {
+            status: StatusCode::BAD_REQUEST,
+            page: web::DUPLICATE_COOKIE,
+            reason: "DuplicateCookie",
+            message: "the browser sent the sign-in's cookie twice (one was set for another host or path): clear the site's cookies and start again from the application".into(),
+        })?;
+        let payload: PendingRequest = sent
+            .and_then(|v| keys.open(&v))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(mismatch)?;
         if payload.request_id != relay_state || payload.tenant != tenant {
@@ -200,10 +207,7 @@ async fn sign_in(
         if !first {
             return Err(expired());
         }
-        clear_login_cookie = Some(format!(
-            "{cookie_name}=; Path=/saml/{}/{}/; Max-Age=0; HttpOnly; Secure; SameSite=None",
-            config.namespace, config.name
-        ));
+        clear_login_cookie = Some(web::remove_cookie(&cookie_name, SameSite::None, None));
         (Some(relay_state), payload.redirect)
     } else {
         if !config.allow_idp_initiated {
@@ -355,10 +359,12 @@ async fn sign_in(
     })
 }
 
-/// Name of the cookie that binds sign-in `request_id` to the browser that started it.
+/// Name of the cookie that binds sign-in `request_id` to the browser that started it. Host-only
+/// (`__Host-`): a sibling host cannot plant the cookie of a sign-in it started, which would
+/// finish that sign-in in this browser.
 pub fn login_cookie_name(request_id: &str) -> String {
     format!(
-        "sso_login_{}",
+        "{HOST_PREFIX}sso_login_{}",
         request_id
             .trim_start_matches('_')
             .chars()
@@ -422,10 +428,13 @@ async fn login(
             );
         }
     };
-    let cookie = format!(
-        "{}={sealed}; Path=/saml/{ns}/{name}/; Max-Age={}; HttpOnly; Secure; SameSite=None",
-        login_cookie_name(&id),
-        LOGIN_TTL.as_secs()
+    // SameSite=None: the IdP's answer arrives as a cross-site POST.
+    let cookie = web::set_cookie(
+        &login_cookie_name(&id),
+        &sealed,
+        LOGIN_TTL,
+        SameSite::None,
+        None,
     );
     let mut r = StatusCode::FOUND.into_response();
     match (HeaderValue::from_str(&url), HeaderValue::from_str(&cookie)) {

@@ -2,13 +2,15 @@
 //! just-in-time creation where the spec allows it, default and synced groups, and the sealed
 //! session cookie.
 
+use cookie::SameSite;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
+use super::web;
 use crate::api::identity_provider::ProvisioningMode;
 use crate::config::CompiledIdentityProvider;
 use crate::saml::mapping::{MappedUser, MappingError};
-use crate::session::{CookiePayload, LONGEST_SESSION, SamlSubject, SessionKeys, cookie_name};
+use crate::session::{CookiePayload, LONGEST_SESSION, SamlSubject, SessionKeys};
 use crate::store::{Store, StoreError, User, UserInput};
 
 /// Why a verified sign-in gets no session.
@@ -179,41 +181,42 @@ pub fn cookie(
     } else {
         duration(config)
     };
-    Some(format!(
-        "{}={sealed}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax{}",
-        cookie_name(&tenant),
-        max_age.as_secs(),
-        domain_attribute(config)
+    Some(web::set_cookie(
+        &cookie_name(config),
+        &sealed,
+        max_age,
+        SameSite::Lax,
+        cookie_domain(config),
     ))
+}
+
+/// Name of the session cookie of this IdentityProvider: `__Host-` and a hash of its name when
+/// the cookie belongs to the external URL's host alone, the hash without the prefix when
+/// `session.cookieDomain` shares it with sibling hosts.
+pub fn cookie_name(config: &CompiledIdentityProvider) -> String {
+    let tenant = format!("{}/{}", config.namespace, config.name);
+    crate::session::cookie_name(&tenant, cookie_domain(config).is_none())
 }
 
 /// The `Set-Cookie` values that remove the session cookie of `tenant`: host-only, and for the
 /// configured cookie domain when there is one.
 pub fn clear_cookies(tenant: &str, config: Option<&CompiledIdentityProvider>) -> Vec<String> {
-    let clear = |domain: String| {
-        format!(
-            "{}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax{domain}",
-            cookie_name(tenant)
-        )
-    };
-    let mut out = vec![clear(String::new())];
-    if let Some(domain) = config.map(domain_attribute).filter(|d| !d.is_empty()) {
-        out.push(clear(domain));
+    let host_only = crate::session::cookie_name(tenant, true);
+    let mut out = vec![web::remove_cookie(&host_only, SameSite::Lax, None)];
+    if let Some(domain) = config.and_then(cookie_domain) {
+        let shared = crate::session::cookie_name(tenant, false);
+        out.push(web::remove_cookie(&shared, SameSite::Lax, Some(domain)));
     }
     out
 }
 
-fn domain_attribute(config: &CompiledIdentityProvider) -> String {
-    config
-        .session
-        .cookie_domain
-        .as_deref()
-        .filter(|d| {
-            d.chars()
+/// The configured cookie domain, when it is a plain domain name.
+fn cookie_domain(config: &CompiledIdentityProvider) -> Option<&str> {
+    config.session.cookie_domain.as_deref().filter(|d| {
+        !d.trim_start_matches('.').is_empty()
+            && d.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        })
-        .map(|d| format!("; Domain={d}"))
-        .unwrap_or_default()
+    })
 }
 
 /// The end of a session created now.

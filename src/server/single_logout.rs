@@ -10,13 +10,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use cookie::SameSite;
 
 use super::saml::SamlState;
 use super::sessions;
 use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml::logout::{self, Incoming, LogoutError, Outgoing, Received};
-use crate::session::{PendingRequest, SamlSubject};
+use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
 
 /// How long the IdP may take to answer our LogoutRequest.
 const LOGOUT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
@@ -26,10 +27,11 @@ const MAX_FORM: usize = 512 * 1024;
 /// Title and text of the page after signing out.
 pub const SIGNED_OUT: (&str, &str) = ("Signed Out", "You are signed out.");
 
-/// Name of the cookie that binds LogoutRequest `request_id` to the browser that sent it.
+/// Name of the cookie that binds LogoutRequest `request_id` to the browser that sent it
+/// (host-only, as the sign-in's cookie).
 fn logout_cookie_name(request_id: &str) -> String {
     format!(
-        "sso_logout_{}",
+        "{HOST_PREFIX}sso_logout_{}",
         request_id
             .trim_start_matches('_')
             .chars()
@@ -140,12 +142,12 @@ pub fn start(
     };
     let mut cookies = cookies.to_vec();
     // SameSite=None: an HTTP-POST LogoutResponse arrives as a cross-site POST.
-    cookies.push(format!(
-        "{}={sealed}; Path=/saml/{}/{}/; Max-Age={}; HttpOnly; Secure; SameSite=None",
-        logout_cookie_name(&id),
-        config.namespace,
-        config.name,
-        LOGOUT_TTL.as_secs()
+    cookies.push(web::set_cookie(
+        &logout_cookie_name(&id),
+        &sealed,
+        LOGOUT_TTL,
+        SameSite::None,
+        None,
     ));
     tracing::info!(identity_provider = %tenant, "signing out at the IdP (Single Logout)");
     Some(deliver(message, &cookies))
@@ -338,7 +340,8 @@ async fn idp_logout(
     }
     tracing::info!(identity_provider = %tenant, sessions = ended, "the IdP ended sessions (Single Logout)");
     let mut cookies = Vec::new();
-    if web::cookie(headers, &crate::session::cookie_name(&tenant)).is_some() {
+    // Sent twice counts as sent: every copy this server can name is removed.
+    if web::cookie(headers, &sessions::cookie_name(config)) != Ok(None) {
         cookies.extend(sessions::clear_cookies(&tenant, Some(config)));
     }
     match logout::logout_response(
@@ -385,8 +388,15 @@ async fn finish_logout(
         .ok_or_else(mismatch)?;
     let cookie_name = logout_cookie_name(&relay_state);
     let keys = st.configs.session_keys().ok_or_else(mismatch)?;
-    let payload: PendingRequest = web::cookie(headers, &cookie_name)
-        .and_then(|v| keys.open(v))
+    let sent = web::cookie(headers, &cookie_name).map_err(|_| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "DuplicateCookie",
+            "the browser sent the sign-out's cookie twice (one was set for another host or path): clear this site's cookies",
+        )
+    })?;
+    let payload: PendingRequest = sent
+        .and_then(|v| keys.open(&v))
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(mismatch)?;
     let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| mismatch())?;
@@ -410,10 +420,7 @@ async fn finish_logout(
     if !first {
         return Err(mismatch());
     }
-    let cookies = vec![format!(
-        "{cookie_name}=; Path=/saml/{}/{}/; Max-Age=0; HttpOnly; Secure; SameSite=None",
-        config.namespace, config.name
-    )];
+    let cookies = vec![web::remove_cookie(&cookie_name, SameSite::None, None)];
     if let Some(status) = &response.failed_status {
         // Our session ended already; the IdP's may not have.
         tracing::warn!(identity_provider = %tenant, status = %status, "the IdP reported that it could not end every session");

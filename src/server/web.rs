@@ -2,11 +2,19 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+
+use crate::session::HOST_PREFIX;
 
 /// Title and text of the page shown when a sign-in is refused (the wording IdP admins know).
 pub const AUTHENTICATION_FAILED: (&str, &str) = (
     "Authentication Failed",
     "Login failed. Please contact your account administrator for more details.",
+);
+/// Title and text of the page shown when a request carries one of this server's cookies twice.
+pub const DUPLICATE_COOKIE: (&str, &str) = (
+    "Duplicate Cookie",
+    "Your browser sent a sign-in cookie of this site twice, so it cannot be told which one is yours. Clear this site's cookies in the browser, then sign in again.",
 );
 /// Title and text of the page shown when a sign-in would return to a URL that is not allowed.
 pub const INVALID_RELAY_STATE: (&str, &str) = (
@@ -71,16 +79,74 @@ pub fn not_served() -> Response {
     )
 }
 
-/// The value of cookie `name` in the request, if sent (the first one wins).
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+/// A request that carries one cookie name more than once: the browser holds two cookies of
+/// that name (one set for another domain or path, perhaps by a sibling host), and which one
+/// this server set cannot be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCookie;
+
+/// The value of cookie `name` in the request (surrounding double quotes removed), if sent;
+/// [`DuplicateCookie`] when sent more than once, never a silent pick of one of them.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, DuplicateCookie> {
+    let mut found = None;
+    let pairs = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok);
+    for pair in pairs {
+        if pair.name() == name && found.replace(pair.value_trimmed().to_owned()).is_some() {
+            return Err(DuplicateCookie);
+        }
+    }
+    Ok(found)
+}
+
+/// The `Set-Cookie` value of cookie `name`: HttpOnly, Secure, for every path. Without `domain`
+/// the cookie belongs to this host alone and its name must carry the [`HOST_PREFIX`], which
+/// browsers honour only with exactly these attributes.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age: jiff::SignedDuration,
+    same_site: SameSite,
+    domain: Option<&str>,
+) -> String {
+    let cookie = build(name, value, same_site, domain)
+        .max_age(cookie::time::Duration::seconds(max_age.as_secs()));
+    cookie.build().to_string()
+}
+
+/// The `Set-Cookie` value that removes cookie `name` set by [`set_cookie`] with the same
+/// `same_site` and `domain`.
+pub fn remove_cookie(name: &str, same_site: SameSite, domain: Option<&str>) -> String {
+    build(name, "", same_site, domain)
+        .removal()
+        .build()
+        .to_string()
+}
+
+fn build<'c>(
+    name: &'c str,
+    value: &'c str,
+    same_site: SameSite,
+    domain: Option<&'c str>,
+) -> cookie::CookieBuilder<'c> {
+    debug_assert_eq!(
+        domain.is_none(),
+        name.starts_with(HOST_PREFIX),
+        "host-only cookies, and only they, carry the __Host- prefix"
+    );
+    let cookie = Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .secure(true)
+        .same_site(same_site);
+    match domain {
+        Some(d) => cookie.domain(d),
+        None => cookie,
+    }
 }
 
 /// A redirect (303 See Other) to `location`, with cookies to set.
@@ -130,11 +196,49 @@ mod tests {
     fn cookies_are_found_among_several_headers() {
         let mut h = HeaderMap::new();
         h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
-        h.append(header::COOKIE, HeaderValue::from_static("c=\"3\""));
-        assert_eq!(cookie(&h, "b"), Some("2"));
-        assert_eq!(cookie(&h, "c"), Some("3"));
-        assert_eq!(cookie(&h, "d"), None);
-        assert_eq!(cookie(&h, ""), None);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("c=\"3\"; junk; =x"),
+        );
+        assert_eq!(cookie(&h, "b"), Ok(Some("2".to_owned())));
+        assert_eq!(cookie(&h, "c"), Ok(Some("3".to_owned())));
+        assert_eq!(cookie(&h, "d"), Ok(None));
+        assert_eq!(cookie(&h, ""), Ok(None));
+    }
+
+    #[test]
+    fn a_cookie_sent_twice_is_refused_not_picked() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2; a=3"));
+        assert_eq!(cookie(&h, "a"), Err(DuplicateCookie));
+        assert_eq!(cookie(&h, "b"), Ok(Some("2".to_owned())));
+        // Across headers too, and with equal values.
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&h, "b"), Err(DuplicateCookie));
+    }
+
+    #[test]
+    fn cookies_carry_the_attributes_their_scope_needs() {
+        let hour = jiff::SignedDuration::from_hours(1);
+        let host = set_cookie("__Host-s", "v1.x", hour, SameSite::Lax, None);
+        assert_eq!(
+            host,
+            "__Host-s=v1.x; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=3600"
+        );
+        let shared = set_cookie("s", "v", hour, SameSite::None, Some(".example.com"));
+        assert_eq!(
+            shared,
+            "s=v; HttpOnly; SameSite=None; Secure; Path=/; Domain=example.com; Max-Age=3600"
+        );
+        let gone = remove_cookie("__Host-s", SameSite::Lax, None);
+        assert!(
+            gone.starts_with(
+                "__Host-s=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires="
+            ),
+            "{gone}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! PostgreSQL (for several replicas). Migrations run at start-up.
 
 mod health;
+mod pending_tasks;
 mod predicate;
 mod single_logout;
 mod tenants;
@@ -284,6 +285,7 @@ impl Store {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&migrations).await?;
+        Self::run_pending_tasks(&migrations).await?;
         migrations.close().await;
         let pool = pool_options
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
@@ -403,7 +405,7 @@ impl Store {
             .bind(tenant)
             .bind(&id)
             .bind(&input.user_name)
-            .bind(input.user_name.to_lowercase())
+            .bind(crate::case::fold(&input.user_name))
             .bind(input.external_id.clone())
             .bind(i64::from(input.active))
             .bind(serde_json::to_string(&input.resource)?)
@@ -459,7 +461,7 @@ impl Store {
                             .map(|(_, v)| v)
                     })
                     .and_then(serde_json::Value::as_str)
-                    .map(str::to_lowercase)
+                    .map(crate::case::fold)
             };
             let Some(value) = field("value") else {
                 continue;
@@ -522,7 +524,7 @@ impl Store {
             );
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(tenant)
-                .bind(user_name.to_lowercase())
+                .bind(crate::case::fold(user_name))
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map(Self::user_from_row).transpose()
@@ -550,7 +552,7 @@ impl Store {
             .bind(tenant)
             .bind(id)
             .bind(&input.user_name)
-            .bind(input.user_name.to_lowercase())
+            .bind(crate::case::fold(&input.user_name))
             .bind(input.external_id.clone())
             .bind(i64::from(input.active))
             .bind(serde_json::to_string(&input.resource)?)
@@ -781,7 +783,7 @@ impl Store {
             .bind(tenant)
             .bind(&id)
             .bind(&input.display_name)
-            .bind(input.display_name.to_lowercase())
+            .bind(crate::case::fold(&input.display_name))
             .bind(input.external_id.clone())
             .bind(serde_json::to_string(&input.resource)?)
             .bind(i64::from(input.scim_managed))
@@ -884,7 +886,7 @@ impl Store {
             .bind(tenant)
             .bind(id)
             .bind(&input.display_name)
-            .bind(input.display_name.to_lowercase())
+            .bind(crate::case::fold(&input.display_name))
             .bind(input.external_id.clone())
             .bind(serde_json::to_string(&input.resource)?)
             .bind(now)
@@ -1168,7 +1170,7 @@ impl Store {
             );
             sqlx::query(AssertSqlSafe(sql))
                 .bind(tenant)
-                .bind(email.to_lowercase())
+                .bind(crate::case::fold(email))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
@@ -1194,7 +1196,7 @@ impl Store {
             let mut seen = std::collections::HashSet::new();
             let unique: Vec<&String> = names
                 .iter()
-                .filter(|n| seen.insert(n.to_lowercase()))
+                .filter(|n| seen.insert(crate::case::fold(n)))
                 .collect();
             let current_names: std::collections::HashSet<String> =
                 Self::sign_in_memberships(&self.pool, tenant, user_id)
@@ -1295,7 +1297,7 @@ impl Store {
             Ok::<_, StoreError>(
                 sqlx::query("SELECT id FROM scim_groups WHERE tenant = $1 AND display_name_lower = $2 AND scim_managed = 0")
                     .bind(tenant)
-                    .bind(name.to_lowercase())
+                    .bind(crate::case::fold(name))
                     .fetch_optional(&self.pool)
                     .await?
                     .map(|r| r.try_get::<String, _>("id"))

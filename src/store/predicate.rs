@@ -185,7 +185,7 @@ impl Predicate {
             Predicate::Not(a) => format!("NOT ({})", a.render(first, binds)),
             Predicate::Present(c) => format!("{} IS NOT NULL", c.sql()),
             Predicate::Email { type_, op, value } => {
-                let value = value.to_lowercase();
+                let value = crate::case::fold(value);
                 let cond = match op {
                     CmpOp::Eq => format!("e.value_lower = {}", param(Value::Text(value), binds)),
                     CmpOp::Co => format!(
@@ -206,7 +206,7 @@ impl Predicate {
                 let type_cond = match type_ {
                     Some(t) => format!(
                         " AND e.type_lower = {}",
-                        param(Value::Text(t.to_lowercase()), binds)
+                        param(Value::Text(crate::case::fold(t)), binds)
                     ),
                     None => String::new(),
                 };
@@ -216,7 +216,7 @@ impl Predicate {
             }
             Predicate::Compare(c, op, v) => {
                 let v = match (v, c.case_insensitive()) {
-                    (Value::Text(s), true) => Value::Text(s.to_lowercase()),
+                    (Value::Text(s), true) => Value::Text(crate::case::fold(s)),
                     (v, _) => v.clone(),
                 };
                 let col = c.sql();
