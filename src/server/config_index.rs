@@ -116,10 +116,7 @@ impl ConfigIndex {
             .state()
             .iter()
             .filter_map(|s| {
-                let (ns, name) = s
-                    .annotations()
-                    .get(config::SOURCE_ANNOTATION)?
-                    .split_once('/')?;
+                let (ns, name) = source(s)?;
                 Some((ns.to_owned(), name.to_owned()))
             })
             .filter(|(ns, name)| self.get(ns, name).is_some())
@@ -142,10 +139,7 @@ impl ConfigIndex {
             .state()
             .iter()
             .filter_map(|s| {
-                let (ns, name) = s
-                    .annotations()
-                    .get(config::SOURCE_ANNOTATION)?
-                    .split_once('/')?;
+                let (ns, name) = source(s)?;
                 self.compiled(ns, name)
             })
             .collect()
@@ -206,4 +200,12 @@ impl ConfigIndex {
         parsed.insert(secret_name, (version, compiled.clone()));
         Some(compiled)
     }
+}
+
+/// The IdentityProvider (`namespace`, `name`) a compiled-configuration Secret was compiled from.
+fn source(secret: &Secret) -> Option<(&str, &str)> {
+    secret
+        .annotations()
+        .get(config::SOURCE_ANNOTATION)?
+        .split_once('/')
 }

@@ -124,23 +124,13 @@ impl Store {
                 return Ok(Binding::Unchanged);
             }
             if previous_uid.is_empty() {
-                sqlx::query("UPDATE sso_tenants SET uid = $2, bound_us = $3 WHERE tenant = $1")
-                    .bind(tenant)
-                    .bind(uid)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::rebind(&mut tx, tenant, uid, now).await?;
                 tx.commit().await?;
                 return Ok(Binding::Adopted);
             }
             let purged = Self::purge_rows(&mut tx, tenant).await?;
             Self::retire(&mut tx, tenant, &previous_uid, now).await?;
-            sqlx::query("UPDATE sso_tenants SET uid = $2, bound_us = $3 WHERE tenant = $1")
-                .bind(tenant)
-                .bind(uid)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            Self::rebind(&mut tx, tenant, uid, now).await?;
             tx.commit().await?;
             Ok(Binding::Replaced {
                 previous_uid,
@@ -235,6 +225,22 @@ impl Store {
             }
         }
         Ok(purged)
+    }
+
+    /// Records that `tenant` now belongs to IdentityProvider UID `uid`.
+    async fn rebind(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &str,
+        uid: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sso_tenants SET uid = $2, bound_us = $3 WHERE tenant = $1")
+            .bind(tenant)
+            .bind(uid)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     async fn retire(

@@ -501,6 +501,17 @@ impl Stack {
             &listen,
             server_args,
         );
+        // The server listens once it has read the compiled configuration and bound its
+        // tenants; tests start talking to it only then.
+        let listening = super::wait_for(Duration::from_secs(90), || async {
+            tokio::net::TcpStream::connect(&listen).await.ok().map(drop)
+        })
+        .await;
+        assert!(
+            listening.is_some(),
+            "the server never listened on {listen}\nserver log:\n{}",
+            server.log_text()
+        );
         Self {
             controller,
             server,
