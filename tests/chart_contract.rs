@@ -476,6 +476,17 @@ fn the_conventional_chart_values_reach_the_objects() {
         scraped, 2,
         "the controller's and the server's metrics Services"
     );
+
+    // The schema refuses what would render a broken reference or name.
+    for (set, key) in [
+        ("image.digest=latest", "digest"),
+        ("fullnameOverride=Corp_SSO", "fullnameOverride"),
+        ("server.serviceAccount.automount=yes", "automount"),
+        ("metrics.serviceMonitor.scrapeTimeout=5", "scrapeTimeout"),
+    ] {
+        let err = support::chart::template(&[URL, set]).unwrap_err();
+        assert!(err.contains(key), "{set}: {err}");
+    }
 }
 
 #[test]
