@@ -3,7 +3,8 @@
 //! after which the real controller and server run with the chart's ServiceAccount credentials,
 //! reconcile the Okta example to Ready and are denied what they must not do. The Argo CD
 //! health check is run (on gopher-lua, as Argo CD does) against the status objects the
-//! controller produced.
+//! controller produced. `sso-operator probe`, which the chart's `helm test` Pod runs, passes
+//! only against a server that answers ready.
 
 mod support;
 
