@@ -1,5 +1,5 @@
-//! The command line of the `sso-operator` binary: `run`, `controller`, `server`, `crd` and
-//! `reference`, with every flag and its environment variable. It lives in the library so that
+//! The command line of the `sso-operator` binary: `run`, `controller`, `server`, `crd`,
+//! `reference` and `probe`, with every flag and its environment variable. It lives in the library so that
 //! tests can check what the Helm chart passes against the real definition.
 
 use std::net::SocketAddr;
@@ -56,6 +56,31 @@ pub enum Command {
     Crd,
     /// Print the Markdown reference of every resource field (docs/reference.md).
     Reference,
+    /// Ask http(s) URLs and exit with status 1 unless each answers with a 2xx status (the
+    /// chart's `helm test` Pod checks the server's /healthz and /readyz with it).
+    Probe(ProbeArgs),
+}
+
+/// Settings of `sso-operator probe`.
+#[derive(Args, Clone)]
+pub struct ProbeArgs {
+    /// Longest wait for each answer, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// The URLs to ask, e.g. http://sso-operator-server:8081/readyz.
+    #[arg(required = true, value_parser = parse_probe_url)]
+    pub urls: Vec<reqwest::Url>,
+}
+
+fn parse_probe_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "{s:?}: the scheme must be http or https, not {other}"
+        )),
+    }
 }
 
 /// Settings every role shares.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ServerArgs};
+use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ProbeArgs, ServerArgs};
 use sso_operator::controller::{
     self,
     leader::{LeaderElection, Timing},
@@ -53,6 +53,36 @@ fn main() -> ExitCode {
         } => run_roles(common, Some(controller), Some(server)),
         Command::Controller { common, controller } => run_roles(common, Some(controller), None),
         Command::Server { common, server } => run_roles(common, None, Some(server)),
+        Command::Probe(args) => probe(&args),
+    }
+}
+
+/// `sso-operator probe`: one line per URL, on stdout when it answered 2xx, on stderr otherwise.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for outcome in runtime.block_on(sso_operator::probe::probe(&args.urls, args.timeout)) {
+        match outcome {
+            Ok(line) => println!("{line}"),
+            Err(line) => {
+                eprintln!("error: {line}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -3,7 +3,8 @@
 //! after which the real controller and server run with the chart's ServiceAccount credentials,
 //! reconcile the Okta example to Ready and are denied what they must not do. The Argo CD
 //! health check is run (on gopher-lua, as Argo CD does) against the status objects the
-//! controller produced.
+//! controller produced. `sso-operator probe`, which the chart's `helm test` Pod runs, passes
+//! only against a server that answers ready.
 
 mod support;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use reqwest::StatusCode;
@@ -496,6 +497,35 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
     };
     let release = format!("sso-{}", &ns.name[ns.name.len() - 6..]);
     let url = format!("externalUrl={EXTERNAL_URL}");
+    // The server runs as a ServiceAccount made beforehand (as for a cloud database identity);
+    // the pod options users know from other charts pass the API server's validation.
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "sso-db" } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let values = support::chart::values_file(
+        r#"
+controller:
+  serviceAccount: { annotations: { example.com/role: reconcile } }
+  podLabels: { team: identity }
+  topologySpreadConstraints:
+    - { maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway }
+  extraEnv: [{ name: HTTPS_PROXY, value: "http://proxy.example.com:3128" }]
+  volumes: [{ name: ca, configMap: { name: corporate-ca, optional: true } }]
+  volumeMounts: [{ name: ca, mountPath: /etc/sso-operator/ca, readOnly: true }]
+  revisionHistoryLimit: 2
+server:
+  serviceAccount: { create: false, name: sso-db }
+  securityContext: { fsGroup: null }
+  envFrom: [{ secretRef: { name: pg-settings, optional: true } }]
+image:
+  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"#,
+    );
     let (ok, out, err) = helm(&[
         "install",
         &release,
@@ -503,22 +533,39 @@ async fn a_cluster_wide_install_grants_exactly_the_shared_rules() {
         "--namespace",
         &ns.name,
         "--skip-crds",
+        "-f",
+        &values.display().to_string(),
         "--set",
         &url,
     ]);
     assert!(ok, "helm install: {out}{err}");
+    let controller_account = accounts
+        .get(&format!("{release}-sso-operator-controller"))
+        .await
+        .unwrap();
+    assert_eq!(
+        controller_account
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("example.com/role")
+            .map(String::as_str),
+        Some("reconcile")
+    );
+    assert!(
+        accounts
+            .get_opt(&format!("{release}-sso-operator-server"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let controller = support::service_account_client(
         &admin,
         &ns.name,
         &format!("{release}-sso-operator-controller"),
     )
     .await;
-    let server = support::service_account_client(
-        &admin,
-        &ns.name,
-        &format!("{release}-sso-operator-server"),
-    )
-    .await;
+    let server = support::service_account_client(&admin, &ns.name, "sso-db").await;
     let g = "sso-operator.dev";
     // The controller: every namespace's IdentityProviders, ScimTokens and their Secrets.
     assert!(access(&controller, "watch", "identityproviders", None, g).await);
@@ -595,4 +642,77 @@ fn filled_in(doc: Value) -> Value {
         *pem = json!(support::self_signed("idp", -3600, 365 * 86_400).1);
     }
     doc
+}
+
+/// Runs `sso-operator probe` (what the chart's `helm test` Pod runs) with `args`; returns
+/// (success, stdout, stderr).
+fn probe(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sso-operator"))
+        .arg("probe")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sso-operator probe");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_helm_test_probe_passes_only_when_the_server_answers_ready() {
+    let admin = admin_client().await;
+    install_crds(&admin).await;
+    let ns = TestNamespace::new(&admin, "probe").await;
+    let kubeconfig = support::operator::server_kubeconfig(&admin, &ns.name).await;
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(&url).send().await.ok().map(|r| r.status()) }
+    };
+
+    // A server whose database does not answer: alive, not ready.
+    let no_database = format!("postgres://sso@127.0.0.1:{}/sso", free_port());
+    let (unready, _) = Operator::start_server(&kubeconfig, &ns.name, &no_database);
+    let healthz = format!("http://{}/healthz", unready.metrics_address);
+    let readyz = format!("http://{}/readyz", unready.metrics_address);
+    let answering = wait_for(Duration::from_secs(60), || async {
+        let healthy = status(healthz.clone()).await? == StatusCode::OK;
+        let unready = status(readyz.clone()).await? == StatusCode::SERVICE_UNAVAILABLE;
+        (healthy && unready).then_some(())
+    })
+    .await;
+    assert!(answering.is_some(), "server log:\n{}", unready.log_text());
+    let (ok, out, err) = probe(&["--timeout=20s", &healthz, &readyz]);
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains(&format!("{healthz}: 200 OK")), "{out}");
+    assert!(
+        err.contains(&format!("{readyz}: answered 503 Service Unavailable")),
+        "{err}"
+    );
+
+    // Nothing listening, and a path the server does not serve.
+    let closed = format!("http://127.0.0.1:{}/readyz", free_port());
+    let (ok, _, err) = probe(&[&closed]);
+    assert!(!ok && err.contains("could not be reached"), "{err}");
+    let missing = format!("http://{}/nothing-here", unready.metrics_address);
+    let (ok, _, err) = probe(&[&missing]);
+    assert!(!ok && err.contains("answered 404"), "{err}");
+    // Only http(s) URLs.
+    let (ok, _, err) = probe(&["ftp://127.0.0.1/readyz"]);
+    assert!(!ok && err.contains("http or https"), "{err}");
+
+    // A ready server passes.
+    let (ready, _) = Operator::start_server(&kubeconfig, &ns.name, &support::sqlite_url("probe"));
+    let healthz = format!("http://{}/healthz", ready.metrics_address);
+    let readyz = format!("http://{}/readyz", ready.metrics_address);
+    let became_ready = wait_for(Duration::from_secs(60), || async {
+        (status(readyz.clone()).await? == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(became_ready.is_some(), "server log:\n{}", ready.log_text());
+    let (ok, out, err) = probe(&["--timeout=20s", &healthz, &readyz]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
 }

@@ -42,7 +42,7 @@ pub const VALUE_COMBINATIONS: &[&[&str]] = &[
     ],
 ];
 
-/// The folder holding helm and argocd-health, built once per test binary.
+/// The folder holding helm, helm-docs and argocd-health, built once per test binary.
 pub fn tools() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -100,8 +100,36 @@ pub fn chart() -> String {
 /// `helm template` with `sets`, the way GitOps tools and users render the chart offline (no
 /// `--kube-version`, no cluster); the rendered documents, or the error text.
 pub fn template(sets: &[&str]) -> Result<Vec<Value>, String> {
+    template_with(None, sets)
+}
+
+/// Like [`template`], with a values file (`-f`) holding `values` (YAML) as well.
+pub fn template_values(values: &str, sets: &[&str]) -> Result<Vec<Value>, String> {
+    let file = values_file(values);
+    template_with(Some(&file.display().to_string()), sets)
+}
+
+/// Writes `values` (YAML) to a file of its own for `helm -f`.
+pub fn values_file(values: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join("sso-operator-tests");
+    std::fs::create_dir_all(&dir).expect("create the tests' temporary folder");
+    let file = dir.join(format!(
+        "values-{}-{}.yaml",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&file, values).expect("write values file");
+    file
+}
+
+fn template_with(values_file: Option<&str>, sets: &[&str]) -> Result<Vec<Value>, String> {
     let chart = chart();
     let mut args = vec!["template", "rel", chart.as_str(), "--namespace", "sso"];
+    if let Some(file) = values_file {
+        args.extend(["-f", file]);
+    }
     for s in sets {
         args.extend(["--set", s]);
     }

@@ -1,15 +1,37 @@
 {{/* Names, labels and checks shared by the templates. */}}
 
+{{/* The chart's name (nameOverride): the app.kubernetes.io/name label. */}}
+{{- define "sso-operator.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The prefix of every object's name (fullnameOverride); 50 characters leave room for the
+longest suffix, -controller-metrics. */}}
 {{- define "sso-operator.fullname" -}}
-{{- if contains "sso-operator" .Release.Name -}}
+{{- $name := include "sso-operator.name" . -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-sso-operator" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ServiceAccount a component runs as: called with (list $ "controller"). */}}
+{{- define "sso-operator.serviceAccountName" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $sa := (index $root.Values $component).serviceAccount -}}
+{{- if $sa.create -}}
+{{- $sa.name | default (printf "%s-%s" (include "sso-operator.fullname" $root) $component) -}}
+{{- else -}}
+{{- $sa.name | default "default" -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "sso-operator.labels" -}}
-app.kubernetes.io/name: sso-operator
+app.kubernetes.io/name: {{ include "sso-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -20,12 +42,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "sso-operator.selector" -}}
-app.kubernetes.io/name: sso-operator
+app.kubernetes.io/name: {{ include "sso-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* repository@digest when image.digest is set (the tag is then ignored), else repository:tag. */}}
 {{- define "sso-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
 {{/* A cluster-scoped name unique per release and namespace. */}}
@@ -55,24 +82,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The hardened container security context. */}}
-{{- define "sso-operator.containerSecurity" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{- define "sso-operator.podSecurity" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{/* What every pod template takes from its component's values: called with (list $ "server"). */}}
+{{- define "sso-operator.podOptions" -}}
+{{- $root := index . 0 -}}
+{{- $v := index $root.Values (index . 1) -}}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+{{- $selector := fromYaml (include "sso-operator.selector" $root) }}
+{{- $_ := set $selector "app.kubernetes.io/component" (index $ 1) }}
+topologySpreadConstraints:
+  {{- /* A constraint without a labelSelector spreads this component's pods. */}}
+  {{- range . }}
+  {{- $constraint := deepCopy . }}
+  {{- if not (hasKey $constraint "labelSelector") }}
+  {{- $_ := set $constraint "labelSelector" (dict "matchLabels" $selector) }}
+  {{- end }}
+  - {{- toYaml $constraint | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
