@@ -639,3 +639,44 @@ const HELM_DOCS_ARGS: &[&str] = &[
     "--log-level",
     "warning",
 ];
+
+#[test]
+fn the_schema_describes_each_value_as_its_values_yaml_comment_does() {
+    let dir = repo_root().join("charts/sso-operator");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("values.schema.json")).unwrap())
+            .unwrap();
+    let mut compared = 0;
+    let mut differing = Vec::new();
+    // The README's table is generated from the `# --` comments: key | type | default | text.
+    for row in readme
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Key"))
+    {
+        let cells: Vec<&str> = row.trim_matches('|').splitn(4, '|').collect();
+        let [key, _, _, text] = cells[..] else {
+            continue;
+        };
+        let mut node = &schema;
+        for part in key.trim().split('.') {
+            node = &node["properties"][part];
+        }
+        if let Some(description) = node["description"].as_str() {
+            compared += 1;
+            if description.split_whitespace().ne(text.split_whitespace()) {
+                differing.push(format!(
+                    "{}:\n  values.yaml: {}\n  schema:      {description}",
+                    key.trim(),
+                    text.trim()
+                ));
+            }
+        }
+    }
+    assert!(compared > 50, "only {compared} values compared");
+    assert!(
+        differing.is_empty(),
+        "values.schema.json describes these values otherwise than values.yaml:\n{}",
+        differing.join("\n")
+    );
+}
