@@ -119,6 +119,9 @@ func serve(args []string) error {
 		go func() {
 			errc <- runLocalVolumes(ctx, adminKubeconfig, filepath.Join(*dir, "volumes"), node.name)
 		}()
+		go func() {
+			errc <- runClusterDNS(ctx, adminKubeconfig, net.JoinHostPort(node.ip.String(), "53"))
+		}()
 	}
 
 	if err := os.WriteFile(filepath.Join(*dir, "ready"), []byte(server+"\n"), 0o600); err != nil {

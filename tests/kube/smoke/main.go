@@ -4,6 +4,7 @@
 //	GET /healthz   200 "ok" (the readiness probe)
 //	GET /whoami    the identity the API server sees for the pod's in-cluster configuration
 //	               (a SelfSubjectReview through the `kubernetes` Service)
+//	GET /lookup?name=NAME   the addresses NAME resolves to (the pod's DNS configuration)
 //	GET /data      the content of $DATA_DIR/started, written at start (a PersistentVolume)
 package main
 
@@ -11,9 +12,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -53,6 +56,14 @@ func main() {
 			return
 		}
 		fmt.Fprintf(w, "%s via %s\n", review.Status.UserInfo.Username, cfg.Host)
+	})
+	http.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
+		addrs, err := net.DefaultResolver.LookupHost(r.Context(), r.URL.Query().Get("name"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		fmt.Fprintln(w, strings.Join(addrs, " "))
 	})
 	http.HandleFunc("/data", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := os.ReadFile(filepath.Join(dataDir, "started"))
