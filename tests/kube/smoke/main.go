@@ -5,6 +5,7 @@
 //	GET /whoami    the identity the API server sees for the pod's in-cluster configuration
 //	               (a SelfSubjectReview through the `kubernetes` Service)
 //	GET /lookup?name=NAME   the addresses NAME resolves to (the pod's DNS configuration)
+//	GET /dial?address=HOST:PORT   whether a TCP connection to HOST:PORT opens from the pod
 //	GET /data      the content of $DATA_DIR/started, written at start (a PersistentVolume)
 package main
 
@@ -64,6 +65,15 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, strings.Join(addrs, " "))
+	})
+	http.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.DialTimeout("tcp", r.URL.Query().Get("address"), 5*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		_ = c.Close()
+		fmt.Fprintln(w, "connected")
 	})
 	http.HandleFunc("/data", func(w http.ResponseWriter, _ *http.Request) {
 		b, err := os.ReadFile(filepath.Join(dataDir, "started"))
