@@ -89,7 +89,7 @@ func serve(args []string) error {
 	}
 	defer etcd.Close()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() {
 		errc <- runAPIServer(ctx, *dir, *port, *etcdPort, certs, node)
 	}()
