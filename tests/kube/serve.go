@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,7 +35,18 @@ func serve(args []string) error {
 	dir := fs.String("dir", "", "state directory (etcd data, certificates, kubeconfigs)")
 	port := fs.Int("port", 16443, "kube-apiserver secure port on 127.0.0.1")
 	etcdPort := fs.Int("etcd-port", 12379, "etcd client port on 127.0.0.1 (the peer port is the next one)")
+	nodeIPFlag := fs.String("node-ip", "", "with a node (tests/kube/up --node): the node's address, on the pod network's bridge; "+
+		"enables the node's credentials, its controllers and the API server's endpoint for pods")
+	nodeName := fs.String("node-name", "kube-local-node", "with --node-ip: the name the kubelet registers")
 	_ = fs.Parse(args)
+	var node *nodeConfig
+	if *nodeIPFlag != "" {
+		ip := net.ParseIP(*nodeIPFlag)
+		if ip == nil || ip.To4() == nil {
+			return fmt.Errorf("--node-ip %q is not an IPv4 address", *nodeIPFlag)
+		}
+		node = &nodeConfig{name: *nodeName, ip: ip}
+	}
 	if *dir == "" {
 		return errors.New("--dir is required")
 	}
@@ -57,9 +69,18 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	certs, err := ensurePKI(*dir)
+	var extraIPs []net.IP
+	if node != nil {
+		extraIPs = []net.IP{node.ip, kubernetesServiceIP}
+	}
+	certs, ca, err := ensurePKI(*dir, extraIPs)
 	if err != nil {
 		return fmt.Errorf("generate certificates: %w", err)
+	}
+	if node != nil {
+		if node.certs, err = ensureNodePKI(*dir, ca, node.name, node.ip); err != nil {
+			return fmt.Errorf("generate the node's certificates: %w", err)
+		}
 	}
 
 	etcd, err := startEtcd(*dir, *etcdPort)
@@ -68,9 +89,9 @@ func serve(args []string) error {
 	}
 	defer etcd.Close()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() {
-		errc <- runAPIServer(ctx, *dir, *port, *etcdPort, certs)
+		errc <- runAPIServer(ctx, *dir, *port, *etcdPort, certs, node)
 	}()
 
 	server := fmt.Sprintf("https://127.0.0.1:%d", *port)
@@ -82,9 +103,26 @@ func serve(args []string) error {
 		return err
 	}
 
+	if node != nil {
+		if err := writeNodeKubeconfigs(*dir, server, certs, node.certs); err != nil {
+			return err
+		}
+		// Pods reach the API server through the `kubernetes` Service, whose endpoint is the
+		// node's address: forward it to the loopback listener.
+		go forward(ctx, net.JoinHostPort(node.ip.String(), strconv.Itoa(*port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
+	}
+
 	go func() {
-		errc <- runControllers(ctx, adminKubeconfig)
+		errc <- runControllers(ctx, adminKubeconfig, certs, node != nil)
 	}()
+	if node != nil {
+		go func() {
+			errc <- runLocalVolumes(ctx, adminKubeconfig, filepath.Join(*dir, "volumes"), node.name)
+		}()
+		go func() {
+			errc <- runClusterDNS(ctx, adminKubeconfig, net.JoinHostPort(node.ip.String(), "53"))
+		}()
+	}
 
 	if err := os.WriteFile(filepath.Join(*dir, "ready"), []byte(server+"\n"), 0o600); err != nil {
 		return err
@@ -133,7 +171,7 @@ func startEtcd(dir string, port int) (*embed.Etcd, error) {
 	}
 }
 
-func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki) error {
+func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki, node *nodeConfig) error {
 	s := apiserveroptions.NewServerRunOptions()
 	named := s.Flags()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
@@ -148,17 +186,28 @@ func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki
 		"--tls-cert-file=" + certs.servingCert,
 		"--tls-private-key-file=" + certs.servingKey,
 		"--client-ca-file=" + certs.caCert,
-		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + certs.saPub,
 		"--service-account-signing-key-file=" + certs.saKey,
 		"--api-audiences=https://kubernetes.default.svc.cluster.local",
-		// Only an allocation range for Service objects; nothing is routed to it.
-		"--service-cluster-ip-range=10.96.0.0/16",
-		"--endpoint-reconciler-type=none",
+		"--service-cluster-ip-range=" + serviceCIDR,
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(dir, "pki"),
+	}
+	if node == nil {
+		// Without a node nothing routes Service addresses: no endpoint for `kubernetes`.
+		args = append(args, "--authorization-mode=RBAC", "--endpoint-reconciler-type=none")
+	} else {
+		args = append(args,
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--advertise-address="+node.ip.String(),
+			"--kubelet-certificate-authority="+certs.caCert,
+			"--kubelet-client-certificate="+node.certs.apiserverKubeletCert,
+			"--kubelet-client-key="+node.certs.apiserverKubeletKey,
+			"--kubelet-preferred-address-types=InternalIP",
+		)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -177,8 +226,10 @@ func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki
 }
 
 // runControllers runs the parts of kube-controller-manager that tests rely on: the garbage
-// collector (ownerReference cascades) and the namespace controller (namespace deletion).
-func runControllers(ctx context.Context, kubeconfig string) error {
+// collector (ownerReference cascades) and the namespace controller (namespace deletion) and,
+// with a node, those that turn Deployments, Services and PersistentVolumeClaims into running,
+// reachable pods with volumes.
+func runControllers(ctx context.Context, kubeconfig string, certs pki, withNode bool) error {
 	s, err := kcmoptions.NewKubeControllerManagerOptions()
 	if err != nil {
 		return err
@@ -192,13 +243,25 @@ func runControllers(ctx context.Context, kubeconfig string) error {
 	for _, f := range named.FlagSets {
 		fs.AddFlagSet(f)
 	}
+	controllers := []string{names.GarbageCollectorController, names.NamespaceController}
+	if withNode {
+		controllers = append(controllers, nodeControllers...)
+	}
 	args := []string{
 		"--kubeconfig=" + kubeconfig,
-		"--controllers=" + names.GarbageCollectorController + "," + names.NamespaceController,
+		"--controllers=" + strings.Join(controllers, ","),
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--concurrent-gc-syncs=5",
 		"--concurrent-namespace-syncs=5",
+	}
+	if withNode {
+		args = append(args,
+			"--service-account-private-key-file="+certs.saKey,
+			"--root-ca-file="+certs.caCert,
+			// A single node: do not evict its pods while it restarts.
+			"--node-monitor-grace-period=2m",
+		)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -252,22 +315,27 @@ func waitReady(ctx context.Context, server string, certs pki, errc <-chan error)
 }
 
 func writeAdminKubeconfig(path, server string, certs pki) error {
-	ca, err := os.ReadFile(certs.caCert)
+	return writeKubeconfig(path, server, certs.caCert, certs.adminCert, certs.adminKey, "kube-local-admin")
+}
+
+// writeKubeconfig writes a kubeconfig that authenticates with a client certificate.
+func writeKubeconfig(path, server, caPath, certPath, keyPath, user string) error {
+	ca, err := os.ReadFile(caPath)
 	if err != nil {
 		return err
 	}
-	crt, err := os.ReadFile(certs.adminCert)
+	crt, err := os.ReadFile(certPath)
 	if err != nil {
 		return err
 	}
-	key, err := os.ReadFile(certs.adminKey)
+	key, err := os.ReadFile(keyPath)
 	if err != nil {
 		return err
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["kube-local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
-	cfg.AuthInfos["kube-local-admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}
-	cfg.Contexts["kube-local"] = &clientcmdapi.Context{Cluster: "kube-local", AuthInfo: "kube-local-admin", Namespace: "default"}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}
+	cfg.Contexts["kube-local"] = &clientcmdapi.Context{Cluster: "kube-local", AuthInfo: user, Namespace: "default"}
 	cfg.CurrentContext = "kube-local"
 	return clientcmd.WriteToFile(*cfg, path)
 }
