@@ -64,7 +64,8 @@ pub enum Command {
 /// Settings of `sso-operator probe`.
 #[derive(Args, Clone)]
 pub struct ProbeArgs {
-    /// Longest wait for each answer, e.g. 10s.
+    /// Longest wait for each URL to answer 2xx, e.g. 10s: a URL that cannot be reached yet or
+    /// answers 5xx is asked again every half second until then.
     #[arg(long, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
 

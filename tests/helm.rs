@@ -684,7 +684,7 @@ async fn the_helm_test_probe_passes_only_when_the_server_answers_ready() {
     })
     .await;
     assert!(answering.is_some(), "server log:\n{}", unready.log_text());
-    let (ok, out, err) = probe(&["--timeout=20s", &healthz, &readyz]);
+    let (ok, out, err) = probe(&["--timeout=2s", &healthz, &readyz]);
     assert!(!ok, "{out}{err}");
     assert!(out.contains(&format!("{healthz}: 200 OK")), "{out}");
     assert!(
@@ -694,7 +694,7 @@ async fn the_helm_test_probe_passes_only_when_the_server_answers_ready() {
 
     // Nothing listening, and a path the server does not serve.
     let closed = format!("http://127.0.0.1:{}/readyz", free_port());
-    let (ok, _, err) = probe(&[&closed]);
+    let (ok, _, err) = probe(&["--timeout=2s", &closed]);
     assert!(!ok && err.contains("could not be reached"), "{err}");
     let missing = format!("http://{}/nothing-here", unready.metrics_address);
     let (ok, _, err) = probe(&[&missing]);
