@@ -30,6 +30,21 @@ pub async fn controller_kubeconfig(admin: &Client, namespace: &str) -> PathBuf {
     controller_kubeconfig_at(admin, &admin_kubeconfig(), namespace).await
 }
 
+/// Creates (or keeps) ServiceAccount `namespace/name`.
+async fn apply_service_account(admin: &Client, namespace: &str, name: &str) {
+    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&ServiceAccount {
+                metadata: meta(name),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create ServiceAccount");
+}
+
 /// Like [`controller_kubeconfig`], on the control plane of `admin_kubeconfig` (for example a
 /// private one).
 pub async fn controller_kubeconfig_at(
@@ -39,17 +54,7 @@ pub async fn controller_kubeconfig_at(
 ) -> PathBuf {
     let pp = PatchParams::apply(TEST_MANAGER).force();
     let sa_name = "sso-operator";
-    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .patch(
-            sa_name,
-            &pp,
-            &Patch::Apply(&ServiceAccount {
-                metadata: meta(sa_name),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("create ServiceAccount");
+    apply_service_account(admin, namespace, sa_name).await;
     let cluster_role = "sso-operator-controller-test";
     Api::<ClusterRole>::all(admin.clone())
         .patch(
@@ -177,17 +182,7 @@ pub async fn server_kubeconfig_reading(
 ) -> PathBuf {
     let pp = PatchParams::apply(TEST_MANAGER).force();
     let sa_name = "sso-operator-server";
-    Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .patch(
-            sa_name,
-            &pp,
-            &Patch::Apply(&ServiceAccount {
-                metadata: meta(sa_name),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("create ServiceAccount");
+    apply_service_account(admin, namespace, sa_name).await;
     grant(
         admin,
         config_namespace,
