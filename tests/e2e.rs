@@ -5,8 +5,9 @@
 //! replica holds the leader Lease, and `helm test` passes.
 //!
 //! These tests need the node started by `tests/kube/up --node` (root; only one node per host).
-//! `scripts/test` does not start a node yet, so without one they print why and pass without
-//! checking anything: start the node, then run `cargo test --test e2e`.
+//! `scripts/test` starts one when it runs as root and sets `SSO_E2E=required`, which turns a
+//! missing node into a failure. Run alone, without a node, they print why and check nothing:
+//! start the node, then run `cargo test --test e2e`.
 
 mod support;
 
@@ -34,19 +35,25 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 async fn node_client() -> Option<Client> {
     let kubeconfig_path = kube_dir().join("admin.kubeconfig");
     let skip = |why: &str| {
-        eprintln!(
-            "skipped: {why}; these tests need the local node: start it with `tests/kube/up --node` (as root)"
+        let why = format!(
+            "{why}; these tests need the local node: start it with `tests/kube/up --node` (as root)"
         );
+        // scripts/test started a node: its absence is a failure, not a reason to skip.
+        assert!(
+            std::env::var("SSO_E2E").as_deref() != Ok("required"),
+            "{why}"
+        );
+        eprintln!("skipped: {why}");
     };
     if !kube_dir().join("node").is_dir() || !kubeconfig_path.is_file() {
         skip(&format!("no node state in {}", kube_dir().display()));
         return None;
     }
-    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path).ok()?;
+    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path).expect("read the admin kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .ok()?;
-    let client = Client::try_from(config).ok()?;
+        .expect("the admin kubeconfig is usable");
+    let client = Client::try_from(config).expect("a client for the local cluster");
     let nodes = Api::<Node>::all(client.clone());
     let ready = tokio::time::timeout(Duration::from_secs(20), nodes.list(&ListParams::default()))
         .await
