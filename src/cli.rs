@@ -194,6 +194,12 @@ pub struct ControllerArgs {
     #[arg(long, env = "POD_NAME")]
     pub leader_identity: Option<String>,
 
+    /// The Deployment that runs the controller, in the operator namespace (the Helm chart sets
+    /// it). The leader-election Lease is made owned by it, so that Kubernetes deletes the Lease
+    /// together with the Deployment (helm uninstall). Needs `get` on that Deployment.
+    #[arg(long, env = "SSO_OWNER_DEPLOYMENT")]
+    pub owner_deployment: Option<String>,
+
     /// Lifetime of generated service-provider certificates.
     #[arg(long, default_value = "8760h", value_parser = parse_duration)]
     pub sp_certificate_validity: jiff::SignedDuration,

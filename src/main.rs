@@ -235,6 +235,7 @@ struct ControllerRole {
     settings: controller::Settings,
     timing: Timing,
     identity: String,
+    owner_deployment: Option<String>,
 }
 
 impl ControllerRole {
@@ -287,6 +288,7 @@ impl ControllerRole {
             settings,
             timing,
             identity,
+            owner_deployment: args.owner_deployment.clone(),
         })
     }
 
@@ -307,6 +309,18 @@ impl ControllerRole {
             self.timing,
         );
         loop {
+            if let Some(name) = &self.owner_deployment
+                && !election.has_owner()
+            {
+                match lease_owner(&client, &self.settings.operator_namespace, name).await {
+                    Ok(owner) => election.set_owner(owner),
+                    Err(e) => tracing::warn!(
+                        deployment = %name,
+                        error = %e,
+                        "could not read the controller's Deployment; the Lease {LEASE_NAME} is written without an owner for now and stays behind after helm uninstall until this succeeds"
+                    ),
+                }
+            }
             let term = tokio::select! {
                 term = election.acquire() => term,
                 () = wait_shutdown(shutdown.clone()) => return Ok(()),
@@ -338,6 +352,28 @@ impl ControllerRole {
             tracing::warn!("lost leadership; the controllers stopped and campaign again");
         }
     }
+}
+
+/// A reference to Deployment `name` of `namespace`, as the owner of the leader-election Lease.
+async fn lease_owner(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference, kube::Error> {
+    use kube::Resource;
+    let deployment =
+        kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), namespace)
+            .get(name)
+            .await?;
+    Ok(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: k8s_openapi::api::apps::v1::Deployment::api_version(&()).into_owned(),
+            kind: k8s_openapi::api::apps::v1::Deployment::kind(&()).into_owned(),
+            name: name.to_owned(),
+            uid: deployment.metadata.uid.unwrap_or_default(),
+            ..Default::default()
+        },
+    )
 }
 
 /// Name of the leader-election Lease in the operator namespace.

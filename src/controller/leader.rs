@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
@@ -143,6 +143,9 @@ struct LeaseLock {
     name: String,
     identity: String,
     timing: Timing,
+    /// Set as the Lease's owner whenever this replica writes it, so that the Lease is deleted
+    /// with its owner (the controller's Deployment).
+    owner: Option<OwnerReference>,
 }
 
 impl LeaderElection {
@@ -160,9 +163,22 @@ impl LeaderElection {
                 name: name.to_owned(),
                 identity,
                 timing,
+                owner: None,
             },
             observer: Observer::default(),
         }
+    }
+
+    /// Makes `owner` the Lease's owner from this replica's next write on (created, claimed or
+    /// renewed): Kubernetes' garbage collector then deletes the Lease with its owner, so that
+    /// uninstalling leaves no Lease behind.
+    pub fn set_owner(&mut self, owner: OwnerReference) {
+        self.lock.owner = Some(owner);
+    }
+
+    /// Whether an owner is set.
+    pub fn has_owner(&self) -> bool {
+        self.lock.owner.is_some()
     }
 
     /// This replica's identity in the Lease.
@@ -311,6 +327,7 @@ impl LeaseLock {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.name.clone()),
+                    owner_references: self.owner.clone().map(|o| vec![o]),
                     ..Default::default()
                 },
                 spec: Some(claimed(
@@ -332,6 +349,9 @@ impl LeaseLock {
             return Ok(Outcome::HeldBy(holder));
         }
         let mut next = lease;
+        if let Some(owner) = &self.owner {
+            owned_by(&mut next.metadata, owner);
+        }
         next.spec = Some(claimed(
             &spec,
             &self.identity,
@@ -365,6 +385,15 @@ impl LeaseLock {
             .replace(&self.name, &PostParams::default(), &lease)
             .await?;
         Ok(true)
+    }
+}
+
+/// Makes `owner` the only owner in `meta` unless it already is one (a Lease written by a release
+/// of another Deployment, or before owners were set, gets this one's).
+fn owned_by(meta: &mut ObjectMeta, owner: &OwnerReference) {
+    let owners = meta.owner_references.get_or_insert_with(Vec::new);
+    if !owners.iter().any(|o| o.uid == owner.uid) {
+        *owners = vec![owner.clone()];
     }
 }
 
@@ -561,6 +590,28 @@ mod tests {
         let mut released = taken.clone();
         released.holder_identity = None;
         assert_eq!(claimed(&released, "a", t1, 10).lease_transitions, Some(2));
+    }
+
+    #[test]
+    fn the_owner_replaces_other_owners_once() {
+        let owner = |uid: &str| OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "rel-sso-operator-controller".into(),
+            uid: uid.into(),
+            ..Default::default()
+        };
+        let mut meta = ObjectMeta::default();
+        owned_by(&mut meta, &owner("a"));
+        assert_eq!(meta.owner_references, Some(vec![owner("a")]));
+        // A Lease left by a Deployment deleted before gets the current one.
+        owned_by(&mut meta, &owner("b"));
+        assert_eq!(meta.owner_references, Some(vec![owner("b")]));
+        // Owners added by someone else next to ours stay.
+        let mut both = vec![owner("b"), owner("c")];
+        meta.owner_references = Some(both.clone());
+        owned_by(&mut meta, &owner("b"));
+        assert_eq!(meta.owner_references.as_mut(), Some(&mut both));
     }
 
     #[test]
