@@ -770,17 +770,11 @@ async fn no_restarts_and_start_times(release: &Release) {
     }
 }
 
-/// Waits until no object of kind `K` labelled with the release is left in `namespace` (all
-/// namespaces when `None`); panics naming what is left.
-async fn none_left<K>(client: &Client, namespace: Option<&str>, release: &str, what: &str)
+/// Waits until `api` lists no object labelled with the release; panics naming what is left.
+async fn none_left<K>(api: Api<K>, release: &str, what: &str)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    K::DynamicType: Default,
 {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &Default::default()),
-        None => Api::all_with(client.clone(), &Default::default()),
-    };
     let selector = format!("app.kubernetes.io/instance={release}");
     let gone = wait_for(Duration::from_secs(60), || {
         let (api, selector) = (api.clone(), selector.clone());
@@ -1026,17 +1020,66 @@ async fn a_user_installs_the_chart_signs_in_and_keeps_everything_through_pod_del
         "--wait",
     ]);
     assert!(ok, "helm uninstall: {out}{err}");
-    let ns = Some(release.ns.name.as_str());
-    none_left::<Deployment>(&client, ns, release.name, "Deployments").await;
-    none_left::<Pod>(&client, ns, release.name, "pods").await;
-    none_left::<Service>(&client, ns, release.name, "Services").await;
-    none_left::<ServiceAccount>(&client, ns, release.name, "ServiceAccounts").await;
-    none_left::<ConfigMap>(&client, ns, release.name, "ConfigMaps").await;
-    none_left::<Secret>(&client, ns, release.name, "Secrets").await;
-    none_left::<Role>(&client, ns, release.name, "Roles").await;
-    none_left::<RoleBinding>(&client, ns, release.name, "RoleBindings").await;
-    none_left::<ClusterRole>(&client, None, release.name, "ClusterRoles").await;
-    none_left::<ClusterRoleBinding>(&client, None, release.name, "ClusterRoleBindings").await;
+    none_left(
+        Api::<Deployment>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "Deployments",
+    )
+    .await;
+    none_left(
+        Api::<Pod>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "pods",
+    )
+    .await;
+    none_left(
+        Api::<Service>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "Services",
+    )
+    .await;
+    none_left(
+        Api::<ServiceAccount>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "ServiceAccounts",
+    )
+    .await;
+    none_left(
+        Api::<ConfigMap>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "ConfigMaps",
+    )
+    .await;
+    none_left(
+        Api::<Secret>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "Secrets",
+    )
+    .await;
+    none_left(
+        Api::<Role>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "Roles",
+    )
+    .await;
+    none_left(
+        Api::<RoleBinding>::namespaced(client.clone(), &release.ns.name),
+        release.name,
+        "RoleBindings",
+    )
+    .await;
+    none_left(
+        Api::<ClusterRole>::all(client.clone()),
+        release.name,
+        "ClusterRoles",
+    )
+    .await;
+    none_left(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        release.name,
+        "ClusterRoleBindings",
+    )
+    .await;
     let leases = Api::<Lease>::namespaced(client.clone(), &release.ns.name);
     let lease_gone = wait_for(Duration::from_secs(60), || async {
         leases
