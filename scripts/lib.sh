@@ -13,7 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 ensure_apt_packages() {
   local missing=()
   for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
