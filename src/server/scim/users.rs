@@ -1,0 +1,245 @@
+//! The SCIM `/Users` endpoints: list and search, create, read, replace, patch and delete.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::auth::authorize;
+use super::requests::{if_match, param, read_body, tenant};
+use super::responses::{Result, not_found_as, scim_response};
+use super::{MAX_PATCH_ATTEMPTS, ScimState, backoff};
+use crate::config::CompiledIdentityProvider;
+use crate::scim::filter::Resource;
+use crate::scim::search::Query as ListQuery;
+use crate::scim::{self, ScimError, filter};
+use crate::store::{Predicate, StoreError, User};
+
+/// Notes that the IdP sent a password, which is discarded: nothing signs in with it, so
+/// nothing keeps it. The value itself is never logged.
+fn password_discarded(ns: &str, name: &str) {
+    tracing::info!(
+        identity_provider = %format!("{ns}/{name}"),
+        "the IdP sent a password over SCIM; passwords are not stored (in Okta, turn off Sync Password under Provisioning > To App)"
+    );
+}
+
+pub(super) async fn list_users(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let query = ListQuery::from_params(|n| param(&q, n))?;
+    users_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+pub(super) async fn search_users(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
+    users_page(&s, &config, &tenant(&ns, &name), &query).await
+}
+
+/// A ListResponse of users for a GET or a `POST /Users/.search`.
+async fn users_page(
+    s: &ScimState,
+    config: &CompiledIdentityProvider,
+    t: &str,
+    query: &ListQuery,
+) -> Result<Response> {
+    let predicate = match &query.filter {
+        Some(f) => filter::parse(f, Resource::User)?,
+        None => Predicate::True,
+    };
+    let sort = query.sort(Resource::User)?;
+    let page = s
+        .store
+        .search_users(t, &predicate, sort.as_ref(), query.start_index, query.count)
+        .await?;
+    let resources = render_users(s, config, t, &page.items, query).await?;
+    Ok(scim_response(
+        StatusCode::OK,
+        &scim::list_response(page.total, query.start_index, resources),
+        None,
+    ))
+}
+
+/// Users rendered with their groups and projected as `query` asks.
+pub(super) async fn render_users(
+    s: &ScimState,
+    config: &CompiledIdentityProvider,
+    t: &str,
+    users: &[User],
+    query: &ListQuery,
+) -> Result<Vec<Value>> {
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let groups = s.store.groups_of_users(t, &ids).await?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            let g = groups.get(&u.id).map(Vec::as_slice).unwrap_or(&[]);
+            scim::project(
+                scim::render_user(u, g, &config.scim_base_url),
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
+            )
+        })
+        .collect())
+}
+
+pub(super) async fn create_user(
+    State(s): State<ScimState>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
+    if password {
+        password_discarded(&ns, &name);
+    }
+    let user = s.store.create_user(&tenant(&ns, &name), input).await?;
+    let body = scim::project(
+        scim::render_user(&user, &[], &config.scim_base_url),
+        param(&q, "attributes"),
+        param(&q, "excludedAttributes"),
+    );
+    Ok(scim_response(
+        StatusCode::CREATED,
+        &body,
+        Some(user.version),
+    ))
+}
+
+pub(super) async fn get_user(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let t = tenant(&ns, &name);
+    let user = s
+        .store
+        .get_user(&t, &id)
+        .await?
+        .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
+    let groups = s.store.groups_of_user(&t, &id).await?;
+    let body = scim::project(
+        scim::render_user(&user, &groups, &config.scim_base_url),
+        param(&q, "attributes"),
+        param(&q, "excludedAttributes"),
+    );
+    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+}
+
+pub(super) async fn replace_user(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let expected = if_match(&headers)?;
+    let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
+    if password {
+        password_discarded(&ns, &name);
+    }
+    let t = tenant(&ns, &name);
+    let user = s
+        .store
+        .replace_user(&t, &id, expected, input)
+        .await
+        .map_err(|e| not_found_as(e, "User", &id))?;
+    let groups = s.store.groups_of_user(&t, &id).await?;
+    let body = scim::project(
+        scim::render_user(&user, &groups, &config.scim_base_url),
+        param(&q, "attributes"),
+        param(&q, "excludedAttributes"),
+    );
+    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+}
+
+pub(super) async fn patch_user(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let config = authorize(&s, &ns, &name, &headers)?;
+    let expected = if_match(&headers)?;
+    let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
+    let t = tenant(&ns, &name);
+    // Read, apply, write with the version read: a concurrent writer makes the write fail, and
+    // then the PATCH is applied again to the new state (no lost update). With If-Match the
+    // client asked for exactly one version, so a mismatch is its 412.
+    let mut attempt = 0;
+    let user = loop {
+        attempt += 1;
+        if attempt > 1 {
+            backoff(attempt).await;
+        }
+        let current = s
+            .store
+            .get_user(&t, &id)
+            .await?
+            .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(StoreError::VersionMismatch {
+                current: current.version,
+            }
+            .into());
+        }
+        let mut view = scim::user_patch_view(&current);
+        scim::patch::apply(&mut view, &ops)?;
+        let (input, password) = scim::user_fields(view)?;
+        if password {
+            password_discarded(&ns, &name);
+        }
+        match s
+            .store
+            .replace_user(&t, &id, Some(current.version), input)
+            .await
+        {
+            Ok(user) => break user,
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && attempt < MAX_PATCH_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(e) => return Err(not_found_as(e, "User", &id)),
+        }
+    };
+    let groups = s.store.groups_of_user(&t, &id).await?;
+    let body = scim::project(
+        scim::render_user(&user, &groups, &config.scim_base_url),
+        param(&q, "attributes"),
+        param(&q, "excludedAttributes"),
+    );
+    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+}
+
+pub(super) async fn delete_user(
+    State(s): State<ScimState>,
+    Path((ns, name, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    authorize(&s, &ns, &name, &headers)?;
+    if s.store.delete_user(&tenant(&ns, &name), &id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ScimError::not_found(format!("no User with id {id}")).into())
+    }
+}

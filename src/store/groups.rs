@@ -1,0 +1,255 @@
+//! Groups, SCIM groups and sign-in groups alike: creating, reading (each with its member
+//! list), replacing, deleting, listing and counting them.
+
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+// Dynamic SQL here is assembled only from constant fragments and numbered placeholders;
+// values are always bound, hence `AssertSqlSafe`.
+use sqlx::{AssertSqlSafe, Row};
+
+use super::health::Access;
+use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros};
+
+/// A group as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    /// Server-assigned identifier.
+    pub id: String,
+    /// `displayName`, exactly as sent.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Other attributes.
+    pub resource: serde_json::Value,
+    /// Created through SCIM (true) or from SAML group sync (false).
+    pub scim_managed: bool,
+    /// Member user IDs, sorted.
+    pub members: Vec<String>,
+    /// Incremented on every change (the ETag).
+    pub version: i64,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last change.
+    pub last_modified: Timestamp,
+}
+
+/// The fields of a group to create or replace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupInput {
+    /// `displayName`.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Other attributes.
+    pub resource: serde_json::Value,
+    /// Whether SCIM manages the group.
+    pub scim_managed: bool,
+}
+
+impl Store {
+    /// Creates a group with `members` (user IDs of the same tenant; unknown IDs are ignored).
+    pub async fn create_group(
+        &self,
+        tenant: &str,
+        input: GroupInput,
+        members: &[String],
+    ) -> Result<Group, StoreError> {
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO scim_groups (tenant, id, display_name, display_name_lower, external_id, resource, scim_managed, version, created_us, modified_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)",
+            )
+            .bind(tenant)
+            .bind(&id)
+            .bind(&input.display_name)
+            .bind(crate::case::fold(&input.display_name))
+            .bind(input.external_id.clone())
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(i64::from(input.scim_managed))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Self::insert_members(&mut tx, tenant, &id, members).await?;
+            tx.commit().await?;
+            self.get_group(tenant, &id)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    const GROUP_COLUMNS: &'static str =
+        "id, display_name, external_id, resource, scim_managed, version, created_us, modified_us";
+
+    async fn group_from_row(&self, tenant: &str, row: &AnyRow) -> Result<Group, StoreError> {
+        let id: String = row.try_get("id")?;
+        let members = sqlx::query("SELECT user_id FROM scim_memberships WHERE tenant = $1 AND group_id = $2 ORDER BY user_id")
+            .bind(tenant)
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("user_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Group {
+            id,
+            display_name: row.try_get("display_name")?,
+            external_id: row.try_get("external_id")?,
+            resource: serde_json::from_str(&row.try_get::<String, _>("resource")?)?,
+            scim_managed: row.try_get::<i64, _>("scim_managed")? != 0,
+            members,
+            version: row.try_get("version")?,
+            created: from_micros(row.try_get("created_us")?),
+            last_modified: from_micros(row.try_get("modified_us")?),
+        })
+    }
+
+    /// The group with `id`, with its members.
+    pub async fn get_group(&self, tenant: &str, id: &str) -> Result<Option<Group>, StoreError> {
+        self.guarded(Access::Read, async move {
+            let sql = format!(
+                "SELECT {} FROM scim_groups WHERE tenant = $1 AND id = $2",
+                Self::GROUP_COLUMNS
+            );
+            match sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                Some(row) => Ok(Some(self.group_from_row(tenant, &row).await?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Replaces a group's attributes and, when `members` is given, its whole member list.
+    pub async fn replace_group(
+        &self,
+        tenant: &str,
+        id: &str,
+        expected_version: Option<i64>,
+        input: GroupInput,
+        members: Option<&[String]>,
+    ) -> Result<Group, StoreError> {
+        self.guarded(Access::Write, async move {
+            let now = micros(Timestamp::now());
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query(
+                "UPDATE scim_groups SET display_name = $3, display_name_lower = $4, external_id = $5, resource = $6, version = version + 1, modified_us = $7 \
+                 WHERE tenant = $1 AND id = $2 AND ($8 < 0 OR version = $8)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .bind(&input.display_name)
+            .bind(crate::case::fold(&input.display_name))
+            .bind(input.external_id.clone())
+            .bind(serde_json::to_string(&input.resource)?)
+            .bind(now)
+            .bind(expected_version.unwrap_or(-1))
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Err(match self.get_group(tenant, id).await? {
+                    None => StoreError::NotFound,
+                    Some(g) => StoreError::VersionMismatch { current: g.version },
+                });
+            }
+            if let Some(members) = members {
+                sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_members(&mut tx, tenant, id, members).await?;
+            }
+            tx.commit().await?;
+            self.get_group(tenant, id)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
+    /// Deletes a group and its memberships; false when there was none.
+    pub async fn delete_group(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        self.guarded(Access::Write, async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+        .await
+    }
+
+    /// Groups matching `filter`, 1-based `start_index`, at most `count`.
+    pub async fn list_groups(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<Group>, StoreError> {
+        self.search_groups(tenant, filter, None, start_index, count)
+            .await
+    }
+
+    /// Groups matching `filter` in the order of `sort` (creation order without one), 1-based
+    /// `start_index`, at most `count`.
+    pub async fn search_groups(
+        &self,
+        tenant: &str,
+        filter: &Predicate,
+        sort: Option<&Sort>,
+        start_index: i64,
+        count: i64,
+    ) -> Result<Page<Group>, StoreError> {
+        self.guarded(Access::Read, async move {
+            let (total, rows) = self
+                .page(
+                    "scim_groups",
+                    Self::GROUP_COLUMNS,
+                    tenant,
+                    filter,
+                    &Sort::order_by(sort),
+                    start_index,
+                    count,
+                )
+                .await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in &rows {
+                items.push(self.group_from_row(tenant, row).await?);
+            }
+            Ok(Page { total, items })
+        })
+        .await
+    }
+
+    /// Number of groups.
+    pub async fn count_groups(&self, tenant: &str) -> Result<i64, StoreError> {
+        self.guarded(Access::Read, async move {
+            Ok(
+                sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?,
+            )
+        })
+        .await
+    }
+}
