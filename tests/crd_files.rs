@@ -89,6 +89,20 @@ fn the_reference_lists_every_condition_type_and_reason() {
 }
 
 #[test]
+fn the_reference_lists_every_sign_in_refusal_reason() {
+    use sso_operator::api::SignInRefusal;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let committed = std::fs::read_to_string(&path).expect("read docs/reference.md");
+    let (_, refusals) = committed
+        .split_once("\n## Sign-in refusal reasons\n")
+        .expect("a Sign-in refusal reasons section in docs/reference.md");
+    for refusal in SignInRefusal::ALL {
+        let row = format!("\n| `{}` | ", refusal.reason());
+        assert!(refusals.contains(&row), "docs/reference.md lacks {row:?}");
+    }
+}
+
+#[test]
 fn the_field_reference_matches_the_schemas() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
     let committed = std::fs::read_to_string(&path).expect("read docs/reference.md");

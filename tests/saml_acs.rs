@@ -1,5 +1,5 @@
 //! The ACS validation against responses signed at test time by an independent implementation
-//! (signxml): the valid Okta shape signs in; each rule of PROTOCOLS.md has a response that
+//! (signxml): the valid Okta shape signs in; each rule of docs/security.md has a response that
 //! breaks it and is refused with its reason.
 
 mod support;

@@ -730,7 +730,8 @@ pub struct SignInFigures {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<Time>,
     /// Why the last refused sign-in was refused, as a stable CamelCase reason such as
-    /// `WrongAudience`, `IdpStatus` or `UserDeactivated`.
+    /// `WrongAudience`, `IdpStatus` or `UserDeactivated` (the table "Sign-in refusal reasons"
+    /// in docs/reference.md lists every reason and what to change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_reason: Option<String>,
     /// What to do about the last refused sign-in, in the IdP console's terms.

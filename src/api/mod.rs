@@ -8,10 +8,12 @@ pub mod conditions;
 pub mod identity_provider;
 pub mod reference;
 pub mod scim_token;
+pub mod sign_in_refusal;
 
 pub use common::{ConfigMapKeyRef, SecretKeyRef};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
+pub use sign_in_refusal::SignInRefusal;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,8 +1,10 @@
-//! The field reference in `docs/reference.md`, rendered from the CRD schemas and the condition
-//! lists of [`super::conditions`] (never written by hand; a test checks the committed file).
+//! The field reference in `docs/reference.md`, rendered from the CRD schemas, the condition
+//! lists of [`super::conditions`] and the sign-in refusals of [`super::SignInRefusal`] (never
+//! written by hand; a test checks the committed file).
 
 use serde_json::Value;
 
+use super::SignInRefusal;
 use super::conditions::{self, Documented};
 
 fn type_of(schema: &Value) -> String {
@@ -142,6 +144,7 @@ pub fn markdown() -> String {
         }
     }
     out.push_str(&conditions_section());
+    out.push_str(&sign_in_refusals_section());
     out
 }
 
@@ -176,5 +179,21 @@ fn conditions_section() -> String {
         "reason",
         conditions::reason::ALL,
     ));
+    out
+}
+
+/// Every reason the server can write to `status.signIn.lastFailureReason`.
+fn sign_in_refusals_section() -> String {
+    let mut out = String::from(
+        "\n## Sign-in refusal reasons\n\nWhen the Assertion Consumer Service refuses a sign-in, the browser sees only \"Authentication Failed\" (or \"Invalid RelayState\", \"Duplicate Cookie\"); the IdentityProvider's `status.signIn.lastFailureReason` names one of the reasons below, `status.signIn.lastFailureMessage` gives the details, and `sso_operator_server_sign_ins_total{outcome=\"failure\"}` counts refusals with the same `reason` label. What the service provider checks, and why, is in [security.md](security.md).\n\n| reason | meaning and what to change |\n| --- | --- |\n",
+    );
+    for refusal in SignInRefusal::ALL {
+        let doc = refusal
+            .description()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push_str(&format!("| `{}` | {} |\n", refusal.reason(), cell(&doc)));
+    }
     out
 }

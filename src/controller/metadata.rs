@@ -1,5 +1,5 @@
 //! Fetching and parsing IdP SAML metadata, with the SSRF and size protections of
-//! PROTOCOLS.md: https only, no loopback/private/link-local targets after DNS resolution (the
+//! docs/security.md: https only, no loopback/private/link-local targets after DNS resolution (the
 //! connection is pinned to the checked addresses), no redirects, size and time limits.
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,7 +1,7 @@
 //! Validation of a posted SAMLResponse against one IdentityProvider's compiled configuration.
 //! The structural gate runs first, then samael verifies the signature against the pinned IdP
 //! certificates only (never one carried in the message) with an explicit algorithm list, then
-//! every remaining rule of PROTOCOLS.md is checked here again, failing closed. Identity is read
+//! every remaining rule of docs/security.md is checked here again, failing closed. Identity is read
 //! from the verified assertion samael returns, never from a re-parse.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use samael::service_provider::ServiceProvider;
 
 use super::response_shape::{self, ShapeError};
 use super::signature_failure::{self, SignatureFailure};
+use crate::api::SignInRefusal;
 use crate::api::identity_provider::{AssertionEncryption, Provider, SignatureAlgorithm};
 use crate::config::CompiledIdentityProvider;
 
@@ -115,37 +116,42 @@ pub enum AcsError {
 }
 
 impl AcsError {
-    /// A short, stable label for metrics and status reasons.
-    pub fn reason(&self) -> &'static str {
+    /// Which refusal this is, for status and metrics.
+    pub fn refusal(&self) -> SignInRefusal {
+        use super::decrypt::DecryptError;
         match self {
-            AcsError::Shape(_) => "MalformedResponse",
-            AcsError::NoCertificate => "NoCertificate",
-            AcsError::Unsolicited => "IdpInitiatedNotAllowed",
-            AcsError::Sha1Unsupported => "Sha1Unsupported",
-            AcsError::AssertionNotSigned(_) => "AssertionNotSigned",
-            AcsError::Signature(failure) => failure.reason(),
-            AcsError::Unreadable => "MalformedResponse",
-            AcsError::EncryptionRequired => "EncryptionRequired",
-            AcsError::EncryptionDisabled => "EncryptionDisabled",
-            AcsError::Decryption(super::decrypt::DecryptError::Algorithm(_)) => {
-                "EncryptionAlgorithmRefused"
+            AcsError::Shape(_) | AcsError::Unreadable => SignInRefusal::MalformedResponse,
+            AcsError::NoCertificate => SignInRefusal::NoCertificate,
+            AcsError::Unsolicited => SignInRefusal::IdpInitiatedNotAllowed,
+            AcsError::Sha1Unsupported => SignInRefusal::Sha1Unsupported,
+            AcsError::AssertionNotSigned(_) => SignInRefusal::AssertionNotSigned,
+            AcsError::Signature(failure) => failure.refusal(),
+            AcsError::EncryptionRequired => SignInRefusal::EncryptionRequired,
+            AcsError::EncryptionDisabled => SignInRefusal::EncryptionDisabled,
+            AcsError::Decryption(DecryptError::Algorithm(_)) => {
+                SignInRefusal::EncryptionAlgorithmRefused
             }
-            AcsError::Decryption(super::decrypt::DecryptError::CbcRefused(_)) => {
-                "CbcEncryptionRefused"
+            AcsError::Decryption(DecryptError::CbcRefused(_)) => {
+                SignInRefusal::CbcEncryptionRefused
             }
-            AcsError::Decryption(super::decrypt::DecryptError::SeveralKeys(_)) => {
-                "SeveralEncryptedKeys"
+            AcsError::Decryption(DecryptError::SeveralKeys(_)) => {
+                SignInRefusal::SeveralEncryptedKeys
             }
-            AcsError::Decryption(_) => "DecryptionFailed",
-            AcsError::Verification(_) => "VerificationFailed",
-            AcsError::Status(_) => "IdpStatus",
-            AcsError::Issuer(..) => "WrongIssuer",
-            AcsError::Recipient(..) => "WrongRecipient",
-            AcsError::Audience => "WrongAudience",
-            AcsError::Time => "OutsideValidity",
-            AcsError::InResponseTo => "InResponseToMismatch",
-            AcsError::SubjectConfirmation => "NoBearerConfirmation",
+            AcsError::Decryption(_) => SignInRefusal::DecryptionFailed,
+            AcsError::Verification(_) => SignInRefusal::VerificationFailed,
+            AcsError::Status(_) => SignInRefusal::IdpStatus,
+            AcsError::Issuer(..) => SignInRefusal::WrongIssuer,
+            AcsError::Recipient(..) => SignInRefusal::WrongRecipient,
+            AcsError::Audience => SignInRefusal::WrongAudience,
+            AcsError::Time => SignInRefusal::OutsideValidity,
+            AcsError::InResponseTo => SignInRefusal::InResponseToMismatch,
+            AcsError::SubjectConfirmation => SignInRefusal::NoBearerConfirmation,
         }
+    }
+
+    /// The refusal's stable reason, as in status and metrics.
+    pub fn reason(&self) -> &'static str {
+        self.refusal().reason()
     }
 }
 

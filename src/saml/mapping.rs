@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::SignInRefusal;
 use crate::api::identity_provider::NameIdFormat;
 use crate::config::CompiledIdentityProvider;
 
@@ -47,13 +48,20 @@ pub enum MappingError {
 }
 
 impl MappingError {
-    /// A short, stable label for metrics and status.
-    pub fn reason(&self) -> &'static str {
+    /// Which refusal this is, for status and metrics.
+    pub fn refusal(&self) -> SignInRefusal {
         match self {
-            MappingError::NoIdentity | MappingError::NoIdentityAttribute(_) => "NoIdentity",
-            MappingError::NoEmail => "NoEmail",
-            MappingError::DomainNotAllowed(_) => "EmailDomainNotAllowed",
+            MappingError::NoIdentity | MappingError::NoIdentityAttribute(_) => {
+                SignInRefusal::NoIdentity
+            }
+            MappingError::NoEmail => SignInRefusal::NoEmail,
+            MappingError::DomainNotAllowed(_) => SignInRefusal::EmailDomainNotAllowed,
         }
+    }
+
+    /// The refusal's stable reason, as in status and metrics.
+    pub fn reason(&self) -> &'static str {
+        self.refusal().reason()
     }
 }
 

@@ -8,6 +8,7 @@ use openssl::rsa::Padding;
 use openssl::x509::X509;
 use samael::crypto::AllowedSignatureAlgorithm;
 
+use crate::api::SignInRefusal;
 use crate::api::identity_provider::Provider;
 
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -82,16 +83,23 @@ pub enum SignatureFailure {
 }
 
 impl SignatureFailure {
-    /// A short, stable label for metrics and status reasons.
-    pub fn reason(&self) -> &'static str {
+    /// Which refusal this is, for status and metrics.
+    pub fn refusal(&self) -> SignInRefusal {
         match self {
-            SignatureFailure::Unsigned(_) => "ResponseNotSigned",
-            SignatureFailure::EncryptedAssertionUnsigned(_) => "EncryptedAssertionNotSigned",
-            SignatureFailure::Algorithm { .. } => "SignatureAlgorithmRefused",
-            SignatureFailure::WrongCertificate { .. } => "WrongCertificate",
-            SignatureFailure::Tampered => "ResponseTampered",
-            SignatureFailure::Invalid { .. } => "SignatureInvalid",
+            SignatureFailure::Unsigned(_) => SignInRefusal::ResponseNotSigned,
+            SignatureFailure::EncryptedAssertionUnsigned(_) => {
+                SignInRefusal::EncryptedAssertionNotSigned
+            }
+            SignatureFailure::Algorithm { .. } => SignInRefusal::SignatureAlgorithmRefused,
+            SignatureFailure::WrongCertificate { .. } => SignInRefusal::WrongCertificate,
+            SignatureFailure::Tampered => SignInRefusal::ResponseTampered,
+            SignatureFailure::Invalid { .. } => SignInRefusal::SignatureInvalid,
         }
+    }
+
+    /// The refusal's stable reason, as in status and metrics.
+    pub fn reason(&self) -> &'static str {
+        self.refusal().reason()
     }
 }
 

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::api::IdentityProvider;
 use crate::api::identity_provider::{ScimFigures, SignInFigures};
+use crate::api::{IdentityProvider, SignInRefusal};
 use crate::store::Store;
 
 /// Field manager of the server's status writes.
@@ -42,9 +42,9 @@ impl Figures {
             .insert(key);
     }
 
-    /// Records a sign-in at the ACS of IdentityProvider `ns/name`: `failure` is the reason and
+    /// Records a sign-in at the ACS of IdentityProvider `ns/name`: `failure` is the refusal and
     /// the message of a refused one.
-    pub fn record_sign_in(&self, ns: &str, name: &str, failure: Option<(&str, &str)>) {
+    pub fn record_sign_in(&self, ns: &str, name: &str, failure: Option<(SignInRefusal, &str)>) {
         let key = (ns.to_owned(), name.to_owned());
         let now = Some(Time(Timestamp::now()));
         {
@@ -52,9 +52,9 @@ impl Figures {
             let f = all.entry(key.clone()).or_default();
             match failure {
                 None => f.last_success_time = now,
-                Some((reason, message)) => {
+                Some((refusal, message)) => {
                     f.last_failure_time = now;
-                    f.last_failure_reason = Some(reason.to_owned());
+                    f.last_failure_reason = Some(refusal.reason().to_owned());
                     f.last_failure_message = Some(crate::text::shown(message, 512));
                 }
             }

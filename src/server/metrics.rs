@@ -6,12 +6,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use crate::api::SignInRefusal;
+
 /// Labels of a sign-in.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignInLabels {
     /// `success` or `failure`.
     pub outcome: &'static str,
-    /// Why it failed (`none` on success), e.g. `WrongAudience`, `UserDeactivated`.
+    /// Why it failed (`none` on success): a [`SignInRefusal`]'s metric label, such as
+    /// `WrongAudience` or `UserDeactivated`.
     pub reason: &'static str,
 }
 
@@ -67,16 +70,16 @@ impl ServerMetrics {
             .inc();
     }
 
-    /// Counts one sign-in.
-    pub fn sign_in(&self, reason: Option<&'static str>) {
+    /// Counts one sign-in: `refusal` is why a refused one was refused.
+    pub fn sign_in(&self, refusal: Option<SignInRefusal>) {
         self.sign_ins
             .get_or_create(&SignInLabels {
-                outcome: if reason.is_some() {
+                outcome: if refusal.is_some() {
                     "failure"
                 } else {
                     "success"
                 },
-                reason: reason.unwrap_or("none"),
+                reason: refusal.map_or("none", SignInRefusal::metric_label),
             })
             .inc();
     }

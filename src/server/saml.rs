@@ -18,6 +18,7 @@ use super::figures::Figures;
 use super::metrics::ServerMetrics;
 use super::sessions;
 use super::web::{self, AUTHENTICATION_FAILED, INVALID_RELAY_STATE, page};
+use crate::api::SignInRefusal;
 use crate::config::CompiledIdentityProvider;
 use crate::saml;
 use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
@@ -79,16 +80,16 @@ fn is_login_key(relay_state: &str) -> bool {
 struct Refused {
     status: StatusCode,
     page: (&'static str, &'static str),
-    reason: &'static str,
+    refusal: SignInRefusal,
     message: String,
 }
 
 impl Refused {
-    fn failed(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    fn failed(status: StatusCode, refusal: SignInRefusal, message: impl Into<String>) -> Self {
         Self {
             status,
             page: AUTHENTICATION_FAILED,
-            reason,
+            refusal,
             message: message.into(),
         }
     }
@@ -110,10 +111,10 @@ async fn acs(
             r
         }
         Err(refused) => {
-            tracing::warn!(identity_provider = %format!("{ns}/{name}"), reason = refused.reason, message = %refused.message, "sign-in refused");
+            tracing::warn!(identity_provider = %format!("{ns}/{name}"), reason = refused.refusal.reason(), message = %refused.message, "sign-in refused");
             st.figures
-                .record_sign_in(&ns, &name, Some((refused.reason, &refused.message)));
-            st.metrics.sign_in(Some(refused.reason));
+                .record_sign_in(&ns, &name, Some((refused.refusal, &refused.message)));
+            st.metrics.sign_in(Some(refused.refusal));
             page(refused.status, refused.page.0, refused.page.1)
         }
     }
@@ -129,7 +130,7 @@ async fn sign_in(
     let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
         Refused::failed(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLarge",
+            SignInRefusal::RequestTooLarge,
             format!("the posted form is larger than {MAX_FORM} bytes"),
         )
     })?;
@@ -143,7 +144,7 @@ async fn sign_in(
         if slot.replace(v.into_owned()).is_some() {
             return Err(Refused::failed(
                 StatusCode::BAD_REQUEST,
-                "MalformedResponse",
+                SignInRefusal::MalformedResponse,
                 "the form carries a field twice",
             ));
         }
@@ -151,7 +152,7 @@ async fn sign_in(
     let encoded = encoded.ok_or_else(|| {
         Refused::failed(
             StatusCode::BAD_REQUEST,
-            "MalformedResponse",
+            SignInRefusal::MalformedResponse,
             "the form has no SAMLResponse (the ACS expects the HTTP-POST binding)",
         )
     })?;
@@ -164,7 +165,7 @@ async fn sign_in(
         let mismatch = || {
             Refused::failed(
                 StatusCode::FORBIDDEN,
-                "BrowserMismatch",
+                SignInRefusal::BrowserMismatch,
                 "the response arrived in a browser other than the one that started the sign-in (or its cookies are blocked)",
             )
         };
@@ -172,7 +173,7 @@ async fn sign_in(
         let sent = web::cookie(headers, &cookie_name).map_err(|_| Refused {
             status: StatusCode::BAD_REQUEST,
             page: web::DUPLICATE_COOKIE,
-            reason: "DuplicateCookie",
+            refusal: SignInRefusal::DuplicateCookie,
             message: "the browser sent the sign-in's cookie twice (one was set for another host or path): clear the site's cookies and start again from the application".into(),
         })?;
         let payload: PendingRequest = sent
@@ -185,7 +186,7 @@ async fn sign_in(
         let expired = || {
             Refused::failed(
                 StatusCode::FORBIDDEN,
-                "LoginExpired",
+                SignInRefusal::LoginExpired,
                 "the sign-in this response answers expired (10 minutes) or was already finished: start again from the application",
             )
         };
@@ -202,7 +203,7 @@ async fn sign_in(
             .await
             .map_err(|e| {
                 tracing::error!(identity_provider = %tenant, error = %e, "could not record the sign-in");
-                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable", "the identity store failed")
+                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, SignInRefusal::StoreUnavailable, "the identity store failed")
             })?;
         if !first {
             return Err(expired());
@@ -213,8 +214,8 @@ async fn sign_in(
         if !config.allow_idp_initiated {
             return Err(Refused::failed(
                 StatusCode::FORBIDDEN,
-                "IdpInitiatedNotAllowed",
-                crate::saml::acs::AcsError::Unsolicited.to_string(),
+                SignInRefusal::IdpInitiatedNotAllowed,
+                saml::acs::AcsError::Unsolicited.to_string(),
             ));
         }
         let target = if relay_state.is_empty() {
@@ -228,7 +229,7 @@ async fn sign_in(
             return Err(Refused {
                 status: StatusCode::BAD_REQUEST,
                 page: INVALID_RELAY_STATE,
-                reason: "InvalidRelayState",
+                refusal: SignInRefusal::InvalidRelayState,
                 message:
                     "the RelayState is not allowed by the installation's allowed redirects and the IdentityProvider's allowedRedirects (nor a path on this installation)"
                         .into(),
@@ -247,7 +248,7 @@ async fn sign_in(
     .ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
+            SignInRefusal::Busy,
             "too many sign-ins are being verified at once; retry",
         )
     })?;
@@ -265,7 +266,7 @@ async fn sign_in(
     .map_err(|_| {
         Refused::failed(
             StatusCode::BAD_REQUEST,
-            "MalformedResponse",
+            SignInRefusal::MalformedResponse,
             "the response could not be processed",
         )
     })?
@@ -274,14 +275,14 @@ async fn sign_in(
             saml::acs::AcsError::Shape(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::FORBIDDEN,
         };
-        Refused::failed(status, e.reason(), e.to_string())
+        Refused::failed(status, e.refusal(), e.to_string())
     })?;
 
     let store_failed = |e: crate::store::StoreError| {
         tracing::error!(identity_provider = %tenant, error = %e, "identity store failure at sign-in");
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "StoreUnavailable",
+            SignInRefusal::StoreUnavailable,
             "the identity store failed",
         )
     };
@@ -293,22 +294,22 @@ async fn sign_in(
     {
         return Err(Refused::failed(
             StatusCode::FORBIDDEN,
-            "AssertionReplayed",
+            SignInRefusal::AssertionReplayed,
             "this assertion was used already (a replayed response)",
         ));
     }
     let mapped = saml::mapping::map(config, &sign_in)
-        .map_err(|e| Refused::failed(StatusCode::FORBIDDEN, e.reason(), e.to_string()))?;
+        .map_err(|e| Refused::failed(StatusCode::FORBIDDEN, e.refusal(), e.to_string()))?;
     let user = sessions::resolve_user(&st.store, config, &mapped)
         .await
         .map_err(|e| match e {
             sessions::Refusal::Store(e) => store_failed(e),
-            other => Refused::failed(StatusCode::FORBIDDEN, other.reason(), other.to_string()),
+            other => Refused::failed(StatusCode::FORBIDDEN, other.refusal(), other.to_string()),
         })?;
     let keys = st.configs.session_keys().ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "NoSessionKeys",
+            SignInRefusal::NoSessionKeys,
             "the session keys are not published yet: check that the controller is running",
         )
     })?;
@@ -338,7 +339,7 @@ async fn sign_in(
     let cookie = sessions::cookie(config, &keys, &session_id, subject).ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "NoSessionKeys",
+            SignInRefusal::NoSessionKeys,
             "the session keys are unusable: check the controller",
         )
     })?;

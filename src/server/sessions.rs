@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use super::web;
+use crate::api::SignInRefusal;
 use crate::api::identity_provider::ProvisioningMode;
 use crate::config::CompiledIdentityProvider;
 use crate::saml::mapping::{MappedUser, MappingError};
@@ -33,13 +34,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A short, stable label for metrics and status.
-    pub fn reason(&self) -> &'static str {
+    /// Which refusal this is, for status and metrics.
+    pub fn refusal(&self) -> SignInRefusal {
         match self {
-            Refusal::Mapping(m) => m.reason(),
-            Refusal::Deactivated(_) => "UserDeactivated",
-            Refusal::NotProvisioned(_) => "UserNotProvisioned",
-            Refusal::Store(_) => "StoreUnavailable",
+            Refusal::Mapping(m) => m.refusal(),
+            Refusal::Deactivated(_) => SignInRefusal::UserDeactivated,
+            Refusal::NotProvisioned(_) => SignInRefusal::UserNotProvisioned,
+            Refusal::Store(_) => SignInRefusal::StoreUnavailable,
         }
     }
 }
