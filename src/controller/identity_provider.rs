@@ -1249,6 +1249,9 @@ fn compile(
 /// The hashes of the SCIM tokens that work now for IdentityProvider `ns/name`, sorted. They
 /// come from each ScimToken's spec and Secret (see [`scim_token::credentials`]), never from
 /// its status, which anyone allowed to patch `scimtokens/status` could forge.
+/// How long an IdentityProvider's reconciliation waits for the ScimToken watch's first list.
+const TOKENS_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn token_hashes(
     ctx: &Context,
     ns: &str,
@@ -1256,6 +1259,15 @@ async fn token_hashes(
     now: Timestamp,
     soonest: &mut impl FnMut(Timestamp),
 ) -> Result<Vec<CompiledScimToken>, Error> {
+    // Right after this replica starts leading, its ScimToken watch may not have listed every
+    // ScimToken yet: compiling from that partial view would drop valid tokens from the served
+    // configuration until the next reconciliation (their IdP would get 401 meanwhile).
+    if tokio::time::timeout(TOKENS_LISTED_WITHIN, ctx.tokens.wait_until_ready())
+        .await
+        .map_or(true, |listed| listed.is_err())
+    {
+        return Err(Error::NotSynced("ScimToken"));
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = Vec::new();
     for token in ctx.tokens.state().iter().filter(|t| {

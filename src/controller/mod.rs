@@ -74,6 +74,10 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The controller's view of a kind is not complete yet (it has not finished listing it
+    /// since it started leading); acting on a partial view would drop what is not seen yet.
+    #[error("the controller has not finished listing every {0} yet; retrying")]
+    NotSynced(&'static str),
 }
 
 impl Error {
@@ -85,6 +89,7 @@ impl Error {
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Serialize(_) => "serialize",
             Error::Task(_) => "task",
+            Error::NotSynced(_) => "not_synced",
         }
     }
 }
