@@ -1250,7 +1250,7 @@ fn compile(
 /// come from each ScimToken's spec and Secret (see [`scim_token::credentials`]), never from
 /// its status, which anyone allowed to patch `scimtokens/status` could forge.
 /// How long an IdentityProvider's reconciliation waits for the ScimToken watch's first list.
-const TOKENS_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+const TOKENS_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn token_hashes(
     ctx: &Context,
