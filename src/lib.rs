@@ -14,4 +14,5 @@ pub mod scim;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tenant;
 pub mod text;

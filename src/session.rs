@@ -24,13 +24,16 @@ pub const COOKIE_PREFIX: &str = "sso_session_";
 /// subdomain) and no other path can set one of that name or shadow it.
 pub const HOST_PREFIX: &str = "__Host-";
 
-/// Name of the session cookie of IdentityProvider `tenant` (`namespace/name`): with the
-/// [`HOST_PREFIX`] when the cookie is `host_only` (no `session.cookieDomain`).
-pub fn cookie_name(tenant: &str, host_only: bool) -> String {
+/// Name of the session cookie of IdentityProvider `tenant` (a [`Tenant`](crate::tenant::Tenant)
+/// or its written form `namespace/name`): with the [`HOST_PREFIX`] when the cookie is
+/// `host_only` (no `session.cookieDomain`). The name hashes the written form, so it is the
+/// same whichever way the tenant is given.
+pub fn cookie_name(tenant: &(impl std::fmt::Display + ?Sized), host_only: bool) -> String {
+    let written = tenant.to_string();
     format!(
         "{}{COOKIE_PREFIX}{}",
         if host_only { HOST_PREFIX } else { "" },
-        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(tenant.as_bytes()))[..16]
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(written.as_bytes()))[..16]
     )
 }
 /// The longest session the CRD allows; a key is kept at least this long after it stops
@@ -268,6 +271,16 @@ mod tests {
             cookie_name("team-a/okta", true),
             cookie_name("team-b/okta", true)
         );
+    }
+
+    #[test]
+    fn a_tenant_names_the_same_cookie_as_its_written_form() {
+        let tenant = crate::tenant::Tenant::new("team-a", "okta");
+        assert_eq!(
+            cookie_name(&tenant, true),
+            "__Host-sso_session_2a59986127f01311"
+        );
+        assert_eq!(cookie_name(&tenant, false), "sso_session_2a59986127f01311");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::api::identity_provider::{
     AttributeMapping, Provider, SamlSettings, SessionSettings, UserSettings,
 };
+use crate::tenant::Tenant;
 
 /// Label carried by every compiled-config Secret; the server watches Secrets with it.
 pub const COMPILED_CONFIG_LABEL: &str = "sso-operator.dev/compiled-config";
@@ -164,6 +165,11 @@ impl CompiledServiceProvider {
 }
 
 impl CompiledIdentityProvider {
+    /// The IdentityProvider this configuration was compiled from: its tenant.
+    pub fn tenant(&self) -> Tenant {
+        Tenant::new(&self.namespace, &self.name)
+    }
+
     /// The IdP's Single Logout endpoint, when `session.singleLogout` is on and the IdP has
     /// one: where SP-initiated logout sends its LogoutRequest.
     pub fn single_logout(&self) -> Option<&SingleLogoutService> {
@@ -196,7 +202,9 @@ pub fn compiled_secret_name(namespace: &str, name: &str) -> String {
     if plain.len() <= 253 {
         return plain;
     }
-    let digest = hex::encode(Sha256::digest(format!("{namespace}/{name}").as_bytes()));
+    let digest = hex::encode(Sha256::digest(
+        Tenant::new(namespace, name).to_string().as_bytes(),
+    ));
     format!(
         "{}-{}",
         &plain[..200].trim_end_matches(['-', '.']),

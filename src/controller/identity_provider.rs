@@ -34,6 +34,7 @@ use crate::config::{
     self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider,
     SingleLogoutService, SloBinding, Urls,
 };
+use crate::tenant::Tenant;
 
 const KIND: &str = "IdentityProvider";
 /// Finalizer that removes the compiled configuration, which lives in another namespace and so
@@ -102,9 +103,12 @@ pub fn referencing<K: Resource>(
 
 /// The IdentityProvider a compiled-config Secret belongs to.
 pub fn owner_of_compiled<K: Resource>(secret: &K) -> Option<ObjectRef<IdentityProvider>> {
-    let source = secret.annotations().get(config::SOURCE_ANNOTATION)?;
-    let (ns, name) = source.split_once('/')?;
-    Some(ObjectRef::new(name).within(ns))
+    let source: Tenant = secret
+        .annotations()
+        .get(config::SOURCE_ANNOTATION)?
+        .parse()
+        .ok()?;
+    Some(ObjectRef::new(&source.name).within(&source.namespace))
 }
 
 /// Reconcile entry point.
@@ -787,7 +791,7 @@ async fn ensure_sp_keys(
         .and_then(|s| s.data.as_ref())
         .and_then(sp_keys::from_secret_data);
     let policy = ctx.settings.sp_rotation;
-    let cn = format!("{ns}/{name}");
+    let cn = Tenant::new(ns, name).to_string();
     // RSA key generation is CPU-bound (~0.2 s a key on one core): at most one per CPU at a
     // time, so a cold start of many IdentityProviders neither spawns hundreds of blocking
     // threads (each with its own allocator arena) nor starves the watchers.
@@ -1361,7 +1365,7 @@ async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) ->
             labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 config::SOURCE_ANNOTATION.to_owned(),
-                format!("{}/{}", compiled.namespace, compiled.name),
+                compiled.tenant().to_string(),
             )])),
             ..Default::default()
         },

@@ -164,7 +164,7 @@ pub fn check_redirect(
         Some(c) if !c.allowed_redirects.iter().any(|a| under(a, &url)) => {
             Err(RedirectRefusal::IdentityProvider {
                 origin,
-                tenant: format!("{}/{}", c.namespace, c.name),
+                tenant: c.tenant().to_string(),
             })
         }
         _ => Ok(()),

@@ -22,6 +22,7 @@ use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::session::CookiePayload;
 use crate::store::User;
+use crate::tenant::Tenant;
 
 /// Response header with the signed-in user's `userName`.
 pub const USER_HEADER: &str = "x-auth-request-user";
@@ -71,13 +72,10 @@ enum NoAnswer {
 async fn live_session(
     st: &SamlState,
     headers: &HeaderMap,
-    tenant: &str,
+    tenant: &Tenant,
 ) -> Result<Option<Live>, NoAnswer> {
-    let Some((ns, name)) = tenant.split_once('/') else {
-        return Ok(None);
-    };
     // A disabled or deleted IdentityProvider ends its sessions.
-    let Some(config) = st.configs.get(ns, name) else {
+    let Some(config) = st.configs.get(tenant) else {
         return Ok(None);
     };
     let value = web::cookie(headers, &sessions::cookie_name(&config))
@@ -88,10 +86,11 @@ async fn live_session(
     let Some(keys) = st.configs.session_keys() else {
         return Ok(None);
     };
+    let written = tenant.to_string();
     let Some(payload) = keys
         .open(&value)
         .and_then(|b| serde_json::from_slice::<CookiePayload>(&b).ok())
-        .filter(|p| p.tenant == tenant)
+        .filter(|p| p.tenant == written)
     else {
         return Ok(None);
     };
@@ -102,7 +101,7 @@ async fn live_session(
     }
     let found = st
         .store
-        .session(tenant, &payload.session_id)
+        .session(&written, &payload.session_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "identity store failure in forward-auth");
@@ -135,10 +134,10 @@ fn email_of(user: &User) -> Option<String> {
         .or_else(|| emails.iter().find_map(value))
 }
 
-/// What a forward-auth check asks: whose session (the IdentityProvider `namespace/name`, or
-/// none when it cannot be told) and of which groups the user needs one (any, when empty).
+/// What a forward-auth check asks: whose session (the IdentityProvider, or none when it
+/// cannot be told) and of which groups the user needs one (any, when empty).
 struct Check {
-    tenant: Option<(String, String)>,
+    tenant: Option<Tenant>,
     groups: Vec<String>,
     /// Answer a request without a session with a redirect to sign-in (Traefik).
     sign_in_redirect: bool,
@@ -216,9 +215,12 @@ fn bound_check(path: &str) -> Check {
     let segments: Vec<&str> = path.split('/').collect();
     // ["", "auth", NAMESPACE, NAME, "verify", ...rest]
     let tenant = match (segments.get(2), segments.get(3)) {
-        (Some(ns), Some(name)) => decode(ns).zip(decode(name)).filter(|(ns, name)| {
-            !ns.is_empty() && !name.is_empty() && !ns.contains('/') && !name.contains('/')
-        }),
+        (Some(ns), Some(name)) => decode(ns)
+            .zip(decode(name))
+            .filter(|(ns, name)| {
+                !ns.is_empty() && !name.is_empty() && !ns.contains('/') && !name.contains('/')
+            })
+            .map(|(ns, name)| Tenant::new(ns, name)),
         _ => None,
     };
     let groups = match (segments.get(5), segments.get(6)) {
@@ -249,25 +251,27 @@ async fn verify_unbound(State(st): State<SamlState>, headers: HeaderMap) -> Resp
     verify(&st, check, &headers).await
 }
 
-/// `namespace/name` from an `identityProvider` value.
-fn tenant_of(value: &str) -> Option<(String, String)> {
-    let (ns, name) = value.split_once('/')?;
-    (!ns.is_empty() && !name.is_empty() && !name.contains('/'))
-        .then(|| (ns.to_owned(), name.to_owned()))
+/// The IdentityProvider an `identityProvider` value (`namespace/name`) names.
+fn tenant_of(value: &str) -> Option<Tenant> {
+    value.parse().ok()
 }
 
 /// The IdentityProvider served, when exactly one is.
-fn only_served(st: &SamlState) -> Option<(String, String)> {
-    let served = st.configs.served();
-    (served.len() == 1).then(|| served[0].clone())
+fn only_served(st: &SamlState) -> Option<Tenant> {
+    let mut served = st.configs.served();
+    if served.len() == 1 {
+        served.pop()
+    } else {
+        None
+    }
 }
 
 async fn verify(st: &SamlState, check: Check, headers: &HeaderMap) -> Response {
     let unauthenticated = |st: &SamlState| {
         st.metrics.verify("unauthenticated");
         if check.sign_in_redirect
-            && let Some((ns, name)) = &check.tenant
-            && let Some(r) = sign_in_redirect(st, ns, name, headers)
+            && let Some(tenant) = &check.tenant
+            && let Some(r) = sign_in_redirect(st, tenant, headers)
         {
             return r;
         }
@@ -277,14 +281,13 @@ async fn verify(st: &SamlState, check: Check, headers: &HeaderMap) -> Response {
         r
     };
     // Each IdentityProvider has its own session: which one this check is for must be known.
-    let Some((ns, name)) = &check.tenant else {
+    let Some(tenant) = &check.tenant else {
         tracing::warn!(
             "a forward-auth check names no IdentityProvider while several are served; refusing (use /auth/NAMESPACE/NAME/verify)"
         );
         return unauthenticated(st);
     };
-    let tenant = format!("{ns}/{name}");
-    let live = match live_session(st, headers, &tenant).await {
+    let live = match live_session(st, headers, tenant).await {
         Ok(Some(l)) => l,
         Ok(None) => return unauthenticated(st),
         Err(NoAnswer::Store) => {
@@ -352,8 +355,8 @@ fn groups_header(groups: &[String]) -> String {
 /// For proxies that hand the verify answer to the browser (Traefik ForwardAuth): a redirect to
 /// SP-initiated sign-in that returns to the original URL, rebuilt from the `X-Forwarded-Proto`,
 /// `X-Forwarded-Host` and `X-Forwarded-Uri` headers and checked against the allow-list.
-fn sign_in_redirect(st: &SamlState, ns: &str, name: &str, headers: &HeaderMap) -> Option<Response> {
-    let config = st.configs.get(ns, name)?;
+fn sign_in_redirect(st: &SamlState, tenant: &Tenant, headers: &HeaderMap) -> Option<Response> {
+    let config = st.configs.get(tenant)?;
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let original = format!(
         "{}://{}{}",
@@ -376,7 +379,7 @@ fn sign_in_redirect(st: &SamlState, ns: &str, name: &str, headers: &HeaderMap) -
 
 /// Which IdentityProvider a sign-in or sign-out is for: the `identityProvider` parameter, or
 /// the only one served.
-fn chosen(st: &SamlState, q: &HashMap<String, String>) -> Option<(String, String)> {
+fn chosen(st: &SamlState, q: &HashMap<String, String>) -> Option<Tenant> {
     match q.get("identityProvider") {
         Some(v) => tenant_of(v),
         None => only_served(st),
@@ -384,19 +387,19 @@ fn chosen(st: &SamlState, q: &HashMap<String, String>) -> Option<(String, String
 }
 
 async fn signin(State(st): State<SamlState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let Some((ns, name)) = chosen(&st, &q) else {
+    let Some(tenant) = chosen(&st, &q) else {
         return page(
             StatusCode::BAD_REQUEST,
             "Sign-In",
             "Name the identity provider: add identityProvider=NAMESPACE/NAME to the sign-in URL.",
         );
     };
-    let Some(config) = st.configs.get(&ns, &name) else {
+    let Some(config) = st.configs.get(&tenant) else {
         return web::not_served();
     };
     // ingress-nginx passes the original URL as `rd`.
     let target = q.get("rd").or_else(|| q.get("redirect"));
-    let mut location = format!("/saml/{ns}/{name}/login");
+    let mut location = format!("/saml/{}/{}/login", tenant.namespace, tenant.name);
     if let Some(t) = target.filter(|t| !t.is_empty()) {
         if let Err(refusal) =
             crate::saml::login::check_redirect(&st.allowed_redirects, Some(&config), t)
@@ -415,19 +418,18 @@ async fn logout(
     headers: HeaderMap,
 ) -> Response {
     // The IdentityProvider named, the only one served, or every one whose cookie was sent.
-    let tenants: Vec<String> = match chosen(&st, &q) {
-        Some((ns, name)) => vec![format!("{ns}/{name}")],
+    let tenants: Vec<Tenant> = match chosen(&st, &q) {
+        Some(tenant) => vec![tenant],
         None => st
             .configs
             .served()
             .into_iter()
-            .filter(|(ns, name)| {
-                st.configs.get(ns, name).is_some_and(|c| {
+            .filter(|tenant| {
+                st.configs.get(tenant).is_some_and(|c| {
                     // Sent twice counts as sent: live_session refuses it below.
                     web::cookie(&headers, &sessions::cookie_name(&c)) != Ok(None)
                 })
             })
-            .map(|(ns, name)| format!("{ns}/{name}"))
             .collect(),
     };
     let unavailable = || {
@@ -448,14 +450,15 @@ async fn logout(
             Err(NoAnswer::DuplicateCookie) => return duplicate_cookie(),
         };
         if let Some(l) = &live
-            && let Err(e) = st.store.delete_session(tenant, &l.payload.session_id).await
+            && let Err(e) = st
+                .store
+                .delete_session(&tenant.to_string(), &l.payload.session_id)
+                .await
         {
             tracing::error!(error = %e, "could not end a session");
             return unavailable();
         }
-        let config = tenant
-            .split_once('/')
-            .and_then(|(ns, name)| st.configs.get(ns, name));
+        let config = st.configs.get(tenant);
         cookies.extend(sessions::clear_cookies(tenant, config.as_deref()));
         if single_logout.is_none()
             && let (Some(c), Some(Live { payload, .. })) = (&config, live)
@@ -523,11 +526,12 @@ async fn logout(
 #[cfg(test)]
 mod tests {
     use super::{bound_check, groups_header, tenant_of};
+    use crate::tenant::Tenant;
 
     #[test]
     fn a_bound_check_reads_the_identity_provider_and_groups_from_the_configured_prefix_only() {
         let c = bound_check("/auth/team-a/okta/verify/app/page");
-        assert_eq!(c.tenant, Some(("team-a".into(), "okta".into())));
+        assert_eq!(c.tenant, Some(Tenant::new("team-a", "okta")));
         assert!(c.groups.is_empty() && !c.sign_in_redirect);
         let c = bound_check("/auth/team-a/okta/verify/groups/admins,Sales%2C%20EMEA/groups/eng");
         assert_eq!(c.groups, ["admins", "Sales, EMEA"]);
@@ -540,7 +544,7 @@ mod tests {
 
     #[test]
     fn identity_provider_values_name_one_namespace_and_name() {
-        assert_eq!(tenant_of("a/b"), Some(("a".into(), "b".into())));
+        assert_eq!(tenant_of("a/b"), Some(Tenant::new("a", "b")));
         for bad in ["a", "a/", "/b", "a/b/app", ""] {
             assert_eq!(tenant_of(bad), None, "{bad}");
         }

@@ -15,6 +15,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::config::{self, CompiledIdentityProvider};
 use crate::session::{self, SessionKeys};
+use crate::tenant::Tenant;
 
 /// Parsed configurations by Secret name, with the resourceVersion they were parsed from.
 type ParsedCache = HashMap<String, (String, Arc<CompiledIdentityProvider>)>;
@@ -28,9 +29,9 @@ pub struct ConfigIndex {
     namespace: String,
     parsed: Arc<Mutex<ParsedCache>>,
     keys: Arc<Mutex<KeysCache>>,
-    /// The IdentityProvider UID each tenant (`namespace/name`) of the identity store is bound
-    /// to; a configuration of another UID is not served.
-    bound: Arc<Mutex<HashMap<String, String>>>,
+    /// The IdentityProvider UID each tenant of the identity store is bound to; a
+    /// configuration of another UID is not served.
+    bound: Arc<Mutex<HashMap<Tenant, String>>>,
     /// Woken on every change of the watched Secrets.
     changed: Arc<tokio::sync::Notify>,
 }
@@ -109,28 +110,25 @@ impl ConfigIndex {
         Some(keys)
     }
 
-    /// Every IdentityProvider being served, as `(namespace, name)`, sorted.
-    pub fn served(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = self
+    /// Every IdentityProvider being served, sorted.
+    pub fn served(&self) -> Vec<Tenant> {
+        let mut out: Vec<Tenant> = self
             .store
             .state()
             .iter()
-            .filter_map(|s| {
-                let (ns, name) = source(s)?;
-                Some((ns.to_owned(), name.to_owned()))
-            })
-            .filter(|(ns, name)| self.get(ns, name).is_some())
+            .filter_map(|s| source(s))
+            .filter(|tenant| self.get(tenant).is_some())
             .collect();
         out.sort();
         out
     }
 
-    /// The configuration of IdentityProvider `namespace/name`, if it is being served: compiled,
-    /// and the identity store's tenant bound to its UID.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
-        let compiled = self.compiled(namespace, name)?;
+    /// The configuration of IdentityProvider `tenant`, if it is being served: compiled, and the
+    /// identity store's tenant bound to its UID.
+    pub fn get(&self, tenant: &Tenant) -> Option<Arc<CompiledIdentityProvider>> {
+        let compiled = self.compiled(tenant)?;
         let bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        (bound.get(&format!("{namespace}/{name}")) == Some(&compiled.uid)).then_some(compiled)
+        (bound.get(tenant) == Some(&compiled.uid)).then_some(compiled)
     }
 
     /// Every compiled configuration, served or not yet bound.
@@ -138,25 +136,22 @@ impl ConfigIndex {
         self.store
             .state()
             .iter()
-            .filter_map(|s| {
-                let (ns, name) = source(s)?;
-                self.compiled(ns, name)
-            })
+            .filter_map(|s| self.compiled(&source(s)?))
             .collect()
     }
 
-    /// Records that the identity store's tenant `namespace/name` belongs to IdentityProvider
-    /// UID `uid` (`None`: to none), so that its configuration of that UID is served.
-    pub fn set_bound(&self, tenant: &str, uid: Option<&str>) {
+    /// Records that the identity store's tenant `tenant` belongs to IdentityProvider UID `uid`
+    /// (`None`: to none), so that its configuration of that UID is served.
+    pub fn set_bound(&self, tenant: &Tenant, uid: Option<&str>) {
         let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
         match uid {
-            Some(uid) => bound.insert(tenant.to_owned(), uid.to_owned()),
+            Some(uid) => bound.insert(tenant.clone(), uid.to_owned()),
             None => bound.remove(tenant),
         };
     }
 
-    /// The UID the tenant `namespace/name` is bound to, as last recorded.
-    pub fn bound(&self, tenant: &str) -> Option<String> {
+    /// The UID the tenant `tenant` is bound to, as last recorded.
+    pub fn bound(&self, tenant: &Tenant) -> Option<String> {
         self.bound
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -170,10 +165,10 @@ impl ConfigIndex {
         self.changed.notified().await;
     }
 
-    /// The compiled configuration of IdentityProvider `namespace/name`, whether its tenant is
-    /// bound or not.
-    pub fn compiled(&self, namespace: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
-        let secret_name = config::compiled_secret_name(namespace, name);
+    /// The compiled configuration of IdentityProvider `tenant`, whether its tenant is bound or
+    /// not.
+    pub fn compiled(&self, tenant: &Tenant) -> Option<Arc<CompiledIdentityProvider>> {
+        let secret_name = config::compiled_secret_name(&tenant.namespace, &tenant.name);
         let secret = self
             .store
             .get(&ObjectRef::new(&secret_name).within(&self.namespace))?;
@@ -193,7 +188,7 @@ impl ConfigIndex {
             }
         };
         // Never serve a configuration under another IdentityProvider's URL.
-        if compiled.namespace != namespace || compiled.name != name {
+        if compiled.tenant() != *tenant {
             return None;
         }
         let compiled = Arc::new(compiled);
@@ -202,10 +197,11 @@ impl ConfigIndex {
     }
 }
 
-/// The IdentityProvider (`namespace`, `name`) a compiled-configuration Secret was compiled from.
-fn source(secret: &Secret) -> Option<(&str, &str)> {
+/// The IdentityProvider a compiled-configuration Secret was compiled from.
+fn source(secret: &Secret) -> Option<Tenant> {
     secret
         .annotations()
         .get(config::SOURCE_ANNOTATION)?
-        .split_once('/')
+        .parse()
+        .ok()
 }

@@ -16,6 +16,7 @@ use kube::api::{Api, Patch, PatchParams};
 use crate::api::identity_provider::{ScimFigures, SignInFigures};
 use crate::api::{IdentityProvider, SignInRefusal};
 use crate::store::Store;
+use crate::tenant::Tenant;
 
 /// Field manager of the server's status writes.
 pub const FIELD_MANAGER: &str = "sso-operator-server";
@@ -23,33 +24,31 @@ pub const FIELD_MANAGER: &str = "sso-operator-server";
 /// Requests seen since the last publication.
 #[derive(Default)]
 pub struct Figures {
-    last_request: Mutex<HashMap<(String, String), Timestamp>>,
-    sign_ins: Mutex<HashMap<(String, String), SignInFigures>>,
-    dirty: Mutex<HashSet<(String, String)>>,
+    last_request: Mutex<HashMap<Tenant, Timestamp>>,
+    sign_ins: Mutex<HashMap<Tenant, SignInFigures>>,
+    dirty: Mutex<HashSet<Tenant>>,
 }
 
 impl Figures {
-    /// Records an authenticated request (or a change) for IdentityProvider `ns/name`.
-    pub fn record(&self, ns: &str, name: &str) {
-        let key = (ns.to_owned(), name.to_owned());
+    /// Records an authenticated request (or a change) for IdentityProvider `tenant`.
+    pub fn record(&self, tenant: &Tenant) {
         self.last_request
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), Timestamp::now());
+            .insert(tenant.clone(), Timestamp::now());
         self.dirty
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+            .insert(tenant.clone());
     }
 
-    /// Records a sign-in at the ACS of IdentityProvider `ns/name`: `failure` is the refusal and
+    /// Records a sign-in at the ACS of IdentityProvider `tenant`: `failure` is the refusal and
     /// the message of a refused one.
-    pub fn record_sign_in(&self, ns: &str, name: &str, failure: Option<(SignInRefusal, &str)>) {
-        let key = (ns.to_owned(), name.to_owned());
+    pub fn record_sign_in(&self, tenant: &Tenant, failure: Option<(SignInRefusal, &str)>) {
         let now = Some(Time(Timestamp::now()));
         {
             let mut all = self.sign_ins.lock().unwrap_or_else(|e| e.into_inner());
-            let f = all.entry(key.clone()).or_default();
+            let f = all.entry(tenant.clone()).or_default();
             match failure {
                 None => f.last_success_time = now,
                 Some((refusal, message)) => {
@@ -62,7 +61,7 @@ impl Figures {
         self.dirty
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+            .insert(tenant.clone());
     }
 
     /// Publishes the figures of every IdentityProvider with new requests, every `interval`.
@@ -71,14 +70,13 @@ impl Figures {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let pending: Vec<(String, String)> = self
+            let pending: Vec<Tenant> = self
                 .dirty
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .drain()
                 .collect();
-            for (ns, name) in pending {
-                let tenant = format!("{ns}/{name}");
+            for tenant in pending {
                 let (users, groups) = match (
                     store.count_users(&tenant).await,
                     store.count_groups(&tenant).await,
@@ -90,7 +88,7 @@ impl Figures {
                     .last_request
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&(ns.clone(), name.clone()))
+                    .get(&tenant)
                     .copied();
                 let figures = ScimFigures {
                     users,
@@ -101,7 +99,7 @@ impl Figures {
                     .sign_ins
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&(ns.clone(), name.clone()))
+                    .get(&tenant)
                     .cloned();
                 let mut status = serde_json::json!({ "scim": figures });
                 if let Some(sign_in) = sign_in {
@@ -112,10 +110,10 @@ impl Figures {
                     "kind": "IdentityProvider",
                     "status": status,
                 });
-                let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns);
+                let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &tenant.namespace);
                 if let Err(e) = api
                     .patch_status(
-                        &name,
+                        &tenant.name,
                         &PatchParams::apply(FIELD_MANAGER).force(),
                         &Patch::Apply(&patch),
                     )

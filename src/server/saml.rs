@@ -23,6 +23,7 @@ use crate::config::CompiledIdentityProvider;
 use crate::saml;
 use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
 use crate::store::{SessionSubject, Store};
+use crate::tenant::Tenant;
 
 /// How long a started sign-in may take at the IdP.
 const LOGIN_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
@@ -101,19 +102,20 @@ async fn acs(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(config) = st.configs.get(&ns, &name) else {
+    let tenant = Tenant::new(ns, name);
+    let Some(config) = st.configs.get(&tenant) else {
         return web::not_served();
     };
     match sign_in(&st, &config, &headers, body).await {
         Ok(r) => {
-            st.figures.record_sign_in(&ns, &name, None);
+            st.figures.record_sign_in(&tenant, None);
             st.metrics.sign_in(None);
             r
         }
         Err(refused) => {
-            tracing::warn!(identity_provider = %format!("{ns}/{name}"), reason = refused.refusal.reason(), message = %refused.message, "sign-in refused");
+            tracing::warn!(identity_provider = %tenant, reason = refused.refusal.reason(), message = %refused.message, "sign-in refused");
             st.figures
-                .record_sign_in(&ns, &name, Some((refused.refusal, &refused.message)));
+                .record_sign_in(&tenant, Some((refused.refusal, &refused.message)));
             st.metrics.sign_in(Some(refused.refusal));
             page(refused.status, refused.page.0, refused.page.1)
         }
@@ -126,7 +128,7 @@ async fn sign_in(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refused> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
         Refused::failed(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -180,7 +182,7 @@ async fn sign_in(
             .and_then(|v| keys.open(&v))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(mismatch)?;
-        if payload.request_id != relay_state || payload.tenant != tenant {
+        if payload.request_id != relay_state || payload.tenant != tenant.to_string() {
             return Err(mismatch());
         }
         let expired = || {
@@ -379,7 +381,8 @@ async fn login(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(config) = st.configs.get(&ns, &name) else {
+    let tenant = Tenant::new(ns, name);
+    let Some(config) = st.configs.get(&tenant) else {
         return web::not_served();
     };
     let target = q.get("redirect").filter(|r| !r.is_empty());
@@ -388,7 +391,6 @@ async fn login(
     {
         return web::redirect_refused(&refusal);
     }
-    let tenant = format!("{ns}/{name}");
     let Some(keys) = st.configs.session_keys() else {
         tracing::warn!(identity_provider = %tenant, "no session keys yet: is the controller running?");
         return page(
@@ -401,7 +403,7 @@ async fn login(
     // The sign-in's state travels sealed in the browser's cookie: starting a sign-in writes
     // nothing on the server, so anonymous callers cannot fill anything.
     let payload = PendingRequest {
-        tenant: tenant.clone(),
+        tenant: tenant.to_string(),
         uid: config.uid.clone(),
         request_id: id.clone(),
         redirect: target.cloned(),
@@ -459,7 +461,8 @@ async fn metadata(
     Path((ns, name)): Path<(String, String)>,
 ) -> Response {
     // A deleted, disabled or never-valid IdentityProvider is not served at all.
-    let Some(config) = st.configs.get(&ns, &name) else {
+    let tenant = Tenant::new(ns, name);
+    let Some(config) = st.configs.get(&tenant) else {
         return web::not_served();
     };
     match saml::metadata::render(&config) {
@@ -472,7 +475,7 @@ async fn metadata(
             r
         }
         Err(e) => {
-            tracing::error!(identity_provider = %format!("{ns}/{name}"), error = %e, "could not render SP metadata");
+            tracing::error!(identity_provider = %tenant, error = %e, "could not render SP metadata");
             page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",

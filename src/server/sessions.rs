@@ -13,6 +13,7 @@ use crate::config::CompiledIdentityProvider;
 use crate::saml::mapping::{MappedUser, MappingError};
 use crate::session::{CookiePayload, LONGEST_SESSION, SamlSubject, SessionKeys};
 use crate::store::{Store, StoreError, User, UserInput};
+use crate::tenant::Tenant;
 
 /// Why a verified sign-in gets no session.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,7 @@ pub async fn resolve_user(
     config: &CompiledIdentityProvider,
     mapped: &MappedUser,
 ) -> Result<User, Refusal> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let mut found = store
         .find_user_by_user_name(&tenant, &mapped.identity)
         .await?;
@@ -167,9 +168,8 @@ pub fn cookie(
     session_id: &str,
     subject: Option<SamlSubject>,
 ) -> Option<String> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
     let payload = CookiePayload {
-        tenant: tenant.clone(),
+        tenant: config.tenant().to_string(),
         uid: config.uid.clone(),
         session_id: session_id.to_owned(),
         subject,
@@ -195,13 +195,12 @@ pub fn cookie(
 /// the cookie belongs to the external URL's host alone, the hash without the prefix when
 /// `session.cookieDomain` shares it with sibling hosts.
 pub fn cookie_name(config: &CompiledIdentityProvider) -> String {
-    let tenant = format!("{}/{}", config.namespace, config.name);
-    crate::session::cookie_name(&tenant, cookie_domain(config).is_none())
+    crate::session::cookie_name(&config.tenant(), cookie_domain(config).is_none())
 }
 
 /// The `Set-Cookie` values that remove the session cookie of `tenant`: host-only, and for the
 /// configured cookie domain when there is one.
-pub fn clear_cookies(tenant: &str, config: Option<&CompiledIdentityProvider>) -> Vec<String> {
+pub fn clear_cookies(tenant: &Tenant, config: Option<&CompiledIdentityProvider>) -> Vec<String> {
     let host_only = crate::session::cookie_name(tenant, true);
     let mut out = vec![web::remove_cookie(&host_only, SameSite::Lax, None)];
     if let Some(domain) = config.and_then(cookie_domain) {

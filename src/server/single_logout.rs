@@ -18,6 +18,7 @@ use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
 use crate::saml::logout::{self, Incoming, LogoutError, Outgoing, Received};
 use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
+use crate::tenant::Tenant;
 
 /// How long the IdP may take to answer our LogoutRequest.
 const LOGOUT_TTL: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
@@ -121,11 +122,11 @@ pub fn start(
     redirect: Option<&str>,
     cookies: &[String],
 ) -> Option<Response> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let keys = st.configs.session_keys()?;
     let id = logout::new_message_id();
     let payload = PendingRequest {
-        tenant: tenant.clone(),
+        tenant: tenant.to_string(),
         uid: config.uid.clone(),
         request_id: id.clone(),
         redirect: redirect.map(str::to_owned),
@@ -195,7 +196,7 @@ pub async fn slo_redirect(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let Some(config) = served(&st, &ns, &name) else {
+    let Some(config) = served(&st, &Tenant::new(ns, name)) else {
         return web::not_served();
     };
     let query = uri.query().unwrap_or_default().to_owned();
@@ -214,7 +215,7 @@ pub async fn slo_post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(config) = served(&st, &ns, &name) else {
+    let Some(config) = served(&st, &Tenant::new(ns, name)) else {
         return web::not_served();
     };
     let read = match axum::body::to_bytes(body, MAX_FORM).await {
@@ -231,8 +232,8 @@ pub async fn slo_post(
 }
 
 /// The IdentityProvider, when it is served with `session.singleLogout` on.
-fn served(st: &SamlState, ns: &str, name: &str) -> Option<Arc<CompiledIdentityProvider>> {
-    st.configs.get(ns, name).filter(|c| c.session.single_logout)
+fn served(st: &SamlState, tenant: &Tenant) -> Option<Arc<CompiledIdentityProvider>> {
+    st.configs.get(tenant).filter(|c| c.session.single_logout)
 }
 
 /// Runs signature verification (CPU work in xmlsec and OpenSSL) off the async runtime, bounded
@@ -276,7 +277,7 @@ async fn answer(
     headers: &HeaderMap,
     read: Result<Incoming, Refused>,
 ) -> Response {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let outcome = match read {
         Ok(Incoming {
             message: Received::Request(request),
@@ -312,7 +313,7 @@ async fn idp_logout(
     request: logout::IdpLogoutRequest,
     relay_state: Option<String>,
 ) -> Result<Response, Refused> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let mut ended = 0;
     let indexes: Vec<Option<&str>> = if request.session_indexes.is_empty() {
         vec![None]
@@ -375,7 +376,7 @@ async fn finish_logout(
     response: logout::IdpLogoutResponse,
     relay_state: Option<String>,
 ) -> Result<Response, Refused> {
-    let tenant = format!("{}/{}", config.namespace, config.name);
+    let tenant = config.tenant();
     let mismatch = || {
         refused(
             StatusCode::FORBIDDEN,
@@ -401,7 +402,7 @@ async fn finish_logout(
         .ok_or_else(mismatch)?;
     let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| mismatch())?;
     if payload.request_id != relay_state
-        || payload.tenant != tenant
+        || payload.tenant != tenant.to_string()
         || payload.uid != config.uid
         || response.in_response_to.as_deref() != Some(relay_state.as_str())
         || until <= jiff::Timestamp::now()

@@ -22,6 +22,7 @@ use crate::api::IdentityProvider;
 use crate::server::config_index::ConfigIndex;
 use crate::server::metrics::ServerMetrics;
 use crate::store::{Binding, Purged, Store};
+use crate::tenant::Tenant;
 
 /// How often pending work is retried and the configuration re-read without a change.
 const RETRY_EVERY: Duration = Duration::from_secs(10);
@@ -35,10 +36,10 @@ pub struct TenantKeeper {
     client: Client,
     metrics: ServerMetrics,
     /// The tenants compiled at the last look, with their UIDs.
-    last_compiled: HashMap<String, String>,
+    last_compiled: HashMap<Tenant, String>,
     /// Tenants whose configuration disappeared and that are not settled yet: the UID their
     /// rows belonged to.
-    to_check: HashMap<String, Option<String>>,
+    to_check: HashMap<Tenant, Option<String>>,
 }
 
 /// What the Kubernetes API says about the IdentityProvider of a tenant.
@@ -69,7 +70,7 @@ impl TenantKeeper {
         let mut settled = true;
         let mut compiled = HashMap::new();
         for config in self.configs.compiled_all() {
-            let tenant = format!("{}/{}", config.namespace, config.name);
+            let tenant = config.tenant();
             if config.uid.is_empty() {
                 tracing::warn!(identity_provider = %tenant, "the compiled configuration names no IdentityProvider UID (written by an older controller): not served until the controller recompiles it");
                 continue;
@@ -118,9 +119,12 @@ impl TenantKeeper {
             if tokio::time::Instant::now() >= sweep_due {
                 match self.store.stored_tenants().await {
                     Ok(tenants) => {
+                        // A stored tenant that names no IdentityProvider is not looked up.
                         for t in tenants {
-                            if !self.last_compiled.contains_key(&t.tenant) {
-                                self.to_check.entry(t.tenant).or_insert(t.uid);
+                            if let Ok(tenant) = t.tenant.parse::<Tenant>()
+                                && !self.last_compiled.contains_key(&tenant)
+                            {
+                                self.to_check.entry(tenant).or_insert(t.uid);
                             }
                         }
                         sweep_due = tokio::time::Instant::now() + SWEEP_EVERY;
@@ -147,12 +151,9 @@ impl TenantKeeper {
     async fn check_gone(&mut self) -> bool {
         let mut settled = true;
         let mut forbidden = 0;
-        let pending: Vec<(String, Option<String>)> = self.to_check.drain().collect();
+        let pending: Vec<(Tenant, Option<String>)> = self.to_check.drain().collect();
         for (tenant, uid) in pending {
-            let Some((ns, name)) = tenant.split_once('/') else {
-                continue;
-            };
-            let lookup = match self.lookup(ns, name).await {
+            let lookup = match self.lookup(&tenant).await {
                 Ok(l) => l,
                 // Not this server's to look at (a namespace it is not granted): kept, and
                 // looked at again by the next sweep.
@@ -213,9 +214,9 @@ impl TenantKeeper {
         settled
     }
 
-    async fn lookup(&self, ns: &str, name: &str) -> Result<Lookup, kube::Error> {
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), ns);
-        Ok(match api.get_opt(name).await? {
+    async fn lookup(&self, tenant: &Tenant) -> Result<Lookup, kube::Error> {
+        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &tenant.namespace);
+        Ok(match api.get_opt(&tenant.name).await? {
             Some(idp) if idp.metadata.deletion_timestamp.is_none() => {
                 Lookup::Live(idp.uid().unwrap_or_default())
             }
@@ -223,7 +224,7 @@ impl TenantKeeper {
         })
     }
 
-    fn purged(&self, tenant: &str, uid: &str, reason: &'static str, purged: Purged) {
+    fn purged(&self, tenant: &Tenant, uid: &str, reason: &'static str, purged: Purged) {
         tracing::info!(
             identity_provider = %tenant,
             uid = %uid,

@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros};
+use crate::tenant::TenantKey;
 
 /// A group as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,10 +51,12 @@ impl Store {
     /// Creates a group with `members` (user IDs of the same tenant; unknown IDs are ignored).
     pub async fn create_group(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         input: GroupInput,
         members: &[String],
     ) -> Result<Group, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
             let id = uuid::Uuid::new_v4().to_string();
@@ -108,7 +111,13 @@ impl Store {
     }
 
     /// The group with `id`, with its members.
-    pub async fn get_group(&self, tenant: &str, id: &str) -> Result<Option<Group>, StoreError> {
+    pub async fn get_group(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        id: &str,
+    ) -> Result<Option<Group>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let sql = format!(
                 "SELECT {} FROM scim_groups WHERE tenant = $1 AND id = $2",
@@ -130,12 +139,14 @@ impl Store {
     /// Replaces a group's attributes and, when `members` is given, its whole member list.
     pub async fn replace_group(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         id: &str,
         expected_version: Option<i64>,
         input: GroupInput,
         members: Option<&[String]>,
     ) -> Result<Group, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
             let mut tx = self.pool.begin().await?;
@@ -177,7 +188,13 @@ impl Store {
     }
 
     /// Deletes a group and its memberships; false when there was none.
-    pub async fn delete_group(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_group(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let mut tx = self.pool.begin().await?;
             sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
@@ -199,11 +216,13 @@ impl Store {
     /// Groups matching `filter`, 1-based `start_index`, at most `count`.
     pub async fn list_groups(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         filter: &Predicate,
         start_index: i64,
         count: i64,
     ) -> Result<Page<Group>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.search_groups(tenant, filter, None, start_index, count)
             .await
     }
@@ -212,12 +231,14 @@ impl Store {
     /// `start_index`, at most `count`.
     pub async fn search_groups(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         filter: &Predicate,
         sort: Option<&Sort>,
         start_index: i64,
         count: i64,
     ) -> Result<Page<Group>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
                 .page(
@@ -240,7 +261,12 @@ impl Store {
     }
 
     /// Number of groups.
-    pub async fn count_groups(&self, tenant: &str) -> Result<i64, StoreError> {
+    pub async fn count_groups(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+    ) -> Result<i64, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             Ok(
                 sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")

@@ -8,6 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::{Group, Store, StoreError, micros};
+use crate::tenant::TenantKey;
 
 impl Store {
     pub(super) async fn insert_members(
@@ -35,11 +36,13 @@ impl Store {
     /// Adds and removes members in one transaction, bumping the group's version.
     pub async fn change_members(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         id: &str,
         add: &[String],
         remove: &[String],
     ) -> Result<Group, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
             let mut tx = self.pool.begin().await?;
@@ -76,9 +79,11 @@ impl Store {
     /// repeats): what a group's member list must not contain.
     pub async fn missing_users(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         ids: &[String],
     ) -> Result<Vec<String>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         let mut seen = std::collections::HashSet::new();
         let wanted: Vec<&String> = ids.iter().filter(|id| seen.insert(id.as_str())).collect();
         if wanted.is_empty() {
@@ -113,9 +118,11 @@ impl Store {
     /// IDs of the groups of each of `user_ids`, in one query (for list pages).
     pub async fn groups_of_users(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_ids: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let mut out: std::collections::HashMap<String, Vec<String>> =
                 std::collections::HashMap::new();
@@ -145,9 +152,11 @@ impl Store {
     /// IDs of the groups a user belongs to.
     pub async fn groups_of_user(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_id: &str,
     ) -> Result<Vec<String>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let rows = sqlx::query("SELECT group_id FROM scim_memberships WHERE tenant = $1 AND user_id = $2 ORDER BY group_id")
                 .bind(tenant)

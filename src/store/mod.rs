@@ -44,6 +44,8 @@ use sqlx::any::AnyPoolOptions;
 // values are always bound, hence `AssertSqlSafe`.
 use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
+use crate::tenant::TenantKey;
+
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -346,7 +348,12 @@ impl Store {
     /// Deletes every row of a tenant and forgets which IdentityProvider UID it belonged to,
     /// unconditionally (benchmarks and tests clean up with it; the server purges tenants
     /// through [`Store::bind_tenant`] and [`Store::purge_tenant`]).
-    pub async fn delete_tenant(&self, tenant: &str) -> Result<Purged, StoreError> {
+    pub async fn delete_tenant(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+    ) -> Result<Purged, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let mut tx = self.pool.begin().await?;
             let purged = Self::purge_rows(&mut tx, tenant).await?;

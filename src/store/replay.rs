@@ -6,16 +6,19 @@ use jiff::Timestamp;
 
 use super::health::Access;
 use super::{Store, StoreError, micros};
+use crate::tenant::TenantKey;
 
 impl Store {
     /// Records a consumed assertion ID until `expires`; false when it was already recorded
     /// (a replay). Shared by every server replica using this database.
     pub async fn remember_assertion(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         assertion_id: &str,
         expires: Timestamp,
     ) -> Result<bool, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             // One statement: a new ID is inserted, an expired entry (not purged yet) is taken
             // over, a live one is left alone (zero rows: a replay).

@@ -10,16 +10,19 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::{Store, StoreError, User, from_micros, micros, session_hash};
+use crate::tenant::TenantKey;
 
 impl Store {
     /// Starts a session of `user_id` until `expires`; returns the session ID (a secret: it
     /// goes only into the sealed cookie; the store keeps its SHA-256).
     pub async fn create_session(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_id: &str,
         expires: Timestamp,
     ) -> Result<String, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let mut raw = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
@@ -42,9 +45,11 @@ impl Store {
     /// `None` when the session is unknown, ended, or its user was deleted.
     pub async fn session(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         sid: &str,
     ) -> Result<Option<(User, Timestamp, Vec<String>)>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let columns: Vec<String> = Self::USER_COLUMNS
                 .split(", ")
@@ -86,10 +91,12 @@ impl Store {
     /// Moves the end of a session to `expires`.
     pub async fn extend_session(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         sid: &str,
         expires: Timestamp,
     ) -> Result<(), StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             // Never revives an ended session, and never past the longest session from its start.
             let longest = crate::session::LONGEST_SESSION.as_micros() as i64;
@@ -110,7 +117,13 @@ impl Store {
     }
 
     /// Ends a session (sign-out); false when there was none.
-    pub async fn delete_session(&self, tenant: &str, sid: &str) -> Result<bool, StoreError> {
+    pub async fn delete_session(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        sid: &str,
+    ) -> Result<bool, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             Ok(
                 sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2")

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::health::Access;
 use super::{GroupInput, Store, StoreError, micros};
+use crate::tenant::TenantKey;
 
 impl Store {
     /// Makes the user's memberships in sign-in groups (groups not managed by SCIM) exactly
@@ -14,10 +15,12 @@ impl Store {
     /// the IdP's SCIM client owns those.
     pub async fn set_sign_in_groups(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_id: &str,
         names: &[String],
     ) -> Result<(), StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             // The usual case, a returning user whose groups did not change, is one read: the
             // names of the user's sign-in groups (unique per tenant, ignoring case).

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 
 use super::health::Access;
 use super::{Store, StoreError, micros, session_hash};
+use crate::tenant::TenantKey;
 
 /// Whom the IdP signed in, as a session keeps it for Single Logout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,11 +27,13 @@ impl Store {
     /// Logout; returns the session ID, as [`Store::create_session`].
     pub async fn create_session_of(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_id: &str,
         expires: Timestamp,
         subject: Option<SessionSubject<'_>>,
     ) -> Result<String, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let mut raw = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
@@ -57,10 +60,12 @@ impl Store {
     /// IdP's LogoutRequest asks; returns how many ended.
     pub async fn end_sessions_of(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         name_id: &str,
         session_index: Option<&str>,
     ) -> Result<u64, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let query = match session_index {
                 Some(index) => sqlx::query(

@@ -8,6 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::{Store, StoreError, micros};
+use crate::tenant::TenantKey;
 
 /// The tables holding a tenant's data, as purged: memberships before the groups and users
 /// they join.
@@ -70,7 +71,13 @@ impl Store {
     /// Binds `tenant` to the IdentityProvider UID `uid` before it is served: the first UID
     /// seen adopts the tenant's rows; another UID than the bound one purges them first. Safe
     /// to run from several replicas at once: one of them purges, the others see it done.
-    pub async fn bind_tenant(&self, tenant: &str, uid: &str) -> Result<Binding, StoreError> {
+    pub async fn bind_tenant(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        uid: &str,
+    ) -> Result<Binding, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             // The usual case, an incarnation bound already, is one read.
             let bound: Option<String> =
@@ -146,9 +153,11 @@ impl Store {
     /// or it holds nothing).
     pub async fn purge_tenant(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         uid: Option<&str>,
     ) -> Result<Option<Purged>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
             let mut tx = self.pool.begin().await?;

@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros};
+use crate::tenant::TenantKey;
 
 /// A user as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +52,13 @@ pub struct UserInput {
 
 impl Store {
     /// Creates a user; [`StoreError::Conflict`] when the `userName` exists (case-insensitively).
-    pub async fn create_user(&self, tenant: &str, input: UserInput) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        input: UserInput,
+    ) -> Result<User, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = Timestamp::now();
             let id = uuid::Uuid::new_v4().to_string();
@@ -153,7 +160,13 @@ impl Store {
     }
 
     /// The user with `id`.
-    pub async fn get_user(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
+    pub async fn get_user(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let sql = format!(
                 "SELECT {} FROM scim_users WHERE tenant = $1 AND id = $2",
@@ -172,9 +185,11 @@ impl Store {
     /// The user whose `userName` equals `user_name`, ignoring case.
     pub async fn find_user_by_user_name(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         user_name: &str,
     ) -> Result<Option<User>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let sql = format!(
                 "SELECT {} FROM scim_users WHERE tenant = $1 AND user_name_lower = $2",
@@ -194,11 +209,13 @@ impl Store {
     /// unless the stored version is that one (optimistic concurrency; no lost updates).
     pub async fn replace_user(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         id: &str,
         expected_version: Option<i64>,
         input: UserInput,
     ) -> Result<User, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
             let mut tx = self.pool.begin().await?;
@@ -234,7 +251,13 @@ impl Store {
     }
 
     /// Deletes a user and their memberships; false when there was none.
-    pub async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Write, async move {
             let mut tx = self.pool.begin().await?;
             sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
@@ -267,11 +290,13 @@ impl Store {
     /// Users matching `filter`, 1-based `start_index`, at most `count`.
     pub async fn list_users(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         filter: &Predicate,
         start_index: i64,
         count: i64,
     ) -> Result<Page<User>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.search_users(tenant, filter, None, start_index, count)
             .await
     }
@@ -280,12 +305,14 @@ impl Store {
     /// `start_index`, at most `count`.
     pub async fn search_users(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         filter: &Predicate,
         sort: Option<&Sort>,
         start_index: i64,
         count: i64,
     ) -> Result<Page<User>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
                 .page(
@@ -312,10 +339,12 @@ impl Store {
     /// Users with the work email `email`, ignoring case; at most `limit`.
     pub async fn find_users_by_email(
         &self,
-        tenant: &str,
+        tenant: &(impl TenantKey + ?Sized),
         email: &str,
         limit: i64,
     ) -> Result<Vec<User>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let sql = format!(
                 "SELECT {} FROM scim_users WHERE tenant = $1 AND id IN \
@@ -337,7 +366,9 @@ impl Store {
     }
 
     /// Number of users.
-    pub async fn count_users(&self, tenant: &str) -> Result<i64, StoreError> {
+    pub async fn count_users(&self, tenant: &(impl TenantKey + ?Sized)) -> Result<i64, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             Ok(
                 sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")

@@ -10,6 +10,7 @@ use super::ScimState;
 use super::responses::{Failure, Result};
 use crate::config::CompiledIdentityProvider;
 use crate::scim::ScimError;
+use crate::tenant::Tenant;
 
 /// Failed authentications per IdentityProvider per minute before requests are refused.
 const MAX_AUTH_FAILURES: u32 = 30;
@@ -18,16 +19,14 @@ const MAX_AUTH_FAILURES: u32 = 30;
 /// honouring expiry; a disabled or deleted IdentityProvider is not served at all.
 pub(super) fn authorize(
     state: &ScimState,
-    ns: &str,
-    name: &str,
+    tenant: &Tenant,
     headers: &HeaderMap,
 ) -> Result<Arc<CompiledIdentityProvider>> {
-    let key = format!("{ns}/{name}");
     // Failed attempts are counted per IdentityProvider; past the limit, requests without a
     // valid token get 429. A valid token always passes, so nobody can lock the IdP out.
     let fail = |detail: &str| {
         let mut limiter = state.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = limiter.entry(key.clone()).or_insert((Instant::now(), 0));
+        let entry = limiter.entry(tenant.clone()).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= Duration::from_secs(60) {
             *entry = (Instant::now(), 0);
         }
@@ -43,7 +42,7 @@ pub(super) fn authorize(
     const REFUSED: &str = "the bearer token is not valid for this SCIM endpoint (wrong, expired, rotated out or revoked, or the IdentityProvider is not served)";
     // Unknown endpoints are refused without a trace in the limiter (its keys stay bounded by
     // the IdentityProviders that exist) and with the same message as a wrong token.
-    let Some(config) = state.configs.get(ns, name) else {
+    let Some(config) = state.configs.get(tenant) else {
         return Err(Failure(ScimError::unauthorized(REFUSED)));
     };
     let token = headers
@@ -70,6 +69,6 @@ pub(super) fn authorize(
     if !ok {
         return Err(fail(REFUSED));
     }
-    state.figures.record(ns, name);
+    state.figures.record(tenant);
     Ok(config)
 }

@@ -9,13 +9,15 @@ use super::ScimState;
 use super::auth::authorize;
 use super::responses::{Result, scim_response};
 use crate::scim::{self, ScimError, schema};
+use crate::tenant::Tenant;
 
 pub(super) async fn service_provider_config(
     State(s): State<ScimState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let body = schema::service_provider_config(&config.scim_base_url, scim::MAX_PAGE);
     Ok(scim_response(StatusCode::OK, &body, None))
 }
@@ -25,7 +27,8 @@ pub(super) async fn resource_types(
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let types = schema::resource_types(&config.scim_base_url);
     Ok(scim_response(
         StatusCode::OK,
@@ -39,7 +42,8 @@ pub(super) async fn resource_type(
     Path((ns, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let body = schema::resource_type(&id, &config.scim_base_url).ok_or_else(|| {
         ScimError::not_found(format!(
             "no resource type {id}: this server has User and Group"
@@ -53,7 +57,8 @@ pub(super) async fn schemas(
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let all = schema::schemas(&config.scim_base_url);
     Ok(scim_response(
         StatusCode::OK,
@@ -67,7 +72,8 @@ pub(super) async fn schema_by_id(
     Path((ns, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let body = schema::schema(&id, &config.scim_base_url).ok_or_else(|| {
         ScimError::not_found(format!(
             "no schema {id}: GET /Schemas lists the schemas this server serves"

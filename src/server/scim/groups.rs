@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::auth::authorize;
-use super::requests::{if_match, param, read_body, tenant};
+use super::requests::{if_match, param, read_body};
 use super::responses::{Result, not_found_as, scim_response};
 use super::{MAX_PATCH_ATTEMPTS, ScimState, backoff};
 use crate::config::CompiledIdentityProvider;
@@ -19,6 +19,7 @@ use crate::scim::filter::Resource;
 use crate::scim::search::Query as ListQuery;
 use crate::scim::{self, ScimError, filter};
 use crate::store::{Group, Predicate, StoreError};
+use crate::tenant::Tenant;
 
 pub(super) fn render_groups(
     config: &CompiledIdentityProvider,
@@ -52,9 +53,10 @@ pub(super) async fn list_groups(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let query = ListQuery::from_params(|n| param(&q, n))?;
-    groups_page(&s, &config, &tenant(&ns, &name), &query).await
+    groups_page(&s, &config, &tenant, &query).await
 }
 
 pub(super) async fn search_groups(
@@ -63,16 +65,17 @@ pub(super) async fn search_groups(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
-    groups_page(&s, &config, &tenant(&ns, &name), &query).await
+    groups_page(&s, &config, &tenant, &query).await
 }
 
 /// A ListResponse of SCIM-managed groups for a GET or a `POST /Groups/.search`.
 async fn groups_page(
     s: &ScimState,
     config: &CompiledIdentityProvider,
-    t: &str,
+    t: &Tenant,
     query: &ListQuery,
 ) -> Result<Response> {
     let predicate = match &query.filter {
@@ -99,7 +102,7 @@ async fn groups_page(
 }
 
 /// Refuses member IDs that name no user of the tenant (400 `invalidValue` naming them).
-async fn check_members(s: &ScimState, t: &str, members: &[String]) -> Result<()> {
+async fn check_members(s: &ScimState, t: &Tenant, members: &[String]) -> Result<()> {
     let missing = s.store.missing_users(t, members).await?;
     if missing.is_empty() {
         Ok(())
@@ -115,11 +118,12 @@ pub(super) async fn create_group(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let (input, members) = scim::group_input(&read_body(&headers, body).await?)?;
-    let t = tenant(&ns, &name);
-    check_members(&s, &t, &members).await?;
-    let group = s.store.create_group(&t, input, &members).await?;
+    let t = &tenant;
+    check_members(&s, t, &members).await?;
+    let group = s.store.create_group(t, input, &members).await?;
     let body = scim::project(
         scim::render_group(&group, &config.scim_base_url),
         param(&q, "attributes"),
@@ -138,10 +142,11 @@ pub(super) async fn get_group(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let group = s
         .store
-        .get_group(&tenant(&ns, &name), &id)
+        .get_group(&tenant, &id)
         .await?
         .filter(|g| g.scim_managed)
         .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
@@ -160,15 +165,16 @@ pub(super) async fn replace_group(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let expected = if_match(&headers)?;
     let (input, members) = scim::group_input(&read_body(&headers, body).await?)?;
-    let t = tenant(&ns, &name);
-    refuse_sign_in_group(&s, &t, &id).await?;
-    check_members(&s, &t, &members).await?;
+    let t = &tenant;
+    refuse_sign_in_group(&s, t, &id).await?;
+    check_members(&s, t, &members).await?;
     let group = s
         .store
-        .replace_group(&t, &id, expected, input, Some(&members))
+        .replace_group(t, &id, expected, input, Some(&members))
         .await
         .map_err(|e| not_found_as(e, "Group", &id))?;
     let body = scim::project(
@@ -186,27 +192,28 @@ pub(super) async fn patch_group(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let expected = if_match(&headers)?;
     let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
-    let t = tenant(&ns, &name);
+    let t = &tenant;
     // Membership changes alone (what IdPs send most) are applied in one transaction without
     // reading and rewriting the whole member list.
     if expected.is_none()
         && let Some((add, remove)) = scim::patch::member_changes(&ops)?
     {
         if s.store
-            .get_group(&t, &id)
+            .get_group(t, &id)
             .await?
             .filter(|g| g.scim_managed)
             .is_none()
         {
             return Err(ScimError::not_found(format!("no Group with id {id}")).into());
         }
-        check_members(&s, &t, &add).await?;
+        check_members(&s, t, &add).await?;
         let group = s
             .store
-            .change_members(&t, &id, &add, &remove)
+            .change_members(t, &id, &add, &remove)
             .await
             .map_err(|e| not_found_as(e, "Group", &id))?;
         let body = scim::project(
@@ -224,7 +231,7 @@ pub(super) async fn patch_group(
         }
         let current = s
             .store
-            .get_group(&t, &id)
+            .get_group(t, &id)
             .await?
             .filter(|g| g.scim_managed)
             .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
@@ -243,10 +250,10 @@ pub(super) async fn patch_group(
             .filter(|m| !current.members.contains(m))
             .cloned()
             .collect();
-        check_members(&s, &t, &added).await?;
+        check_members(&s, t, &added).await?;
         match s
             .store
-            .replace_group(&t, &id, Some(current.version), input, Some(&members))
+            .replace_group(t, &id, Some(current.version), input, Some(&members))
             .await
         {
             Ok(group) => break group,
@@ -268,7 +275,7 @@ pub(super) async fn patch_group(
 
 /// Refuses to replace or delete a group that sign-in created from the IdP's group claims:
 /// it belongs to sign-in, which adds and removes its members, and SCIM never listed it.
-async fn refuse_sign_in_group(s: &ScimState, t: &str, id: &str) -> Result<()> {
+async fn refuse_sign_in_group(s: &ScimState, t: &Tenant, id: &str) -> Result<()> {
     match s.store.get_group(t, id).await? {
         Some(g) if !g.scim_managed => Err(ScimError::mutability(format!(
             "Group {id} was created at sign-in from the IdP's group claims, not by SCIM: SCIM cannot replace or delete it (push the group from the IdP to create a SCIM group of its own)"
@@ -283,9 +290,10 @@ pub(super) async fn delete_group(
     Path((ns, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    authorize(&s, &ns, &name, &headers)?;
-    refuse_sign_in_group(&s, &tenant(&ns, &name), &id).await?;
-    if s.store.delete_group(&tenant(&ns, &name), &id).await? {
+    let tenant = Tenant::new(ns, name);
+    authorize(&s, &tenant, &headers)?;
+    refuse_sign_in_group(&s, &tenant, &id).await?;
+    if s.store.delete_group(&tenant, &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ScimError::not_found(format!("no Group with id {id}")).into())

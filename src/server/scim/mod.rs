@@ -24,6 +24,7 @@ use axum::routing::{any, get, post};
 use super::config_index::ConfigIndex;
 use crate::scim::ScimError;
 use crate::store::Store;
+use crate::tenant::Tenant;
 use discovery::{resource_type, resource_types, schema_by_id, schemas, service_provider_config};
 use groups::{
     create_group, delete_group, get_group, list_groups, patch_group, replace_group, search_groups,
@@ -50,7 +51,7 @@ pub struct ScimState {
     pub configs: ConfigIndex,
     /// Provisioning figures published into IdentityProvider status.
     pub figures: Arc<super::figures::Figures>,
-    limiter: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
+    limiter: Arc<Mutex<HashMap<Tenant, (Instant, u32)>>>,
 }
 
 impl ScimState {

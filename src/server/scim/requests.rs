@@ -17,10 +17,6 @@ pub(super) fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'
         .map(|(_, v)| v.as_str())
 }
 
-pub(super) fn tenant(ns: &str, name: &str) -> String {
-    format!("{ns}/{name}")
-}
-
 fn parse_body(body: &Bytes) -> Result<Value> {
     if body.len() > MAX_BODY {
         return Err(

@@ -9,13 +9,14 @@ use axum::response::Response;
 use super::ScimState;
 use super::auth::authorize;
 use super::groups::{render_groups, scim_managed};
-use super::requests::{read_body, tenant};
+use super::requests::read_body;
 use super::responses::{Result, scim_response};
 use super::users::render_users;
 use crate::scim::filter::Resource;
 use crate::scim::search::{self, Query as ListQuery};
 use crate::scim::{self, ScimError, filter};
 use crate::store::{Group, Predicate, User};
+use crate::tenant::Tenant;
 
 /// Largest window a sorted root search merges from the two resource types.
 const MAX_SORTED_ROOT_WINDOW: i64 = 1000;
@@ -29,9 +30,10 @@ pub(super) async fn search_root(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
-    let t = tenant(&ns, &name);
+    let t = &tenant;
     let (user_filter, group_filter) = match &query.filter {
         Some(f) => (
             filter::parse_at_root(f, Resource::User)?,
@@ -49,16 +51,16 @@ pub(super) async fn search_root(
     if query.sort_by.is_none() {
         let users = s
             .store
-            .search_users(&t, &user_filter, None, start, count)
+            .search_users(t, &user_filter, None, start, count)
             .await?;
         let rest = count - users.items.len() as i64;
         let group_start = (offset - users.total).max(0) + 1;
         let groups = s
             .store
-            .search_groups(&t, &group_filter, None, group_start, rest.max(0))
+            .search_groups(t, &group_filter, None, group_start, rest.max(0))
             .await?;
         total = users.total + groups.total;
-        resources.extend(render_users(&s, &config, &t, &users.items, &query).await?);
+        resources.extend(render_users(&s, &config, t, &users.items, &query).await?);
         resources.extend(render_groups(&config, &groups.items, &query));
     } else {
         // startIndex is the client's: up to i64::MAX.
@@ -75,11 +77,11 @@ pub(super) async fn search_root(
         );
         let users = s
             .store
-            .search_users(&t, &user_filter, user_sort.as_ref(), 1, window)
+            .search_users(t, &user_filter, user_sort.as_ref(), 1, window)
             .await?;
         let groups = s
             .store
-            .search_groups(&t, &group_filter, group_sort.as_ref(), 1, window)
+            .search_groups(t, &group_filter, group_sort.as_ref(), 1, window)
             .await?;
         total = users.total + groups.total;
         enum Item<'a> {
@@ -106,7 +108,7 @@ pub(super) async fn search_root(
         {
             match item {
                 Item::User(u) => resources
-                    .extend(render_users(&s, &config, &t, std::slice::from_ref(u), &query).await?),
+                    .extend(render_users(&s, &config, t, std::slice::from_ref(u), &query).await?),
                 Item::Group(g) => {
                     resources.extend(render_groups(&config, std::slice::from_ref(g), &query))
                 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::auth::authorize;
-use super::requests::{if_match, param, read_body, tenant};
+use super::requests::{if_match, param, read_body};
 use super::responses::{Result, not_found_as, scim_response};
 use super::{MAX_PATCH_ATTEMPTS, ScimState, backoff};
 use crate::config::CompiledIdentityProvider;
@@ -17,12 +17,13 @@ use crate::scim::filter::Resource;
 use crate::scim::search::Query as ListQuery;
 use crate::scim::{self, ScimError, filter};
 use crate::store::{Predicate, StoreError, User};
+use crate::tenant::Tenant;
 
 /// Notes that the IdP sent a password, which is discarded: nothing signs in with it, so
 /// nothing keeps it. The value itself is never logged.
-fn password_discarded(ns: &str, name: &str) {
+fn password_discarded(tenant: &Tenant) {
     tracing::info!(
-        identity_provider = %format!("{ns}/{name}"),
+        identity_provider = %tenant,
         "the IdP sent a password over SCIM; passwords are not stored (in Okta, turn off Sync Password under Provisioning > To App)"
     );
 }
@@ -33,9 +34,10 @@ pub(super) async fn list_users(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let query = ListQuery::from_params(|n| param(&q, n))?;
-    users_page(&s, &config, &tenant(&ns, &name), &query).await
+    users_page(&s, &config, &tenant, &query).await
 }
 
 pub(super) async fn search_users(
@@ -44,16 +46,17 @@ pub(super) async fn search_users(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let query = ListQuery::from_search_request(&read_body(&headers, body).await?)?;
-    users_page(&s, &config, &tenant(&ns, &name), &query).await
+    users_page(&s, &config, &tenant, &query).await
 }
 
 /// A ListResponse of users for a GET or a `POST /Users/.search`.
 async fn users_page(
     s: &ScimState,
     config: &CompiledIdentityProvider,
-    t: &str,
+    t: &Tenant,
     query: &ListQuery,
 ) -> Result<Response> {
     let predicate = match &query.filter {
@@ -77,7 +80,7 @@ async fn users_page(
 pub(super) async fn render_users(
     s: &ScimState,
     config: &CompiledIdentityProvider,
-    t: &str,
+    t: &Tenant,
     users: &[User],
     query: &ListQuery,
 ) -> Result<Vec<Value>> {
@@ -103,12 +106,13 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
     if password {
-        password_discarded(&ns, &name);
+        password_discarded(&tenant);
     }
-    let user = s.store.create_user(&tenant(&ns, &name), input).await?;
+    let user = s.store.create_user(&tenant, input).await?;
     let body = scim::project(
         scim::render_user(&user, &[], &config.scim_base_url),
         param(&q, "attributes"),
@@ -127,14 +131,15 @@ pub(super) async fn get_user(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
-    let t = tenant(&ns, &name);
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
+    let t = &tenant;
     let user = s
         .store
-        .get_user(&t, &id)
+        .get_user(t, &id)
         .await?
         .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
-    let groups = s.store.groups_of_user(&t, &id).await?;
+    let groups = s.store.groups_of_user(t, &id).await?;
     let body = scim::project(
         scim::render_user(&user, &groups, &config.scim_base_url),
         param(&q, "attributes"),
@@ -150,19 +155,20 @@ pub(super) async fn replace_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let expected = if_match(&headers)?;
     let (input, password) = scim::user_input(&read_body(&headers, body).await?)?;
     if password {
-        password_discarded(&ns, &name);
+        password_discarded(&tenant);
     }
-    let t = tenant(&ns, &name);
+    let t = &tenant;
     let user = s
         .store
-        .replace_user(&t, &id, expected, input)
+        .replace_user(t, &id, expected, input)
         .await
         .map_err(|e| not_found_as(e, "User", &id))?;
-    let groups = s.store.groups_of_user(&t, &id).await?;
+    let groups = s.store.groups_of_user(t, &id).await?;
     let body = scim::project(
         scim::render_user(&user, &groups, &config.scim_base_url),
         param(&q, "attributes"),
@@ -178,10 +184,11 @@ pub(super) async fn patch_user(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let config = authorize(&s, &ns, &name, &headers)?;
+    let tenant = Tenant::new(ns, name);
+    let config = authorize(&s, &tenant, &headers)?;
     let expected = if_match(&headers)?;
     let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
-    let t = tenant(&ns, &name);
+    let t = &tenant;
     // Read, apply, write with the version read: a concurrent writer makes the write fail, and
     // then the PATCH is applied again to the new state (no lost update). With If-Match the
     // client asked for exactly one version, so a mismatch is its 412.
@@ -193,7 +200,7 @@ pub(super) async fn patch_user(
         }
         let current = s
             .store
-            .get_user(&t, &id)
+            .get_user(t, &id)
             .await?
             .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
         if expected.is_some_and(|v| v != current.version) {
@@ -206,11 +213,11 @@ pub(super) async fn patch_user(
         scim::patch::apply(&mut view, &ops)?;
         let (input, password) = scim::user_fields(view)?;
         if password {
-            password_discarded(&ns, &name);
+            password_discarded(&tenant);
         }
         match s
             .store
-            .replace_user(&t, &id, Some(current.version), input)
+            .replace_user(t, &id, Some(current.version), input)
             .await
         {
             Ok(user) => break user,
@@ -222,7 +229,7 @@ pub(super) async fn patch_user(
             Err(e) => return Err(not_found_as(e, "User", &id)),
         }
     };
-    let groups = s.store.groups_of_user(&t, &id).await?;
+    let groups = s.store.groups_of_user(t, &id).await?;
     let body = scim::project(
         scim::render_user(&user, &groups, &config.scim_base_url),
         param(&q, "attributes"),
@@ -236,8 +243,9 @@ pub(super) async fn delete_user(
     Path((ns, name, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    authorize(&s, &ns, &name, &headers)?;
-    if s.store.delete_user(&tenant(&ns, &name), &id).await? {
+    let tenant = Tenant::new(ns, name);
+    authorize(&s, &tenant, &headers)?;
+    if s.store.delete_user(&tenant, &id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ScimError::not_found(format!("no User with id {id}")).into())
