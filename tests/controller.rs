@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
 use sso_operator::config::{self, CompiledIdentityProvider};
 use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig};
-use support::{TestNamespace, admin_client, install_crds, wait_for};
+use support::{TestNamespace, admin_client, cert_pem, install_crds, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -220,11 +220,6 @@ impl Env {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A self-signed certificate valid from now+`from` to now+`until` (seconds), PEM.
-fn cert_pem(cn: &str, from: i64, until: i64) -> String {
-    support::self_signed(cn, from, until).1
 }
 
 fn explicit_spec(pem: &str) -> Value {

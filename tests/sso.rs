@@ -20,20 +20,14 @@ use sso_operator::api::IdentityProvider;
 use sso_operator::store::Store;
 use support::operator::Stack;
 use support::operator::{EXTERNAL_URL, Operator};
-use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
+use support::{
+    TestNamespace, random_id, rfc3339, set_cookie_headers, set_cookies, urlencode, wait_for,
+};
 
 const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
 
 /// The installation's redirect allow-list of these tests' servers.
 const INSTALLATION_REDIRECTS: &str = "--allowed-redirect=https://app.example.test/";
-
-fn set_cookie_headers(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
 
 /// The attributes of the `Set-Cookie` header of cookie `name` (`Path=/`, `Secure`, …).
 fn attributes_of(headers: &[String], name: &str) -> Vec<String> {
@@ -353,17 +347,6 @@ impl Sso {
         let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
         serde_json::to_value(api.get("okta").await.unwrap().status).unwrap()
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
