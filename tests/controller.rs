@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use openssl::pkey::PKey;
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
 use sso_operator::config::{self, CompiledIdentityProvider};
 use support::operator::{EXTERNAL_URL, Operator, controller_kubeconfig};
-use support::{TestNamespace, admin_client, install_crds, wait_for};
+use support::{TestNamespace, admin_client, cert_pem, install_crds, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -93,36 +94,8 @@ impl Env {
         status: &str,
         reason: &str,
     ) -> IdentityProvider {
-        let api = self.idps();
-        let found = wait_for(timeout, || {
-            let api = api.clone();
-            async move {
-                let idp = api.get(name).await.ok()?;
-                let st = idp.status.as_ref()?;
-                (st.observed_generation == idp.metadata.generation
-                    && st
-                        .conditions
-                        .iter()
-                        .any(|c| c.type_ == type_ && c.status == status && c.reason == reason))
-                .then_some(idp)
-            }
-        })
-        .await;
-        match found {
-            Some(idp) => idp,
-            None => {
-                let seen = api
-                    .get(name)
-                    .await
-                    .ok()
-                    .and_then(|i| i.status)
-                    .map(|s| s.conditions);
-                panic!(
-                    "IdentityProvider {name} never had {type_}={status} ({reason}); conditions: {seen:#?}\noperator log:\n{}",
-                    tail(&self.op.log_text())
-                )
-            }
-        }
+        self.condition_within(self.idps(), timeout, name, type_, status, reason)
+            .await
     }
 
     async fn token_condition(
@@ -145,32 +118,46 @@ impl Env {
         status: &str,
         reason: &str,
     ) -> ScimToken {
-        let api = self.tokens();
+        self.condition_within(self.tokens(), timeout, name, type_, status, reason)
+            .await
+    }
+
+    /// Waits up to `timeout` until resource `name` has condition `type_` with `status` and
+    /// `reason`, for its current generation; panics with what was seen and the operator's log
+    /// otherwise.
+    async fn condition_within<K: WithConditions>(
+        &self,
+        api: Api<K>,
+        timeout: Duration,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> K {
         let found = wait_for(timeout, || {
             let api = api.clone();
             async move {
-                let t = api.get(name).await.ok()?;
-                let st = t.status.as_ref()?;
-                (st.observed_generation == t.metadata.generation
-                    && st
-                        .conditions
+                let resource = api.get(name).await.ok()?;
+                let (observed_generation, conditions) = resource.observed()?;
+                (observed_generation == resource.meta().generation
+                    && conditions
                         .iter()
                         .any(|c| c.type_ == type_ && c.status == status && c.reason == reason))
-                .then_some(t)
+                .then_some(resource)
             }
         })
         .await;
         match found {
-            Some(t) => t,
+            Some(resource) => resource,
             None => {
                 let seen = api
                     .get(name)
                     .await
                     .ok()
-                    .and_then(|t| t.status)
-                    .map(|s| s.conditions);
+                    .and_then(|r| r.observed().map(|(_, conditions)| conditions.to_vec()));
                 panic!(
-                    "ScimToken {name} never had {type_}={status} ({reason}); conditions: {seen:#?}\noperator log:\n{}",
+                    "{} {name} never had {type_}={status} ({reason}); conditions: {seen:#?}\noperator log:\n{}",
+                    K::kind(&()),
                     tail(&self.op.log_text())
                 )
             }
@@ -217,14 +204,31 @@ impl Env {
     }
 }
 
+/// A resource whose status reports conditions for an observed generation.
+trait WithConditions:
+    kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug
+{
+    /// The status's observed generation and conditions, once there is a status.
+    fn observed(&self) -> Option<(Option<i64>, &[Condition])>;
+}
+
+impl WithConditions for IdentityProvider {
+    fn observed(&self) -> Option<(Option<i64>, &[Condition])> {
+        let st = self.status.as_ref()?;
+        Some((st.observed_generation, &st.conditions))
+    }
+}
+
+impl WithConditions for ScimToken {
+    fn observed(&self) -> Option<(Option<i64>, &[Condition])> {
+        let st = self.status.as_ref()?;
+        Some((st.observed_generation, &st.conditions))
+    }
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A self-signed certificate valid from now+`from` to now+`until` (seconds), PEM.
-fn cert_pem(cn: &str, from: i64, until: i64) -> String {
-    support::self_signed(cn, from, until).1
 }
 
 fn explicit_spec(pem: &str) -> Value {

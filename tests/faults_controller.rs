@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const YEAR: i64 = 365 * 86_400;
 
 fn idp_object(name: &str, sso_url: &str) -> Value {
-    let pem = support::self_signed("okta-signing", -3600, YEAR).1;
+    let pem = support::cert_pem("okta-signing", -3600, YEAR);
     json!({
         "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider",
         "metadata": { "name": name },

@@ -167,7 +167,7 @@ impl Answer {
 }
 
 async fn apply_idp_and_token(client: &Client, namespace: &str) {
-    let pem = support::self_signed("idp", -3600, 365 * 86_400).1;
+    let pem = support::cert_pem("idp", -3600, 365 * 86_400);
     let idp = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
         "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } } });
     Api::<sso_operator::api::IdentityProvider>::namespaced(client.clone(), namespace)

@@ -632,14 +632,14 @@ fn filled_in(doc: Value) -> Value {
     {
         for certificate in certificates {
             if certificate.get("pem").is_some() {
-                certificate["pem"] = json!(support::self_signed("idp", -3600, 365 * 86_400).1);
+                certificate["pem"] = json!(support::cert_pem("idp", -3600, 365 * 86_400));
             }
         }
     }
     if doc["kind"] == "Secret"
         && let Some(pem) = doc.pointer_mut("/stringData/tls.crt")
     {
-        *pem = json!(support::self_signed("idp", -3600, 365 * 86_400).1);
+        *pem = json!(support::cert_pem("idp", -3600, 365 * 86_400));
     }
     doc
 }

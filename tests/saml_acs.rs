@@ -825,10 +825,74 @@ fn encryption_certificate(metadata: &str) -> String {
     )
 }
 
+/// Applies IdentityProvider `okta` (IdP-initiated sign-in allowed) trusting `cert`.
+async fn apply_okta(api: &kube::Api<sso_operator::api::IdentityProvider>, cert: &str) {
+    use kube::api::{Patch, PatchParams};
+    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
+        "spec": { "provider": "okta", "allowIdpInitiated": true,
+            "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } });
+    api.patch(
+        "okta",
+        &PatchParams::apply("tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+}
+
+/// The SP metadata at `metadata_url` once the server serves it (within a minute).
+async fn served_metadata(
+    http: &reqwest::Client,
+    metadata_url: &str,
+    server: &support::operator::Operator,
+) -> String {
+    support::wait_for(std::time::Duration::from_secs(60), || async move {
+        let r = http.get(metadata_url).send().await.ok()?;
+        if r.status() != reqwest::StatusCode::OK {
+            return None;
+        }
+        r.text().await.ok()
+    })
+    .await
+    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()))
+}
+
+/// An IdP-initiated response (no InResponseTo) for `acs` and audience `entity`, signed with
+/// `key`, with `extra` overriding the test IdP's fields.
+fn idp_initiated_response(
+    acs: &str,
+    entity: &str,
+    key: &PKey<Private>,
+    cert: &str,
+    extra: Value,
+) -> String {
+    let mut overrides =
+        json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null });
+    for (k, v) in extra.as_object().unwrap() {
+        overrides[k] = v.clone();
+    }
+    response(key, cert, overrides)
+}
+
+/// `status.signIn` of IdentityProvider `okta` once its last failure is `reason` (within a
+/// minute).
+async fn sign_in_failure(
+    api: &kube::Api<sso_operator::api::IdentityProvider>,
+    reason: &str,
+    server: &support::operator::Operator,
+) -> Value {
+    support::wait_for(std::time::Duration::from_secs(60), || async move {
+        let idp = api.get("okta").await.ok()?;
+        let s = serde_json::to_value(idp.status?).ok()?;
+        (s["signIn"]["lastFailureReason"] == reason).then(|| s["signIn"].clone())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{reason} never reached status\n{}", server.log_text()))
+}
+
 #[tokio::test]
 async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_reason() {
-    use kube::api::{Api, Patch, PatchParams};
-    use std::time::Duration;
+    use kube::api::Api;
     use support::operator::{EXTERNAL_URL, Stack};
 
     let Stack {
@@ -840,40 +904,16 @@ async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_
     } = Stack::start("saml-sig", &support::sqlite_url("saml-sig"), &[], &[]).await;
     let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
     let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
-        "spec": { "provider": "okta", "allowIdpInitiated": true,
-            "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } });
-    api.patch(
-        "okta",
-        &PatchParams::apply("tests").force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .unwrap();
+    apply_okta(&api, &cert).await;
     let http = reqwest::Client::new();
     let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
-    let metadata = support::wait_for(Duration::from_secs(60), || {
-        let (http, metadata_url) = (http.clone(), metadata_url.clone());
-        async move {
-            let r = http.get(&metadata_url).send().await.ok()?;
-            if r.status() != reqwest::StatusCode::OK {
-                return None;
-            }
-            r.text().await.ok()
-        }
-    })
-    .await
-    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+    let metadata = served_metadata(&http, &metadata_url, &server).await;
     let sp_cert = encryption_certificate(&metadata);
 
     let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
     let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
     let tile_click = |key: &PKey<Private>, cert: &str, extra: Value| {
-        let mut overrides = json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null });
-        for (k, v) in extra.as_object().unwrap() {
-            overrides[k] = v.clone();
-        }
-        response(key, cert, overrides)
+        idp_initiated_response(&acs, &entity, key, cert, extra)
     };
     let (other_key, other_cert) = support::self_signed("another-idp-key", -3600, 365 * 86_400);
     let cases = [
@@ -911,16 +951,7 @@ async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_
         assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN, "{reason}");
         assert!(r.text().await.unwrap().contains("Authentication Failed"));
         // The admin reads the reason and what to change in status.signIn.
-        let sign_in = support::wait_for(Duration::from_secs(60), || {
-            let api = api.clone();
-            async move {
-                let idp = api.get("okta").await.ok()?;
-                let s = serde_json::to_value(idp.status?).ok()?;
-                (s["signIn"]["lastFailureReason"] == *reason).then(|| s["signIn"].clone())
-            }
-        })
-        .await
-        .unwrap_or_else(|| panic!("{reason} never reached status\n{}", server.log_text()));
+        let sign_in = sign_in_failure(&api, reason, &server).await;
         let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
         for w in words {
             assert!(text.contains(w), "{reason}: {text}");
@@ -988,18 +1019,7 @@ async fn aes_cbc_is_refused_until_allow_cbc_encryption_is_set_and_the_controller
         .build()
         .unwrap();
     let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
-    let metadata = support::wait_for(Duration::from_secs(60), || {
-        let (http, metadata_url) = (http.clone(), metadata_url.clone());
-        async move {
-            let r = http.get(&metadata_url).send().await.ok()?;
-            if r.status() != reqwest::StatusCode::OK {
-                return None;
-            }
-            r.text().await.ok()
-        }
-    })
-    .await
-    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+    let metadata = served_metadata(&http, &metadata_url, &server).await;
     let sp_cert = encryption_certificate(&metadata);
     let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
     let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
@@ -1134,8 +1154,7 @@ fn has_hidden_characters(text: &str) -> bool {
 
 #[tokio::test]
 async fn anonymous_responses_never_write_their_values_into_status_and_signed_values_are_cleaned() {
-    use kube::api::{Api, Patch, PatchParams};
-    use std::time::Duration;
+    use kube::api::Api;
     use support::operator::{EXTERNAL_URL, Stack};
 
     let Stack {
@@ -1147,36 +1166,15 @@ async fn anonymous_responses_never_write_their_values_into_status_and_signed_val
     } = Stack::start("saml-anon", &support::sqlite_url("saml-anon"), &[], &[]).await;
     let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
     let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
-        "spec": { "provider": "okta", "allowIdpInitiated": true,
-            "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } });
-    api.patch(
-        "okta",
-        &PatchParams::apply("tests").force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .unwrap();
+    apply_okta(&api, &cert).await;
     let http = reqwest::Client::new();
     let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
-    support::wait_for(Duration::from_secs(60), || {
-        let (http, metadata_url) = (http.clone(), metadata_url.clone());
-        async move {
-            let r = http.get(&metadata_url).send().await.ok()?;
-            (r.status() == reqwest::StatusCode::OK).then_some(())
-        }
-    })
-    .await
-    .unwrap_or_else(|| panic!("never served\nserver log:\n{}", server.log_text()));
+    served_metadata(&http, &metadata_url, &server).await;
 
     let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
     let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
     let tile_click = |key: &PKey<Private>, cert: &str, extra: Value| {
-        let mut overrides = json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null });
-        for (k, v) in extra.as_object().unwrap() {
-            overrides[k] = v.clone();
-        }
-        response(key, cert, overrides)
+        idp_initiated_response(&acs, &entity, key, cert, extra)
     };
     // Anyone can post these: signed by a key of their own, carrying text of their choice.
     let (anyone_key, anyone_cert) = support::self_signed("anyone", -3600, 365 * 86_400);
@@ -1219,16 +1217,7 @@ async fn anonymous_responses_never_write_their_values_into_status_and_signed_val
             .await
             .unwrap();
         assert!(r.status().is_client_error(), "{reason}: {}", r.status());
-        let sign_in = support::wait_for(Duration::from_secs(60), || {
-            let api = api.clone();
-            async move {
-                let idp = api.get("okta").await.ok()?;
-                let s = serde_json::to_value(idp.status?).ok()?;
-                (s["signIn"]["lastFailureReason"] == *reason).then(|| s["signIn"].clone())
-            }
-        })
-        .await
-        .unwrap_or_else(|| panic!("{reason} never reached status\n{}", server.log_text()));
+        let sign_in = sign_in_failure(&api, reason, &server).await;
         let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
         assert!(!text.contains("555"), "{reason}: {text}");
         assert!(!text.contains("gnimoc"), "{reason}: {text}");

@@ -11,6 +11,7 @@ use samael::crypto::AllowedSignatureAlgorithm;
 use samael::metadata::EntityDescriptor;
 use samael::service_provider::ServiceProvider;
 use serde_json::{Value, json};
+use support::{random_id, rfc3339};
 
 const SP_ENTITY: &str = "https://sso.example.test/saml/ns/okta/metadata";
 const ACS: &str = "https://sso.example.test/saml/ns/okta/acs";
@@ -52,17 +53,11 @@ fn spec(key: &PKey<Private>, cert: &str, sign: &str, request_id: &str) -> Value 
         "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
         "attributes": { "email": ["ada@example.com"], "firstName": ["Ada"], "groups": ["eng", "admins"] },
         "sign": sign,
-        "notBefore": (now - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "notOnOrAfter": (now + SignedDuration::from_mins(5)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "assertionId": format!("_a{}", random_hex()),
-        "responseId": format!("_r{}", random_hex()),
+        "notBefore": rfc3339(now - SignedDuration::from_secs(30)),
+        "notOnOrAfter": rfc3339(now + SignedDuration::from_mins(5)),
+        "assertionId": random_id("_a"),
+        "responseId": random_id("_r"),
     })
-}
-
-fn random_hex() -> String {
-    let mut v = [0u8; 16];
-    openssl::rand::rand_bytes(&mut v).unwrap();
-    hex::encode(v)
 }
 
 #[test]

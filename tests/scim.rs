@@ -31,10 +31,6 @@ struct Scim {
     database_url: String,
 }
 
-fn cert_pem() -> String {
-    support::self_signed("idp", -3600, 365 * 86_400).1
-}
-
 impl Scim {
     async fn start(prefix: &str, database_url: String) -> Self {
         let Stack {
@@ -88,7 +84,7 @@ impl Scim {
         let api: Api<sso_operator::api::IdentityProvider> =
             Api::namespaced(self.client.clone(), &self.ns.name);
         let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name },
-            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": cert_pem() }] } } });
+            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": support::cert_pem("idp", -3600, 365 * 86_400) }] } } });
         api.patch(
             name,
             &PatchParams::apply("tests").force(),

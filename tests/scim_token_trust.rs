@@ -46,7 +46,7 @@ impl Env {
             http: reqwest::Client::new(),
         };
         let idps: Api<IdentityProvider> = Api::namespaced(env.client.clone(), &env.ns.name);
-        let pem = support::self_signed("idp", -3600, 365 * 86_400).1;
+        let pem = support::cert_pem("idp", -3600, 365 * 86_400);
         let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
             "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } } });
         idps.patch(

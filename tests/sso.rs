@@ -20,20 +20,14 @@ use sso_operator::api::IdentityProvider;
 use sso_operator::store::Store;
 use support::operator::Stack;
 use support::operator::{EXTERNAL_URL, Operator};
-use support::{TestNamespace, random_id, rfc3339, set_cookies, wait_for};
+use support::{
+    TestNamespace, random_id, rfc3339, set_cookie_headers, set_cookies, urlencode, wait_for,
+};
 
 const FAILED: &str = "Login failed. Please contact your account administrator for more details.";
 
 /// The installation's redirect allow-list of these tests' servers.
 const INSTALLATION_REDIRECTS: &str = "--allowed-redirect=https://app.example.test/";
-
-fn set_cookie_headers(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
 
 /// The attributes of the `Set-Cookie` header of cookie `name` (`Path=/`, `Secure`, …).
 fn attributes_of(headers: &[String], name: &str) -> Vec<String> {
@@ -355,17 +349,6 @@ impl Sso {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let sso = Sso::start(
         "sso-sp",
@@ -374,29 +357,8 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     )
     .await;
     let token = sso.scim_token().await;
-    let user = sso
-        .scim_call(
-            &token,
-            reqwest::Method::POST,
-            "/Users",
-            json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": "Ada@Example.com", "active": true,
-                "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }]
-            }),
-        )
-        .await;
-    let user_id = user["id"].as_str().unwrap().to_owned();
-    sso.scim_call(
-        &token,
-        reqwest::Method::POST,
-        "/Groups",
-        json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-            "displayName": "eng", "members": [{ "value": user_id }]
-        }),
-    )
-    .await;
+    // Her userName differs in case from the email she signs in with.
+    let user_id = sso.push_ada_as(&token, "Ada@Example.com").await;
 
     // SP-initiated: back to the original URL with a session.
     let answer = sso
@@ -566,16 +528,7 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     assert_eq!(stranger.status, StatusCode::FORBIDDEN);
 
     // Deactivation through SCIM locks the user out on the next verify.
-    sso.scim_call(
-        &token,
-        reqwest::Method::PATCH,
-        &format!("/Users/{user_id}"),
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{ "op": "replace", "value": { "active": false } }]
-        }),
-    )
-    .await;
+    sso.set_active(&token, &user_id, false).await;
     assert_eq!(
         sso.verify(&session, "").await.status(),
         StatusCode::UNAUTHORIZED
@@ -583,16 +536,7 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let refused = sso.sign_in("ada@example.com", None).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     // Reactivated: signs in again. Deleted: locked out again.
-    sso.scim_call(
-        &token,
-        reqwest::Method::PATCH,
-        &format!("/Users/{user_id}"),
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{ "op": "replace", "value": { "active": true } }]
-        }),
-    )
-    .await;
+    sso.set_active(&token, &user_id, true).await;
     let back = sso.sign_in("ada@example.com", Some("/after")).await;
     assert_eq!(back.status, StatusCode::SEE_OTHER);
     assert_eq!(back.location.as_deref(), Some("/after"));
@@ -1148,6 +1092,12 @@ impl Sso {
 
     /// Pushes `ada@example.com` over SCIM with a group `eng`; returns the user's ID.
     async fn push_ada(&self, token: &str) -> String {
+        self.push_ada_as(token, "ada@example.com").await
+    }
+
+    /// [`Sso::push_ada`] with `user_name` as her SCIM userName (her email stays
+    /// `ada@example.com`).
+    async fn push_ada_as(&self, token: &str, user_name: &str) -> String {
         let user = self
             .scim_call(
                 token,
@@ -1155,7 +1105,7 @@ impl Sso {
                 "/Users",
                 json!({
                     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": "ada@example.com", "active": true,
+                    "userName": user_name, "active": true,
                     "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }]
                 }),
             )
@@ -1172,6 +1122,20 @@ impl Sso {
         )
         .await;
         user_id
+    }
+
+    /// Sets user `user_id` active or inactive over SCIM (a PATCH replacing `active`).
+    async fn set_active(&self, token: &str, user_id: &str, active: bool) {
+        self.scim_call(
+            token,
+            reqwest::Method::PATCH,
+            &format!("/Users/{user_id}"),
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{ "op": "replace", "value": { "active": active } }]
+            }),
+        )
+        .await;
     }
 
     /// `totalResults` of `GET {path}` (`/Users`, `/Groups`).

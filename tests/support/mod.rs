@@ -382,6 +382,25 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(v))
 }
 
+/// Percent-encodes `s` for a URL query value: everything but RFC 3986's unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// The `Set-Cookie` headers of an answer, whole (value and attributes).
+pub fn set_cookie_headers(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The cookies an answer sets, by name (values only, attributes dropped).
 pub fn set_cookies(r: &reqwest::Response) -> std::collections::HashMap<String, String> {
     r.headers()
@@ -519,6 +538,11 @@ pub fn signed_response(spec: &serde_json::Value) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("base64 output")
+}
+
+/// A self-signed RSA certificate valid from now+`from` to now+`until` (seconds), PEM only.
+pub fn cert_pem(cn: &str, from: i64, until: i64) -> String {
+    self_signed(cn, from, until).1
 }
 
 /// A self-signed RSA certificate valid from now+`from` to now+`until` (seconds), with its key.
