@@ -39,7 +39,9 @@ use serde_json::{Value, json};
 use sso_operator::api::{IdentityProvider, ScimToken};
 use support::chart::{chart, helm, tools};
 use support::operator::EXTERNAL_URL;
-use support::{TestNamespace, admin_kubeconfig, kube_dir, repo_root, set_cookies, wait_for};
+use support::{
+    TestNamespace, admin_kubeconfig, kube_dir, repo_root, set_cookies, urlencode, wait_for,
+};
 
 /// How long pods get to start and pass their probes on a busy 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -745,18 +747,6 @@ fn helm_install(name: &str, namespace: &str, sets: &[String]) -> (bool, String, 
     helm(&args)
 }
 
-/// Percent-encodes everything but unreserved characters.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Asserts that no pod of the release restarted, and prints each pod's created → Ready time.
 async fn no_restarts_and_start_times(release: &Release) {
     for pod in Api::<Pod>::namespaced(release.client.clone(), &release.ns.name)
@@ -1054,66 +1044,24 @@ async fn a_user_installs_the_chart_signs_in_and_keeps_everything_through_pod_del
         "--wait",
     ]);
     assert!(ok, "helm uninstall: {out}{err}");
-    none_left(
-        Api::<Deployment>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "Deployments",
-    )
-    .await;
-    none_left(
-        Api::<Pod>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "pods",
-    )
-    .await;
-    none_left(
-        Api::<Service>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "Services",
-    )
-    .await;
-    none_left(
-        Api::<ServiceAccount>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "ServiceAccounts",
-    )
-    .await;
-    none_left(
-        Api::<ConfigMap>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "ConfigMaps",
-    )
-    .await;
-    none_left(
-        Api::<Secret>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "Secrets",
-    )
-    .await;
-    none_left(
-        Api::<Role>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "Roles",
-    )
-    .await;
-    none_left(
-        Api::<RoleBinding>::namespaced(client.clone(), &release.ns.name),
-        release.name,
-        "RoleBindings",
-    )
-    .await;
-    none_left(
-        Api::<ClusterRole>::all(client.clone()),
-        release.name,
-        "ClusterRoles",
-    )
-    .await;
-    none_left(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        release.name,
-        "ClusterRoleBindings",
-    )
-    .await;
+    // Every kind the chart creates, by its release label.
+    macro_rules! none_of_the_release_left {
+        ($($kind:ty => $what:literal in $api:expr),* $(,)?) => {
+            $(none_left($api as Api<$kind>, release.name, $what).await;)*
+        };
+    }
+    none_of_the_release_left!(
+        Deployment => "Deployments" in Api::namespaced(client.clone(), &release.ns.name),
+        Pod => "pods" in Api::namespaced(client.clone(), &release.ns.name),
+        Service => "Services" in Api::namespaced(client.clone(), &release.ns.name),
+        ServiceAccount => "ServiceAccounts" in Api::namespaced(client.clone(), &release.ns.name),
+        ConfigMap => "ConfigMaps" in Api::namespaced(client.clone(), &release.ns.name),
+        Secret => "Secrets" in Api::namespaced(client.clone(), &release.ns.name),
+        Role => "Roles" in Api::namespaced(client.clone(), &release.ns.name),
+        RoleBinding => "RoleBindings" in Api::namespaced(client.clone(), &release.ns.name),
+        ClusterRole => "ClusterRoles" in Api::all(client.clone()),
+        ClusterRoleBinding => "ClusterRoleBindings" in Api::all(client.clone()),
+    );
     let leases = Api::<Lease>::namespaced(client.clone(), &release.ns.name);
     let lease_gone = wait_for(Duration::from_secs(60), || async {
         leases
