@@ -125,6 +125,41 @@ impl JsonSchema for Duration {
     }
 }
 
+/// (De)serializes a [`SignedDuration`] as duration text (`1h30m`), the form of the CRD fields:
+/// for `#[serde(with = "crate::api::duration::text")]` on documents that releases reading CRD
+/// text also read. A negative duration is written as `0s`.
+pub mod text {
+    use super::*;
+
+    /// Writes `d` as hours, minutes and seconds, leaving out zero parts: `1h30m`, `90s`, `0s`.
+    pub fn format(d: SignedDuration) -> String {
+        let secs = d.as_secs().max(0);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        let mut out = String::new();
+        for (n, unit) in [(h, 'h'), (m, 'm'), (s, 's')] {
+            if n > 0 {
+                out.push_str(&format!("{n}{unit}"));
+            }
+        }
+        if out.is_empty() {
+            out.push_str("0s");
+        }
+        out
+    }
+
+    /// Serializes `d` as [`format`] writes it.
+    pub fn serialize<S: Serializer>(d: &SignedDuration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*d))
+    }
+
+    /// Deserializes duration text as a [`Duration`] reads it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SignedDuration, D::Error> {
+        Duration::deserialize(deserializer).map(|d| d.get())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +185,21 @@ mod tests {
             let e = bad.parse::<Duration>().unwrap_err();
             assert!(e.to_string().contains("such as 90s, 15m or 1h30m"), "{e}");
             assert!(serde_json::from_value::<Duration>(serde_json::json!(bad)).is_err());
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_text_that_reads_back_the_same() {
+        for (secs, written) in [
+            (0, "0s"),
+            (90, "1m30s"),
+            (5400, "1h30m"),
+            (28800, "8h"),
+            (3661, "1h1m1s"),
+        ] {
+            let d = SignedDuration::from_secs(secs);
+            assert_eq!(text::format(d), written);
+            assert_eq!(written.parse::<Duration>().unwrap().get(), d);
         }
     }
 

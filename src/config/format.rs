@@ -7,8 +7,10 @@
 //!
 //! Versions:
 //! - 1 (no `formatVersion`): written by releases before versions existed. It holds the CRD's
-//!   own settings: durations as CRD text (`8h`), not bounded. Read through [`from_v1`].
-//! - 2: durations as ISO 8601 (`PT8H`), resolved and bounded by the controller.
+//!   own settings, as written: durations not bounded. Read through [`from_v1`].
+//! - 2: the settings the server applies, resolved and bounded by the controller. Names and
+//!   duration text (`1h30m`) are those of version 1, so that a server of the release before,
+//!   which ignores `formatVersion`, still reads it correctly during a rolling upgrade.
 
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +90,8 @@ pub fn parse(json: &[u8]) -> Result<CompiledIdentityProvider, FormatError> {
 }
 
 /// A version 1 document, read with the version 2 types, made what the controller now
-/// compiles. Its settings have the same names; its durations are CRD text (`2m`, `1h30m`),
-/// which the duration type reads as well, but were never bounded: bound them as
+/// compiles. Its settings have the same names and forms (it also holds some the server does
+/// not use, which are ignored), but its durations were never bounded: bound them as
 /// [`super::CompiledSaml::new`] and [`super::CompiledSession::new`] do.
 fn from_v1(mut config: CompiledIdentityProvider) -> CompiledIdentityProvider {
     config.saml.clock_skew = config.saml.clock_skew.min(LARGEST_CLOCK_SKEW);
@@ -166,8 +168,35 @@ mod tests {
         let c = parse(&bytes(&v1())).unwrap();
         let written: Value = serde_json::from_slice(&to_json(&c).unwrap()).unwrap();
         assert_eq!(written["formatVersion"], FORMAT_VERSION);
-        assert_eq!(written["session"]["duration"], "PT1H30M");
+        assert_eq!(written["session"]["duration"], "1h30m");
+        assert_eq!(written["saml"]["clockSkew"], "1m30s");
         assert_eq!(parse(&bytes(&written)).unwrap(), c);
+    }
+
+    #[test]
+    fn a_written_document_reads_with_the_settings_of_the_release_before() {
+        use crate::api::identity_provider::{
+            AttributeMapping, SamlSettings, SessionSettings, UserSettings,
+        };
+        let c = parse(&bytes(&v1())).unwrap();
+        let written: Value = serde_json::from_slice(&to_json(&c).unwrap()).unwrap();
+        // The release before read these parts as the CRD's settings, durations with
+        // `parse_duration`, and ignored `formatVersion`.
+        let saml: SamlSettings = serde_json::from_value(written["saml"].clone()).unwrap();
+        assert_eq!(saml.clock_skew.as_str(), "1m30s");
+        assert_eq!(saml.assertion_encryption, c.saml.assertion_encryption);
+        assert!(saml.sign_authn_requests && !saml.want_assertions_signed);
+        let session: SessionSettings = serde_json::from_value(written["session"].clone()).unwrap();
+        assert_eq!(
+            crate::api::parse_duration(session.duration.as_str()),
+            Some(c.session.duration)
+        );
+        assert!(!session.single_logout);
+        let users: UserSettings = serde_json::from_value(written["users"].clone()).unwrap();
+        assert_eq!(users.default_groups, c.users.default_groups);
+        let mapping: AttributeMapping =
+            serde_json::from_value(written["attributeMapping"].clone()).unwrap();
+        assert_eq!(mapping.groups, c.attribute_mapping.groups);
     }
 
     #[test]

@@ -227,6 +227,7 @@ pub struct CompiledSaml {
     /// Whether AES-CBC encrypted assertions are accepted.
     pub allow_cbc_encryption: bool,
     /// Tolerated clock difference with the IdP, at most [`LARGEST_CLOCK_SKEW`].
+    #[serde(with = "crate::api::duration::text")]
     pub clock_skew: SignedDuration,
 }
 
@@ -349,6 +350,7 @@ impl Default for CompiledUsers {
 #[serde(rename_all = "camelCase", default)]
 pub struct CompiledSession {
     /// How long a session lasts, between [`SHORTEST_SESSION`] and [`LONGEST_SESSION`].
+    #[serde(with = "crate::api::duration::text")]
     pub duration: SignedDuration,
     /// Restart the session's duration each time it is used.
     pub extend_when_used: bool,
