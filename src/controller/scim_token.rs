@@ -182,13 +182,19 @@ fn rotation_every(token: &ScimToken) -> Option<SignedDuration> {
         .map(Duration::get)
 }
 
+/// `rotation.overlap`, at most [`LONGEST_OVERLAP`]: the schema bounds it only below
+/// `rotation.every`, and without `every` any length would do.
 fn rotation_overlap(token: &ScimToken) -> SignedDuration {
     token
         .spec
         .rotation
         .as_ref()
         .map_or_else(|| Rotation::default().overlap.get(), |r| r.overlap.get())
+        .min(LONGEST_OVERLAP)
 }
+
+/// The longest overlap: a previous token's end (`now + overlap`) must remain a time.
+const LONGEST_OVERLAP: SignedDuration = SignedDuration::from_hours(24 * 365 * 1000);
 
 /// The Secret `token`'s credentials are read from: `spec.tokenSecretRef`, or the Secret the
 /// operator writes.
