@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ConfigMapKeyRef, SecretKeyRef};
+use super::duration::Duration;
 
 /// Connects one SAML 2.0 identity provider (Okta, Microsoft Entra ID, Google Workspace,
 /// JumpCloud, OneLogin, Auth0, Keycloak or any SAML IdP) to this installation. The operator
@@ -228,7 +229,7 @@ pub enum Provider {
 }
 
 /// The identity provider's side of the connection.
-#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[x_kube(validation = Rule::new("has(self.metadataUrl) || has(self.ssoUrl) && has(self.entityId)").message("set either idp.metadataUrl, or idp.ssoUrl and idp.entityId (Okta: Sign on URL and Issuer; Entra: Login URL and Microsoft Entra Identifier)"))]
 #[x_kube(validation = Rule::new("!has(self.metadataUrl) || !has(self.ssoUrl) && !has(self.entityId) && !has(self.certificates)").message("idp.metadataUrl cannot be combined with idp.ssoUrl, idp.entityId or idp.certificates: the metadata provides them. Remove either the metadata URL or the explicit fields"))]
 #[x_kube(validation = Rule::new("!has(self.ssoUrl) || has(self.certificates) && size(self.certificates) > 0").message("idp.certificates is required with idp.ssoUrl: paste the IdP's Signing Certificate (Okta: Signing Certificate; Entra: Certificate (Base64)) or reference a Secret or ConfigMap holding it"))]
@@ -244,9 +245,8 @@ pub struct IdpSettings {
 
     /// How often the metadata URL is fetched again, as a duration such as `1h` (at least `1m`).
     #[serde(default = "default_metadata_refresh_interval")]
-    #[schemars(pattern(r"^([0-9]+(h|m|s))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("idp.metadataRefreshInterval must be at least 1m"))]
-    pub metadata_refresh_interval: String,
+    pub metadata_refresh_interval: Duration,
 
     /// The IdP's single sign-on URL for the HTTP-Redirect binding (Okta: Sign on URL;
     /// Entra: Login URL; Google: SSO URL).
@@ -285,8 +285,22 @@ pub struct IdpSettings {
     pub certificates: Option<Vec<CertificateSource>>,
 }
 
-fn default_metadata_refresh_interval() -> String {
-    "1h".to_owned()
+impl Default for IdpSettings {
+    fn default() -> Self {
+        Self {
+            metadata_url: None,
+            metadata_refresh_interval: default_metadata_refresh_interval(),
+            sso_url: None,
+            single_logout_url: None,
+            single_logout_binding: SingleLogoutBinding::default(),
+            entity_id: None,
+            certificates: None,
+        }
+    }
+}
+
+fn default_metadata_refresh_interval() -> Duration {
+    Duration::of("1h")
 }
 
 /// Where one IdP signing certificate comes from: exactly one of `pem`, `secretKeyRef` or
@@ -394,9 +408,8 @@ pub struct SamlSettings {
     /// Tolerated clock difference with the IdP when checking NotBefore and NotOnOrAfter, as a
     /// duration such as `2m` (at most `10m`).
     #[serde(default = "default_clock_skew")]
-    #[schemars(pattern(r"^([0-9]+(h|m|s))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) <= duration('10m')").message("saml.clockSkew must be at most 10m"))]
-    pub clock_skew: String,
+    pub clock_skew: Duration,
 }
 
 impl Default for SamlSettings {
@@ -422,8 +435,8 @@ fn default_true() -> bool {
     true
 }
 
-fn default_clock_skew() -> String {
-    "2m".to_owned()
+fn default_clock_skew() -> Duration {
+    Duration::of("2m")
 }
 
 /// How the IdP compares requested authentication contexts. Values: exact, minimum,
@@ -638,9 +651,8 @@ pub enum ProvisioningMode {
 pub struct SessionSettings {
     /// How long a session lasts, as a duration such as `8h` (between `5m` and `720h`).
     #[serde(default = "default_session_duration")]
-    #[schemars(pattern(r"^([0-9]+(h|m|s))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('5m') && duration(self) <= duration('720h')").message("session.duration must be between 5m and 720h"))]
-    pub duration: String,
+    pub duration: Duration,
     /// Restarts the session's duration each time it is used, so active users stay signed in.
     #[serde(default)]
     pub extend_when_used: bool,
@@ -674,8 +686,8 @@ impl Default for SessionSettings {
     }
 }
 
-fn default_session_duration() -> String {
-    "8h".to_owned()
+fn default_session_duration() -> Duration {
+    Duration::of("8h")
 }
 
 /// Observed state of an IdentityProvider, written by the operator.

@@ -5,12 +5,14 @@
 
 pub mod common;
 pub mod conditions;
+pub mod duration;
 pub mod identity_provider;
 pub mod reference;
 pub mod scim_token;
 pub mod sign_in_refusal;
 
 pub use common::{ConfigMapKeyRef, SecretKeyRef};
+pub use duration::Duration;
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
 pub use sign_in_refusal::SignInRefusal;

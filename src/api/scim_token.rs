@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::SecretKeyRef;
+use super::duration::Duration;
 
 /// A bearer token for one IdentityProvider's SCIM 2.0 endpoint. The operator writes the token
 /// and the SCIM base URL into a Secret: the two values Okta's Provisioning > Integration
@@ -116,18 +117,25 @@ pub struct Rotation {
     /// How often a new token is issued, as a duration such as `720h` (at least `1m`). Empty:
     /// only when the `sso-operator.dev/rotate` annotation changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(r"^([0-9]+(h|m|s))+$"), length(max = 32))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
-    pub every: Option<String>,
+    pub every: Option<Duration>,
     /// How long the previous token keeps working after a new one is issued, so the IdP can be
     /// updated without downtime, as a duration such as `24h`.
     #[serde(default = "default_overlap")]
-    #[schemars(pattern(r"^([0-9]+(h|m|s))+$"), length(max = 32))]
-    pub overlap: String,
+    pub overlap: Duration,
 }
 
-fn default_overlap() -> String {
-    "1h".to_owned()
+impl Default for Rotation {
+    fn default() -> Self {
+        Self {
+            every: None,
+            overlap: default_overlap(),
+        }
+    }
+}
+
+fn default_overlap() -> Duration {
+    Duration::of("1h")
 }
 
 /// Observed state of a ScimToken, written by the operator: a report rebuilt from the spec and

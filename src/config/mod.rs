@@ -5,14 +5,25 @@
 //! namespace, labelled [`COMPILED_CONFIG_LABEL`], holding [`CompiledIdentityProvider`] as JSON
 //! under [`CONFIG_KEY`]. Keeping these Secrets out of user namespaces lets the server read
 //! exactly them and no ScimToken Secret.
+//!
+//! The controller resolves everything once (defaults applied, durations parsed and bounded,
+//! tokens hashed); the server reads these typed values and never a CRD string. The document
+//! carries a [`FORMAT_VERSION`] (see [`format`]), so that a server refuses what it cannot read.
 
+pub mod format;
+
+use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::identity_provider::{
-    AttributeMapping, Provider, SamlSettings, SessionSettings, UserSettings,
+    AssertionEncryption, AttributeMapping, AuthnContextComparison, NameIdFormat, Provider,
+    ProvisioningMode, SamlSettings, SessionSettings, SignatureAlgorithm, UserSettings,
 };
+use crate::session::LONGEST_SESSION;
 use crate::tenant::Tenant;
+
+pub use format::{FORMAT_VERSION, FormatError, parse, to_json};
 
 /// Label carried by every compiled-config Secret; the server watches Secrets with it.
 pub const COMPILED_CONFIG_LABEL: &str = "sso-operator.dev/compiled-config";
@@ -50,13 +61,17 @@ pub struct CompiledIdentityProvider {
     /// Allowed redirect targets after sign-in.
     pub allowed_redirects: Vec<String>,
     /// SAML protocol settings.
-    pub saml: SamlSettings,
+    #[serde(default)]
+    pub saml: CompiledSaml,
     /// SAML attribute names.
-    pub attribute_mapping: AttributeMapping,
+    #[serde(default)]
+    pub attribute_mapping: CompiledAttributeMapping,
     /// User provisioning settings.
-    pub users: UserSettings,
+    #[serde(default)]
+    pub users: CompiledUsers,
     /// Session settings.
-    pub session: SessionSettings,
+    #[serde(default)]
+    pub session: CompiledSession,
     /// Base URL of the SCIM endpoint.
     pub scim_base_url: String,
     /// SCIM bearer tokens accepted, as hashes only.
@@ -178,6 +193,202 @@ impl CompiledIdentityProvider {
             .as_ref()
             .filter(|_| self.session.single_logout)
     }
+}
+
+/// The shortest session (`session.duration`); the CRD refuses shorter ones.
+pub const SHORTEST_SESSION: SignedDuration = SignedDuration::from_mins(5);
+/// The largest tolerated clock difference with the IdP (`saml.clockSkew`); the CRD refuses
+/// larger ones.
+pub const LARGEST_CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(10);
+/// The shortest interval between two fetches of an IdP's metadata
+/// (`idp.metadataRefreshInterval`); the CRD refuses shorter ones.
+pub const SHORTEST_METADATA_REFRESH: SignedDuration = SignedDuration::from_mins(1);
+
+/// The SAML protocol settings the server applies (from `spec.saml`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompiledSaml {
+    /// Sign AuthnRequests with the service-provider key.
+    pub sign_authn_requests: bool,
+    /// Require the Assertion itself to be signed.
+    pub want_assertions_signed: bool,
+    /// Ask the IdP to authenticate the user again.
+    pub force_authn: bool,
+    /// Authentication context classes to request.
+    pub requested_authn_context: Vec<String>,
+    /// How the IdP compares `requested_authn_context`.
+    pub requested_authn_context_comparison: AuthnContextComparison,
+    /// The NameID format requested.
+    pub name_id_format: NameIdFormat,
+    /// The signature algorithm accepted and used.
+    pub signature_algorithm: SignatureAlgorithm,
+    /// Whether assertions may, must or must not be encrypted.
+    pub assertion_encryption: AssertionEncryption,
+    /// Whether AES-CBC encrypted assertions are accepted.
+    pub allow_cbc_encryption: bool,
+    /// Tolerated clock difference with the IdP, at most [`LARGEST_CLOCK_SKEW`].
+    #[serde(with = "crate::api::duration::text")]
+    pub clock_skew: SignedDuration,
+}
+
+impl CompiledSaml {
+    /// The settings of `spec.saml`, resolved.
+    pub fn new(saml: &SamlSettings) -> Self {
+        Self {
+            sign_authn_requests: saml.sign_authn_requests,
+            want_assertions_signed: saml.want_assertions_signed,
+            force_authn: saml.force_authn,
+            requested_authn_context: saml.requested_authn_context.clone(),
+            requested_authn_context_comparison: saml.requested_authn_context_comparison,
+            name_id_format: saml.name_id_format,
+            signature_algorithm: saml.signature_algorithm,
+            assertion_encryption: saml.assertion_encryption,
+            allow_cbc_encryption: saml.allow_cbc_encryption,
+            clock_skew: clock_skew(saml),
+        }
+    }
+}
+
+impl Default for CompiledSaml {
+    fn default() -> Self {
+        Self::new(&SamlSettings::default())
+    }
+}
+
+/// `saml.clockSkew`, bounded by [`LARGEST_CLOCK_SKEW`] (the CRD refuses more; an object
+/// stored under an older CRD might not).
+pub fn clock_skew(saml: &SamlSettings) -> SignedDuration {
+    saml.clock_skew.get().min(LARGEST_CLOCK_SKEW)
+}
+
+/// `idp.metadataRefreshInterval`, at least [`SHORTEST_METADATA_REFRESH`].
+pub fn metadata_refresh_interval(
+    idp: &crate::api::identity_provider::IdpSettings,
+) -> SignedDuration {
+    idp.metadata_refresh_interval
+        .get()
+        .max(SHORTEST_METADATA_REFRESH)
+}
+
+/// Names of the SAML attributes that carry user details (from `spec.attributeMapping`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompiledAttributeMapping {
+    /// Attribute holding the email address.
+    pub email: String,
+    /// Attribute holding the first name.
+    pub first_name: String,
+    /// Attribute holding the last name.
+    pub last_name: String,
+    /// Attribute holding the display name; none: first and last name joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_name: Option<String>,
+    /// Attribute holding the user's identity; none: the NameID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Attribute holding group names.
+    pub groups: String,
+}
+
+impl CompiledAttributeMapping {
+    /// The names of `spec.attributeMapping`.
+    pub fn new(m: &AttributeMapping) -> Self {
+        Self {
+            email: m.email.clone(),
+            first_name: m.first_name.clone(),
+            last_name: m.last_name.clone(),
+            real_name: m.real_name.clone(),
+            identity: m.identity.clone(),
+            groups: m.groups.clone(),
+        }
+    }
+}
+
+impl Default for CompiledAttributeMapping {
+    fn default() -> Self {
+        Self::new(&AttributeMapping::default())
+    }
+}
+
+/// How users are provisioned and which groups they join (from `spec.users`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompiledUsers {
+    /// How users come to exist.
+    pub provisioning: ProvisioningMode,
+    /// Email domains whose users may sign in; empty: any.
+    pub allowed_email_domains: Vec<String>,
+    /// Groups every user created just in time joins.
+    pub default_groups: Vec<String>,
+    /// Replace sign-in group memberships with the SAML groups at each sign-in.
+    pub sync_groups_from_saml: bool,
+    /// Link a sign-in to the one user with the same work email.
+    pub link_by_email: bool,
+}
+
+impl CompiledUsers {
+    /// The settings of `spec.users`.
+    pub fn new(u: &UserSettings) -> Self {
+        Self {
+            provisioning: u.provisioning,
+            allowed_email_domains: u.allowed_email_domains.clone(),
+            default_groups: u.default_groups.clone(),
+            sync_groups_from_saml: u.sync_groups_from_saml,
+            link_by_email: u.link_by_email,
+        }
+    }
+}
+
+impl Default for CompiledUsers {
+    fn default() -> Self {
+        Self::new(&UserSettings::default())
+    }
+}
+
+/// The browser session created after a sign-in (from `spec.session`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompiledSession {
+    /// How long a session lasts, between [`SHORTEST_SESSION`] and [`LONGEST_SESSION`].
+    #[serde(with = "crate::api::duration::text")]
+    pub duration: SignedDuration,
+    /// Restart the session's duration each time it is used.
+    pub extend_when_used: bool,
+    /// Domain attribute of the session cookie; none: the external URL's host only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_domain: Option<String>,
+    /// SAML Single Logout on.
+    pub single_logout: bool,
+}
+
+impl CompiledSession {
+    /// The settings of `spec.session`, resolved.
+    pub fn new(s: &SessionSettings) -> Self {
+        Self {
+            duration: session_duration(s.duration.get()),
+            extend_when_used: s.extend_when_used,
+            cookie_domain: s.cookie_domain.clone(),
+            single_logout: s.single_logout,
+        }
+    }
+}
+
+impl Default for CompiledSession {
+    fn default() -> Self {
+        Self::new(&SessionSettings::default())
+    }
+}
+
+/// A session duration bounded to what the CRD admits: [`SHORTEST_SESSION`] to
+/// [`LONGEST_SESSION`].
+pub fn session_duration(d: SignedDuration) -> SignedDuration {
+    d.clamp(SHORTEST_SESSION, LONGEST_SESSION)
+}
+
+/// The hash under which a SCIM bearer token is compiled and compared: SHA-256, hex. The
+/// controller and the server use this one function, so they never disagree.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// One accepted SCIM bearer token, as a hash.

@@ -31,7 +31,8 @@ use crate::api::identity_provider::{
 };
 use crate::api::{IdentityProvider, IdentityProviderStatus};
 use crate::config::{
-    self, CompiledIdentityProvider, CompiledIdp, CompiledScimToken, CompiledServiceProvider,
+    self, CompiledAttributeMapping, CompiledIdentityProvider, CompiledIdp, CompiledSaml,
+    CompiledScimToken, CompiledServiceProvider, CompiledSession, CompiledUsers,
     SingleLogoutService, SloBinding, Urls,
 };
 use crate::tenant::Tenant;
@@ -499,8 +500,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     let mut problem = idp_problem;
     let mut valid_certificates = Vec::new();
     if let Some(side) = &idp_side {
-        let skew = crate::api::parse_duration(&idp.spec.saml.clock_skew)
-            .unwrap_or(SignedDuration::from_mins(2));
+        let skew = config::clock_skew(&idp.spec.saml);
         status.certificates = side
             .certificates
             .iter()
@@ -866,9 +866,7 @@ async fn resolve_idp_side(
         if let Some(problem) = placeholder_problem(idp, &[], conditions) {
             return Ok((None, Some(problem)));
         }
-        let interval = crate::api::parse_duration(&spec.metadata_refresh_interval)
-            .unwrap_or(SignedDuration::from_hours(1))
-            .max(SignedDuration::from_mins(1));
+        let interval = config::metadata_refresh_interval(spec);
         let last_good = existing.filter(|c| c.idp.metadata_url.as_deref() == Some(url.as_str()));
         let fetched_at = last_good.and_then(|c| c.idp.metadata_fetched_at);
         // An edited spec is fetched again at once, so an admin can force a refresh.
@@ -1241,10 +1239,10 @@ fn compile(
         allow_idp_initiated: spec.allow_idp_initiated,
         default_relay_state: spec.default_relay_state.clone(),
         allowed_redirects: spec.allowed_redirects.clone(),
-        saml: spec.saml.clone(),
-        attribute_mapping: spec.attribute_mapping.clone(),
-        users: spec.users.clone(),
-        session: spec.session.clone(),
+        saml: CompiledSaml::new(&spec.saml),
+        attribute_mapping: CompiledAttributeMapping::new(&spec.attribute_mapping),
+        users: CompiledUsers::new(&spec.users),
+        session: CompiledSession::new(&spec.session),
         scim_base_url: urls.scim_base.clone(),
         scim_tokens,
     }
@@ -1328,7 +1326,7 @@ async fn read_compiled(
         .data
         .as_ref()
         .and_then(|d| d.get(config::CONFIG_KEY))
-        .and_then(|v| serde_json::from_slice(&v.0).ok()))
+        .and_then(|v| config::parse(&v.0).ok()))
 }
 
 /// The last good configuration of this IdentityProvider: one compiled for a deleted
@@ -1372,7 +1370,7 @@ async fn publish_compiled(ctx: &Context, compiled: &CompiledIdentityProvider) ->
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([(
             config::CONFIG_KEY.to_owned(),
-            ByteString(serde_json::to_vec(compiled)?),
+            ByteString(config::to_json(compiled)?),
         )])),
         ..Default::default()
     };

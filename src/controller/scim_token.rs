@@ -22,14 +22,14 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::{
     Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
     names, object_key, owner_reference, publish_event,
 };
 use crate::api::conditions::{self as cond, Desired, reason};
-use crate::api::{IdentityProvider, ScimToken, ScimTokenStatus};
+use crate::api::scim_token::Rotation;
+use crate::api::{Duration, IdentityProvider, ScimToken, ScimTokenStatus};
 use crate::config::Urls;
 
 const KIND: &str = "ScimToken";
@@ -58,10 +58,7 @@ pub fn generate_token() -> String {
     )
 }
 
-/// SHA-256 of a token, hex.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+pub use crate::config::token_hash;
 
 /// The non-secret identifier of a token: the first 12 hex digits of its hash.
 pub fn token_id(hash: &str) -> String {
@@ -181,18 +178,23 @@ fn rotation_every(token: &ScimToken) -> Option<SignedDuration> {
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| r.every.as_deref())
-        .and_then(crate::api::parse_duration)
+        .and_then(|r| r.every.as_ref())
+        .map(Duration::get)
 }
 
+/// `rotation.overlap`, at most [`LONGEST_OVERLAP`]: the schema bounds it only below
+/// `rotation.every`, and without `every` any length would do.
 fn rotation_overlap(token: &ScimToken) -> SignedDuration {
     token
         .spec
         .rotation
         .as_ref()
-        .and_then(|r| crate::api::parse_duration(&r.overlap))
-        .unwrap_or(SignedDuration::from_hours(1))
+        .map_or_else(|| Rotation::default().overlap.get(), |r| r.overlap.get())
+        .min(LONGEST_OVERLAP)
 }
+
+/// The longest overlap: a previous token's end (`now + overlap`) must remain a time.
+const LONGEST_OVERLAP: SignedDuration = SignedDuration::from_hours(24 * 365 * 1000);
 
 /// The Secret `token`'s credentials are read from: `spec.tokenSecretRef`, or the Secret the
 /// operator writes.

@@ -513,8 +513,7 @@ pub fn verify(
     if expected_request.is_none() && !config.allow_idp_initiated {
         return Err(AcsError::Unsolicited);
     }
-    let skew =
-        crate::api::parse_duration(&config.saml.clock_skew).unwrap_or(SignedDuration::from_mins(2));
+    let skew = config.saml.clock_skew;
 
     // The envelope (unsigned when only the assertion is signed): status, issuer, destination,
     // InResponseTo.

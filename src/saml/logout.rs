@@ -666,8 +666,7 @@ fn read_message(
     if destination != config.service_provider.single_logout_url() {
         return Err(LogoutError::Destination(shown(destination)));
     }
-    let skew =
-        crate::api::parse_duration(&config.saml.clock_skew).unwrap_or(SignedDuration::from_mins(2));
+    let skew = config.saml.clock_skew;
     let time = |attr: &str| {
         root.attribute(attr)
             .and_then(|v| v.parse::<Timestamp>().ok())

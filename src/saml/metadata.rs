@@ -111,10 +111,11 @@ pub fn render(config: &CompiledIdentityProvider) -> Result<String, MetadataError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::identity_provider::{
-        AttributeMapping, Provider, SamlSettings, SessionSettings, UserSettings,
+    use crate::api::identity_provider::Provider;
+    use crate::config::{
+        CompiledAttributeMapping, CompiledIdp, CompiledSaml, CompiledServiceProvider,
+        CompiledSession, CompiledUsers,
     };
-    use crate::config::{CompiledIdp, CompiledServiceProvider};
     use crate::controller::sp_keys::generate;
 
     fn config(next: bool, encryption: AssertionEncryption) -> CompiledIdentityProvider {
@@ -150,13 +151,13 @@ mod tests {
             allow_idp_initiated: false,
             default_relay_state: None,
             allowed_redirects: vec![],
-            saml: SamlSettings {
+            saml: CompiledSaml {
                 assertion_encryption: encryption,
-                ..SamlSettings::default()
+                ..CompiledSaml::default()
             },
-            attribute_mapping: AttributeMapping::default(),
-            users: UserSettings::default(),
-            session: SessionSettings::default(),
+            attribute_mapping: CompiledAttributeMapping::default(),
+            users: CompiledUsers::default(),
+            session: CompiledSession::default(),
             scim_base_url: "https://sso.example.com/scim/v2/ns/okta".into(),
             scim_tokens: vec![],
         }

@@ -13,12 +13,14 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use crate::config::{self, CompiledIdentityProvider};
+use crate::config::{self, CompiledIdentityProvider, FormatError};
+use crate::server::metrics::ServerMetrics;
 use crate::session::{self, SessionKeys};
 use crate::tenant::Tenant;
 
-/// Parsed configurations by Secret name, with the resourceVersion they were parsed from.
-type ParsedCache = HashMap<String, (String, Arc<CompiledIdentityProvider>)>;
+/// Parsed configurations by Secret name, with the resourceVersion they were parsed from;
+/// `None`: that version was refused (it is reported once, not at every request).
+type ParsedCache = HashMap<String, (String, Option<Arc<CompiledIdentityProvider>>)>;
 /// The parsed session keys, with the resourceVersion they were parsed from.
 type KeysCache = Option<(String, Arc<SessionKeys>)>;
 
@@ -34,6 +36,8 @@ pub struct ConfigIndex {
     bound: Arc<Mutex<HashMap<Tenant, String>>>,
     /// Woken on every change of the watched Secrets.
     changed: Arc<tokio::sync::Notify>,
+    /// Counts refused configurations.
+    metrics: ServerMetrics,
 }
 
 impl ConfigIndex {
@@ -41,6 +45,7 @@ impl ConfigIndex {
     pub fn watch(
         client: Client,
         namespace: &str,
+        metrics: ServerMetrics,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let api: Api<Secret> = Api::namespaced(client, namespace);
         let (reader, writer) = reflector::store();
@@ -66,17 +71,24 @@ impl ConfigIndex {
                 })
                 .await;
         };
-        (
-            Self {
-                store: reader,
-                namespace: namespace.to_owned(),
-                parsed: Arc::default(),
-                keys: Arc::default(),
-                bound: Arc::default(),
-                changed,
-            },
-            drive,
-        )
+        (Self::new(reader, namespace, changed, metrics), drive)
+    }
+
+    fn new(
+        store: Store<Secret>,
+        namespace: &str,
+        changed: Arc<tokio::sync::Notify>,
+        metrics: ServerMetrics,
+    ) -> Self {
+        Self {
+            store,
+            namespace: namespace.to_owned(),
+            parsed: Arc::default(),
+            keys: Arc::default(),
+            bound: Arc::default(),
+            changed,
+            metrics,
+        }
     }
 
     /// Waits until the first list has been received.
@@ -177,13 +189,26 @@ impl ConfigIndex {
         if let Some((v, c)) = parsed.get(&secret_name)
             && *v == version
         {
-            return Some(c.clone());
+            return c.clone();
         }
         let bytes = secret.data.as_ref()?.get(config::CONFIG_KEY)?;
-        let compiled: CompiledIdentityProvider = match serde_json::from_slice(&bytes.0) {
+        let compiled = match config::parse(&bytes.0) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(secret = %secret_name, error = %e, "a compiled configuration does not parse; not serving it");
+                // The other IdentityProviders keep being served; this one is not until a
+                // configuration this release reads is published.
+                match &e {
+                    FormatError::UnknownVersion { found, known } => tracing::error!(
+                        identity_provider = %tenant, secret = %secret_name, format_version = found, known_format_version = known,
+                        "the compiled configuration of IdentityProvider {tenant} is in format version {found}, but this server reads versions up to {known}; not serving it: upgrade the server to the controller's release"
+                    ),
+                    FormatError::Invalid(_) => tracing::error!(
+                        identity_provider = %tenant, secret = %secret_name, error = %e,
+                        "the compiled configuration of IdentityProvider {tenant} does not parse; not serving it"
+                    ),
+                }
+                self.metrics.compiled_config_refused(e.metric_label());
+                parsed.insert(secret_name, (version, None));
                 return None;
             }
         };
@@ -192,7 +217,7 @@ impl ConfigIndex {
             return None;
         }
         let compiled = Arc::new(compiled);
-        parsed.insert(secret_name, (version, compiled.clone()));
+        parsed.insert(secret_name, (version, Some(compiled.clone())));
         Some(compiled)
     }
 }
@@ -204,4 +229,93 @@ fn source(secret: &Secret) -> Option<Tenant> {
         .get(config::SOURCE_ANNOTATION)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use kube::api::ObjectMeta;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    /// A compiled-configuration Secret of IdentityProvider `ns/name` in format `version`
+    /// (none: the release before versions).
+    fn secret(name: &str, version: Option<u32>) -> Secret {
+        let mut doc = serde_json::json!({
+            "namespace": "ns", "name": name, "uid": "uid", "generation": 1, "provider": "okta",
+            "serviceProvider": { "entityId": "e", "metadataUrl": "m", "acsUrl": "a", "loginUrl": "l",
+                "current": { "certificatePem": "", "privateKeyPem": "" }, "next": null, "previous": null },
+            "idp": { "entityId": "i", "ssoUrl": "s", "certificates": ["c"], "metadataUrl": null, "metadataFetchedAt": null },
+            "allowIdpInitiated": false, "defaultRelayState": null, "allowedRedirects": [],
+            "saml": { "clockSkew": "2m" }, "attributeMapping": {}, "users": {}, "session": { "duration": "1h" },
+            "scimBaseUrl": "s", "scimTokens": []
+        });
+        if let Some(v) = version {
+            doc["formatVersion"] = v.into();
+        }
+        let tenant = Tenant::new("ns", name);
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(config::compiled_secret_name("ns", name)),
+                namespace: Some("sso".into()),
+                resource_version: Some("1".into()),
+                annotations: Some(BTreeMap::from([(
+                    config::SOURCE_ANNOTATION.to_owned(),
+                    tenant.to_string(),
+                )])),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                config::CONFIG_KEY.to_owned(),
+                ByteString(serde_json::to_vec(&doc).unwrap()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_configuration_of_an_unknown_format_is_refused_and_counted_once_while_the_others_serve() {
+        let (reader, mut writer) = reflector::store();
+        for s in [
+            secret("current", Some(config::FORMAT_VERSION)),
+            secret("before-versions", None),
+            secret("newer", Some(config::FORMAT_VERSION + 1)),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::new(&mut registry);
+        let index = ConfigIndex::new(reader, "sso", Arc::default(), metrics);
+        for name in ["current", "before-versions", "newer"] {
+            index.set_bound(&Tenant::new("ns", name), Some("uid"));
+        }
+        let current = index.get(&Tenant::new("ns", "current")).unwrap();
+        assert_eq!(
+            current.session.duration,
+            jiff::SignedDuration::from_hours(1)
+        );
+        let old = index.get(&Tenant::new("ns", "before-versions")).unwrap();
+        assert_eq!(old.saml.clock_skew, jiff::SignedDuration::from_mins(2));
+        for _ in 0..3 {
+            assert!(index.get(&Tenant::new("ns", "newer")).is_none());
+        }
+        assert_eq!(
+            index.served(),
+            [
+                Tenant::new("ns", "before-versions"),
+                Tenant::new("ns", "current")
+            ]
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                "sso_operator_server_compiled_config_refusals_total{reason=\"unknownFormatVersion\"} 1\n"
+            ),
+            "{text}"
+        );
+    }
 }

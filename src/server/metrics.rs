@@ -1,5 +1,5 @@
 //! Prometheus metrics of the server: sign-ins by outcome and reason, forward-auth decisions,
-//! tenants purged.
+//! tenants purged, compiled configurations refused.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,12 +32,20 @@ pub struct PurgeLabels {
     pub reason: &'static str,
 }
 
+/// Labels of a refused compiled configuration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigRefusalLabels {
+    /// `unknownFormatVersion` (written by a newer release) or `invalid`.
+    pub reason: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
     sign_ins: Family<SignInLabels, Counter>,
     verifies: Family<VerifyLabels, Counter>,
     tenant_purges: Family<PurgeLabels, Counter>,
+    compiled_config_refusals: Family<ConfigRefusalLabels, Counter>,
 }
 
 impl ServerMetrics {
@@ -60,7 +68,19 @@ impl ServerMetrics {
             "Tenants whose users, groups, sessions and replay cache were purged because their IdentityProvider was deleted or re-created",
             m.tenant_purges.clone(),
         );
+        sub.register(
+            "compiled_config_refusals",
+            "Compiled configurations not served because this server cannot read them, by reason; their IdentityProvider is not served until one it reads is published",
+            m.compiled_config_refusals.clone(),
+        );
         m
+    }
+
+    /// Counts one compiled configuration (one version of its Secret) refused for `reason`.
+    pub fn compiled_config_refused(&self, reason: &'static str) {
+        self.compiled_config_refusals
+            .get_or_create(&ConfigRefusalLabels { reason })
+            .inc();
     }
 
     /// Counts one tenant purge.

@@ -86,8 +86,11 @@ pub async fn run(
             checking.check_health().await;
         }
     });
-    let (configs, drive) =
-        config_index::ConfigIndex::watch(client.clone(), &settings.config_namespace);
+    let (configs, drive) = config_index::ConfigIndex::watch(
+        client.clone(),
+        &settings.config_namespace,
+        settings.metrics.clone(),
+    );
     tokio::spawn(drive);
     configs.ready().await;
     tracing::info!(namespace = %settings.config_namespace, "watching the compiled configuration");

@@ -155,9 +155,7 @@ pub async fn resolve_user(
 
 /// How long a session of this IdentityProvider lasts.
 pub fn duration(config: &CompiledIdentityProvider) -> SignedDuration {
-    crate::api::parse_duration(&config.session.duration)
-        .unwrap_or(SignedDuration::from_hours(8))
-        .clamp(SignedDuration::from_mins(5), LONGEST_SESSION)
+    crate::config::session_duration(config.session.duration)
 }
 
 /// The `Set-Cookie` value of a new session, or `None` without session keys. `subject` is whom

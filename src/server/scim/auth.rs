@@ -55,7 +55,7 @@ pub(super) fn authorize(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| fail("send the ScimToken's token as Authorization: Bearer <token>"))?;
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    let hash = crate::config::token_hash(token);
     let now = jiff::Timestamp::now();
     let mut ok = false;
     for t in &config.scim_tokens {
