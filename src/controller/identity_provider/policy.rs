@@ -1136,3 +1136,1091 @@ pub(super) fn conclude(
     out.conditions.retain(|c| c.type_ != cond::READY);
     out.conditions.push(ready);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeyPair;
+    use crate::controller::sp_keys::SpKey;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+    const URL: &str = "https://idp.example.com/metadata";
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(seconds).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        at(NOW)
+    }
+
+    /// A certificate's PEM, valid from `not_before` to `not_after` (Unix seconds).
+    fn pem(cn: &str, not_before: i64, not_after: i64) -> String {
+        let cert = certs::tests::make_cert(cn, not_before, not_after);
+        String::from_utf8(cert.to_pem().unwrap()).unwrap()
+    }
+
+    fn cert(cn: &str, not_before: i64, not_after: i64) -> CertificateFacts {
+        certs::parse_certificate(&pem(cn, not_before, not_after)).unwrap()
+    }
+
+    fn spec(value: serde_json::Value) -> IdentityProviderSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// An IdP configured by explicit fields, with `extra` merged into `spec.idp`.
+    fn explicit(extra: serde_json::Value) -> IdentityProviderSpec {
+        let mut idp = json!({
+            "ssoUrl": "https://idp.example.com/sso",
+            "entityId": "https://idp.example.com",
+            "certificates": [{"pem": "pasted"}],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            idp[k] = v.clone();
+        }
+        spec(json!({ "provider": "okta", "idp": idp }))
+    }
+
+    fn metadata_spec() -> IdentityProviderSpec {
+        spec(json!({ "provider": "okta", "idp": { "metadataUrl": URL } }))
+    }
+
+    /// An IdentityProvider of generation 2; `observed` is the generation its status saw.
+    fn resource(spec: IdentityProviderSpec, observed: i64) -> IdentityProvider {
+        let mut idp = IdentityProvider::new("corp", spec);
+        idp.metadata.generation = Some(2);
+        idp.status = Some(IdentityProviderStatus {
+            observed_generation: Some(observed),
+            ..Default::default()
+        });
+        idp
+    }
+
+    /// A last good configuration compiled from `URL`'s metadata fetched at `fetched_at`.
+    fn last_good(fetched_at: i64, certificate: &str) -> CompiledIdentityProvider {
+        serde_json::from_value(json!({
+            "namespace": "team", "name": "corp", "generation": 1, "provider": "okta",
+            "serviceProvider": { "entityId": "e", "metadataUrl": "m", "acsUrl": "a", "loginUrl": "l",
+                "current": { "certificatePem": "", "privateKeyPem": "" }, "next": null, "previous": null },
+            "idp": { "entityId": "https://idp.example.com", "ssoUrl": "https://idp.example.com/sso",
+                "certificates": [certificate], "metadataUrl": URL,
+                "metadataFetchedAt": at(fetched_at).to_string() },
+            "allowIdpInitiated": false, "defaultRelayState": null, "allowedRedirects": [],
+            "saml": {}, "attributeMapping": {}, "users": {}, "session": {}, "scimBaseUrl": "s", "scimTokens": []
+        }))
+        .unwrap()
+    }
+
+    fn failure(retry_at: i64) -> MetadataFailure {
+        MetadataFailure {
+            url: URL.to_owned(),
+            retry_at: at(retry_at),
+            condition: Desired::no(
+                cond::IDP_METADATA_RESOLVED,
+                reason::METADATA_FETCH_FAILED,
+                "remembered",
+            ),
+        }
+    }
+
+    fn metadata_xml(certificate_pem: &str) -> String {
+        let body: String = certificate_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        format!(
+            r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="http://www.okta.com/exk1"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.com/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+        )
+    }
+
+    fn side(certificates: Vec<CertificateFacts>) -> IdpSide {
+        IdpSide {
+            entity_id: "https://idp.example.com".into(),
+            sso_url: "https://idp.example.com/sso".into(),
+            single_logout: None,
+            certificates: certificates
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| (format!("spec.idp.certificates[{i}]"), f))
+                .collect(),
+            metadata_url: None,
+            metadata_fetched_at: None,
+        }
+    }
+
+    /// Status, reason and message of a condition.
+    fn said<'a>(out: &'a Outcome, type_: &str) -> (bool, &'static str, &'a str) {
+        let c = out.condition(type_).expect(type_);
+        (c.status, c.reason, c.message.as_str())
+    }
+
+    fn sp_key(not_before: i64, not_after: i64) -> SpKey {
+        SpKey {
+            pair: KeyPair {
+                certificate_pem: String::new(),
+                private_key_pem: String::new(),
+            },
+            not_before: at(not_before),
+            not_after: at(not_after),
+        }
+    }
+
+    // Service-provider keys.
+
+    #[test]
+    fn keys_in_place_are_ready_and_requeue_at_the_next_rotation_step() {
+        let set = SpKeySet {
+            current: sp_key(NOW - DAY, NOW + 365 * DAY),
+            next: None,
+            previous: None,
+        };
+        let mut out = Outcome::default();
+        let kept = assess_keys(
+            Ok((set, at(NOW + 300 * DAY))),
+            SignedDuration::from_hours(24 * 30),
+            &mut out,
+        );
+        assert!(kept.is_some());
+        assert_eq!(
+            said(&out, cond::SERVICE_PROVIDER_KEYS_READY),
+            (
+                true,
+                reason::KEYS_READY,
+                "Service-provider certificate valid until 2028-01-15T08:00:00Z, renewed automatically"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 300 * DAY)));
+    }
+
+    #[test]
+    fn a_published_next_key_says_when_it_becomes_active() {
+        let set = SpKeySet {
+            current: sp_key(NOW - 300 * DAY, NOW + 20 * DAY),
+            next: Some(sp_key(NOW - 5 * DAY, NOW + 360 * DAY)),
+            previous: None,
+        };
+        let mut out = Outcome::default();
+        assess_keys(
+            Ok((set, at(NOW + 10 * DAY))),
+            SignedDuration::from_hours(24 * 30),
+            &mut out,
+        );
+        assert_eq!(
+            said(&out, cond::SERVICE_PROVIDER_KEYS_READY),
+            (
+                true,
+                reason::NEXT_CERTIFICATE_PUBLISHED,
+                "The next service-provider certificate is published in the SP metadata and becomes active after 2027-01-25T08:00:00Z; IdPs that read the SP metadata pick it up by themselves. Current certificate valid until 2027-02-04T08:00:00Z"
+            )
+        );
+    }
+
+    #[test]
+    fn a_foreign_secret_blocks_the_keys_until_it_goes() {
+        let mut out = Outcome::default();
+        let blocked = keys_blocked("corp-saml-sp", "team", "corp", false, now());
+        assert!(assess_keys(Err(blocked), SignedDuration::ZERO, &mut out).is_none());
+        assert_eq!(
+            said(&out, cond::SERVICE_PROVIDER_KEYS_READY),
+            (
+                false,
+                reason::SECRET_CONFLICT,
+                "Secret corp-saml-sp already exists and is not managed by this IdentityProvider: delete or rename it so that the service-provider keys can be stored there"
+            )
+        );
+        assert_eq!(out.requeue_at, None);
+    }
+
+    #[test]
+    fn a_deleted_namesakes_secret_is_rechecked_soon() {
+        let mut out = Outcome::default();
+        let blocked = keys_blocked("corp-saml-sp", "team", "corp", true, now());
+        assess_keys(Err(blocked), SignedDuration::ZERO, &mut out);
+        assert_eq!(
+            said(&out, cond::SERVICE_PROVIDER_KEYS_READY),
+            (
+                false,
+                reason::WAITING_FOR_GARBAGE_COLLECTION,
+                "Secret corp-saml-sp holds the keys of the deleted IdentityProvider corp this one replaces; new keys are generated as soon as Kubernetes' garbage collector removes it (the deleted one's keys are never reused). If it stays, delete it: kubectl delete secret corp-saml-sp -n team"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(now() + GARBAGE_COLLECTION_RECHECK));
+    }
+
+    #[test]
+    fn ready_without_keys_repeats_why_the_keys_are_blocked() {
+        let mut out = Outcome::default();
+        assess_keys(
+            Err(keys_blocked("corp-saml-sp", "team", "corp", false, now())),
+            SignedDuration::ZERO,
+            &mut out,
+        );
+        let urls = Urls::new("https://sso.example.com", "team", "corp");
+        conclude(None, Served::Nothing, false, &urls, "e", &mut out);
+        let (status, r, message) = said(&out, cond::READY);
+        assert_eq!(
+            (
+                status,
+                r,
+                message.starts_with("Secret corp-saml-sp already exists")
+            ),
+            (false, reason::SECRET_CONFLICT, true)
+        );
+    }
+
+    // Disabled.
+
+    #[test]
+    fn a_disabled_idp_serves_nothing() {
+        let mut out = Outcome::default();
+        disabled(&mut out);
+        assert_eq!(
+            said(&out, cond::CONFIG_PUBLISHED),
+            (
+                false,
+                reason::NOT_SERVING,
+                "Nothing is served while spec.disabled is true"
+            )
+        );
+        assert_eq!(
+            said(&out, cond::READY),
+            (
+                false,
+                reason::DISABLED,
+                "Disabled: sign-in and SCIM are refused. Set spec.disabled: false to serve again"
+            )
+        );
+    }
+
+    // Placeholders.
+
+    #[test]
+    fn a_placeholder_url_names_the_console_field_of_each_provider() {
+        let expected = [
+            ("okta", "the Sign on URL from Okta"),
+            ("entra", "the Login URL from Entra"),
+            ("google", "the SSO URL from Google Workspace"),
+            ("jumpcloud", "the IDP URL from JumpCloud"),
+            ("onelogin", "the SAML 2.0 Endpoint (HTTP) from OneLogin"),
+            ("auth0", "the Identity Provider Login URL from Auth0"),
+            ("keycloak", "the realm's SAML endpoint from Keycloak"),
+            ("generic", "the single sign-on URL from the IdP"),
+        ];
+        for (provider, field) in expected {
+            let spec = spec(json!({ "provider": provider, "idp": {
+                "ssoUrl": "https://REPLACE-ME.example.com/sso", "entityId": "https://idp.example.com",
+                "certificates": [{"pem": "x"}] } }));
+            let mut out = Outcome::default();
+            let p = placeholder_problem(&spec, &[], &mut out).unwrap();
+            assert_eq!(
+                (p.condition.type_, p.ready_reason, p.condition.message),
+                (
+                    cond::IDP_METADATA_RESOLVED,
+                    reason::PLACEHOLDER,
+                    format!(
+                        "The example's REPLACE-ME placeholders are still in spec.idp.ssoUrl (paste {field}). Fill them in from the IdP console; nothing is served until then"
+                    )
+                ),
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_placeholder_certificate_names_the_console_field_of_each_provider() {
+        for (provider, field) in [
+            (
+                "okta",
+                "the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)",
+            ),
+            (
+                "entra",
+                "Certificate (Base64) from Entra (SAML Certificates)",
+            ),
+            (
+                "google",
+                "the Certificate from Google Workspace (Google Identity Provider details)",
+            ),
+            ("jumpcloud", "the IdP Certificate from JumpCloud"),
+            ("onelogin", "the X.509 Certificate from OneLogin (SSO tab)"),
+            ("auth0", "the Signing Certificate from Auth0"),
+            (
+                "keycloak",
+                "the realm's RS256 certificate from Keycloak (Realm settings > Keys)",
+            ),
+            ("generic", "the IdP's signing certificate"),
+        ] {
+            assert_eq!(
+                certificate_field(spec(json!({"provider": provider, "idp": {}})).provider),
+                field
+            );
+        }
+        let placeholder = pem("REPLACE-ME", NOW - DAY, NOW + 365 * DAY);
+        let spec = explicit(json!({}));
+        let mut out = Outcome::default();
+        let resolved = explicit_side(
+            &spec,
+            &[Ok(("spec.idp.certificates[0]".into(), placeholder))],
+            &mut out,
+        );
+        let p = resolved.problem.unwrap();
+        assert_eq!(
+            (p.condition.type_, p.ready_reason, p.condition.message),
+            (
+                cond::CERTIFICATES_VALID,
+                reason::PLACEHOLDER,
+                "The example's REPLACE-ME placeholders are still in the certificate spec.idp.certificates[0] (subject CN=REPLACE-ME; paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)). Fill them in from the IdP console; nothing is served until then".to_owned()
+            )
+        );
+        assert!(
+            resolved.side.is_some(),
+            "a placeholder certificate is still listed"
+        );
+    }
+
+    #[test]
+    fn placeholders_in_urls_and_certificates_mark_both_conditions() {
+        let spec = explicit(json!({ "entityId": "https://replace-me.example.com" }));
+        let placeholder = pem("REPLACE-ME", NOW - DAY, NOW + 365 * DAY);
+        let mut out = Outcome::default();
+        let resolved = explicit_side(
+            &spec,
+            &[Ok(("secret/idp/tls.crt".into(), placeholder))],
+            &mut out,
+        );
+        let message = "The example's REPLACE-ME placeholders are still in spec.idp.entityId (paste the Issuer from Okta), the certificate secret/idp/tls.crt (subject CN=REPLACE-ME; paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)). Fill them in from the IdP console; nothing is served until then";
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (false, reason::PLACEHOLDER, message)
+        );
+        assert_eq!(
+            resolved.problem.map(|p| (p.condition, p.ready_reason)),
+            Some((
+                Desired::no(cond::CERTIFICATES_VALID, reason::PLACEHOLDER, message),
+                reason::PLACEHOLDER
+            ))
+        );
+    }
+
+    #[test]
+    fn a_placeholder_metadata_url_is_never_fetched() {
+        let spec = spec(json!({ "provider": "entra", "idp": {
+            "metadataUrl": "https://login.microsoftonline.com/REPLACE-ME/federationmetadata.xml" } }));
+        let idp = resource(spec.clone(), 1);
+        let url = idp.spec.idp.metadata_url.clone().unwrap();
+        let facts = MetadataFacts::new(&idp, &url, None, None, now());
+        assert!(!should_fetch(&spec, &facts));
+        let mut out = Outcome::default();
+        let p = metadata_side(&spec, facts, None, &mut out).problem.unwrap();
+        assert_eq!(
+            (p.condition.type_, p.ready_reason, p.condition.message),
+            (
+                cond::IDP_METADATA_RESOLVED,
+                reason::PLACEHOLDER,
+                "The example's REPLACE-ME placeholders are still in spec.idp.metadataUrl (paste the App Federation Metadata Url from Entra). Fill them in from the IdP console; nothing is served until then".to_owned()
+            )
+        );
+    }
+
+    // Explicit fields.
+
+    #[test]
+    fn explicit_fields_without_sso_url_are_an_invalid_configuration() {
+        let spec = spec(json!({ "idp": { "entityId": "https://idp.example.com" } }));
+        assert!(!reads_certificates(&spec.idp));
+        let mut out = Outcome::default();
+        let p = explicit_side(&spec, &[], &mut out).problem.unwrap();
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (
+                true,
+                reason::EXPLICIT_CONFIGURATION,
+                "Using spec.idp.ssoUrl, entityId and certificates"
+            )
+        );
+        assert_eq!(
+            (p.condition, p.ready_reason),
+            (
+                Desired::no(
+                    cond::READY,
+                    reason::INVALID_CONFIGURATION,
+                    "Set spec.idp.metadataUrl, or spec.idp.ssoUrl and spec.idp.entityId"
+                ),
+                reason::INVALID_CONFIGURATION
+            )
+        );
+    }
+
+    #[test]
+    fn explicit_fields_are_reported_as_compiled() {
+        let spec = explicit(json!({}));
+        assert!(reads_certificates(&spec.idp));
+        let mut out = Outcome::default();
+        let resolved = explicit_side(
+            &spec,
+            &[Ok((
+                "spec.idp.certificates[0]".into(),
+                pem("okta", NOW - DAY, NOW + 365 * DAY),
+            ))],
+            &mut out,
+        );
+        assert!(resolved.problem.is_none());
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (
+                true,
+                reason::EXPLICIT_CONFIGURATION,
+                "Using spec.idp.ssoUrl https://idp.example.com/sso, entityId https://idp.example.com (the Issuer every response must carry) and certificates"
+            )
+        );
+    }
+
+    #[test]
+    fn explicit_fields_without_a_certificate_say_what_to_paste() {
+        let spec = explicit(json!({ "certificates": [] }));
+        let mut out = Outcome::default();
+        let p = explicit_side(&spec, &[], &mut out).problem.unwrap();
+        assert_eq!(
+            (p.condition, p.ready_reason),
+            (
+                Desired::no(
+                    cond::CERTIFICATES_VALID,
+                    reason::NO_CERTIFICATE,
+                    "No IdP signing certificate is configured, so no response could be verified: paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details) into spec.idp.certificates"
+                ),
+                reason::NO_CERTIFICATE
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_certificate_reference_is_reported_as_read() {
+        let mut out = Outcome::default();
+        let p = explicit_side(
+            &explicit(json!({})),
+            &[Err("Secret idp does not exist".into())],
+            &mut out,
+        )
+        .problem
+        .unwrap();
+        assert_eq!(
+            (p.condition, p.ready_reason),
+            (
+                Desired::no(
+                    cond::CERTIFICATES_VALID,
+                    reason::REFERENCE_NOT_FOUND,
+                    "Secret idp does not exist"
+                ),
+                reason::REFERENCE_NOT_FOUND
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_instead_of_a_certificate_is_refused_with_a_hint() {
+        let mut out = Outcome::default();
+        let text = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let p = explicit_side(
+            &explicit(json!({})),
+            &[Ok(("spec.idp.certificates[0]".into(), text.into()))],
+            &mut out,
+        )
+        .problem
+        .unwrap();
+        assert_eq!(
+            (p.condition.reason, p.condition.message.ends_with("it must hold only the IdP's public certificate(s), never a key or a password: paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details), including the BEGIN/END CERTIFICATE lines")),
+            (reason::CERTIFICATE_INVALID, true),
+            "{}",
+            p.condition.message
+        );
+    }
+
+    #[test]
+    fn too_many_certificates_in_one_entry_are_refused_with_a_hint() {
+        let one = pem("okta", NOW - DAY, NOW + 365 * DAY);
+        let text = one.repeat(certs::MAX_CERTIFICATES_PER_SOURCE + 1);
+        let mut out = Outcome::default();
+        let p = explicit_side(
+            &explicit(json!({})),
+            &[Ok(("spec.idp.certificates[0]".into(), text))],
+            &mut out,
+        )
+        .problem
+        .unwrap();
+        assert!(
+            p.condition.message.ends_with(&format!("list at most {} certificates per entry, or split them into several spec.idp.certificates entries", certs::MAX_CERTIFICATES_PER_SOURCE)),
+            "{}",
+            p.condition.message
+        );
+    }
+
+    #[test]
+    fn a_bundle_lists_each_certificate_by_position() {
+        let text = pem("old", NOW - DAY, NOW + DAY) + &pem("new", NOW - DAY, NOW + 365 * DAY);
+        let mut out = Outcome::default();
+        let resolved = explicit_side(
+            &explicit(json!({})),
+            &[Ok(("configmap/idp/ca.crt".into(), text))],
+            &mut out,
+        );
+        let labels: Vec<_> = resolved
+            .side
+            .unwrap()
+            .certificates
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(labels, ["configmap/idp/ca.crt#1", "configmap/idp/ca.crt#2"]);
+    }
+
+    // Metadata URL.
+
+    #[test]
+    fn fresh_metadata_is_not_fetched_again_until_the_refresh_interval() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 2);
+        let good = last_good(NOW - 600, &pem("okta", NOW - DAY, NOW + 365 * DAY));
+        let facts = MetadataFacts::new(&idp, URL, Some(&good), None, now());
+        assert!(!should_fetch(&spec, &facts));
+        let mut out = Outcome::default();
+        let resolved = metadata_side(&spec, facts, None, &mut out);
+        assert!(resolved.side.is_some());
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (
+                true,
+                reason::METADATA_FETCHED,
+                "Metadata fetched from https://idp.example.com/metadata at 2027-01-15T07:50:00Z"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW - 600 + 3600)));
+    }
+
+    #[test]
+    fn metadata_is_fetched_after_the_refresh_interval_or_an_edit() {
+        let spec = metadata_spec();
+        let good = last_good(NOW - 600, "x");
+        let idp = resource(spec.clone(), 2);
+        let stale = MetadataFacts::new(
+            &idp,
+            URL,
+            Some(&good),
+            None,
+            now() + SignedDuration::from_secs(3000),
+        );
+        assert!(should_fetch(&spec, &stale));
+        let edited = resource(spec.clone(), 1);
+        let facts = MetadataFacts::new(&edited, URL, Some(&good), None, now());
+        assert!(should_fetch(&spec, &facts));
+        let unchanged = MetadataFacts::new(&idp, URL, Some(&good), None, now());
+        assert!(!should_fetch(&spec, &unchanged));
+    }
+
+    #[test]
+    fn fetched_metadata_resolves_the_idp_and_forgets_failures() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 1);
+        let facts = MetadataFacts::new(&idp, URL, None, Some(failure(NOW - 1)), now());
+        assert!(should_fetch(&spec, &facts));
+        let xml = metadata_xml(&pem("okta", NOW - DAY, NOW + 365 * DAY));
+        let mut out = Outcome::default();
+        let resolved = metadata_side(&spec, facts, Some(Ok(xml)), &mut out);
+        assert!(matches!(resolved.memory, FailureMemory::Forget));
+        assert_eq!(resolved.side.unwrap().metadata_fetched_at, Some(now()));
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (
+                true,
+                reason::METADATA_FETCHED,
+                "Metadata fetched from https://idp.example.com/metadata at 2027-01-15T08:00:00Z: entity ID http://www.okta.com/exk1, 1 signing certificate(s)"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 3600)));
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_the_last_good_metadata_and_warns() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 1);
+        let good = last_good(NOW - 7200, &pem("okta", NOW - DAY, NOW + 365 * DAY));
+        let facts = MetadataFacts::new(&idp, URL, Some(&good), None, now());
+        let mut out = Outcome::default();
+        let resolved = metadata_side(
+            &spec,
+            facts,
+            Some(Err(MetadataError::Fetch("connection refused".into()))),
+            &mut out,
+        );
+        let message = "Could not refresh the metadata from https://idp.example.com/metadata: connection refused. The last good metadata (fetched 2027-01-15T06:00:00Z) keeps serving; retrying";
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (false, reason::METADATA_FETCH_FAILED, message)
+        );
+        assert_eq!(
+            out.events,
+            [Warning {
+                reason: reason::METADATA_FETCH_FAILED,
+                message: "Could not refresh the metadata from https://idp.example.com/metadata: connection refused".into()
+            }]
+        );
+        assert!(resolved.problem.is_none() && resolved.side.is_some());
+        let FailureMemory::Remember(remembered) = resolved.memory else {
+            panic!("the failure is remembered")
+        };
+        assert_eq!(
+            (remembered.retry_at, remembered.condition.message.as_str()),
+            (at(NOW + 60), message)
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 60)));
+    }
+
+    #[test]
+    fn a_failed_first_fetch_is_a_problem_named_by_its_cause() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 1);
+        for (error, r) in [
+            (
+                MetadataError::Refused("the metadata URL must use https://".into()),
+                reason::METADATA_URL_REFUSED,
+            ),
+            (
+                MetadataError::Fetch("timed out".into()),
+                reason::METADATA_FETCH_FAILED,
+            ),
+            (
+                MetadataError::Invalid("no IDPSSODescriptor".into()),
+                reason::INVALID_METADATA,
+            ),
+        ] {
+            let cause = error.to_string();
+            let facts = MetadataFacts::new(&idp, URL, None, None, now());
+            let mut out = Outcome::default();
+            let resolved = metadata_side(&spec, facts, Some(Err(error)), &mut out);
+            let p = resolved.problem.unwrap();
+            assert_eq!(
+                (p.condition, p.ready_reason, out.events.len()),
+                (
+                    Desired::no(
+                        cond::IDP_METADATA_RESOLVED,
+                        r,
+                        format!(
+                            "Could not use the metadata URL https://idp.example.com/metadata: {cause}. Check spec.idp.metadataUrl (the IdP's metadata URL); retrying"
+                        )
+                    ),
+                    r,
+                    0
+                )
+            );
+            assert!(matches!(resolved.memory, FailureMemory::Remember(_)));
+        }
+    }
+
+    #[test]
+    fn an_unreadable_certificate_in_the_metadata_is_invalid_metadata() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 1);
+        let facts = MetadataFacts::new(&idp, URL, None, None, now());
+        let xml = metadata_xml("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----");
+        let mut out = Outcome::default();
+        let p = metadata_side(&spec, facts, Some(Ok(xml)), &mut out)
+            .problem
+            .unwrap();
+        assert_eq!(
+            (p.ready_reason, p.condition.message.starts_with("Could not use the metadata URL https://idp.example.com/metadata: signing certificate #1 in the metadata: ")),
+            (reason::INVALID_METADATA, true),
+            "{}",
+            p.condition.message
+        );
+    }
+
+    #[test]
+    fn a_remembered_failure_waits_for_its_retry_time() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 2);
+        let good = last_good(NOW - 7200, &pem("okta", NOW - DAY, NOW + 365 * DAY));
+        let facts = MetadataFacts::new(&idp, URL, Some(&good), Some(failure(NOW + 30)), now());
+        assert!(!should_fetch(&spec, &facts));
+        let mut out = Outcome::default();
+        let resolved = metadata_side(&spec, facts, None, &mut out);
+        assert!(resolved.side.is_some() && resolved.problem.is_none());
+        assert_eq!(
+            said(&out, cond::IDP_METADATA_RESOLVED),
+            (false, reason::METADATA_FETCH_FAILED, "remembered")
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 30)));
+
+        let facts = MetadataFacts::new(&idp, URL, None, Some(failure(NOW + 30)), now());
+        let mut out = Outcome::default();
+        let p = metadata_side(&spec, facts, None, &mut out).problem.unwrap();
+        assert_eq!(
+            (p.ready_reason, p.condition.message.as_str()),
+            (reason::METADATA_FETCH_FAILED, "remembered")
+        );
+    }
+
+    #[test]
+    fn a_failure_of_another_url_is_not_remembered() {
+        let spec = metadata_spec();
+        let idp = resource(spec.clone(), 2);
+        let mut other = failure(NOW + 30);
+        other.url = "https://old.example.com/metadata".into();
+        let facts = MetadataFacts::new(&idp, URL, None, Some(other), now());
+        assert!(should_fetch(&spec, &facts));
+    }
+
+    // Certificates.
+
+    fn assessed(
+        spec: &IdentityProviderSpec,
+        certificates: Vec<CertificateFacts>,
+    ) -> (Assessment, Outcome) {
+        let mut out = Outcome::default();
+        let resolution = Resolution::side(side(certificates));
+        (assess(spec, resolution, now(), &mut out), out)
+    }
+
+    fn problem_of(a: &Assessment) -> (&'static str, &'static str, &str) {
+        let p = a.problem.as_ref().expect("a problem");
+        (
+            p.condition.type_,
+            p.ready_reason,
+            p.condition.message.as_str(),
+        )
+    }
+
+    #[test]
+    fn a_valid_certificate_is_trusted_and_requeues_a_month_before_it_expires() {
+        let f = cert("okta", NOW - DAY, NOW + 365 * DAY);
+        let (a, out) = assessed(&explicit(json!({})), vec![f.clone()]);
+        assert!(a.compiles(true));
+        assert_eq!(a.certificates.valid, [f]);
+        assert_eq!(
+            said(&out, cond::CERTIFICATES_VALID),
+            (
+                true,
+                reason::CERTIFICATES_VALID,
+                "1 IdP signing certificate(s) valid"
+            )
+        );
+        assert_eq!(
+            said(&out, cond::CERTIFICATES_EXPIRING_SOON),
+            (
+                false,
+                reason::NOT_EXPIRING_SOON,
+                "Valid until 2028-01-15T08:00:00Z"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 335 * DAY)));
+        assert_eq!(a.certificates.listed[0].source, "spec.idp.certificates[0]");
+        assert_eq!(a.certificates.not_after, Some(Time(at(NOW + 365 * DAY))));
+    }
+
+    #[test]
+    fn a_certificate_expiring_within_a_month_warns_and_requeues_at_expiry() {
+        let (_, out) = assessed(
+            &explicit(json!({})),
+            vec![cert("okta", NOW - DAY, NOW + 10 * DAY)],
+        );
+        assert_eq!(
+            said(&out, cond::CERTIFICATES_EXPIRING_SOON),
+            (
+                true,
+                reason::EXPIRES_SOON,
+                "The IdP signing certificate expires on 2027-01-25T08:00:00Z: add the IdP's new certificate to spec.idp.certificates before then (several may be listed during a rollover)"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + 10 * DAY)));
+    }
+
+    #[test]
+    fn an_expired_certificate_says_what_to_paste() {
+        let f = cert("okta", NOW - 400 * DAY, NOW - DAY);
+        let (a, _) = assessed(&explicit(json!({})), vec![f.clone()]);
+        assert_eq!(
+            problem_of(&a),
+            (cond::CERTIFICATES_VALID, reason::CERTIFICATE_EXPIRED, format!("Certificate is no longer valid: the IdP signing certificate CN=okta (SHA-256 {}) expired on 2027-01-14T08:00:00Z. Paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details) into spec.idp.certificates", f.sha256_fingerprint).as_str())
+        );
+    }
+
+    #[test]
+    fn a_certificate_not_yet_valid_requeues_when_it_becomes_valid() {
+        let (a, out) = assessed(
+            &explicit(json!({})),
+            vec![cert("okta", NOW + DAY, NOW + 365 * DAY)],
+        );
+        assert_eq!(
+            problem_of(&a),
+            (
+                cond::CERTIFICATES_VALID,
+                reason::CERTIFICATE_NOT_YET_VALID,
+                "Certificate is not valid yet: no IdP signing certificate is valid before 2027-01-16T08:00:00Z. Check the clocks, or paste the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)"
+            )
+        );
+        assert_eq!(out.requeue_at, Some(at(NOW + DAY - 120)));
+    }
+
+    #[test]
+    fn certificates_out_of_validity_or_of_another_key_type_are_counted_but_not_trusted() {
+        let mut ec = cert("ec", NOW - DAY, NOW + 365 * DAY);
+        ec.key_type = certs::KeyType::Ec("P-256");
+        let old = cert("old", NOW - 400 * DAY, NOW - DAY);
+        let (a, out) = assessed(
+            &explicit(json!({})),
+            vec![cert("okta", NOW - DAY, NOW + 365 * DAY), old, ec],
+        );
+        assert_eq!(a.certificates.valid.len(), 1);
+        assert_eq!(
+            said(&out, cond::CERTIFICATES_VALID),
+            (
+                true,
+                reason::CERTIFICATES_VALID,
+                "1 IdP signing certificate(s) valid; 1 expired or not yet valid and not trusted; spec.idp.certificates[2] holds an EC P-256 key, which cannot verify rsa-sha256 signatures, and is not trusted"
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_that_cannot_verify_the_algorithm_is_a_problem() {
+        let mut ec = cert("ec", NOW - DAY, NOW + 365 * DAY);
+        ec.key_type = certs::KeyType::Ec("P-384");
+        let (a, _) = assessed(&explicit(json!({})), vec![ec.clone()]);
+        assert_eq!(
+            problem_of(&a),
+            (
+                cond::CERTIFICATES_VALID,
+                reason::CERTIFICATE_INVALID,
+                key_mismatch_message(
+                    "spec.idp.certificates[0]",
+                    &ec,
+                    SignatureAlgorithm::RsaSha256,
+                    certificate_field(Provider::Okta)
+                )
+                .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_that_cannot_verify_the_algorithm_says_what_to_change() {
+        let mut f = cert("okta", 1_700_000_000, 2_000_000_000);
+        f.key_type = certs::KeyType::Ec("P-384");
+        let m = key_mismatch_message(
+            "spec.idp.certificates[0]",
+            &f,
+            SignatureAlgorithm::RsaSha256,
+            certificate_field(Provider::Okta),
+        );
+        assert!(m.contains("holds an EC P-384 key but spec.saml.signatureAlgorithm is rsa-sha256: set saml.signatureAlgorithm: ecdsa-sha384, or paste the Signing Certificate from Okta"), "{m}");
+        assert!(m.contains("with an RSA key"), "{m}");
+        f.key_type = certs::KeyType::Rsa(2048);
+        let m = key_mismatch_message("x", &f, SignatureAlgorithm::EcdsaSha256, "the cert");
+        assert!(
+            m.contains("set saml.signatureAlgorithm: rsa-sha256, or paste the cert with an EC key"),
+            "{m}"
+        );
+        f.key_type = certs::KeyType::Other("Ed25519".into());
+        let m = key_mismatch_message("x", &f, SignatureAlgorithm::RsaSha256, "the cert");
+        assert!(
+            m.contains("holds an Ed25519 key, which SAML signatures cannot use here"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn an_earlier_problem_is_not_replaced_by_the_certificate_check() {
+        let mut out = Outcome::default();
+        let resolution = Resolution {
+            problem: Some(Problem::new(Desired::no(
+                cond::CERTIFICATES_VALID,
+                reason::PLACEHOLDER,
+                "p",
+            ))),
+            ..Resolution::side(side(vec![cert("okta", NOW - 400 * DAY, NOW - DAY)]))
+        };
+        let a = assess(&explicit(json!({})), resolution, now(), &mut out);
+        assert_eq!(
+            problem_of(&a),
+            (cond::CERTIFICATES_VALID, reason::PLACEHOLDER, "p")
+        );
+    }
+
+    // Settings.
+
+    #[test]
+    fn sha1_is_refused_unless_allowed() {
+        let f = cert("okta", NOW - DAY, NOW + 365 * DAY);
+        let (a, _) = assessed(
+            &explicit(json!({})).tap_saml(json!({"digestAlgorithm": "sha1"})),
+            vec![f.clone()],
+        );
+        assert_eq!(
+            problem_of(&a),
+            (
+                cond::READY,
+                reason::INVALID_CONFIGURATION,
+                "SHA-1 is refused: choose rsa-sha256 and sha256, or set saml.allowSha1: true"
+            )
+        );
+        let allowed =
+            explicit(json!({})).tap_saml(json!({"digestAlgorithm": "sha1", "allowSha1": true}));
+        assert!(assessed(&allowed, vec![f]).0.problem.is_none());
+    }
+
+    #[test]
+    fn cbc_encryption_is_a_standing_warning() {
+        let (_, out) = assessed(
+            &explicit(json!({})).tap_saml(json!({"allowCbcEncryption": true})),
+            vec![],
+        );
+        let (status, r, message) = said(&out, cond::CBC_ENCRYPTION_ALLOWED);
+        assert_eq!(
+            (
+                status,
+                r,
+                message.starts_with(
+                    "saml.allowCbcEncryption is true: AES-CBC encrypted assertions are accepted"
+                )
+            ),
+            (true, reason::CBC_ENCRYPTION_ALLOWED, true)
+        );
+        let (_, out) = assessed(&explicit(json!({})), vec![]);
+        assert_eq!(
+            said(&out, cond::CBC_ENCRYPTION_ALLOWED),
+            (
+                false,
+                reason::GCM_ONLY,
+                "Only AES-GCM encrypted assertions are accepted"
+            )
+        );
+    }
+
+    trait TapSaml {
+        fn tap_saml(self, saml: serde_json::Value) -> Self;
+    }
+
+    impl TapSaml for IdentityProviderSpec {
+        fn tap_saml(mut self, saml: serde_json::Value) -> Self {
+            self.saml = serde_json::from_value(saml).unwrap();
+            self
+        }
+    }
+
+    // ConfigPublished and Ready.
+
+    fn urls() -> Urls {
+        Urls::new("https://sso.example.com", "team", "corp")
+    }
+
+    #[test]
+    fn a_published_configuration_is_ready_and_says_what_to_paste() {
+        let mut out = Outcome::default();
+        conclude(
+            None,
+            Served::Published { generation: 3 },
+            true,
+            &urls(),
+            "https://sp.example.com",
+            &mut out,
+        );
+        assert_eq!(
+            said(&out, cond::CONFIG_PUBLISHED),
+            (true, reason::PUBLISHED, "Serving generation 3")
+        );
+        let u = urls();
+        assert_eq!(
+            said(&out, cond::READY),
+            (true, reason::READY, format!("Serving. Paste into the IdP: ACS URL {}, SP entity ID https://sp.example.com, or the metadata URL {}", u.acs, u.metadata).as_str())
+        );
+    }
+
+    #[test]
+    fn a_problem_keeps_the_last_good_configuration_serving() {
+        let p = Problem::new(Desired::no(
+            cond::CERTIFICATES_VALID,
+            reason::CERTIFICATE_EXPIRED,
+            "expired",
+        ));
+        let mut out = Outcome::default();
+        conclude(
+            Some(&p),
+            Served::LastGood { generation: 1 },
+            true,
+            &urls(),
+            "e",
+            &mut out,
+        );
+        assert_eq!(
+            said(&out, cond::CERTIFICATES_VALID),
+            (false, reason::CERTIFICATE_EXPIRED, "expired")
+        );
+        assert_eq!(
+            said(&out, cond::CONFIG_PUBLISHED),
+            (
+                false,
+                reason::LAST_GOOD_CONFIG_SERVING,
+                "The last good configuration (generation 1) keeps serving until the problem above is fixed"
+            )
+        );
+        assert_eq!(
+            said(&out, cond::READY),
+            (false, reason::CERTIFICATE_EXPIRED, "expired")
+        );
+    }
+
+    #[test]
+    fn a_problem_without_a_last_good_configuration_serves_nothing() {
+        let p = Problem::new(Desired::no(
+            cond::READY,
+            reason::INVALID_CONFIGURATION,
+            "fix it",
+        ));
+        let mut out = Outcome::default();
+        conclude(Some(&p), Served::Nothing, true, &urls(), "e", &mut out);
+        assert_eq!(
+            said(&out, cond::CONFIG_PUBLISHED),
+            (
+                false,
+                reason::NOT_SERVING,
+                "Nothing is served until the problem above is fixed"
+            )
+        );
+        assert_eq!(
+            out.conditions
+                .iter()
+                .filter(|c| c.type_ == cond::READY)
+                .count(),
+            1,
+            "Ready is listed once"
+        );
+        assert_eq!(
+            said(&out, cond::READY),
+            (false, reason::INVALID_CONFIGURATION, "fix it")
+        );
+    }
+
+    #[test]
+    fn an_unresolved_idp_side_is_not_ready() {
+        let mut out = Outcome::default();
+        conclude(None, Served::Nothing, true, &urls(), "e", &mut out);
+        assert_eq!(
+            said(&out, cond::READY),
+            (
+                false,
+                reason::METADATA_UNAVAILABLE,
+                "The IdP side is not resolved yet"
+            )
+        );
+    }
+
+    #[test]
+    fn remembered_failures_follow_the_decision() {
+        let mut failures = std::collections::HashMap::new();
+        FailureMemory::Remember(failure(NOW)).apply_to(&mut failures, "team/corp");
+        FailureMemory::Keep.apply_to(&mut failures, "team/corp");
+        assert!(failures.contains_key("team/corp"));
+        FailureMemory::Forget.apply_to(&mut failures, "team/corp");
+        assert!(failures.is_empty());
+    }
+}
