@@ -16,7 +16,7 @@ use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
-use super::certs::CertificateFacts;
+use super::certs::{self, CertificateFacts};
 use super::metadata;
 use super::scim_token;
 use super::sp_keys::{self, SpKeySet};
@@ -373,7 +373,7 @@ async fn resolve_idp_side(
     } else {
         None
     };
-    let mut resolution = policy::metadata_side(&idp.spec, facts, fetched, out);
+    let (resolution, memory) = policy::metadata_side(&idp.spec, facts, fetched, out);
     for warning in out.events.drain(..) {
         publish_event(
             ctx,
@@ -384,17 +384,16 @@ async fn resolve_idp_side(
         )
         .await;
     }
-    std::mem::replace(&mut resolution.memory, policy::FailureMemory::Keep).apply_to(
-        &mut ctx
-            .metadata_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-        &key,
-    );
+    let mut failures = ctx
+        .metadata_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    memory.apply_to(&mut failures, &key);
     Ok(resolution)
 }
 
-/// Reads the certificate text of each source in order, up to the first one that is missing.
+/// Reads the certificate text of each source in order, up to the first one that is missing
+/// or holds no certificate: the sources after it are not read, as they would not be used.
 async fn load_certificates(
     ctx: &Context,
     ns: &str,
@@ -403,9 +402,12 @@ async fn load_certificates(
     let mut loaded = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let entry = load_certificate(ctx, ns, i, source).await?;
-        let missing = entry.is_err();
+        let unusable = entry
+            .as_ref()
+            .is_ok_and(|(_, text)| certs::parse_certificates(text).is_err());
+        let last = entry.is_err() || unusable;
         loaded.push(entry);
-        if missing {
+        if last {
             break;
         }
     }

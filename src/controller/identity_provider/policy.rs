@@ -399,12 +399,10 @@ fn key_mismatch_message(
     }
 }
 
-/// The IdP side as resolved, or the problem that keeps it from being used, and what to do
-/// with the memory of failed metadata fetches.
+/// The IdP side as resolved, and the problem that keeps it from being served, if any.
 pub(super) struct Resolution {
     pub(super) side: Option<IdpSide>,
     pub(super) problem: Option<Problem>,
-    pub(super) memory: FailureMemory,
 }
 
 impl Resolution {
@@ -412,7 +410,6 @@ impl Resolution {
         Resolution {
             side: Some(side),
             problem: None,
-            memory: FailureMemory::Keep,
         }
     }
 
@@ -420,7 +417,6 @@ impl Resolution {
         Resolution {
             side: None,
             problem: Some(problem),
-            memory: FailureMemory::Keep,
         }
     }
 }
@@ -520,20 +516,21 @@ pub(super) fn should_fetch(spec: &IdentityProviderSpec, facts: &MetadataFacts) -
     placeholder_problem(spec, &[], &mut Outcome::default()).is_none() && facts.due()
 }
 
-/// The IdP side from its metadata URL. `fetched` is the fetched document, or why it could not
-/// be had, when [`should_fetch`] said to fetch; otherwise `None`.
+/// The IdP side from its metadata URL, and what to remember of the fetch. `fetched` is the
+/// fetched document, or why it could not be had, when [`should_fetch`] said to fetch;
+/// otherwise `None`.
 pub(super) fn metadata_side(
     spec: &IdentityProviderSpec,
     facts: MetadataFacts,
     fetched: Option<Result<String, MetadataError>>,
     out: &mut Outcome,
-) -> Resolution {
+) -> (Resolution, FailureMemory) {
     if let Some(problem) = placeholder_problem(spec, &[], out) {
-        return Resolution::problem(problem);
+        return (Resolution::problem(problem), FailureMemory::Keep);
     }
     match fetched {
         Some(fetched) => fetched_side(facts, fetched, out),
-        None => remembered_side(facts, out),
+        None => (remembered_side(facts, out), FailureMemory::Keep),
     }
 }
 
@@ -558,7 +555,6 @@ fn remembered_side(facts: MetadataFacts, out: &mut Outcome) -> Resolution {
         return Resolution {
             side: None,
             problem: None,
-            memory: FailureMemory::Keep,
         };
     };
     out.requeue(fetched_at + facts.interval);
@@ -599,7 +595,7 @@ fn fetched_side(
     facts: MetadataFacts,
     fetched: Result<String, MetadataError>,
     out: &mut Outcome,
-) -> Resolution {
+) -> (Resolution, FailureMemory) {
     let (url, now) = (facts.url, facts.now);
     let retry_at = now + METADATA_RETRY.min(facts.interval);
     let e = match fetched.and_then(|xml| parse_metadata(&xml, url, now)) {
@@ -614,10 +610,7 @@ fn fetched_side(
                     side.certificates.len()
                 ),
             ));
-            return Resolution {
-                memory: FailureMemory::Forget,
-                ..Resolution::side(side)
-            };
+            return (Resolution::side(side), FailureMemory::Forget);
         }
         Err(e) => e,
     };
@@ -654,20 +647,15 @@ fn fetched_side(
             );
             let memory = remember(&condition);
             out.conditions.push(condition);
-            Resolution {
-                memory,
-                ..Resolution::side(side_from_compiled(&good.idp, url))
-            }
+            (Resolution::side(side_from_compiled(&good.idp, url)), memory)
         }
         None => {
             let message = format!(
                 "Could not use the metadata URL {url}: {e}. Check spec.idp.metadataUrl (the IdP's metadata URL); retrying"
             );
             let condition = Desired::no(cond::IDP_METADATA_RESOLVED, r, message);
-            Resolution {
-                memory: remember(&condition),
-                ..Resolution::problem(Problem::new(condition))
-            }
+            let memory = remember(&condition);
+            (Resolution::problem(Problem::new(condition)), memory)
         }
     }
 }
@@ -768,7 +756,6 @@ pub(super) fn explicit_side(
             metadata_fetched_at: None,
         }),
         problem,
-        memory: FailureMemory::Keep,
     }
 }
 
@@ -1513,7 +1500,10 @@ mod tests {
         let facts = MetadataFacts::new(&idp, &url, None, None, now());
         assert!(!should_fetch(&spec, &facts));
         let mut out = Outcome::default();
-        let p = metadata_side(&spec, facts, None, &mut out).problem.unwrap();
+        let p = metadata_side(&spec, facts, None, &mut out)
+            .0
+            .problem
+            .unwrap();
         assert_eq!(
             (p.condition.type_, p.ready_reason, p.condition.message),
             (
@@ -1685,7 +1675,7 @@ mod tests {
         let facts = MetadataFacts::new(&idp, URL, Some(&good), None, now());
         assert!(!should_fetch(&spec, &facts));
         let mut out = Outcome::default();
-        let resolved = metadata_side(&spec, facts, None, &mut out);
+        let (resolved, _) = metadata_side(&spec, facts, None, &mut out);
         assert!(resolved.side.is_some());
         assert_eq!(
             said(&out, cond::IDP_METADATA_RESOLVED),
@@ -1726,8 +1716,8 @@ mod tests {
         assert!(should_fetch(&spec, &facts));
         let xml = metadata_xml(&pem("okta", NOW - DAY, NOW + 365 * DAY));
         let mut out = Outcome::default();
-        let resolved = metadata_side(&spec, facts, Some(Ok(xml)), &mut out);
-        assert!(matches!(resolved.memory, FailureMemory::Forget));
+        let (resolved, memory) = metadata_side(&spec, facts, Some(Ok(xml)), &mut out);
+        assert!(matches!(memory, FailureMemory::Forget));
         assert_eq!(resolved.side.unwrap().metadata_fetched_at, Some(now()));
         assert_eq!(
             said(&out, cond::IDP_METADATA_RESOLVED),
@@ -1747,7 +1737,7 @@ mod tests {
         let good = last_good(NOW - 7200, &pem("okta", NOW - DAY, NOW + 365 * DAY));
         let facts = MetadataFacts::new(&idp, URL, Some(&good), None, now());
         let mut out = Outcome::default();
-        let resolved = metadata_side(
+        let (resolved, memory) = metadata_side(
             &spec,
             facts,
             Some(Err(MetadataError::Fetch("connection refused".into()))),
@@ -1766,7 +1756,7 @@ mod tests {
             }]
         );
         assert!(resolved.problem.is_none() && resolved.side.is_some());
-        let FailureMemory::Remember(remembered) = resolved.memory else {
+        let FailureMemory::Remember(remembered) = memory else {
             panic!("the failure is remembered")
         };
         assert_eq!(
@@ -1797,7 +1787,7 @@ mod tests {
             let cause = error.to_string();
             let facts = MetadataFacts::new(&idp, URL, None, None, now());
             let mut out = Outcome::default();
-            let resolved = metadata_side(&spec, facts, Some(Err(error)), &mut out);
+            let (resolved, memory) = metadata_side(&spec, facts, Some(Err(error)), &mut out);
             let p = resolved.problem.unwrap();
             assert_eq!(
                 (p.condition, p.ready_reason, out.events.len()),
@@ -1813,7 +1803,7 @@ mod tests {
                     0
                 )
             );
-            assert!(matches!(resolved.memory, FailureMemory::Remember(_)));
+            assert!(matches!(memory, FailureMemory::Remember(_)));
         }
     }
 
@@ -1825,6 +1815,7 @@ mod tests {
         let xml = metadata_xml("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----");
         let mut out = Outcome::default();
         let p = metadata_side(&spec, facts, Some(Ok(xml)), &mut out)
+            .0
             .problem
             .unwrap();
         assert_eq!(
@@ -1843,7 +1834,7 @@ mod tests {
         let facts = MetadataFacts::new(&idp, URL, Some(&good), Some(failure(NOW + 30)), now());
         assert!(!should_fetch(&spec, &facts));
         let mut out = Outcome::default();
-        let resolved = metadata_side(&spec, facts, None, &mut out);
+        let (resolved, _) = metadata_side(&spec, facts, None, &mut out);
         assert!(resolved.side.is_some() && resolved.problem.is_none());
         assert_eq!(
             said(&out, cond::IDP_METADATA_RESOLVED),
@@ -1853,7 +1844,10 @@ mod tests {
 
         let facts = MetadataFacts::new(&idp, URL, None, Some(failure(NOW + 30)), now());
         let mut out = Outcome::default();
-        let p = metadata_side(&spec, facts, None, &mut out).problem.unwrap();
+        let p = metadata_side(&spec, facts, None, &mut out)
+            .0
+            .problem
+            .unwrap();
         assert_eq!(
             (p.ready_reason, p.condition.message.as_str()),
             (reason::METADATA_FETCH_FAILED, "remembered")
