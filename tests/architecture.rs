@@ -15,7 +15,11 @@ fn rules() -> BTreeMap<String, BTreeSet<String>> {
     let mut rules = BTreeMap::new();
     for line in section.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        assert_eq!(cells.len(), 3, "an Architecture row has three cells: {line}");
+        assert_eq!(
+            cells.len(),
+            3,
+            "an Architecture row has three cells: {line}"
+        );
         let allowed = cells[2]
             .split(',')
             .map(|c| c.trim().trim_matches('`').to_string())
@@ -41,8 +45,7 @@ fn modules() -> BTreeMap<String, Vec<PathBuf>> {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
             modules.insert(name, rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main"
-        {
+        } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" && name != "main" {
             modules.insert(name, vec![path]);
         }
     }

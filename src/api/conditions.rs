@@ -233,7 +233,10 @@ mod tests {
         let sources = [
             (
                 "IdentityProvider",
-                include_str!("../controller/identity_provider.rs"),
+                concat!(
+                    include_str!("../controller/identity_provider.rs"),
+                    include_str!("../controller/identity_provider/policy.rs")
+                ),
             ),
             ("ScimToken", include_str!("../controller/scim_token.rs")),
         ];

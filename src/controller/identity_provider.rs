@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,23 +17,19 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::certs::{self, CertificateFacts};
-use super::metadata::{self, MetadataError};
+use super::metadata;
 use super::scim_token;
 use super::sp_keys::{self, SpKeySet};
 use super::{
     Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
     names, object_key, owner_reference, publish_event,
 };
-use crate::api::conditions::{self as cond, Desired, reason};
-use crate::api::identity_provider::{
-    CertificateInfo, CertificateSource, DigestAlgorithm, Provider, ServiceProviderUrls,
-    SignatureAlgorithm, SingleLogoutBinding,
-};
+use crate::api::conditions::{self as cond, Desired};
+use crate::api::identity_provider::CertificateSource;
 use crate::api::{IdentityProvider, IdentityProviderStatus};
 use crate::config::{
     self, CompiledAttributeMapping, CompiledIdentityProvider, CompiledIdp, CompiledSaml,
-    CompiledScimToken, CompiledServiceProvider, CompiledSession, CompiledUsers,
-    SingleLogoutService, SloBinding, Urls,
+    CompiledScimToken, CompiledServiceProvider, CompiledSession, CompiledUsers, Urls,
 };
 use crate::tenant::Tenant;
 
@@ -41,19 +37,12 @@ const KIND: &str = "IdentityProvider";
 /// Finalizer that removes the compiled configuration, which lives in another namespace and so
 /// cannot be garbage-collected through an owner reference.
 pub const FINALIZER: &str = "sso-operator.dev/compiled-config";
-/// Warn this long before the last IdP certificate expires.
-const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(24 * 30);
-/// Retry a failed metadata fetch after this long (or the refresh interval, if shorter).
-const METADATA_RETRY: SignedDuration = SignedDuration::from_secs(60);
 
-/// A failed metadata fetch, remembered until the next attempt so that reconciles in between
-/// report it instead of hammering the IdP.
-#[derive(Clone, Debug)]
-pub struct MetadataFailure {
-    url: String,
-    retry_at: Timestamp,
-    condition: Desired,
-}
+mod policy;
+
+pub(crate) use policy::GARBAGE_COLLECTION_RECHECK;
+pub use policy::MetadataFailure;
+use policy::{IdpSide, LoadedCertificates, Outcome, Resolution, Served};
 
 /// Which kind of object a certificate reference points to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,197 +172,8 @@ pub fn sp_secret_name(idp_name: &str) -> String {
     names::generated_name(idp_name, "-saml-sp")
 }
 
-/// How the IdP console calls the certificate field, for messages.
-fn certificate_field(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Okta => "the Signing Certificate from Okta (Sign On > SAML 2.0 > More details)",
-        Provider::Entra => "Certificate (Base64) from Entra (SAML Certificates)",
-        Provider::Google => {
-            "the Certificate from Google Workspace (Google Identity Provider details)"
-        }
-        Provider::JumpCloud => "the IdP Certificate from JumpCloud",
-        Provider::OneLogin => "the X.509 Certificate from OneLogin (SSO tab)",
-        Provider::Auth0 => "the Signing Certificate from Auth0",
-        Provider::Keycloak => "the realm's RS256 certificate from Keycloak (Realm settings > Keys)",
-        Provider::Generic => "the IdP's signing certificate",
-    }
-}
-
-/// The marker of every placeholder in the examples (IdP URLs, the Issuer, the placeholder
-/// certificate's subject), matched without regard to case: an example applied as it is never
-/// turns Ready.
-const PLACEHOLDER: &str = "replace-me";
-
-fn is_placeholder(value: &str) -> bool {
-    value.to_ascii_lowercase().contains(PLACEHOLDER)
-}
-
-/// Where a field of `spec.idp` comes from in the IdP console, for messages.
-fn console_field(provider: Provider, field: &str) -> String {
-    let (sso, entity, metadata, logout) = match provider {
-        Provider::Okta => ("Sign on URL", "Issuer", "Metadata URL", "Sign out URL"),
-        Provider::Entra => (
-            "Login URL",
-            "Microsoft Entra Identifier",
-            "App Federation Metadata Url",
-            "Logout URL",
-        ),
-        Provider::Google => ("SSO URL", "Entity ID", "metadata URL", "logout URL"),
-        Provider::JumpCloud => ("IDP URL", "IdP Entity ID", "metadata URL", "logout URL"),
-        Provider::OneLogin => (
-            "SAML 2.0 Endpoint (HTTP)",
-            "Issuer URL",
-            "Issuer URL",
-            "SLO Endpoint (HTTP)",
-        ),
-        Provider::Auth0 => (
-            "Identity Provider Login URL",
-            "Issuer",
-            "Identity Provider Metadata URL (Usage tab)",
-            "logout URL",
-        ),
-        Provider::Keycloak => (
-            "realm's SAML endpoint",
-            "realm URL",
-            "SAML 2.0 Identity Provider Metadata URL (Realm settings > General > Endpoints)",
-            "realm's SAML endpoint",
-        ),
-        Provider::Generic => (
-            "single sign-on URL",
-            "entity ID",
-            "metadata URL",
-            "Single Logout URL",
-        ),
-    };
-    let name = match field {
-        "ssoUrl" => sso,
-        "entityId" => entity,
-        "metadataUrl" => metadata,
-        _ => logout,
-    };
-    format!("the {name} from {}", provider_name(provider))
-}
-
-/// The IdP's product name, for messages.
-fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Okta => "Okta",
-        Provider::Entra => "Entra",
-        Provider::Google => "Google Workspace",
-        Provider::JumpCloud => "JumpCloud",
-        Provider::OneLogin => "OneLogin",
-        Provider::Auth0 => "Auth0",
-        Provider::Keycloak => "Keycloak",
-        Provider::Generic => "the IdP",
-    }
-}
-
-/// The fields of `spec.idp` (and the certificates, by subject) that still hold an example's
-/// placeholder, as a problem that names what to paste from the IdP console.
-fn placeholder_problem(
-    idp: &IdentityProvider,
-    certificates: &[(String, CertificateFacts)],
-    conditions: &mut Vec<Desired>,
-) -> Option<Problem> {
-    let spec = &idp.spec.idp;
-    let provider = idp.spec.provider;
-    let mut fields: Vec<String> = [
-        ("metadataUrl", &spec.metadata_url),
-        ("ssoUrl", &spec.sso_url),
-        ("entityId", &spec.entity_id),
-        ("singleLogoutUrl", &spec.single_logout_url),
-    ]
-    .into_iter()
-    .filter(|(_, value)| value.as_deref().is_some_and(is_placeholder))
-    .map(|(field, _)| {
-        format!(
-            "spec.idp.{field} (paste {})",
-            console_field(provider, field)
-        )
-    })
-    .collect();
-    let urls = !fields.is_empty();
-    let url_fields = fields.len();
-    for (source, f) in certificates {
-        if is_placeholder(&f.subject) {
-            fields.push(format!(
-                "the certificate {source} (subject {}; paste {})",
-                f.subject,
-                certificate_field(provider)
-            ));
-        }
-    }
-    if fields.is_empty() {
-        return None;
-    }
-    let message = format!(
-        "The example's REPLACE-ME placeholders are still in {}. Fill them in from the IdP console; nothing is served until then",
-        fields.join(", ")
-    );
-    // Each condition the placeholders touch says so; the problem itself is the last one.
-    let mut types = Vec::new();
-    if urls {
-        types.push(cond::IDP_METADATA_RESOLVED);
-    }
-    if fields.len() > url_fields {
-        types.push(cond::CERTIFICATES_VALID);
-    }
-    let last = types.pop().expect("at least one");
-    for type_ in types {
-        conditions.push(Desired::no(type_, reason::PLACEHOLDER, message.clone()));
-    }
-    Some(Problem {
-        condition: Desired::no(last, reason::PLACEHOLDER, message),
-        ready_reason: reason::PLACEHOLDER,
-    })
-}
-
-/// What to change when a certificate's key cannot verify the configured signature algorithm.
-fn key_mismatch_message(
-    source: &str,
-    f: &CertificateFacts,
-    algorithm: SignatureAlgorithm,
-    field: &str,
-) -> String {
-    let what = format!(
-        "Certificate cannot verify the IdP's signatures: {source} ({}, SHA-256 {}) holds an {} key",
-        f.subject, f.sha256_fingerprint, f.key_type
-    );
-    let configured = certs::algorithm_name(algorithm);
-    match f.key_type.suited_algorithm() {
-        Some(suited) => {
-            let other = if matches!(f.key_type, certs::KeyType::Rsa(_)) {
-                "EC"
-            } else {
-                "RSA"
-            };
-            format!(
-                "{what} but spec.saml.signatureAlgorithm is {configured}: set saml.signatureAlgorithm: {suited}, or paste {field} with an {other} key"
-            )
-        }
-        None => format!(
-            "{what}, which SAML signatures cannot use here: paste {field} with an RSA or EC (P-256, P-384, P-521) key"
-        ),
-    }
-}
-
-/// Outcome of resolving the IdP side.
-struct IdpSide {
-    entity_id: String,
-    sso_url: String,
-    single_logout: Option<SingleLogoutService>,
-    /// Certificates with where each came from.
-    certificates: Vec<(String, CertificateFacts)>,
-    metadata_url: Option<String>,
-    metadata_fetched_at: Option<Timestamp>,
-}
-
-/// A reason the IdentityProvider cannot be served as specified.
-struct Problem {
-    condition: Desired,
-    ready_reason: &'static str,
-}
-
+/// Gathers the facts, lets [`policy`] decide, and writes what it decided: the service-provider
+/// keys, the compiled configuration (or its removal), status and events.
 async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     // Values pasted from an IdP console often carry a stray space or newline, which would
     // never match what the IdP sends: everything below sees them trimmed.
@@ -394,358 +194,67 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
         .clone()
         .unwrap_or_else(|| urls.metadata.clone());
     let previous_status = idp.status.clone().unwrap_or_default();
-    let mut conditions: Vec<Desired> = Vec::new();
-    let mut requeue_at: Option<Timestamp> = None;
-    let mut soonest = |t: Timestamp| {
-        requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
-    };
+    let mut status = policy::initial_status(idp, &urls, &entity_id, &previous_status);
+    let mut out = Outcome::default();
 
-    let mut status = IdentityProviderStatus {
-        observed_generation: Some(generation),
-        conditions: Vec::new(),
-        service_provider: Some(ServiceProviderUrls {
-            entity_id: entity_id.clone(),
-            metadata_url: urls.metadata.clone(),
-            acs_url: urls.acs.clone(),
-            login_url: urls.login.clone(),
-            single_logout_url: idp
-                .spec
-                .session
-                .single_logout
-                .then(|| urls.single_logout.clone()),
-        }),
-        scim_base_url: Some(urls.scim_base.clone()),
-        certificates: Vec::new(),
-        certificate_not_after: None,
-        metadata_fetch_time: previous_status.metadata_fetch_time.clone(),
-        // Written by the server under its own field manager; never set here.
-        scim: None,
-        sign_in: None,
-    };
+    // Service-provider keys (kept while disabled, so re-enabling changes nothing in the IdP).
+    let keys = ensure_sp_keys(idp, ctx, &ns, &name, now).await?;
+    let keys = policy::assess_keys(keys, ctx.settings.sp_rotation.renew_before, &mut out);
 
-    // 1. Service-provider keys (kept while disabled, so re-enabling changes nothing in the IdP).
-    let keys = match ensure_sp_keys(idp, ctx, &ns, &name, now).await? {
-        Ok((set, next_event)) => {
-            soonest(next_event);
-            let message = match &set.next {
-                Some(next) => {
-                    conditions.push(Desired::yes(
-                        cond::SERVICE_PROVIDER_KEYS_READY,
-                        reason::NEXT_CERTIFICATE_PUBLISHED,
-                        format!(
-                            "The next service-provider certificate is published in the SP metadata and becomes active after {}; IdPs that read the SP metadata pick it up by themselves. Current certificate valid until {}",
-                            next.not_before + ctx.settings.sp_rotation.renew_before / 2,
-                            set.current.not_after
-                        ),
-                    ));
-                    None
-                }
-                None => Some(format!(
-                    "Service-provider certificate valid until {}, renewed automatically",
-                    set.current.not_after
-                )),
-            };
-            if let Some(message) = message {
-                conditions.push(Desired::yes(
-                    cond::SERVICE_PROVIDER_KEYS_READY,
-                    reason::KEYS_READY,
-                    message,
-                ));
-            }
-            Some(set)
-        }
-        Err(blocked) => {
-            if let Some(at) = blocked.recheck_at {
-                soonest(at);
-            }
-            conditions.push(blocked.condition);
-            None
-        }
-    };
-
-    // 2. Disabled: stop serving at once, report, keep everything else.
+    // Disabled: stop serving at once, report, keep everything else.
     if idp.spec.disabled {
         delete_compiled(ctx, &ns, &name).await?;
-        conditions.push(Desired::no(
-            cond::CONFIG_PUBLISHED,
-            reason::NOT_SERVING,
-            "Nothing is served while spec.disabled is true",
-        ));
-        conditions.push(Desired::no(
-            cond::READY,
-            reason::DISABLED,
-            "Disabled: sign-in and SCIM are refused. Set spec.disabled: false to serve again",
-        ));
-        finish(idp, ctx, status, conditions, &previous_status, now).await?;
+        policy::disabled(&mut out);
+        finish(idp, ctx, status, out.conditions, &previous_status, now).await?;
         return Ok(Action::await_change());
     }
 
-    // 3. The IdP side.
+    // The IdP side, then its certificates and settings.
     let existing = own_compiled(ctx, idp, &ns, &name).await?;
-    let (idp_side, idp_problem) = resolve_idp_side(
-        idp,
-        ctx,
-        &ns,
-        existing.as_ref(),
-        now,
-        &mut conditions,
-        &mut soonest,
-    )
-    .await?;
-    if let Some(fetched) = idp_side.as_ref().and_then(|s| s.metadata_fetched_at) {
+    let resolution = resolve_idp_side(idp, ctx, &ns, existing.as_ref(), now, &mut out).await?;
+    if let Some(fetched) = resolution.side.as_ref().and_then(|s| s.metadata_fetched_at) {
         status.metadata_fetch_time = Some(Time(fetched));
     }
+    let assessment = policy::assess(&idp.spec, resolution, now, &mut out);
+    status.certificates = assessment.certificates.listed.clone();
+    status.certificate_not_after = assessment.certificates.not_after.clone();
 
-    // 4. Certificate validity.
-    let mut problem = idp_problem;
-    let mut valid_certificates = Vec::new();
-    if let Some(side) = &idp_side {
-        let skew = config::clock_skew(&idp.spec.saml);
-        status.certificates = side
-            .certificates
-            .iter()
-            .map(|(source, f)| CertificateInfo {
-                source: source.clone(),
-                subject: f.subject.clone(),
-                sha256_fingerprint: f.sha256_fingerprint.clone(),
-                not_before: Time(f.not_before),
-                not_after: Time(f.not_after),
-                key_type: Some(f.key_type.to_string()),
-            })
-            .collect();
-        status.certificate_not_after = side
-            .certificates
-            .iter()
-            .map(|(_, f)| f.not_after)
-            .min()
-            .map(Time);
-        let field = certificate_field(idp.spec.provider);
-        // Only a certificate whose key can verify the configured algorithm is of any use.
-        let algorithm = idp.spec.saml.signature_algorithm;
-        let (usable, unusable): (Vec<_>, Vec<_>) = side
-            .certificates
-            .iter()
-            .partition(|(_, f)| f.key_type.can_verify(algorithm));
-        if usable.is_empty()
-            && problem.is_none()
-            && let Some((source, f)) = unusable.first()
-        {
-            problem = Some(Problem {
-                condition: Desired::no(
-                    cond::CERTIFICATES_VALID,
-                    reason::CERTIFICATE_INVALID,
-                    key_mismatch_message(source, f, algorithm, field),
-                ),
-                ready_reason: reason::CERTIFICATE_INVALID,
-            });
-        }
-        for (_, f) in &usable {
-            if f.not_before <= now + skew && now < f.not_after {
-                valid_certificates.push(f.clone());
-                soonest(f.not_after);
-            } else if f.not_before > now + skew {
-                soonest(f.not_before - skew);
-            }
-        }
-        if valid_certificates.is_empty() && problem.is_none() {
-            let expired: Vec<&CertificateFacts> = usable
-                .iter()
-                .map(|(_, f)| f)
-                .filter(|f| f.not_after <= now)
-                .collect();
-            let (r, message) = if let Some(f) = expired.iter().max_by_key(|f| f.not_after) {
-                (
-                    reason::CERTIFICATE_EXPIRED,
-                    format!(
-                        "Certificate is no longer valid: the IdP signing certificate {} (SHA-256 {}) expired on {}. Paste {} into spec.idp.certificates",
-                        f.subject, f.sha256_fingerprint, f.not_after, field
-                    ),
-                )
-            } else {
-                (
-                    reason::CERTIFICATE_NOT_YET_VALID,
-                    format!(
-                        "Certificate is not valid yet: no IdP signing certificate is valid before {}. Check the clocks, or paste {}",
-                        usable
-                            .iter()
-                            .map(|(_, f)| f.not_before)
-                            .min()
-                            .unwrap_or(now),
-                        field
-                    ),
-                )
-            };
-            problem = Some(Problem {
-                condition: Desired::no(cond::CERTIFICATES_VALID, r, message),
-                ready_reason: r,
-            });
-        } else if !valid_certificates.is_empty() {
-            let skipped = usable.len() - valid_certificates.len();
-            let mut message = format!(
-                "{} IdP signing certificate(s) valid",
-                valid_certificates.len()
-            );
-            if skipped > 0 {
-                message.push_str(&format!(
-                    "; {skipped} expired or not yet valid and not trusted"
-                ));
-            }
-            for (source, f) in &unusable {
-                message.push_str(&format!(
-                    "; {source} holds an {} key, which cannot verify {} signatures, and is not trusted",
-                    f.key_type,
-                    certs::algorithm_name(algorithm)
-                ));
-            }
-            conditions.push(Desired::yes(
-                cond::CERTIFICATES_VALID,
-                reason::CERTIFICATES_VALID,
-                message,
-            ));
-            let last = valid_certificates
-                .iter()
-                .map(|f| f.not_after)
-                .max()
-                .unwrap_or(now);
-            if last - EXPIRY_WARNING <= now {
-                conditions.push(Desired::yes(
-                    cond::CERTIFICATES_EXPIRING_SOON,
-                    reason::EXPIRES_SOON,
-                    format!("The IdP signing certificate expires on {last}: add the IdP's new certificate to spec.idp.certificates before then (several may be listed during a rollover)"),
-                ));
-            } else {
-                conditions.push(Desired::no(
-                    cond::CERTIFICATES_EXPIRING_SOON,
-                    reason::NOT_EXPIRING_SOON,
-                    format!("Valid until {last}"),
-                ));
-                soonest(last - EXPIRY_WARNING);
-            }
-        }
-    }
-
-    // 5. Settings that would fail open (the CRD rejects them too; older CRDs might not).
-    if problem.is_none()
-        && !idp.spec.saml.allow_sha1
-        && (idp.spec.saml.signature_algorithm == SignatureAlgorithm::RsaSha1
-            || idp.spec.saml.digest_algorithm == DigestAlgorithm::Sha1)
-    {
-        problem = Some(Problem {
-            condition: Desired::no(
-                cond::READY,
-                reason::INVALID_CONFIGURATION,
-                "SHA-1 is refused: choose rsa-sha256 and sha256, or set saml.allowSha1: true",
-            ),
-            ready_reason: reason::INVALID_CONFIGURATION,
-        });
-    }
-
-    conditions.push(cbc_encryption_condition(&idp.spec.saml));
-
-    // 6. Compile and publish, or keep the last good configuration.
-    let serving;
-    match (&problem, &keys, &idp_side) {
-        (None, Some(keys), Some(side)) => {
-            let scim_tokens = token_hashes(ctx, &ns, &name, now, &mut soonest).await?;
-            let compiled = compile(
+    // Compile and publish, or keep the last good configuration.
+    let served = match (&keys, &assessment.side) {
+        (Some(keys), Some(side)) if assessment.compiles(true) => {
+            let scim_tokens = token_hashes(ctx, &ns, &name, now, &mut |t| out.requeue(t)).await?;
+            let compiled = compile(CompileInputs {
                 idp,
-                &ns,
-                &name,
-                &urls,
-                entity_id,
+                ns: &ns,
+                name: &name,
+                urls: &urls,
+                entity_id: entity_id.clone(),
                 keys,
                 side,
-                &valid_certificates,
+                valid: &assessment.certificates.valid,
                 scim_tokens,
-            );
-            publish_compiled(ctx, &compiled).await?;
-            conditions.push(Desired::yes(
-                cond::CONFIG_PUBLISHED,
-                reason::PUBLISHED,
-                format!("Serving generation {generation}"),
-            ));
-            serving = true;
-        }
-        _ => {
-            serving = existing.is_some();
-            if let Some(p) = &problem {
-                conditions.push(p.condition.clone());
-            }
-            conditions.push(if let Some(old) = &existing {
-                Desired::no(cond::CONFIG_PUBLISHED, reason::LAST_GOOD_CONFIG_SERVING, format!("The last good configuration (generation {}) keeps serving until the problem above is fixed", old.generation))
-            } else {
-                Desired::no(cond::CONFIG_PUBLISHED, reason::NOT_SERVING, "Nothing is served until the problem above is fixed")
             });
+            publish_compiled(ctx, &compiled).await?;
+            Served::Published { generation }
         }
-    }
-
-    let ready = match (&problem, serving, keys.is_some()) {
-        (None, true, true) => Desired::yes(
-            cond::READY,
-            reason::READY,
-            format!(
-                "Serving. Paste into the IdP: ACS URL {}, SP entity ID {}, or the metadata URL {}",
-                urls.acs,
-                status
-                    .service_provider
-                    .as_ref()
-                    .map(|s| s.entity_id.as_str())
-                    .unwrap_or(""),
-                urls.metadata
-            ),
-        ),
-        (Some(p), _, _) => Desired::no(cond::READY, p.ready_reason, p.condition.message.clone()),
-        (None, _, false) => {
-            let keys = conditions
-                .iter()
-                .find(|c| c.type_ == cond::SERVICE_PROVIDER_KEYS_READY);
-            Desired::no(
-                cond::READY,
-                keys.map_or(reason::SECRET_CONFLICT, |c| c.reason),
-                keys.map(|c| c.message.clone()).unwrap_or_default(),
-            )
-        }
-        (None, false, true) => Desired::no(
-            cond::READY,
-            reason::METADATA_UNAVAILABLE,
-            "The IdP side is not resolved yet",
-        ),
+        _ => existing
+            .as_ref()
+            .map_or(Served::Nothing, |old| Served::LastGood {
+                generation: old.generation,
+            }),
     };
-    // A problem reported through the Ready condition itself is not listed twice.
-    conditions.retain(|c| c.type_ != cond::READY);
-    conditions.push(ready);
-    finish(idp, ctx, status, conditions, &previous_status, now).await?;
+    policy::conclude(
+        assessment.problem.as_ref(),
+        served,
+        keys.is_some(),
+        &urls,
+        &entity_id,
+        &mut out,
+    );
+    finish(idp, ctx, status, out.conditions, &previous_status, now).await?;
 
-    Ok(super::requeue_until(requeue_at))
+    Ok(super::requeue_until(out.requeue_at))
 }
-
-/// The warning shown while `saml.allowCbcEncryption` accepts unauthenticated AES-CBC.
-fn cbc_encryption_condition(saml: &crate::api::identity_provider::SamlSettings) -> Desired {
-    if saml.allow_cbc_encryption {
-        Desired::yes(
-            cond::CBC_ENCRYPTION_ALLOWED,
-            reason::CBC_ENCRYPTION_ALLOWED,
-            "saml.allowCbcEncryption is true: AES-CBC encrypted assertions are accepted, and anyone who can post to the ACS URL may learn the content of an encrypted assertion from the answers to altered copies. Choose AES-GCM at the IdP and remove saml.allowCbcEncryption as soon as it can",
-        )
-    } else {
-        Desired::no(
-            cond::CBC_ENCRYPTION_ALLOWED,
-            reason::GCM_ONLY,
-            "Only AES-GCM encrypted assertions are accepted",
-        )
-    }
-}
-
-/// Why the service-provider keys cannot be stored, as the ServiceProviderKeysReady condition,
-/// and when to look again (the Secret watch also triggers a new look).
-struct KeysBlocked {
-    condition: Desired,
-    recheck_at: Option<Timestamp>,
-}
-
-/// How soon a Secret left by a deleted resource of the same name is looked at again, should
-/// its removal by the garbage collector not be seen through the Secret watch.
-pub(crate) const GARBAGE_COLLECTION_RECHECK: SignedDuration = SignedDuration::from_secs(2);
 
 /// Loads, creates or rotates the SP keys. The inner `Err` says why they cannot be stored.
 async fn ensure_sp_keys(
@@ -754,7 +263,7 @@ async fn ensure_sp_keys(
     ns: &str,
     name: &str,
     now: Timestamp,
-) -> Result<Result<(SpKeySet, Timestamp), KeysBlocked>, Error> {
+) -> Result<Result<(SpKeySet, Timestamp), policy::KeysBlocked>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret_name = sp_secret_name(name);
     let uid = idp.uid().ok_or(Error::MissingObjectKey("uid"))?;
@@ -762,29 +271,13 @@ async fn ensure_sp_keys(
     if let Some(s) = &existing
         && !is_controlled_by(&s.metadata, &uid)
     {
-        return Ok(Err(if is_left_by_previous_incarnation(&s.metadata, idp) {
-            KeysBlocked {
-                condition: Desired::no(
-                    cond::SERVICE_PROVIDER_KEYS_READY,
-                    reason::WAITING_FOR_GARBAGE_COLLECTION,
-                    format!(
-                        "Secret {secret_name} holds the keys of the deleted IdentityProvider {name} this one replaces; new keys are generated as soon as Kubernetes' garbage collector removes it (the deleted one's keys are never reused). If it stays, delete it: kubectl delete secret {secret_name} -n {ns}"
-                    ),
-                ),
-                recheck_at: Some(now + GARBAGE_COLLECTION_RECHECK),
-            }
-        } else {
-            KeysBlocked {
-                condition: Desired::no(
-                    cond::SERVICE_PROVIDER_KEYS_READY,
-                    reason::SECRET_CONFLICT,
-                    format!(
-                        "Secret {secret_name} already exists and is not managed by this IdentityProvider: delete or rename it so that the service-provider keys can be stored there"
-                    ),
-                ),
-                recheck_at: None,
-            }
-        }));
+        return Ok(Err(policy::keys_blocked(
+            &secret_name,
+            ns,
+            name,
+            is_left_by_previous_incarnation(&s.metadata, idp),
+            now,
+        )));
     }
     let current = existing
         .as_ref()
@@ -849,306 +342,77 @@ fn labels(idp_name: &str, component: &str) -> BTreeMap<String, String> {
     ])
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Reads what the IdP side needs (the metadata when a fetch is due, or the referenced
+/// certificates), lets [`policy`] resolve it, and records the fetch outcome and its events.
 async fn resolve_idp_side(
     idp: &IdentityProvider,
     ctx: &Context,
     ns: &str,
     existing: Option<&CompiledIdentityProvider>,
     now: Timestamp,
-    conditions: &mut Vec<Desired>,
-    soonest: &mut impl FnMut(Timestamp),
-) -> Result<(Option<IdpSide>, Option<Problem>), Error> {
+    out: &mut Outcome,
+) -> Result<Resolution, Error> {
     let spec = &idp.spec.idp;
-    let field = certificate_field(idp.spec.provider);
-    if let Some(url) = &spec.metadata_url {
-        // Never fetched: an example's placeholder URL names no IdP.
-        if let Some(problem) = placeholder_problem(idp, &[], conditions) {
-            return Ok((None, Some(problem)));
-        }
-        let interval = config::metadata_refresh_interval(spec);
-        let last_good = existing.filter(|c| c.idp.metadata_url.as_deref() == Some(url.as_str()));
-        let fetched_at = last_good.and_then(|c| c.idp.metadata_fetched_at);
-        // An edited spec is fetched again at once, so an admin can force a refresh.
-        let edited =
-            idp.status.as_ref().and_then(|s| s.observed_generation) != idp.metadata.generation;
-        let key = object_key(idp);
-        let failure = ctx
-            .metadata_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .filter(|f| f.url == *url)
-            .cloned();
-        let due = edited
-            || match &failure {
-                // After a failure, wait for the retry time instead of hammering the IdP.
-                Some(f) => now >= f.retry_at,
-                None => fetched_at.is_none_or(|t| now >= t + interval),
-            };
-        if !due && let Some(f) = failure {
-            soonest(f.retry_at);
-            return Ok(match last_good {
-                Some(good) => {
-                    conditions.push(f.condition);
-                    (Some(side_from_compiled(&good.idp, url)), None)
-                }
-                None => (
-                    None,
-                    Some(Problem {
-                        ready_reason: f.condition.reason,
-                        condition: f.condition,
-                    }),
-                ),
-            });
-        }
-        if !due {
-            let good = last_good.expect("fetched_at implies last_good");
-            soonest(fetched_at.expect("checked") + interval);
-            conditions.push(Desired::yes(
-                cond::IDP_METADATA_RESOLVED,
-                reason::METADATA_FETCHED,
-                format!(
-                    "Metadata fetched from {url} at {}",
-                    fetched_at.expect("checked")
-                ),
-            ));
-            return Ok((Some(side_from_compiled(&good.idp, url)), None));
-        }
-        let result = match metadata::fetch(url, &ctx.settings.metadata_fetch).await {
-            Ok(xml) => metadata::parse(&xml),
-            Err(e) => Err(e),
+    let Some(url) = &spec.metadata_url else {
+        let loaded = if policy::reads_certificates(spec) {
+            load_certificates(ctx, ns, spec.certificates.as_deref().unwrap_or_default()).await?
+        } else {
+            Vec::new()
         };
-        let parsed = result.and_then(|md| {
-            let mut certificates = Vec::new();
-            for (i, c) in md.certificates.iter().enumerate() {
-                let facts = certs::parse_certificate(c).map_err(|e| {
-                    MetadataError::Invalid(format!(
-                        "signing certificate #{} in the metadata: {e}",
-                        i + 1
-                    ))
-                })?;
-                certificates.push((format!("metadata[{i}]"), facts));
-            }
-            Ok(IdpSide {
-                entity_id: md.entity_id,
-                sso_url: md.sso_url,
-                single_logout: md.single_logout,
-                certificates,
-                metadata_url: Some(url.clone()),
-                metadata_fetched_at: Some(now),
-            })
-        });
-        let remember = |condition: Option<&Desired>| {
-            let mut failures = ctx
-                .metadata_failures
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match condition {
-                Some(c) => failures.insert(
-                    key.clone(),
-                    MetadataFailure {
-                        url: url.clone(),
-                        retry_at: now + METADATA_RETRY.min(interval),
-                        condition: c.clone(),
-                    },
-                ),
-                None => failures.remove(&key),
-            };
-        };
-        return Ok(match parsed {
-            Ok(side) => {
-                remember(None);
-                soonest(now + interval);
-                conditions.push(Desired::yes(cond::IDP_METADATA_RESOLVED, reason::METADATA_FETCHED, format!("Metadata fetched from {url} at {now}: entity ID {}, {} signing certificate(s)", side.entity_id, side.certificates.len())));
-                (Some(side), None)
-            }
-            Err(e) => {
-                soonest(now + METADATA_RETRY.min(interval));
-                let r = match &e {
-                    MetadataError::Refused(_) => reason::METADATA_URL_REFUSED,
-                    MetadataError::Fetch(_) => reason::METADATA_FETCH_FAILED,
-                    MetadataError::Invalid(_) => reason::INVALID_METADATA,
-                };
-                if let Some(good) = last_good {
-                    let when = good
-                        .idp
-                        .metadata_fetched_at
-                        .map(|t| t.to_string())
-                        .unwrap_or_default();
-                    publish_event(
-                        ctx,
-                        idp,
-                        EventType::Warning,
-                        r,
-                        format!("Could not refresh the metadata from {url}: {e}"),
-                    )
-                    .await;
-                    let condition = Desired::no(
-                        cond::IDP_METADATA_RESOLVED,
-                        r,
-                        format!(
-                            "Could not refresh the metadata from {url}: {e}. The last good metadata (fetched {when}) keeps serving; retrying"
-                        ),
-                    );
-                    remember(Some(&condition));
-                    conditions.push(condition);
-                    (Some(side_from_compiled(&good.idp, url)), None)
-                } else {
-                    let message = format!(
-                        "Could not use the metadata URL {url}: {e}. Check spec.idp.metadataUrl (the IdP's metadata URL); retrying"
-                    );
-                    let condition = Desired::no(cond::IDP_METADATA_RESOLVED, r, message);
-                    remember(Some(&condition));
-                    (
-                        None,
-                        Some(Problem {
-                            condition,
-                            ready_reason: r,
-                        }),
-                    )
-                }
-            }
-        });
-    }
-
-    // Explicit fields.
-    let (Some(sso_url), Some(entity_id)) = (&spec.sso_url, &spec.entity_id) else {
-        conditions.push(Desired::yes(
-            cond::IDP_METADATA_RESOLVED,
-            reason::EXPLICIT_CONFIGURATION,
-            "Using spec.idp.ssoUrl, entityId and certificates",
-        ));
-        let message =
-            "Set spec.idp.metadataUrl, or spec.idp.ssoUrl and spec.idp.entityId".to_owned();
-        return Ok((
-            None,
-            Some(Problem {
-                condition: Desired::no(cond::READY, reason::INVALID_CONFIGURATION, message),
-                ready_reason: reason::INVALID_CONFIGURATION,
-            }),
-        ));
+        return Ok(policy::explicit_side(&idp.spec, &loaded, out));
     };
-    // The values as compiled (trimmed), so that a mismatch with the IdP is visible in status.
-    conditions.push(Desired::yes(
-        cond::IDP_METADATA_RESOLVED,
-        reason::EXPLICIT_CONFIGURATION,
-        format!(
-            "Using spec.idp.ssoUrl {sso_url}, entityId {entity_id} (the Issuer every response must carry) and certificates"
-        ),
-    ));
-    let sources = spec.certificates.clone().unwrap_or_default();
-    if sources.is_empty() {
-        let message = format!(
-            "No IdP signing certificate is configured, so no response could be verified: paste {field} into spec.idp.certificates"
-        );
-        return Ok((
-            None,
-            Some(Problem {
-                condition: Desired::no(cond::CERTIFICATES_VALID, reason::NO_CERTIFICATE, message),
-                ready_reason: reason::NO_CERTIFICATE,
-            }),
-        ));
+    let key = object_key(idp);
+    let remembered = ctx
+        .metadata_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    let facts = policy::MetadataFacts::new(idp, url, existing, remembered, now);
+    let fetched = if policy::should_fetch(&idp.spec, &facts) {
+        Some(metadata::fetch(url, &ctx.settings.metadata_fetch).await)
+    } else {
+        None
+    };
+    let (resolution, memory) = policy::metadata_side(&idp.spec, facts, fetched, out);
+    for warning in out.events.drain(..) {
+        publish_event(
+            ctx,
+            idp,
+            EventType::Warning,
+            warning.reason,
+            warning.message,
+        )
+        .await;
     }
-    let mut certificates = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        match load_certificate(ctx, ns, i, source).await? {
-            Ok((label, text)) => match certs::parse_certificates(&text) {
-                Ok(bundle) if bundle.len() == 1 => {
-                    certificates.extend(bundle.into_iter().map(|f| (label.clone(), f)));
-                }
-                // A bundle (an IdP's old and new certificate): every one is trusted.
-                Ok(bundle) => certificates.extend(
-                    bundle
-                        .into_iter()
-                        .enumerate()
-                        .map(|(j, f)| (format!("{label}#{}", j + 1), f)),
-                ),
-                Err(e) => {
-                    let hint = match e {
-                        certs::CertificateError::TooMany => format!(
-                            "list at most {} certificates per entry, or split them into several spec.idp.certificates entries",
-                            certs::MAX_CERTIFICATES_PER_SOURCE
-                        ),
-                        certs::CertificateError::NotACertificate => format!(
-                            "it must hold only the IdP's public certificate(s), never a key or a password: paste {field}, including the BEGIN/END CERTIFICATE lines"
-                        ),
-                        _ => format!(
-                            "paste {field} including the BEGIN/END CERTIFICATE lines; several certificates may follow one another with nothing but line breaks between them"
-                        ),
-                    };
-                    let message = format!("spec.idp.certificates[{i}] ({label}): {e}. {hint}");
-                    return Ok((
-                        None,
-                        Some(Problem {
-                            condition: Desired::no(
-                                cond::CERTIFICATES_VALID,
-                                reason::CERTIFICATE_INVALID,
-                                message,
-                            ),
-                            ready_reason: reason::CERTIFICATE_INVALID,
-                        }),
-                    ));
-                }
-            },
-            Err(message) => {
-                return Ok((
-                    None,
-                    Some(Problem {
-                        condition: Desired::no(
-                            cond::CERTIFICATES_VALID,
-                            reason::REFERENCE_NOT_FOUND,
-                            message,
-                        ),
-                        ready_reason: reason::REFERENCE_NOT_FOUND,
-                    }),
-                ));
-            }
-        }
-    }
-    // A placeholder certificate is listed in status, and trusted nowhere.
-    let problem = placeholder_problem(idp, &certificates, conditions);
-    Ok((
-        Some(IdpSide {
-            entity_id: entity_id.clone(),
-            sso_url: sso_url.clone(),
-            single_logout: spec
-                .single_logout_url
-                .as_ref()
-                .map(|url| SingleLogoutService {
-                    binding: match spec.single_logout_binding {
-                        SingleLogoutBinding::HttpRedirect => SloBinding::Redirect,
-                        SingleLogoutBinding::HttpPost => SloBinding::Post,
-                    },
-                    location: url.clone(),
-                    response_location: None,
-                }),
-            certificates,
-            metadata_url: None,
-            metadata_fetched_at: None,
-        }),
-        problem,
-    ))
+    let mut failures = ctx
+        .metadata_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    memory.apply_to(&mut failures, &key);
+    Ok(resolution)
 }
 
-fn side_from_compiled(c: &CompiledIdp, url: &str) -> IdpSide {
-    IdpSide {
-        entity_id: c.entity_id.clone(),
-        sso_url: c.sso_url.clone(),
-        single_logout: c.single_logout.clone(),
-        certificates: c
-            .certificates
-            .iter()
-            .enumerate()
-            .filter_map(|(i, pem)| {
-                certs::parse_certificate(pem)
-                    .ok()
-                    .map(|f| (format!("metadata[{i}]"), f))
-            })
-            .collect(),
-        metadata_url: Some(url.to_owned()),
-        metadata_fetched_at: c.metadata_fetched_at,
+/// Reads the certificate text of each source in order, up to the first one that is missing
+/// or holds no certificate: the sources after it are not read, as they would not be used.
+async fn load_certificates(
+    ctx: &Context,
+    ns: &str,
+    sources: &[CertificateSource],
+) -> Result<LoadedCertificates, Error> {
+    let mut loaded = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let entry = load_certificate(ctx, ns, i, source).await?;
+        let unusable = entry
+            .as_ref()
+            .is_ok_and(|(_, text)| certs::parse_certificates(text).is_err());
+        let last = entry.is_err() || unusable;
+        loaded.push(entry);
+        if last {
+            break;
+        }
     }
+    Ok(loaded)
 }
 
 /// The certificate text of one source, or a message saying what is missing.
@@ -1200,18 +464,31 @@ async fn load_certificate(
     )))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compile(
-    idp: &IdentityProvider,
-    ns: &str,
-    name: &str,
-    urls: &Urls,
+/// What [`compile`] builds a runtime configuration from.
+struct CompileInputs<'a> {
+    idp: &'a IdentityProvider,
+    ns: &'a str,
+    name: &'a str,
+    urls: &'a Urls,
     entity_id: String,
-    keys: &SpKeySet,
-    side: &IdpSide,
-    valid: &[CertificateFacts],
+    keys: &'a SpKeySet,
+    side: &'a IdpSide,
+    valid: &'a [CertificateFacts],
     scim_tokens: Vec<CompiledScimToken>,
-) -> CompiledIdentityProvider {
+}
+
+fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
+    let CompileInputs {
+        idp,
+        ns,
+        name,
+        urls,
+        entity_id,
+        keys,
+        side,
+        valid,
+        scim_tokens,
+    } = inputs;
     let spec = &idp.spec;
     CompiledIdentityProvider {
         namespace: ns.to_owned(),
@@ -1459,43 +736,4 @@ async fn finish(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_that_cannot_verify_the_algorithm_says_what_to_change() {
-        let mut f = certs::parse_certificate(
-            &String::from_utf8(
-                certs::tests::make_cert("okta", 1_700_000_000, 2_000_000_000)
-                    .to_pem()
-                    .unwrap(),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        f.key_type = certs::KeyType::Ec("P-384");
-        let m = key_mismatch_message(
-            "spec.idp.certificates[0]",
-            &f,
-            SignatureAlgorithm::RsaSha256,
-            certificate_field(Provider::Okta),
-        );
-        assert!(m.contains("holds an EC P-384 key but spec.saml.signatureAlgorithm is rsa-sha256: set saml.signatureAlgorithm: ecdsa-sha384, or paste the Signing Certificate from Okta"), "{m}");
-        assert!(m.contains("with an RSA key"), "{m}");
-        f.key_type = certs::KeyType::Rsa(2048);
-        let m = key_mismatch_message("x", &f, SignatureAlgorithm::EcdsaSha256, "the cert");
-        assert!(
-            m.contains("set saml.signatureAlgorithm: rsa-sha256, or paste the cert with an EC key"),
-            "{m}"
-        );
-        f.key_type = certs::KeyType::Other("Ed25519".into());
-        let m = key_mismatch_message("x", &f, SignatureAlgorithm::RsaSha256, "the cert");
-        assert!(
-            m.contains("holds an Ed25519 key, which SAML signatures cannot use here"),
-            "{m}"
-        );
-    }
 }
