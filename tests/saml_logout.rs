@@ -319,7 +319,7 @@ fn root_attribute(xml: &str, name: &str) -> Option<String> {
     doc.root_element().attribute(name).map(str::to_owned)
 }
 
-async fn idp_initiated_logout(database_url: &str) {
+async fn idp_initiated_logout_ends_the_sessions_of_that_name_id(database_url: &str) {
     let slo = Slo::start("slo-idp", database_url, json!({})).await;
     let xml = slo
         .wait_metadata(|x| x.contains("SingleLogoutService"))
@@ -404,15 +404,10 @@ async fn idp_initiated_logout(database_url: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idp_initiated_logout_ends_the_sessions_of_that_name_id_on_sqlite() {
-    idp_initiated_logout(&support::sqlite_url("slo-idp")).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idp_initiated_logout_ends_the_sessions_of_that_name_id_on_postgres() {
-    idp_initiated_logout(&support::postgres_url()).await;
-}
+support::on_each_database!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    idp_initiated_logout_ends_the_sessions_of_that_name_id
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sp_initiated_logout_sends_a_signed_request_and_accepts_only_its_signed_answer() {

@@ -581,3 +581,32 @@ pub fn self_signed(
     let pem = String::from_utf8(b.build().to_pem().expect("pem")).expect("utf-8");
     (key, pem)
 }
+
+/// One test per database for a story written once as `async fn $story(database_url: &str)`:
+/// `$story::sqlite` on a fresh SQLite file and `$story::postgresql` on the test PostgreSQL
+/// server. The PostgreSQL case starts the server (tests/postgres/up) and fails when it cannot:
+/// it is never skipped. An optional `#[tokio::test(..)]` attribute chooses the runtime.
+#[allow(unused_macros)] // not every test file has stories on both databases
+macro_rules! on_each_database {
+    ($story:ident) => {
+        $crate::support::on_each_database!(
+            #[tokio::test]
+            $story
+        );
+    };
+    (#[$test:meta] $story:ident) => {
+        mod $story {
+            #[$test]
+            async fn sqlite() {
+                super::$story(&$crate::support::sqlite_url(stringify!($story))).await;
+            }
+
+            #[$test]
+            async fn postgresql() {
+                super::$story(&$crate::support::postgres_url()).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_each_database;
