@@ -207,159 +207,193 @@ async fn stale_versions_are_refused_and_concurrent_writers_lose_no_update() {
     }
 }
 
-#[tokio::test]
-async fn lists_page_in_a_stable_order_and_filter_in_the_database() {
-    for (backend, store) in backends("lists").await {
-        let t = support::unique_tenant("lists");
-        let mut ids = Vec::new();
-        for i in 0..25 {
-            let mut u = user(&format!("User{i:02}@Example.com"));
-            u.active = i % 5 != 0;
-            ids.push(store.create_user(&t, u).await.unwrap().id);
-        }
-        let mut seen = Vec::new();
-        for start in [1, 11, 21] {
-            let page = store
-                .list_users(&t, &Predicate::True, start, 10)
-                .await
-                .unwrap();
-            assert_eq!(page.total, 25, "{backend}");
-            seen.extend(page.items.into_iter().map(|u| u.id));
-        }
-        assert_eq!(
-            seen, ids,
-            "{backend}: pages must follow creation order without gaps or repeats"
-        );
-        let beyond = store
-            .list_users(&t, &Predicate::True, 100, 10)
-            .await
-            .unwrap();
-        assert_eq!((beyond.total, beyond.items.len()), (25, 0), "{backend}");
-        let zero = store.list_users(&t, &Predicate::True, 1, 0).await.unwrap();
-        assert_eq!((zero.total, zero.items.len()), (25, 0), "{backend}");
+/// A store on `database_url`, named by its backend for assertion messages, with a tenant of
+/// its own holding 25 users `User00@Example.com`… in creation order (their ids returned),
+/// every fifth one inactive.
+async fn twenty_five_users(database_url: &str) -> (&'static str, Store, String, Vec<String>) {
+    let backend = if database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let store = Store::connect(database_url).await.expect("open the store");
+    let t = support::unique_tenant("lists");
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let mut u = user(&format!("User{i:02}@Example.com"));
+        u.active = i % 5 != 0;
+        ids.push(store.create_user(&t, u).await.unwrap().id);
+    }
+    (backend, store, t, ids)
+}
 
-        let one = store
-            .list_users(&t, &eq(Column::UserName, "user07@example.COM"), 1, 10)
+async fn lists_page_in_creation_order_without_gaps_or_repeats(database_url: &str) {
+    let (backend, store, t, ids) = twenty_five_users(database_url).await;
+    let mut seen = Vec::new();
+    for start in [1, 11, 21] {
+        let page = store
+            .list_users(&t, &Predicate::True, start, 10)
             .await
             .unwrap();
-        assert_eq!(one.items.len(), 1, "{backend}");
-        assert_eq!(one.items[0].user_name, "User07@Example.com");
-        let by_ext = store
-            .list_users(&t, &eq(Column::ExternalId, "ext-User07@Example.com"), 1, 10)
-            .await
-            .unwrap();
-        assert_eq!(by_ext.total, 1, "{backend}");
-        let sw = Predicate::Compare(Column::UserName, CmpOp::Sw, Value::Text("USER1".into()));
-        assert_eq!(
-            store.list_users(&t, &sw, 1, 100).await.unwrap().total,
-            10,
-            "{backend}"
-        );
-        let inactive = Predicate::Compare(Column::Active, CmpOp::Eq, Value::Int(0));
-        assert_eq!(
-            store.list_users(&t, &inactive, 1, 100).await.unwrap().total,
-            5,
-            "{backend}: inactive users are still listed"
-        );
-        let either = Predicate::Or(
-            Box::new(eq(Column::UserName, "user01@example.com")),
-            Box::new(eq(Column::UserName, "user02@example.com")),
-        );
-        assert_eq!(
-            store.list_users(&t, &either, 1, 100).await.unwrap().total,
-            2,
-            "{backend}"
-        );
-        let not = Predicate::Not(Box::new(sw));
-        assert_eq!(
-            store.list_users(&t, &not, 1, 100).await.unwrap().total,
-            15,
-            "{backend}"
-        );
-        // Email addresses are indexed apart and matched case-insensitively, by type too.
-        let email = |type_: Option<&str>, op, v: &str| Predicate::Email {
-            type_: type_.map(str::to_owned),
-            op,
-            value: v.to_owned(),
-        };
-        assert_eq!(
-            store
-                .list_users(
-                    &t,
-                    &email(Some("work"), CmpOp::Eq, "USER07@example.com"),
-                    1,
-                    10
-                )
-                .await
-                .unwrap()
-                .total,
-            1,
-            "{backend}"
-        );
-        assert_eq!(
-            store
-                .list_users(
-                    &t,
-                    &email(Some("home"), CmpOp::Eq, "user07@example.com"),
-                    1,
-                    10
-                )
-                .await
-                .unwrap()
-                .total,
-            0,
-            "{backend}"
-        );
-        assert_eq!(
-            store
-                .list_users(&t, &email(None, CmpOp::Ew, "@EXAMPLE.COM"), 1, 100)
-                .await
-                .unwrap()
-                .total,
-            25,
-            "{backend}"
-        );
-        // A replaced user's old address no longer matches.
-        let u7 = store
-            .find_user_by_user_name(&t, "user07@example.com")
+        assert_eq!(page.total, 25, "{backend}");
+        seen.extend(page.items.into_iter().map(|u| u.id));
+    }
+    assert_eq!(
+        seen, ids,
+        "{backend}: pages must follow creation order without gaps or repeats"
+    );
+    let beyond = store
+        .list_users(&t, &Predicate::True, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!((beyond.total, beyond.items.len()), (25, 0), "{backend}");
+    let zero = store.list_users(&t, &Predicate::True, 1, 0).await.unwrap();
+    assert_eq!((zero.total, zero.items.len()), (25, 0), "{backend}");
+}
+
+support::on_each_database!(lists_page_in_creation_order_without_gaps_or_repeats);
+
+async fn user_filters_run_in_the_database_case_insensitively(database_url: &str) {
+    let (backend, store, t, _) = twenty_five_users(database_url).await;
+    let one = store
+        .list_users(&t, &eq(Column::UserName, "user07@example.COM"), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1, "{backend}");
+    assert_eq!(one.items[0].user_name, "User07@Example.com");
+    let by_ext = store
+        .list_users(&t, &eq(Column::ExternalId, "ext-User07@Example.com"), 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(by_ext.total, 1, "{backend}");
+    let sw = Predicate::Compare(Column::UserName, CmpOp::Sw, Value::Text("USER1".into()));
+    assert_eq!(
+        store.list_users(&t, &sw, 1, 100).await.unwrap().total,
+        10,
+        "{backend}"
+    );
+    let inactive = Predicate::Compare(Column::Active, CmpOp::Eq, Value::Int(0));
+    assert_eq!(
+        store.list_users(&t, &inactive, 1, 100).await.unwrap().total,
+        5,
+        "{backend}: inactive users are still listed"
+    );
+    let either = Predicate::Or(
+        Box::new(eq(Column::UserName, "user01@example.com")),
+        Box::new(eq(Column::UserName, "user02@example.com")),
+    );
+    assert_eq!(
+        store.list_users(&t, &either, 1, 100).await.unwrap().total,
+        2,
+        "{backend}"
+    );
+    let not = Predicate::Not(Box::new(sw));
+    assert_eq!(
+        store.list_users(&t, &not, 1, 100).await.unwrap().total,
+        15,
+        "{backend}"
+    );
+}
+
+support::on_each_database!(user_filters_run_in_the_database_case_insensitively);
+
+async fn emails_are_matched_apart_case_insensitively_by_type_and_follow_a_replaced_user(
+    database_url: &str,
+) {
+    let (backend, store, t, _) = twenty_five_users(database_url).await;
+    // Email addresses are indexed apart and matched case-insensitively, by type too.
+    let email = |type_: Option<&str>, op, v: &str| Predicate::Email {
+        type_: type_.map(str::to_owned),
+        op,
+        value: v.to_owned(),
+    };
+    assert_eq!(
+        store
+            .list_users(
+                &t,
+                &email(Some("work"), CmpOp::Eq, "USER07@example.com"),
+                1,
+                10
+            )
             .await
             .unwrap()
-            .unwrap();
-        let mut changed = user("User07@Example.com");
-        changed.resource["emails"][0]["value"] = json!("seven@elsewhere.org");
-        store.replace_user(&t, &u7.id, None, changed).await.unwrap();
-        assert_eq!(
-            store
-                .list_users(&t, &email(None, CmpOp::Eq, "user07@example.com"), 1, 10)
-                .await
-                .unwrap()
-                .total,
-            0,
-            "{backend}"
-        );
-        assert_eq!(
-            store
-                .list_users(
-                    &t,
-                    &email(Some("work"), CmpOp::Eq, "seven@elsewhere.org"),
-                    1,
-                    10
-                )
-                .await
-                .unwrap()
-                .total,
-            1,
-            "{backend}"
-        );
-        // LIKE wildcards in values are literal.
-        let wildcard = Predicate::Compare(Column::UserName, CmpOp::Co, Value::Text("%".into()));
-        assert_eq!(
-            store.list_users(&t, &wildcard, 1, 100).await.unwrap().total,
-            0,
-            "{backend}"
-        );
-    }
+            .total,
+        1,
+        "{backend}"
+    );
+    assert_eq!(
+        store
+            .list_users(
+                &t,
+                &email(Some("home"), CmpOp::Eq, "user07@example.com"),
+                1,
+                10
+            )
+            .await
+            .unwrap()
+            .total,
+        0,
+        "{backend}"
+    );
+    assert_eq!(
+        store
+            .list_users(&t, &email(None, CmpOp::Ew, "@EXAMPLE.COM"), 1, 100)
+            .await
+            .unwrap()
+            .total,
+        25,
+        "{backend}"
+    );
+    // A replaced user's old address no longer matches.
+    let u7 = store
+        .find_user_by_user_name(&t, "user07@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changed = user("User07@Example.com");
+    changed.resource["emails"][0]["value"] = json!("seven@elsewhere.org");
+    store.replace_user(&t, &u7.id, None, changed).await.unwrap();
+    assert_eq!(
+        store
+            .list_users(&t, &email(None, CmpOp::Eq, "user07@example.com"), 1, 10)
+            .await
+            .unwrap()
+            .total,
+        0,
+        "{backend}"
+    );
+    assert_eq!(
+        store
+            .list_users(
+                &t,
+                &email(Some("work"), CmpOp::Eq, "seven@elsewhere.org"),
+                1,
+                10
+            )
+            .await
+            .unwrap()
+            .total,
+        1,
+        "{backend}"
+    );
 }
+
+support::on_each_database!(
+    emails_are_matched_apart_case_insensitively_by_type_and_follow_a_replaced_user
+);
+
+async fn like_wildcards_in_filter_values_are_literal(database_url: &str) {
+    let (backend, store, t, _) = twenty_five_users(database_url).await;
+    // LIKE wildcards in values are literal.
+    let wildcard = Predicate::Compare(Column::UserName, CmpOp::Co, Value::Text("%".into()));
+    assert_eq!(
+        store.list_users(&t, &wildcard, 1, 100).await.unwrap().total,
+        0,
+        "{backend}"
+    );
+}
+
+support::on_each_database!(like_wildcards_in_filter_values_are_literal);
 
 #[tokio::test]
 async fn groups_keep_their_members_in_step_with_users() {
