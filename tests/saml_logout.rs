@@ -15,7 +15,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use openssl::pkey::{PKey, Private};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
@@ -110,10 +110,7 @@ impl Slo {
             client,
             ns,
             url,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: support::http_without_redirects(),
             idp_key,
             idp_cert,
             _metadata_server: metadata_server,
@@ -130,15 +127,7 @@ impl Slo {
     }
 
     async fn apply(&self, spec: Value) {
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": spec });
-        api.patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        support::apply_identity_provider(&self.client, &self.ns.name, "okta", &spec).await;
     }
 
     /// Waits until the served SP metadata satisfies `check` and the session keys exist.

@@ -81,30 +81,13 @@ impl Scim {
     }
 
     async fn apply_idp(&self, name: &str) {
-        let api: Api<sso_operator::api::IdentityProvider> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name },
-            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": support::cert_pem("idp", -3600, 365 * 86_400) }] } } });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        let spec = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": support::cert_pem("idp", -3600, 365 * 86_400) }] } });
+        support::apply_identity_provider(&self.client, &self.ns.name, name, &spec).await;
     }
 
     async fn apply_token(&self, name: &str, idp: &str) {
-        let api: Api<sso_operator::api::ScimToken> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": { "identityProviderRef": { "name": idp } } });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        let spec = json!({ "identityProviderRef": { "name": idp } });
+        support::apply_scim_token(&self.client, &self.ns.name, name, &spec).await;
     }
 
     /// The URLs in the IdentityProvider's status, once the controller has written them (the

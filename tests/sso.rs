@@ -90,10 +90,7 @@ impl Sso {
             client,
             ns,
             url,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: support::http_without_redirects(),
             idp_key,
             idp_cert,
         };
@@ -108,15 +105,7 @@ impl Sso {
         for (k, v) in spec.as_object().unwrap() {
             full[k] = v.clone();
         }
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": full });
-        api.patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        support::apply_identity_provider(&self.client, &self.ns.name, "okta", &full).await;
     }
 
     /// Waits until the server serves IdentityProvider `okta`: its metadata answers and the
@@ -242,15 +231,7 @@ impl Sso {
         for (k, v) in spec.as_object().unwrap() {
             full[k] = v.clone();
         }
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": full });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        support::apply_identity_provider(&self.client, &self.ns.name, name, &full).await;
         let metadata = format!("{}/saml/{}/{name}/metadata", self.url, self.ns.name);
         wait_for(Duration::from_secs(40), || async {
             (self.http.get(&metadata).send().await.ok()?.status() == StatusCode::OK).then_some(())
@@ -293,16 +274,13 @@ impl Sso {
     }
 
     async fn scim_token(&self) -> String {
-        let api: Api<sso_operator::api::ScimToken> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": "okta" }, "spec": { "identityProviderRef": { "name": "okta" } } });
-        api.patch(
+        support::apply_scim_token(
+            &self.client,
+            &self.ns.name,
             "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
+            &json!({ "identityProviderRef": { "name": "okta" } }),
         )
-        .await
-        .unwrap();
+        .await;
         let token = support::wait_for_token(&self.client, &self.ns.name, "okta-scim-token").await;
         // Accepted once the server has the recompiled configuration.
         let (http, url) = (self.http.clone(), self.scim("/Users"));

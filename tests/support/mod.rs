@@ -235,6 +235,52 @@ where
     }
 }
 
+/// Creates or changes IdentityProvider `name` in `namespace` with `spec` (server-side apply
+/// under the field manager `tests`, forced), as `kubectl apply --server-side` of a manifest does.
+pub async fn apply_identity_provider(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &serde_json::Value,
+) {
+    let obj = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": spec });
+    Api::<sso_operator::api::IdentityProvider>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply IdentityProvider {namespace}/{name}: {e}"));
+}
+
+/// Creates or changes ScimToken `name` in `namespace` with `spec`, like
+/// [`apply_identity_provider`].
+pub async fn apply_scim_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &serde_json::Value,
+) {
+    let obj = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": spec });
+    Api::<sso_operator::api::ScimToken>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply ScimToken {namespace}/{name}: {e}"));
+}
+
+/// An HTTP client that never follows redirects, so a test sees every `Location` it is sent.
+pub fn http_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build an HTTP client")
+}
+
 /// A real HTTPS server on 127.0.0.1 (Python's http.server with TLS) serving the files of a
 /// directory, with a certificate for 127.0.0.1 issued by a CA of its own.
 pub struct HttpsServer {
