@@ -453,314 +453,312 @@ async fn peer(
     })
 }
 
-/// The sections written to `system.json` and `system.md`.
-const SECTIONS: [&str; 5] = ["reconcile", "scale", "http", "scim", "peer"];
+/// Server-side apply as the benchmark's field manager.
+fn bench_apply() -> PatchParams {
+    PatchParams::apply("bench").force()
+}
 
-#[tokio::main]
-async fn main() {
-    let client = admin_client().await;
-    install_crds(&client).await;
-    let mut report = serde_json::Map::new();
-    let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
-    let pp = PatchParams::apply("bench").force();
-
-    // --- reconcile latency ---
-    if wanted("reconcile") {
-        let (ns, controller, idps, tokens) = controlled_namespace(&client, "bench-reconcile").await;
-        let mut latencies = Vec::new();
-        for i in 0..env_number("SSO_BENCH_RECONCILES", 30) {
-            let name = format!("lat-{i}");
-            let started = Instant::now();
-            idps.patch(
-                &name,
-                &pp,
-                &Patch::Apply(&idp_object(&name, &idp_cert, json!({}))),
-            )
-            .await
-            .unwrap();
-            tokens
-                .patch(&name, &pp, &Patch::Apply(&token_object(&name)))
-                .await
-                .unwrap();
-            let done = wait_for(Duration::from_secs(30), || async {
-                let a = serde_json::to_value(idps.get(&name).await.ok()?).ok()?;
-                let b = serde_json::to_value(tokens.get(&name).await.ok()?).ok()?;
-                (ready(&a) && ready(&b)).then_some(())
-            })
-            .await;
-            assert!(done.is_some(), "{name} never Ready");
-            latencies.push(started.elapsed());
-        }
-        latencies.sort();
-        report.insert(
-        "reconcile_apply_to_ready".into(),
-        json!({ "samples": latencies.len(), "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99) }),
-    );
-        remove_namespace(&client, ns).await;
-        drop(controller);
-    }
-
-    // --- scale: N of each from a cold controller start ---
-    if wanted("scale") {
-        let scale = env_number("SSO_BENCH_SCALE", 1000);
-        let ns_scale = TestNamespace::new(&client, "bench-scale").await;
-        let kubeconfig = controller_kubeconfig(&client, &ns_scale.name).await;
-        let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns_scale.name);
-        let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns_scale.name);
-        for i in 0..scale {
-            let name = format!("idp-{i:04}");
-            let idp: IdentityProvider =
-                serde_json::from_value(idp_object(&name, &idp_cert, json!({}))).unwrap();
-            idps.create(&PostParams::default(), &idp).await.unwrap();
-            let token: ScimToken = serde_json::from_value(token_object(&name)).unwrap();
-            tokens.create(&PostParams::default(), &token).await.unwrap();
-        }
+/// Apply → Ready latency of an IdentityProvider with a ScimToken, one pair after the other.
+async fn reconcile(client: &kube::Client, idp_cert: &str) -> Value {
+    let pp = bench_apply();
+    let (ns, controller, idps, tokens) = controlled_namespace(client, "bench-reconcile").await;
+    let mut latencies = Vec::new();
+    for i in 0..env_number("SSO_BENCH_RECONCILES", 30) {
+        let name = format!("lat-{i}");
         let started = Instant::now();
-        let controller = Operator::start(&kubeconfig, &ns_scale.name, &[]);
-        let all_ready = wait_for(Duration::from_secs(600), || async {
-            let a = idps.list(&Default::default()).await.ok()?;
-            let b = tokens.list(&Default::default()).await.ok()?;
-            let n = a
-                .items
-                .iter()
-                .filter(|o| ready(&serde_json::to_value(o).unwrap()))
-                .count()
-                + b.items
-                    .iter()
-                    .filter(|o| ready(&serde_json::to_value(o).unwrap()))
-                    .count();
-            (n == 2 * scale).then_some(())
-        })
-        .await;
-        let cold_start = started.elapsed();
-        let controller_rss = rss_mib(controller.pid());
-        report.insert(
-        "scale_cold_start".into(),
-        json!({ "identity_providers": scale, "scim_tokens": scale, "all_ready": all_ready.is_some(), "seconds": cold_start.as_secs_f64(), "controller_rss_mib": controller_rss }),
-    );
-        remove_namespace(&client, ns_scale).await;
-        drop(controller);
-    }
-
-    // --- server: ACS and forward-auth over HTTP ---
-    if wanted("http") {
-        let (ns, _controller, idps, _) = controlled_namespace(&client, "bench-http").await;
-        let database = support::sqlite_url("bench-http");
-        let (server, url) = Operator::start_server(
-            &server_kubeconfig(&client, &ns.name).await,
-            &ns.name,
-            &database,
-        );
         idps.patch(
-            "okta",
+            &name,
             &pp,
-            &Patch::Apply(&idp_object(
-                "okta",
-                &idp_cert,
-                json!({ "allowIdpInitiated": true, "users": { "provisioning": "justInTime" } }),
-            )),
-        )
-        .await
-        .unwrap();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let metadata = format!("{url}/saml/{}/okta/metadata", ns.name);
-        wait_for(Duration::from_secs(60), || async {
-            secrets.get_opt("sso-operator-session-keys").await.ok()??;
-            (http.get(&metadata).send().await.ok()?.status().as_u16() == 200).then_some(())
-        })
-        .await
-        .expect("served");
-        let idle_rss = rss_mib(server.pid());
-
-        // Pre-signed IdP-initiated responses, one per request (the replay cache refuses repeats).
-        let count = env_number("SSO_BENCH_ACS_RESPONSES", 16000);
-        let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
-        let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
-        let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        let bodies = signed_bodies(acs_specs(count, &key_pem, &idp_cert, &acs, &entity, "ours"));
-        let acs_url = format!("{url}/saml/{}/okta/acs", ns.name);
-        // Both cores (wrk shares them): 2 and 4 connections. Then one core for the server and the
-        // other for wrk (taskset), 2 connections.
-        let (first, rest) = bodies.split_at(bodies.len() * 5 / 16);
-        let (second, third) = rest.split_at(rest.len() * 6 / 11);
-        let acs_2 = wrk_acs(&acs_url, first, 2, None);
-        let acs_4 = wrk_acs(&acs_url, second, 4, None);
-        pin(server.pid(), "0");
-        let acs_one_core = wrk_acs(&acs_url, third, 2, Some("1"));
-        pin(server.pid(), "0-1");
-        report.insert(
-        "acs".into(),
-        json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4, "one_core_2_connections": acs_one_core }),
-    );
-
-        // A session cookie for forward-auth.
-        let sign_one = |i: usize| {
-            let mut spec = json!({
-                "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
-                "destination": acs, "audience": entity, "recipient": acs, "inResponseTo": null,
-                "nameId": "verify@example.com", "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
-                "attributes": { "groups": ["eng"] }, "sign": "assertion",
-                "notBefore": (Timestamp::now() - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "notOnOrAfter": (Timestamp::now() + SignedDuration::from_mins(5)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            });
-            spec["assertionId"] = json!(format!("_verify{i}{}", Timestamp::now().as_millisecond()));
-            spec["responseId"] = json!(format!("_rv{i}"));
-            support::signed_response(&spec)
-        };
-        let r = http
-            .post(&acs_url)
-            .form(&[("SAMLResponse", sign_one(0))])
-            .send()
-            .await
-            .unwrap();
-        let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name), true);
-        let session = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&cookie_name))
-            .and_then(|v| v.split(';').next())
-            .expect("a session")
-            .to_owned();
-        let verify_url = format!("{url}/auth/verify");
-        let header = format!("Cookie: {session}");
-        let verify = wrk(
-            &[
-                "-t2",
-                "-c32",
-                "-d5s",
-                "--latency",
-                "-H",
-                &header,
-                &verify_url,
-            ],
-            &[],
-        );
-        let loaded_rss = rss_mib(server.pid());
-        report.insert("auth_verify".into(), verify);
-        report.insert(
-            "server_rss_mib".into(),
-            json!({ "idle": idle_rss, "after_load": loaded_rss }),
-        );
-        remove_namespace(&client, ns).await;
-    }
-
-    // --- SCIM over HTTP: Okta's provisioning sequence, lookups among 100,000 users, paging ---
-    if wanted("scim") {
-        let (ns, controller, idps, tokens) = controlled_namespace(&client, "bench-scim").await;
-        idps.patch(
-            "okta",
-            &pp,
-            &Patch::Apply(&idp_object("okta", &idp_cert, json!({}))),
+            &Patch::Apply(&idp_object(&name, idp_cert, json!({}))),
         )
         .await
         .unwrap();
         tokens
-            .patch("okta", &pp, &Patch::Apply(&token_object("okta")))
+            .patch(&name, &pp, &Patch::Apply(&token_object(&name)))
             .await
             .unwrap();
-        let token = support::wait_for_token(&client, &ns.name, "okta-scim-token").await;
-        let users = env_number("SSO_BENCH_USERS", 100_000);
-        let mut backends = vec![("sqlite", support::sqlite_url("bench-scim"))];
-        if let Ok(url) = std::env::var("SSO_BENCH_POSTGRES_URL") {
-            backends.push(("postgresql", url));
-        }
-        let mut results = Vec::new();
-        for (backend, database) in backends {
-            let (server, url) = Operator::start_server(
-                &server_kubeconfig(&client, &ns.name).await,
-                &ns.name,
-                &database,
-            );
-            let prefix = format!("/scim/v2/{}/okta", ns.name);
-            let http = reqwest::Client::new();
-            let served = wait_for(Duration::from_secs(60), || async {
-                let r = http
-                    .get(format!("{url}{prefix}/ServiceProviderConfig"))
+        let done = wait_for(Duration::from_secs(30), || async {
+            let a = serde_json::to_value(idps.get(&name).await.ok()?).ok()?;
+            let b = serde_json::to_value(tokens.get(&name).await.ok()?).ok()?;
+            (ready(&a) && ready(&b)).then_some(())
+        })
+        .await;
+        assert!(done.is_some(), "{name} never Ready");
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let result = json!({ "samples": latencies.len(), "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99) });
+    remove_namespace(client, ns).await;
+    drop(controller);
+    result
+}
+
+/// N IdentityProviders and N ScimTokens from a cold controller start to all Ready, and the
+/// controller's resident memory then.
+async fn scale(client: &kube::Client, idp_cert: &str) -> Value {
+    let scale = env_number("SSO_BENCH_SCALE", 1000);
+    let ns_scale = TestNamespace::new(client, "bench-scale").await;
+    let kubeconfig = controller_kubeconfig(client, &ns_scale.name).await;
+    let idps: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns_scale.name);
+    let tokens: Api<ScimToken> = Api::namespaced(client.clone(), &ns_scale.name);
+    for i in 0..scale {
+        let name = format!("idp-{i:04}");
+        let idp: IdentityProvider =
+            serde_json::from_value(idp_object(&name, idp_cert, json!({}))).unwrap();
+        idps.create(&PostParams::default(), &idp).await.unwrap();
+        let token: ScimToken = serde_json::from_value(token_object(&name)).unwrap();
+        tokens.create(&PostParams::default(), &token).await.unwrap();
+    }
+    let started = Instant::now();
+    let controller = Operator::start(&kubeconfig, &ns_scale.name, &[]);
+    let all_ready = wait_for(Duration::from_secs(600), || async {
+        let a = idps.list(&Default::default()).await.ok()?;
+        let b = tokens.list(&Default::default()).await.ok()?;
+        let n = a
+            .items
+            .iter()
+            .filter(|o| ready(&serde_json::to_value(o).unwrap()))
+            .count()
+            + b.items
+                .iter()
+                .filter(|o| ready(&serde_json::to_value(o).unwrap()))
+                .count();
+        (n == 2 * scale).then_some(())
+    })
+    .await;
+    let cold_start = started.elapsed();
+    let controller_rss = rss_mib(controller.pid());
+    let result = json!({ "identity_providers": scale, "scim_tokens": scale, "all_ready": all_ready.is_some(), "seconds": cold_start.as_secs_f64(), "controller_rss_mib": controller_rss });
+    remove_namespace(client, ns_scale).await;
+    drop(controller);
+    result
+}
+
+/// ACS and forward-auth over HTTP under wrk, and the server's resident memory idle and after
+/// the load: entries `acs`, `auth_verify` and `server_rss_mib`.
+async fn http(
+    client: &kube::Client,
+    idp_key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    idp_cert: &str,
+) -> serde_json::Map<String, Value> {
+    let pp = bench_apply();
+    let (ns, _controller, idps, _) = controlled_namespace(client, "bench-http").await;
+    let database = support::sqlite_url("bench-http");
+    let (server, url) = Operator::start_server(
+        &server_kubeconfig(client, &ns.name).await,
+        &ns.name,
+        &database,
+    );
+    idps.patch(
+        "okta",
+        &pp,
+        &Patch::Apply(&idp_object(
+            "okta",
+            idp_cert,
+            json!({ "allowIdpInitiated": true, "users": { "provisioning": "justInTime" } }),
+        )),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata = format!("{url}/saml/{}/okta/metadata", ns.name);
+    wait_for(Duration::from_secs(60), || async {
+        secrets.get_opt("sso-operator-session-keys").await.ok()??;
+        (http.get(&metadata).send().await.ok()?.status().as_u16() == 200).then_some(())
+    })
+    .await
+    .expect("served");
+    let idle_rss = rss_mib(server.pid());
+
+    // Pre-signed IdP-initiated responses, one per request (the replay cache refuses repeats).
+    let count = env_number("SSO_BENCH_ACS_RESPONSES", 16000);
+    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
+    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
+    let key_pem = String::from_utf8(idp_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let bodies = signed_bodies(acs_specs(count, &key_pem, idp_cert, &acs, &entity, "ours"));
+    let acs_url = format!("{url}/saml/{}/okta/acs", ns.name);
+    // Both cores (wrk shares them): 2 and 4 connections. Then one core for the server and the
+    // other for wrk (taskset), 2 connections.
+    let (first, rest) = bodies.split_at(bodies.len() * 5 / 16);
+    let (second, third) = rest.split_at(rest.len() * 6 / 11);
+    let acs_2 = wrk_acs(&acs_url, first, 2, None);
+    let acs_4 = wrk_acs(&acs_url, second, 4, None);
+    pin(server.pid(), "0");
+    let acs_one_core = wrk_acs(&acs_url, third, 2, Some("1"));
+    pin(server.pid(), "0-1");
+    let acs = json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4, "one_core_2_connections": acs_one_core });
+
+    // A session cookie for forward-auth.
+    let sign_one = |i: usize| {
+        let mut spec = json!({
+            "keyPem": key_pem, "certPem": idp_cert, "issuer": "http://www.okta.com/exk1",
+            "destination": acs, "audience": entity, "recipient": acs, "inResponseTo": null,
+            "nameId": "verify@example.com", "nameIdFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            "attributes": { "groups": ["eng"] }, "sign": "assertion",
+            "notBefore": (Timestamp::now() - SignedDuration::from_secs(30)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "notOnOrAfter": (Timestamp::now() + SignedDuration::from_mins(5)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        spec["assertionId"] = json!(format!("_verify{i}{}", Timestamp::now().as_millisecond()));
+        spec["responseId"] = json!(format!("_rv{i}"));
+        support::signed_response(&spec)
+    };
+    let r = http
+        .post(&acs_url)
+        .form(&[("SAMLResponse", sign_one(0))])
+        .send()
+        .await
+        .unwrap();
+    let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name), true);
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&cookie_name))
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_owned();
+    let verify_url = format!("{url}/auth/verify");
+    let header = format!("Cookie: {session}");
+    let verify = wrk(
+        &[
+            "-t2",
+            "-c32",
+            "-d5s",
+            "--latency",
+            "-H",
+            &header,
+            &verify_url,
+        ],
+        &[],
+    );
+    let loaded_rss = rss_mib(server.pid());
+    let server_rss = json!({ "idle": idle_rss, "after_load": loaded_rss });
+    remove_namespace(client, ns).await;
+    serde_json::Map::from_iter([
+        ("acs".to_owned(), acs),
+        ("auth_verify".to_owned(), verify),
+        ("server_rss_mib".to_owned(), server_rss),
+    ])
+}
+
+/// SCIM over HTTP on SQLite (and PostgreSQL at `SSO_BENCH_POSTGRES_URL`): Okta's provisioning
+/// sequence, lookups among 100,000 users, paging through all of them.
+async fn scim(client: &kube::Client, idp_cert: &str) -> Value {
+    let pp = bench_apply();
+    let (ns, controller, idps, tokens) = controlled_namespace(client, "bench-scim").await;
+    idps.patch(
+        "okta",
+        &pp,
+        &Patch::Apply(&idp_object("okta", idp_cert, json!({}))),
+    )
+    .await
+    .unwrap();
+    tokens
+        .patch("okta", &pp, &Patch::Apply(&token_object("okta")))
+        .await
+        .unwrap();
+    let token = support::wait_for_token(client, &ns.name, "okta-scim-token").await;
+    let users = env_number("SSO_BENCH_USERS", 100_000);
+    let mut backends = vec![("sqlite", support::sqlite_url("bench-scim"))];
+    if let Ok(url) = std::env::var("SSO_BENCH_POSTGRES_URL") {
+        backends.push(("postgresql", url));
+    }
+    let mut results = Vec::new();
+    for (backend, database) in backends {
+        let (server, url) = Operator::start_server(
+            &server_kubeconfig(client, &ns.name).await,
+            &ns.name,
+            &database,
+        );
+        let prefix = format!("/scim/v2/{}/okta", ns.name);
+        let http = reqwest::Client::new();
+        let served = wait_for(Duration::from_secs(60), || async {
+            let r = http
+                .get(format!("{url}{prefix}/ServiceProviderConfig"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            (r.status().as_u16() == 200).then_some(())
+        })
+        .await;
+        assert!(served.is_some(), "the SCIM endpoint was never served");
+        let tenant = format!("{}/okta", ns.name);
+        let store = sso_operator::store::Store::connect(&database)
+            .await
+            .expect("store");
+        let loaded = Instant::now();
+        load_users(&store, &tenant, users).await;
+        let load_seconds = loaded.elapsed().as_secs_f64();
+        let auth = format!("Authorization: Bearer {token}");
+        let script = |name: &str| support::repo_root().join(name).display().to_string();
+        let users_text = users.to_string();
+        let lookups = wrk(
+            &[
+                "-t2",
+                "-c8",
+                "-d5s",
+                "--latency",
+                "-s",
+                &script("benches/lookup.lua"),
+                "-H",
+                &auth,
+                &url,
+            ],
+            &[
+                ("SSO_BENCH_SCIM_PREFIX", &prefix),
+                ("SSO_BENCH_USERS", &users_text),
+            ],
+        );
+        let sequence = wrk(
+            &[
+                "-t2",
+                "-c2",
+                "-d5s",
+                "--latency",
+                "-s",
+                &script("benches/scim.lua"),
+                "-H",
+                &auth,
+                &url,
+            ],
+            &[
+                ("SSO_BENCH_SCIM_PREFIX", &prefix),
+                ("SSO_BENCH_RUN", backend),
+            ],
+        );
+        // Every user, 200 a page (the server's maximum), one request after the other.
+        let paged = Instant::now();
+        let (mut seen, mut start, mut total) = (0u64, 1u64, u64::MAX);
+        while start <= total {
+            let page: Value = serde_json::from_slice(
+                &http
+                    .get(format!("{url}{prefix}/Users?startIndex={start}&count=200"))
                     .bearer_auth(&token)
                     .send()
                     .await
-                    .ok()?;
-                (r.status().as_u16() == 200).then_some(())
-            })
-            .await;
-            assert!(served.is_some(), "the SCIM endpoint was never served");
-            let tenant = format!("{}/okta", ns.name);
-            let store = sso_operator::store::Store::connect(&database)
-                .await
-                .expect("store");
-            let loaded = Instant::now();
-            load_users(&store, &tenant, users).await;
-            let load_seconds = loaded.elapsed().as_secs_f64();
-            let auth = format!("Authorization: Bearer {token}");
-            let script = |name: &str| support::repo_root().join(name).display().to_string();
-            let users_text = users.to_string();
-            let lookups = wrk(
-                &[
-                    "-t2",
-                    "-c8",
-                    "-d5s",
-                    "--latency",
-                    "-s",
-                    &script("benches/lookup.lua"),
-                    "-H",
-                    &auth,
-                    &url,
-                ],
-                &[
-                    ("SSO_BENCH_SCIM_PREFIX", &prefix),
-                    ("SSO_BENCH_USERS", &users_text),
-                ],
-            );
-            let sequence = wrk(
-                &[
-                    "-t2",
-                    "-c2",
-                    "-d5s",
-                    "--latency",
-                    "-s",
-                    &script("benches/scim.lua"),
-                    "-H",
-                    &auth,
-                    &url,
-                ],
-                &[
-                    ("SSO_BENCH_SCIM_PREFIX", &prefix),
-                    ("SSO_BENCH_RUN", backend),
-                ],
-            );
-            // Every user, 200 a page (the server's maximum), one request after the other.
-            let paged = Instant::now();
-            let (mut seen, mut start, mut total) = (0u64, 1u64, u64::MAX);
-            while start <= total {
-                let page: Value = serde_json::from_slice(
-                    &http
-                        .get(format!("{url}{prefix}/Users?startIndex={start}&count=200"))
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap(),
-                )
-                .unwrap();
-                total = page["totalResults"].as_u64().unwrap();
-                let n = page["Resources"].as_array().map_or(0, Vec::len) as u64;
-                assert!(n > 0, "an empty page before the end");
-                seen += n;
-                start += n;
-            }
-            let paging_seconds = paged.elapsed().as_secs_f64();
-            let rss = rss_mib(server.pid());
-            store.delete_tenant(&tenant).await.expect("clean up");
-            drop(server);
-            results.push(json!({
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            total = page["totalResults"].as_u64().unwrap();
+            let n = page["Resources"].as_array().map_or(0, Vec::len) as u64;
+            assert!(n > 0, "an empty page before the end");
+            seen += n;
+            start += n;
+        }
+        let paging_seconds = paged.elapsed().as_secs_f64();
+        let rss = rss_mib(server.pid());
+        store.delete_tenant(&tenant).await.expect("clean up");
+        drop(server);
+        results.push(json!({
                 "backend": backend, "users": users, "load_seconds": load_seconds,
                 "username_eq_lookups": lookups,
                 "okta_sequence": sequence,
@@ -768,32 +766,14 @@ async fn main() {
                 "paginate_all": { "users_seen": seen, "pages": seen.div_ceil(200), "seconds": paging_seconds },
                 "server_rss_mib": rss,
             }));
-        }
-        report.insert("scim".into(), Value::Array(results));
-        remove_namespace(&client, ns).await;
-        drop(controller);
     }
+    remove_namespace(client, ns).await;
+    drop(controller);
+    Value::Array(results)
+}
 
-    // --- the peer: SAML Jackson (npm @boxyhq/saml-jackson), same workloads, same wrk ---
-    if wanted("peer") {
-        report.insert(
-            "peer".into(),
-            peer(&idp_key, &idp_cert, report.get("acs"), report.get("scim")).await,
-        );
-    }
-
-    // Leader takeover and outage recovery: results of their own, so that running this
-    // section alone leaves the other sections' results as they are.
-    if wanted("takeover") {
-        let results = takeover::run(&client, &idp_cert).await;
-        write_results("takeover", "system", &results, &takeover::table(&results));
-    }
-    if !SECTIONS.iter().any(|s| wanted(s)) {
-        return;
-    }
-
-    let report = Value::Object(report);
-    let r = &report;
+/// The Markdown table of `system.md`: each workload with its result and target.
+fn table(r: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let mut md = format!(
         "| workload | result | target |\n| --- | --- | --- |\n\
@@ -868,5 +848,46 @@ async fn main() {
             ));
         }
     }
-    write_results("system", "system", &report, &md);
+    md
+}
+
+/// The sections written to `system.json` and `system.md`.
+const SECTIONS: [&str; 5] = ["reconcile", "scale", "http", "scim", "peer"];
+
+#[tokio::main]
+async fn main() {
+    let client = admin_client().await;
+    install_crds(&client).await;
+    let mut report = serde_json::Map::new();
+    let (idp_key, idp_cert) = support::self_signed("idp", -3600, 365 * 86_400);
+    if wanted("reconcile") {
+        let result = reconcile(&client, &idp_cert).await;
+        report.insert("reconcile_apply_to_ready".into(), result);
+    }
+    if wanted("scale") {
+        let result = scale(&client, &idp_cert).await;
+        report.insert("scale_cold_start".into(), result);
+    }
+    if wanted("http") {
+        report.extend(http(&client, &idp_key, &idp_cert).await);
+    }
+    if wanted("scim") {
+        let result = scim(&client, &idp_cert).await;
+        report.insert("scim".into(), result);
+    }
+    if wanted("peer") {
+        let result = peer(&idp_key, &idp_cert, report.get("acs"), report.get("scim")).await;
+        report.insert("peer".into(), result);
+    }
+    // Leader takeover and outage recovery: results of their own, so that running this
+    // section alone leaves the other sections' results as they are.
+    if wanted("takeover") {
+        let results = takeover::run(&client, &idp_cert).await;
+        write_results("takeover", "system", &results, &takeover::table(&results));
+    }
+    if !SECTIONS.iter().any(|s| wanted(s)) {
+        return;
+    }
+    let report = Value::Object(report);
+    write_results("system", "system", &report, &table(&report));
 }

@@ -142,65 +142,92 @@ fn column<'a>(columns: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no column {name:?} in {columns:#?}"))
 }
 
-#[tokio::test]
-async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
-    let (client, ns) = setup("examples").await;
-    let root = support::repo_root().join("examples");
-    let mut files = Vec::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    assert!(
-        files.len() >= 3,
-        "expected example manifests under {}",
-        root.display()
-    );
-    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
-    let mut applied = 0;
-    let mut idps = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", file.display()));
-        for doc in docs.into_iter().filter(|d| !d.is_null()) {
-            // Applied as they are, names included (the examples' names are distinct).
-            let mut obj: DynamicObject = serde_json::from_value(doc)
-                .unwrap_or_else(|e| panic!("{} holds a malformed object: {e}", file.display()));
-            let types = obj.types.clone().expect("apiVersion and kind");
-            let gvk = GroupVersionKind::try_from(&types).unwrap();
-            let (resource, _) = discovery.resolve_gvk(&gvk).expect("kind is served");
-            let name = obj.name_any();
-            obj.metadata.namespace = Some(ns.name.clone());
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &resource);
-            api.create(&PostParams::default(), &obj)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("{}: {} {name} was rejected: {e}", file.display(), gvk.kind)
-                });
-            if gvk.kind == "IdentityProvider" {
-                idps.push((file.clone(), name));
-            }
-            applied += 1;
-        }
-    }
-    assert!(applied >= 6, "applied only {applied} objects");
+/// Every example manifest applied as it is, names included, in a namespace of its own, under
+/// the real controller.
+struct Examples {
+    client: Client,
+    ns: TestNamespace,
+    controller: support::operator::Operator,
+    /// The IdentityProviders applied: the file each came from and its name.
+    idps: Vec<(std::path::PathBuf, String)>,
+}
 
-    // Under the real controller, none turns Ready: each says which placeholders to fill in.
-    let kubeconfig = support::operator::controller_kubeconfig(&client, &ns.name).await;
-    let op = support::operator::Operator::start(&kubeconfig, &ns.name, &[]);
-    let api: Api<IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    for (file, name) in &idps {
-        let ready = wait_for(Duration::from_secs(60), || {
-            let api = api.clone();
+impl Examples {
+    async fn apply() -> Self {
+        let (client, ns) = setup("examples").await;
+        let root = support::repo_root().join("examples");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        assert!(
+            files.len() >= 3,
+            "expected example manifests under {}",
+            root.display()
+        );
+        let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+        let mut applied = 0;
+        let mut idps = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", file.display()));
+            for doc in docs.into_iter().filter(|d| !d.is_null()) {
+                // Applied as they are, names included (the examples' names are distinct).
+                let mut obj: DynamicObject = serde_json::from_value(doc)
+                    .unwrap_or_else(|e| panic!("{} holds a malformed object: {e}", file.display()));
+                let types = obj.types.clone().expect("apiVersion and kind");
+                let gvk = GroupVersionKind::try_from(&types).unwrap();
+                let (resource, _) = discovery.resolve_gvk(&gvk).expect("kind is served");
+                let name = obj.name_any();
+                obj.metadata.namespace = Some(ns.name.clone());
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), &ns.name, &resource);
+                api.create(&PostParams::default(), &obj)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{}: {} {name} was rejected: {e}", file.display(), gvk.kind)
+                    });
+                if gvk.kind == "IdentityProvider" {
+                    idps.push((file.clone(), name));
+                }
+                applied += 1;
+            }
+        }
+        assert!(applied >= 6, "applied only {applied} objects");
+
+        let kubeconfig = support::operator::controller_kubeconfig(&client, &ns.name).await;
+        let controller = support::operator::Operator::start(&kubeconfig, &ns.name, &[]);
+        Self {
+            client,
+            ns,
+            controller,
+            idps,
+        }
+    }
+
+    fn identity_providers(&self) -> Api<IdentityProvider> {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    /// The Ready condition of IdentityProvider `name` (from `file`) once the controller has
+    /// assessed its current generation.
+    async fn ready(
+        &self,
+        file: &std::path::Path,
+        name: &str,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        wait_for(Duration::from_secs(60), || {
+            let api = self.identity_providers();
             async move {
                 let idp = api.get(name).await.ok()?;
                 let status = idp.status?;
@@ -214,9 +241,30 @@ async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
             panic!(
                 "{}: no Ready condition; operator log:\n{}",
                 file.display(),
-                op.log_text()
+                self.controller.log_text()
             )
-        });
+        })
+    }
+
+    /// The Ready message of IdentityProvider `okta` (examples/okta).
+    async fn okta_ready_message(&self) -> String {
+        let file = self
+            .idps
+            .iter()
+            .find(|(_, name)| name == "okta")
+            .map(|(file, _)| file.clone())
+            .expect("an example IdentityProvider named okta");
+        self.ready(&file, "okta").await.message
+    }
+}
+
+#[tokio::test]
+async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
+    // Under the real controller, none turns Ready: each says which placeholders to fill in.
+    let examples = Examples::apply().await;
+    let api = examples.identity_providers();
+    for (file, name) in &examples.idps {
+        let ready = examples.ready(file, name).await;
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "Placeholder"),
@@ -243,7 +291,14 @@ async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
     ] {
         assert!(message.contains(console), "{console:?} in {message}");
     }
+}
 
+#[tokio::test]
+async fn kubectl_get_idp_wide_shows_the_earliest_certificate_expiry_and_the_ready_message() {
+    let examples = Examples::apply().await;
+    let (client, ns) = (examples.client.clone(), &examples.ns);
+    let message = &examples.okta_ready_message().await;
+    let okta = examples.identity_providers().get("okta").await.unwrap();
     // `kubectl get idp -o wide`: the earliest certificate expiry and the Ready message.
     let status = okta.status.clone().unwrap();
     let not_after = status
@@ -272,7 +327,12 @@ async fn every_example_is_accepted_and_stays_not_ready_on_its_placeholders() {
     );
     assert_eq!(rows["okta"]["Message"], json!(message));
     assert_eq!(rows["okta"]["Reason"], "Placeholder");
+}
 
+#[tokio::test]
+async fn kubectl_get_scimtokens_shows_a_short_name_the_expiry_as_a_time_and_the_message() {
+    let examples = Examples::apply().await;
+    let (client, ns, op) = (examples.client.clone(), &examples.ns, &examples.controller);
     // ScimTokens: a short name, the expiry as a time (a `date` column would print a future
     // time as `<invalid>`), and the Ready message.
     let groups = client

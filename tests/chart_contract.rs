@@ -298,9 +298,14 @@ fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
+/// The objects the chart renders with the conventional values (`CONVENTIONS`).
+fn conventional_objects() -> Vec<Value> {
+    support::chart::template_values(CONVENTIONS, &[]).unwrap()
+}
+
 #[test]
-fn the_conventional_chart_values_reach_the_objects() {
-    let docs = support::chart::template_values(CONVENTIONS, &[]).unwrap();
+fn the_conventional_values_set_the_image_by_digest_and_the_names_of_every_object() {
+    let docs = conventional_objects();
     let image = "ghcr.io/sso-operator/sso-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let controller = named(&docs, "Deployment", "corp-sso-controller");
     let server = named(&docs, "Deployment", "corp-sso-server");
@@ -325,7 +330,12 @@ fn the_conventional_chart_values_reach_the_objects() {
         controller["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
         "corp"
     );
+}
 
+#[test]
+fn the_controller_gets_its_service_account_pod_options_and_ca_volume_from_the_values() {
+    let docs = conventional_objects();
+    let controller = named(&docs, "Deployment", "corp-sso-controller");
     // Controller: its own ServiceAccount with annotations, every pod option, the CA volume for
     // --metadata-ca-file.
     assert_eq!(controller["spec"]["revisionHistoryLimit"], 3);
@@ -388,7 +398,12 @@ fn the_conventional_chart_values_reach_the_objects() {
         c["envFrom"],
         serde_json::json!([{ "configMapRef": { "name": "proxy-settings" } }])
     );
+}
 
+#[test]
+fn the_server_runs_as_a_service_account_made_beforehand_and_keeps_its_own_volumes() {
+    let docs = conventional_objects();
+    let server = named(&docs, "Deployment", "corp-sso-server");
     // Server: a ServiceAccount made beforehand, without a token, and the chart binds its roles
     // to it; its own volumes stay.
     assert_eq!(server["spec"]["revisionHistoryLimit"], 0);
@@ -449,7 +464,11 @@ fn the_conventional_chart_values_reach_the_objects() {
         c["securityContext"],
         serde_json::json!({ "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } })
     );
+}
 
+#[test]
+fn the_service_monitor_in_prometheus_namespace_scrapes_the_releases_services() {
+    let docs = conventional_objects();
     // The ServiceMonitor, in Prometheus's namespace, scrapes the release's Services.
     let monitor = named(&docs, "ServiceMonitor", "corp-sso");
     assert_eq!(monitor["metadata"]["namespace"], "monitoring");
@@ -476,7 +495,10 @@ fn the_conventional_chart_values_reach_the_objects() {
         scraped, 2,
         "the controller's and the server's metrics Services"
     );
+}
 
+#[test]
+fn the_schema_refuses_values_that_would_render_a_broken_reference_or_name() {
     // The schema refuses what would render a broken reference or name.
     for (set, key) in [
         ("image.digest=latest", "digest"),

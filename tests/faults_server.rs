@@ -8,7 +8,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::operator::{Operator, controller_kubeconfig, free_port, server_kubeconfig};
@@ -168,26 +167,10 @@ impl Answer {
 
 async fn apply_idp_and_token(client: &Client, namespace: &str) {
     let pem = support::cert_pem("idp", -3600, 365 * 86_400);
-    let idp = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
-        "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } } });
-    Api::<sso_operator::api::IdentityProvider>::namespaced(client.clone(), namespace)
-        .patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&idp),
-        )
-        .await
-        .expect("apply IdentityProvider");
-    let token = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": "okta" },
-        "spec": { "identityProviderRef": { "name": "okta" } } });
-    Api::<sso_operator::api::ScimToken>::namespaced(client.clone(), namespace)
-        .patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&token),
-        )
-        .await
-        .expect("apply ScimToken");
+    let idp = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } });
+    support::apply_identity_provider(client, namespace, "okta", &idp).await;
+    let token = json!({ "identityProviderRef": { "name": "okta" } });
+    support::apply_scim_token(client, namespace, "okta", &token).await;
 }
 
 // ---- PostgreSQL stopped and started under a running server ----

@@ -188,44 +188,225 @@ fn health(object: &Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[tokio::test]
-async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
-    let admin = admin_client().await;
-    install_crds(&admin).await;
-    let release_ns = TestNamespace::new(&admin, "helm").await;
-    let apps_ns = TestNamespace::new(&admin, "helm-apps").await;
-    let release = format!("sso-{}", &release_ns.name[release_ns.name.len() - 6..]);
-    // The chart creates the configuration namespace; deleted with the test's namespaces.
-    let config_ns = TestNamespace {
-        name: format!("{}-config", release_ns.name),
-    };
-    let chart = chart();
-    let watch = format!("controller.watchNamespace={}", apps_ns.name);
-    let url = format!("externalUrl={EXTERNAL_URL}");
-    let (ok, out, err) = helm(&[
-        "install",
-        &release,
-        &chart,
-        "--namespace",
-        &release_ns.name,
-        "--skip-crds",
-        "--set",
-        &url,
-        "--set",
-        &watch,
-    ]);
-    assert!(ok, "helm install: {out}{err}");
+/// A release of the chart installed with Helm, namespace-scoped (it watches `apps_ns`; the
+/// chart creates `config_ns`), and clients acting as its two ServiceAccounts.
+struct Release {
+    admin: Client,
+    release: String,
+    release_ns: TestNamespace,
+    apps_ns: TestNamespace,
+    config_ns: TestNamespace,
+    controller_sa: String,
+    server_sa: String,
+    controller_client: Client,
+    server_client: Client,
+}
 
-    // The chart's ServiceAccounts, with exactly the chart's RBAC.
-    let sa = |role: &str| format!("{release}-sso-operator-{role}");
-    let controller_sa = sa("controller");
-    let server_sa = sa("server");
-    let controller_client =
-        support::service_account_client(&admin, &release_ns.name, &controller_sa).await;
-    let server_client = support::service_account_client(&admin, &release_ns.name, &server_sa).await;
+impl Release {
+    async fn install() -> Self {
+        let admin = admin_client().await;
+        install_crds(&admin).await;
+        let release_ns = TestNamespace::new(&admin, "helm").await;
+        let apps_ns = TestNamespace::new(&admin, "helm-apps").await;
+        let release = format!("sso-{}", &release_ns.name[release_ns.name.len() - 6..]);
+        // The chart creates the configuration namespace; deleted with the test's namespaces.
+        let config_ns = TestNamespace {
+            name: format!("{}-config", release_ns.name),
+        };
+        let chart = chart();
+        let watch = format!("controller.watchNamespace={}", apps_ns.name);
+        let url = format!("externalUrl={EXTERNAL_URL}");
+        let (ok, out, err) = helm(&[
+            "install",
+            &release,
+            &chart,
+            "--namespace",
+            &release_ns.name,
+            "--skip-crds",
+            "--set",
+            &url,
+            "--set",
+            &watch,
+        ]);
+        assert!(ok, "helm install: {out}{err}");
+
+        // The chart's ServiceAccounts, with exactly the chart's RBAC.
+        let sa = |role: &str| format!("{release}-sso-operator-{role}");
+        let controller_sa = sa("controller");
+        let server_sa = sa("server");
+        let controller_client =
+            support::service_account_client(&admin, &release_ns.name, &controller_sa).await;
+        let server_client =
+            support::service_account_client(&admin, &release_ns.name, &server_sa).await;
+        Self {
+            admin,
+            release,
+            release_ns,
+            apps_ns,
+            config_ns,
+            controller_sa,
+            server_sa,
+            controller_client,
+            server_client,
+        }
+    }
+
+    /// Runs both roles as the chart's ServiceAccounts: the controller, the server and the
+    /// server's address.
+    async fn run(&self) -> (Operator, Operator, String) {
+        let Self {
+            admin,
+            release_ns,
+            apps_ns,
+            config_ns,
+            controller_sa,
+            server_sa,
+            ..
+        } = self;
+        // Run both roles as those ServiceAccounts.
+        let controller_token =
+            support::service_account_token(admin, &release_ns.name, controller_sa).await;
+        let controller_kubeconfig =
+            write_kubeconfig(&release_ns.name, controller_sa, &controller_token);
+        let controller = Operator::spawn(
+            &controller_kubeconfig,
+            &release_ns.name,
+            &[
+                "controller",
+                "--external-url",
+                EXTERNAL_URL,
+                "--operator-namespace",
+                &release_ns.name,
+                "--config-namespace",
+                &config_ns.name,
+                "--watch-namespace",
+                &apps_ns.name,
+            ],
+        );
+        let server_token = support::service_account_token(admin, &release_ns.name, server_sa).await;
+        let server_kubeconfig = write_kubeconfig(&release_ns.name, server_sa, &server_token);
+        let listen = format!("127.0.0.1:{}", free_port());
+        let database = support::sqlite_url("helm");
+        let server = Operator::spawn(
+            &server_kubeconfig,
+            &release_ns.name,
+            &[
+                "server",
+                "--operator-namespace",
+                &release_ns.name,
+                "--config-namespace",
+                &config_ns.name,
+                "--listen",
+                &listen,
+                "--database-url",
+                &database,
+            ],
+        );
+
+        (controller, server, listen)
+    }
+
+    /// Applies every example, its placeholders filled in as its comments say, and waits until
+    /// the controller has reconciled each: those with explicit certificates to Ready; those
+    /// that name a public metadata URL (unreachable from here) to a condition that says so.
+    /// Returns IdentityProvider and ScimToken `okta`, both Ready.
+    async fn reconcile_examples(&self, _controller: &Operator) -> (Value, Value) {
+        let Self { admin, apps_ns, .. } = self;
+        let discovery = kube::Discovery::new(admin.clone()).run().await.unwrap();
+        let mut explicit = Vec::new();
+        let mut all = Vec::new();
+        let mut providers: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        providers.sort();
+        for dir in providers {
+            for file in ["identityprovider.yaml", "scimtoken.yaml"] {
+                let text = std::fs::read_to_string(dir.join(file)).unwrap();
+                let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+                for doc in docs.into_iter().filter(|d| d.is_object()).map(filled_in) {
+                    let obj: kube::api::DynamicObject =
+                        serde_json::from_value(doc.clone()).unwrap();
+                    let types = obj.types.clone().unwrap();
+                    let gvk = kube::api::GroupVersionKind::try_from(&types).unwrap();
+                    let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
+                    let api: Api<kube::api::DynamicObject> =
+                        Api::namespaced_with(admin.clone(), &apps_ns.name, &resource);
+                    let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
+                    api.patch(
+                        &name,
+                        &PatchParams::apply("tests").force(),
+                        &Patch::Apply(&doc),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                    if doc["kind"] == "IdentityProvider" {
+                        all.push(name.clone());
+                        if doc["spec"]["idp"].get("metadataUrl").is_none() {
+                            explicit.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            explicit.contains(&"okta".to_owned()) && explicit.len() >= 4,
+            "{explicit:?}"
+        );
+        let idps: Api<IdentityProvider> = Api::namespaced(admin.clone(), &apps_ns.name);
+        let tokens: Api<ScimToken> = Api::namespaced(admin.clone(), &apps_ns.name);
+        let ready_condition = |v: &Value| {
+            v["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+        };
+        let ready = |v: &Value| ready_condition(v).is_some_and(|c| c["status"] == "True");
+        let reconciled = wait_for(Duration::from_secs(60), || async {
+            for name in &all {
+                let idp = serde_json::to_value(idps.get(name).await.ok()?).ok()?;
+                let condition = ready_condition(&idp)?;
+                if explicit.contains(name) {
+                    ready(&idp).then_some(())?;
+                } else {
+                    (condition["reason"] != "Ready").then_some(())?;
+                }
+                let token = serde_json::to_value(tokens.get(name).await.ok()?).ok()?;
+                ready_condition(&token)?;
+            }
+            Some(())
+        })
+        .await;
+        assert!(
+            reconciled.is_some(),
+            "not every example was reconciled\ncontroller log:\n{}",
+            _controller.log_text()
+        );
+        let idp = serde_json::to_value(idps.get("okta").await.unwrap()).unwrap();
+        let token = serde_json::to_value(tokens.get("okta").await.unwrap()).unwrap();
+        assert!(ready(&idp) && ready(&token));
+
+        (idp, token)
+    }
+
+    fn uninstall(&self) {
+        let (ok, out, err) = helm(&[
+            "uninstall",
+            &self.release,
+            "--namespace",
+            &self.release_ns.name,
+        ]);
+        assert!(ok, "helm uninstall: {out}{err}");
+    }
+}
+
+#[tokio::test]
+async fn helm_install_grants_the_controller_and_the_server_exactly_the_charts_rbac() {
+    let r = Release::install().await;
+    let (controller_client, server_client) = (&r.controller_client, &r.server_client);
+    let (apps_ns, release_ns, config_ns) = (&r.apps_ns, &r.release_ns, &r.config_ns);
     assert!(
         access(
-            &controller_client,
+            controller_client,
             "watch",
             "identityproviders",
             Some(&apps_ns.name),
@@ -235,7 +416,7 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     );
     assert!(
         !access(
-            &controller_client,
+            controller_client,
             "watch",
             "identityproviders",
             Some("default"),
@@ -249,15 +430,15 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     for verb in ["get", "list", "watch"] {
         for ns in [&release_ns.name, &apps_ns.name] {
             assert!(
-                !access(&server_client, verb, "secrets", Some(ns), "").await,
+                !access(server_client, verb, "secrets", Some(ns), "").await,
                 "the server may {verb} Secrets in {ns}"
             );
         }
-        assert!(access(&server_client, verb, "secrets", Some(&config_ns.name), "").await);
+        assert!(access(server_client, verb, "secrets", Some(&config_ns.name), "").await);
     }
     assert!(
         !access(
-            &server_client,
+            server_client,
             "create",
             "secrets",
             Some(&config_ns.name),
@@ -266,121 +447,16 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
         .await
     );
 
-    // Run both roles as those ServiceAccounts.
-    let controller_token =
-        support::service_account_token(&admin, &release_ns.name, &controller_sa).await;
-    let controller_kubeconfig =
-        write_kubeconfig(&release_ns.name, &controller_sa, &controller_token);
-    let _controller = Operator::spawn(
-        &controller_kubeconfig,
-        &release_ns.name,
-        &[
-            "controller",
-            "--external-url",
-            EXTERNAL_URL,
-            "--operator-namespace",
-            &release_ns.name,
-            "--config-namespace",
-            &config_ns.name,
-            "--watch-namespace",
-            &apps_ns.name,
-        ],
-    );
-    let server_token = support::service_account_token(&admin, &release_ns.name, &server_sa).await;
-    let server_kubeconfig = write_kubeconfig(&release_ns.name, &server_sa, &server_token);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let database = support::sqlite_url("helm");
-    let server = Operator::spawn(
-        &server_kubeconfig,
-        &release_ns.name,
-        &[
-            "server",
-            "--operator-namespace",
-            &release_ns.name,
-            "--config-namespace",
-            &config_ns.name,
-            "--listen",
-            &listen,
-            "--database-url",
-            &database,
-        ],
-    );
+    r.uninstall();
+}
 
-    // Every example is reconciled once its placeholders are filled in as its comments say:
-    // those with explicit certificates to Ready; those that name a public metadata URL
-    // (unreachable from here) to a condition that says so.
-    let discovery = kube::Discovery::new(admin.clone()).run().await.unwrap();
-    let mut explicit = Vec::new();
-    let mut all = Vec::new();
-    let mut providers: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    providers.sort();
-    for dir in providers {
-        for file in ["identityprovider.yaml", "scimtoken.yaml"] {
-            let text = std::fs::read_to_string(dir.join(file)).unwrap();
-            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-            for doc in docs.into_iter().filter(|d| d.is_object()).map(filled_in) {
-                let obj: kube::api::DynamicObject = serde_json::from_value(doc.clone()).unwrap();
-                let types = obj.types.clone().unwrap();
-                let gvk = kube::api::GroupVersionKind::try_from(&types).unwrap();
-                let (resource, _) = discovery.resolve_gvk(&gvk).unwrap();
-                let api: Api<kube::api::DynamicObject> =
-                    Api::namespaced_with(admin.clone(), &apps_ns.name, &resource);
-                let name = doc["metadata"]["name"].as_str().unwrap().to_owned();
-                api.patch(
-                    &name,
-                    &PatchParams::apply("tests").force(),
-                    &Patch::Apply(&doc),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-                if doc["kind"] == "IdentityProvider" {
-                    all.push(name.clone());
-                    if doc["spec"]["idp"].get("metadataUrl").is_none() {
-                        explicit.push(name);
-                    }
-                }
-            }
-        }
-    }
-    assert!(
-        explicit.contains(&"okta".to_owned()) && explicit.len() >= 4,
-        "{explicit:?}"
-    );
-    let idps: Api<IdentityProvider> = Api::namespaced(admin.clone(), &apps_ns.name);
-    let tokens: Api<ScimToken> = Api::namespaced(admin.clone(), &apps_ns.name);
-    let ready_condition = |v: &Value| {
-        v["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
-    };
-    let ready = |v: &Value| ready_condition(v).is_some_and(|c| c["status"] == "True");
-    let reconciled = wait_for(Duration::from_secs(60), || async {
-        for name in &all {
-            let idp = serde_json::to_value(idps.get(name).await.ok()?).ok()?;
-            let condition = ready_condition(&idp)?;
-            if explicit.contains(name) {
-                ready(&idp).then_some(())?;
-            } else {
-                (condition["reason"] != "Ready").then_some(())?;
-            }
-            let token = serde_json::to_value(tokens.get(name).await.ok()?).ok()?;
-            ready_condition(&token)?;
-        }
-        Some(())
-    })
-    .await;
-    assert!(
-        reconciled.is_some(),
-        "not every example was reconciled\ncontroller log:\n{}",
-        _controller.log_text()
-    );
-    let idp = serde_json::to_value(idps.get("okta").await.unwrap()).unwrap();
-    let token = serde_json::to_value(tokens.get("okta").await.unwrap()).unwrap();
-    assert!(ready(&idp) && ready(&token));
-
+#[tokio::test]
+async fn examples_filled_in_reconcile_and_are_served_with_the_charts_credentials_only() {
+    let r = Release::install().await;
+    let (_controller, server, listen) = r.run().await;
+    r.reconcile_examples(&_controller).await;
+    let (admin, server_client) = (r.admin.clone(), &r.server_client);
+    let (apps_ns, release_ns, config_ns) = (&r.apps_ns, &r.release_ns, &r.config_ns);
     // The server serves it with the chart's server credentials.
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), &apps_ns.name);
     let secret = secrets.get("okta-scim-token").await.unwrap();
@@ -435,6 +511,15 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     );
     assert_eq!(compiled(&release_ns.name).await, 0);
 
+    r.uninstall();
+}
+
+#[tokio::test]
+async fn argo_cd_health_follows_the_status_the_controller_produced() {
+    let r = Release::install().await;
+    let (_controller, _server, _) = r.run().await;
+    let (idp, token) = r.reconcile_examples(&_controller).await;
+    let idps: Api<IdentityProvider> = Api::namespaced(r.admin.clone(), &r.apps_ns.name);
     // Argo CD health, on the status objects the controller produced.
     assert_eq!(health(&idp)["status"], "Healthy", "{idp}");
     assert_eq!(health(&token)["status"], "Healthy");
@@ -483,8 +568,7 @@ async fn helm_install_then_the_operator_runs_with_the_charts_credentials() {
     .await;
     assert!(suspended.is_some());
 
-    let (ok, out, err) = helm(&["uninstall", &release, "--namespace", &release_ns.name]);
-    assert!(ok, "helm uninstall: {out}{err}");
+    r.uninstall();
 }
 
 #[tokio::test]

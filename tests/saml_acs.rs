@@ -970,178 +970,211 @@ async fn each_signature_failure_reaches_the_status_metrics_and_log_with_its_own_
     }
 }
 
-#[tokio::test]
-async fn aes_cbc_is_refused_until_allow_cbc_encryption_is_set_and_the_controller_warns_while_it_is()
-{
-    use kube::api::{Api, Patch, PatchParams};
-    use std::time::Duration;
-    use support::operator::{EXTERNAL_URL, Stack};
+/// IdentityProvider `okta` (IdP-initiated, just-in-time users) served by the real controller
+/// and server on SQLite, with the SP encryption certificate its metadata publishes.
+struct Cbc {
+    client: kube::Client,
+    ns: support::TestNamespace,
+    _controller: support::operator::Operator,
+    server: support::operator::Operator,
+    url: String,
+    http: reqwest::Client,
+    key: PKey<Private>,
+    cert: String,
+    sp_cert: String,
+}
 
-    let Stack {
-        client,
-        ns,
-        controller: _controller,
-        server,
-        url,
-    } = Stack::start("saml-cbc", &support::sqlite_url("saml-cbc"), &[], &[]).await;
-    let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
-    let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
-    let apply = |allow_cbc: bool| {
-        json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
+impl Cbc {
+    /// Starts the stack and applies `okta` with AES-CBC not allowed (the default).
+    async fn start() -> Self {
+        use support::operator::Stack;
+        let Stack {
+            client,
+            ns,
+            controller,
+            server,
+            url,
+        } = Stack::start("saml-cbc", &support::sqlite_url("saml-cbc"), &[], &[]).await;
+        let (key, cert) = support::self_signed("idp", -3600, 365 * 86_400);
+        let http = support::http_without_redirects();
+        let mut me = Self {
+            client,
+            ns,
+            _controller: controller,
+            server,
+            url,
+            http,
+            key,
+            cert,
+            sp_cert: String::new(),
+        };
+        me.apply(false).await;
+        let metadata_url = format!("{}/saml/{}/okta/metadata", me.url, me.ns.name);
+        let metadata = served_metadata(&me.http, &metadata_url, &me.server).await;
+        me.sp_cert = encryption_certificate(&metadata);
+        me
+    }
+
+    fn api(&self) -> kube::Api<sso_operator::api::IdentityProvider> {
+        kube::Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    /// Applies `okta` with `saml.allowCbcEncryption` set to `allow_cbc`. Right after the CRD
+    /// is installed the API server may still apply with the schema it had before: retry until
+    /// it knows the field.
+    async fn apply(&self, allow_cbc: bool) {
+        use kube::api::{Patch, PatchParams};
+        use std::time::Duration;
+        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
             "spec": { "provider": "okta", "allowIdpInitiated": true, "saml": { "allowCbcEncryption": allow_cbc },
                 "users": { "provisioning": "justInTime" },
-                "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": cert }] } } })
-    };
-    // Right after the CRD is installed the API server may still apply with the schema it had
-    // before: retry until it knows the field.
-    let patch = |allow_cbc: bool| {
-        let (api, obj) = (api.clone(), apply(allow_cbc));
-        async move {
-            support::wait_for(Duration::from_secs(60), || {
-                let (api, obj) = (api.clone(), obj.clone());
-                async move {
-                    api.patch(
-                        "okta",
-                        &PatchParams::apply("tests").force(),
-                        &Patch::Apply(&obj),
-                    )
-                    .await
-                    .ok()
-                }
-            })
-            .await
-            .expect("apply the IdentityProvider")
-        }
-    };
-    patch(false).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let metadata_url = format!("{url}/saml/{}/okta/metadata", ns.name);
-    let metadata = served_metadata(&http, &metadata_url, &server).await;
-    let sp_cert = encryption_certificate(&metadata);
-    let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", ns.name);
-    let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", ns.name);
-    let tile_click = |encrypt: Value| {
+                "idp": { "ssoUrl": "https://idp.example.test/sso", "entityId": IDP_ENTITY, "certificates": [{ "pem": self.cert }] } } });
+        support::wait_for(Duration::from_secs(60), || {
+            let (api, obj) = (self.api(), obj.clone());
+            async move {
+                api.patch(
+                    "okta",
+                    &PatchParams::apply("tests").force(),
+                    &Patch::Apply(&obj),
+                )
+                .await
+                .ok()
+            }
+        })
+        .await
+        .expect("apply the IdentityProvider");
+    }
+
+    /// An IdP-initiated response encrypted as `encrypt` says.
+    fn tile_click(&self, encrypt: Value) -> String {
+        use support::operator::EXTERNAL_URL;
+        let acs = format!("{EXTERNAL_URL}/saml/{}/okta/acs", self.ns.name);
+        let entity = format!("{EXTERNAL_URL}/saml/{}/okta/metadata", self.ns.name);
         response(
-            &key,
-            &cert,
+            &self.key,
+            &self.cert,
             json!({ "destination": acs, "recipient": acs, "audience": entity, "inResponseTo": null, "encrypt": encrypt }),
         )
-    };
-    let cbc = || tile_click(json!({ "certPem": sp_cert, "data": "aes256-cbc", "key": "rsa-oaep" }));
-    let acs_post = format!("{url}/saml/{}/okta/acs", ns.name);
-    let post = |encoded: String| {
-        let (http, acs_post) = (http.clone(), acs_post.clone());
-        async move {
-            http.post(&acs_post)
-                .form(&[("SAMLResponse", encoded.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    let condition = |status: &'static str| {
-        let api = api.clone();
-        move || {
-            let api = api.clone();
-            async move {
-                let idp = api.get("okta").await.ok()?;
-                idp.status?
-                    .conditions
-                    .into_iter()
-                    .find(|c| c.type_ == "CbcEncryptionAllowed" && c.status == status)
-            }
-        }
-    };
-    let last_failure = |reason: &'static str| {
-        let api = api.clone();
-        move || {
-            let api = api.clone();
-            async move {
-                let idp = api.get("okta").await.ok()?;
-                let s = serde_json::to_value(idp.status?).ok()?;
-                (s["signIn"]["lastFailureReason"] == reason).then(|| s["signIn"].clone())
-            }
-        }
-    };
+    }
 
-    // By default: no warning, and AES-CBC is refused with the Okta field to change.
-    let off = support::wait_for(Duration::from_secs(60), condition("False"))
-        .await
-        .expect("CbcEncryptionAllowed False by default");
-    assert_eq!(off.reason, "GcmOnly");
-    assert_eq!(post(cbc()).await, reqwest::StatusCode::FORBIDDEN);
-    let sign_in = support::wait_for(
-        Duration::from_secs(60),
-        last_failure("CbcEncryptionRefused"),
-    )
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "CbcEncryptionRefused never reached status\n{}",
-            server.log_text()
-        )
-    });
-    let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
-    assert!(text.contains("Encryption Algorithm: AES256-GCM"), "{text}");
-    assert!(text.contains("saml.allowCbcEncryption"), "{text}");
-    // Several EncryptedKeys: refused with their own reason, whatever the algorithm.
-    let (_, other_cert) = support::self_signed("another-sp", -3600, 365 * 86_400);
-    let several = tile_click(
-        json!({ "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep", "extraKeyCertPems": [other_cert] }),
-    );
-    assert_eq!(post(several).await, reqwest::StatusCode::FORBIDDEN);
-    support::wait_for(
-        Duration::from_secs(60),
-        last_failure("SeveralEncryptedKeys"),
-    )
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "SeveralEncryptedKeys never reached status\n{}",
-            server.log_text()
-        )
-    });
-    // AES-GCM signs in.
-    let gcm = tile_click(json!({ "certPem": sp_cert, "data": "aes256-gcm", "key": "rsa-oaep" }));
-    let answer = post(gcm).await;
-    // Signed in: without a RelayState or defaultRelayState the server answers with a page.
-    assert_eq!(
-        answer,
-        reqwest::StatusCode::OK,
-        "AES-GCM\n{}",
-        server.log_text()
-    );
+    /// A response encrypted with AES-256-CBC for the SP.
+    fn cbc(&self) -> String {
+        self.tile_click(json!({ "certPem": self.sp_cert, "data": "aes256-cbc", "key": "rsa-oaep" }))
+    }
 
-    // Opting in: the warning condition turns True and AES-CBC signs in.
-    patch(true).await;
-    let on = support::wait_for(Duration::from_secs(60), condition("True"))
+    /// Posts `encoded` to the ACS; the status of the answer.
+    async fn post(&self, encoded: String) -> reqwest::StatusCode {
+        self.http
+            .post(format!("{}/saml/{}/okta/acs", self.url, self.ns.name))
+            .form(&[("SAMLResponse", encoded.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Waits for condition CbcEncryptionAllowed with `status` on `okta`.
+    async fn cbc_condition(
+        &self,
+        status: &str,
+    ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        support::wait_for(std::time::Duration::from_secs(60), || async {
+            let idp = self.api().get("okta").await.ok()?;
+            idp.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "CbcEncryptionAllowed" && c.status == status)
+        })
         .await
-        .expect("CbcEncryptionAllowed True while saml.allowCbcEncryption is on");
-    assert_eq!(on.reason, "CbcEncryptionAllowed");
-    assert!(on.message.contains("AES-GCM"), "{}", on.message);
-    // The server picks up the new configuration shortly after the controller publishes it.
-    support::wait_for(Duration::from_secs(60), || {
-        let encoded = cbc();
-        async move { (post(encoded).await == reqwest::StatusCode::OK).then_some(()) }
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "AES-CBC never signed in after the opt-in\n{}",
-            server.log_text()
-        )
-    });
-    let metrics = server.metrics().await;
-    for reason in ["CbcEncryptionRefused", "SeveralEncryptedKeys"] {
+    }
+
+    /// Waits until `status.signIn.lastFailureReason` of `okta` is `reason`; `status.signIn`.
+    async fn last_failure(&self, reason: &str) -> Value {
+        support::wait_for(std::time::Duration::from_secs(60), || async {
+            let idp = self.api().get("okta").await.ok()?;
+            let s = serde_json::to_value(idp.status?).ok()?;
+            (s["signIn"]["lastFailureReason"] == reason).then(|| s["signIn"].clone())
+        })
+        .await
+        .unwrap_or_else(|| panic!("{reason} never reached status\n{}", self.server.log_text()))
+    }
+
+    /// Asserts that the server counted a failed sign-in for `reason`.
+    async fn assert_failure_counted(&self, reason: &str) {
+        let metrics = self.server.metrics().await;
         let line = format!(
             "sso_operator_server_sign_ins_total{{outcome=\"failure\",reason=\"{reason}\"}}"
         );
         assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn aes_cbc_is_refused_by_default_with_the_okta_field_to_change_and_no_warning() {
+    let cbc = Cbc::start().await;
+    // By default: no warning, and AES-CBC is refused with the Okta field to change.
+    let off = cbc
+        .cbc_condition("False")
+        .await
+        .expect("CbcEncryptionAllowed False by default");
+    assert_eq!(off.reason, "GcmOnly");
+    assert_eq!(cbc.post(cbc.cbc()).await, reqwest::StatusCode::FORBIDDEN);
+    let sign_in = cbc.last_failure("CbcEncryptionRefused").await;
+    let text = sign_in["lastFailureMessage"].as_str().unwrap_or_default();
+    assert!(text.contains("Encryption Algorithm: AES256-GCM"), "{text}");
+    assert!(text.contains("saml.allowCbcEncryption"), "{text}");
+    cbc.assert_failure_counted("CbcEncryptionRefused").await;
+}
+
+#[tokio::test]
+async fn several_encrypted_keys_are_refused_and_aes_gcm_signs_in() {
+    let cbc = Cbc::start().await;
+    // Several EncryptedKeys: refused with their own reason, whatever the algorithm.
+    let (_, other_cert) = support::self_signed("another-sp", -3600, 365 * 86_400);
+    let several = cbc.tile_click(
+        json!({ "certPem": cbc.sp_cert, "data": "aes256-gcm", "key": "rsa-oaep", "extraKeyCertPems": [other_cert] }),
+    );
+    assert_eq!(cbc.post(several).await, reqwest::StatusCode::FORBIDDEN);
+    cbc.last_failure("SeveralEncryptedKeys").await;
+    cbc.assert_failure_counted("SeveralEncryptedKeys").await;
+    // AES-GCM signs in.
+    let gcm =
+        cbc.tile_click(json!({ "certPem": cbc.sp_cert, "data": "aes256-gcm", "key": "rsa-oaep" }));
+    let answer = cbc.post(gcm).await;
+    // Signed in: without a RelayState or defaultRelayState the server answers with a page.
+    assert_eq!(
+        answer,
+        reqwest::StatusCode::OK,
+        "AES-GCM\n{}",
+        cbc.server.log_text()
+    );
+}
+
+#[tokio::test]
+async fn opting_in_to_aes_cbc_lets_it_sign_in_and_the_controller_warns_while_it_is_on() {
+    let cbc = Cbc::start().await;
+    cbc.cbc_condition("False")
+        .await
+        .expect("CbcEncryptionAllowed False by default");
+    // Opting in: the warning condition turns True and AES-CBC signs in.
+    cbc.apply(true).await;
+    let on = cbc
+        .cbc_condition("True")
+        .await
+        .expect("CbcEncryptionAllowed True while saml.allowCbcEncryption is on");
+    assert_eq!(on.reason, "CbcEncryptionAllowed");
+    assert!(on.message.contains("AES-GCM"), "{}", on.message);
+    // The server picks up the new configuration shortly after the controller publishes it.
+    support::wait_for(std::time::Duration::from_secs(60), || async {
+        (cbc.post(cbc.cbc()).await == reqwest::StatusCode::OK).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "AES-CBC never signed in after the opt-in\n{}",
+            cbc.server.log_text()
+        )
+    });
 }
 
 /// Whether `text` holds a control or format character (bidi overrides, zero-width).

@@ -81,30 +81,13 @@ impl Scim {
     }
 
     async fn apply_idp(&self, name: &str) {
-        let api: Api<sso_operator::api::IdentityProvider> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name },
-            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": support::cert_pem("idp", -3600, 365 * 86_400) }] } } });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        let spec = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": support::cert_pem("idp", -3600, 365 * 86_400) }] } });
+        support::apply_identity_provider(&self.client, &self.ns.name, name, &spec).await;
     }
 
     async fn apply_token(&self, name: &str, idp: &str) {
-        let api: Api<sso_operator::api::ScimToken> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": { "identityProviderRef": { "name": idp } } });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        let spec = json!({ "identityProviderRef": { "name": idp } });
+        support::apply_scim_token(&self.client, &self.ns.name, name, &spec).await;
     }
 
     /// The URLs in the IdentityProvider's status, once the controller has written them (the
@@ -217,7 +200,25 @@ async fn stored_users(database_url: &str) -> (Vec<String>, Vec<String>) {
     (columns, values)
 }
 
-async fn okta_sequence(scim: &Scim) {
+impl Scim {
+    /// Pushes Ada as Okta does (`okta_user`) and returns her id.
+    async fn create_ada(&self) -> String {
+        let (status, created) = self.post("/Users", okta_user("Ada@Example.com")).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Asserts that the server never wrote the bearer token into its log.
+    fn assert_token_not_logged(&self) {
+        assert!(
+            !self.server.log_text().contains(&self.token),
+            "the token was logged"
+        );
+    }
+}
+
+async fn okta_tests_the_credentials_and_creates_a_user_unique_in_any_case(database_url: &str) {
+    let scim = Scim::start("scim-okta-create", database_url.to_owned()).await;
     // "Test API Credentials".
     let (status, list) = scim.get("/Users?startIndex=1&count=2").await;
     assert_eq!(status, StatusCode::OK);
@@ -241,7 +242,7 @@ async fn okta_sequence(scim: &Scim) {
     );
     let (status, created) = scim.post("/Users", okta_user("Ada@Example.com")).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    created["id"].as_str().expect("the created user has an id");
     assert_eq!(created["userName"], "Ada@Example.com");
     assert_eq!(created["meta"]["resourceType"], "User");
     assert_eq!(created["meta"]["version"], "W/\"1\"");
@@ -266,6 +267,14 @@ async fn okta_sequence(scim: &Scim) {
         "userName is returned exactly as sent"
     );
 
+    scim.assert_token_not_logged();
+}
+
+support::on_each_database!(okta_tests_the_credentials_and_creates_a_user_unique_in_any_case);
+
+async fn okta_updates_the_profile_deactivates_and_reactivates_a_user(database_url: &str) {
+    let scim = Scim::start("scim-okta-update", database_url.to_owned()).await;
+    let id = scim.create_ada().await;
     // Profile update: PUT with the whole resource.
     let mut updated = okta_user("Ada@Example.com");
     updated["name"]["familyName"] = json!("King");
@@ -299,6 +308,14 @@ async fn okta_sequence(scim: &Scim) {
         .await;
     assert_eq!(on["active"], true);
 
+    scim.assert_token_not_logged();
+}
+
+support::on_each_database!(okta_updates_the_profile_deactivates_and_reactivates_a_user);
+
+async fn okta_syncs_a_password_that_is_never_returned_nor_stored(database_url: &str) {
+    let scim = Scim::start("scim-okta-password", database_url.to_owned()).await;
+    let id = scim.create_ada().await;
     // Password change (Okta's Sync Password): accepted, never returned, and kept nowhere.
     let (status, pw) = scim
         .patch(
@@ -322,6 +339,14 @@ async fn okta_sequence(scim: &Scim) {
     let (_, config) = scim.get("/ServiceProviderConfig").await;
     assert_eq!(config["changePassword"]["supported"], false, "{config}");
 
+    scim.assert_token_not_logged();
+}
+
+support::on_each_database!(okta_syncs_a_password_that_is_never_returned_nor_stored);
+
+async fn okta_pushes_a_group_renames_it_and_sets_its_members_by_patch_and_put(database_url: &str) {
+    let scim = Scim::start("scim-okta-groups", database_url.to_owned()).await;
+    let id = scim.create_ada().await;
     // Groups: push, rename, membership by PATCH, then by PUT.
     let (_, bob) = scim.post("/Users", okta_user("bob@example.com")).await;
     let bob = bob["id"].as_str().unwrap().to_owned();
@@ -369,6 +394,15 @@ async fn okta_sequence(scim: &Scim) {
         (StatusCode::NOT_FOUND, json!("404"))
     );
 
+    scim.assert_token_not_logged();
+}
+
+support::on_each_database!(okta_pushes_a_group_renames_it_and_sets_its_members_by_patch_and_put);
+
+async fn okta_imports_every_user_in_stable_pages_and_the_status_counts_them(database_url: &str) {
+    let scim = Scim::start("scim-okta-import", database_url.to_owned()).await;
+    scim.create_ada().await;
+    scim.post("/Users", okta_user("bob@example.com")).await;
     // Import: pagination through every user in a stable order.
     for i in 0..5 {
         scim.post("/Users", okta_user(&format!("user{i}@example.com")))
@@ -419,9 +453,14 @@ async fn okta_sequence(scim: &Scim) {
         ready.is_some(),
         "Ready and the SCIM figures side by side in the IdentityProvider's status"
     );
+
+    scim.assert_token_not_logged();
 }
 
-async fn entra_dialects(scim: &Scim) {
+support::on_each_database!(okta_imports_every_user_in_stable_pages_and_the_status_counts_them);
+
+async fn entra_provisions_users_and_groups_in_both_patch_dialects(database_url: &str) {
+    let scim = Scim::start("scim-entra", database_url.to_owned()).await;
     // "Test Connection": a random userName → empty list.
     let (status, empty) = scim
         .get("/Users?filter=userName+eq+%22a1b2c3d4-e5f6%22")
@@ -532,9 +571,13 @@ async fn entra_dialects(scim: &Scim) {
         .call(reqwest::Method::DELETE, &format!("/Users/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    scim.assert_token_not_logged();
 }
 
-async fn bad_input(scim: &Scim) {
+support::on_each_database!(entra_provisions_users_and_groups_in_both_patch_dialects);
+
+async fn malformed_unsupported_and_stale_requests_get_scim_errors(database_url: &str) {
+    let scim = Scim::start("scim-bad-input", database_url.to_owned()).await;
     let url = format!("{}/Users", scim.base);
     let send = |body: Vec<u8>| {
         scim.http
@@ -625,9 +668,13 @@ async fn bad_input(scim: &Scim) {
     );
     let (status, _) = scim.get("/Schemas").await;
     assert_eq!(status, StatusCode::OK);
+    scim.assert_token_not_logged();
 }
 
-async fn tokens(scim: &Scim) {
+support::on_each_database!(malformed_unsupported_and_stale_requests_get_scim_errors);
+
+async fn wrong_foreign_guessed_and_revoked_tokens_are_refused(database_url: &str) {
+    let scim = Scim::start("scim-tokens", database_url.to_owned()).await;
     // Wrong token, no token, and a token of another IdentityProvider: 401 with a SCIM body.
     let (status, body) = scim
         .call_with(reqwest::Method::GET, "/Users", None, "ssoscim_wrong")
@@ -689,29 +736,10 @@ async fn tokens(scim: &Scim) {
     .await;
     assert!(refused.is_some(), "a revoked token kept working");
     eprintln!("revoked token refused after {:?}", started.elapsed());
+    scim.assert_token_not_logged();
 }
 
-#[tokio::test]
-async fn okta_and_entra_provisioning_on_sqlite() {
-    let scim = Scim::start("scim-sqlite", support::sqlite_url("scim")).await;
-    okta_sequence(&scim).await;
-    entra_dialects(&scim).await;
-    bad_input(&scim).await;
-    tokens(&scim).await;
-    assert!(
-        !scim.server.log_text().contains(&scim.token),
-        "the token was logged"
-    );
-}
-
-#[tokio::test]
-async fn okta_and_entra_provisioning_on_postgresql() {
-    let scim = Scim::start("scim-postgres", support::postgres_url()).await;
-    okta_sequence(&scim).await;
-    entra_dialects(&scim).await;
-    bad_input(&scim).await;
-    tokens(&scim).await;
-}
+support::on_each_database!(wrong_foreign_guessed_and_revoked_tokens_are_refused);
 
 #[tokio::test]
 async fn two_server_replicas_on_postgresql_lose_no_concurrent_update() {
@@ -1576,8 +1604,8 @@ async fn every_error_under_the_scim_base_is_a_scim_error() {
     }
 }
 
-#[tokio::test]
-async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_root() {
+/// Users carol, alice and bob, then groups Zeta and Alpha, in that order, on PostgreSQL.
+async fn searchable_users_and_groups() -> Scim {
     let scim = Scim::start("scim-search", support::postgres_url()).await;
     for name in ["carol", "alice", "bob"] {
         let (status, _) = scim.post("/Users", okta_user(name)).await;
@@ -1592,6 +1620,12 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
+    scim
+}
+
+#[tokio::test]
+async fn get_sorts_users_by_user_name_in_either_order_and_refuses_unknown_sort_keys() {
+    let scim = searchable_users_and_groups().await;
     let (_, spc) = scim.get("/ServiceProviderConfig").await;
     assert_eq!(spc["sort"]["supported"], true);
     // Sorting on GET.
@@ -1604,6 +1638,17 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
         (user_names(&desc), desc["totalResults"].clone()),
         (vec!["bob".to_owned()], json!(3))
     );
+    let (status, err) = scim.get("/Users?sortBy=nickName").await;
+    assert_eq!(
+        (status, err["scimType"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalidValue")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn post_search_on_users_filters_sorts_pages_and_projects() {
+    let scim = searchable_users_and_groups().await;
     // POST /Users/.search.
     let (status, found) = scim
         .post(
@@ -1635,6 +1680,11 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
             && lean["Resources"][0].get("userName").is_some(),
         "{lean}"
     );
+}
+
+#[tokio::test]
+async fn post_search_on_groups_sorts_and_leaves_members_out_on_request() {
+    let scim = searchable_users_and_groups().await;
     // POST /Groups/.search.
     let (status, groups) = scim
         .post("/Groups/.search", json!({ "schemas": [SEARCH_REQUEST], "sortBy": "displayName", "excludedAttributes": ["members"] }))
@@ -1648,6 +1698,11 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
         .collect();
     assert_eq!(names, ["Alpha", "Zeta"]);
     assert!(groups["Resources"][0].get("members").is_none());
+}
+
+#[tokio::test]
+async fn post_search_at_the_root_pages_and_sorts_across_users_and_groups_within_its_window() {
+    let scim = searchable_users_and_groups().await;
     // POST /.search at the root: both resource types, paged across the boundary.
     let (status, all) = scim
         .post("/.search", json!({ "schemas": [SEARCH_REQUEST] }))
@@ -1687,6 +1742,21 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
         (json!(1), vec!["alice".to_owned()]),
         "{only_users}"
     );
+    // A sorted root search past its window is refused, however large the startIndex.
+    for start in [json!(1000), json!(i64::MAX)] {
+        let body = json!({ "schemas": [SEARCH_REQUEST], "sortBy": "meta.created", "startIndex": start, "count": 10 });
+        let (status, err) = scim.post("/.search", body.clone()).await;
+        assert_eq!(
+            (status, err["scimType"].clone()),
+            (StatusCode::BAD_REQUEST, json!("tooMany")),
+            "{body}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_search_requests_get_scim_errors_and_get_on_search_is_not_allowed() {
+    let scim = searchable_users_and_groups().await;
     // Bad search requests.
     for (body, scim_type) in [
         (json!({ "filter": "userName eq \"a\"" }), "invalidSyntax"),
@@ -1718,22 +1788,6 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
             "{body}: {err}"
         );
     }
-    // A sorted root search past its window is refused, however large the startIndex.
-    for start in [json!(1000), json!(i64::MAX)] {
-        let body = json!({ "schemas": [SEARCH_REQUEST], "sortBy": "meta.created", "startIndex": start, "count": 10 });
-        let (status, err) = scim.post("/.search", body.clone()).await;
-        assert_eq!(
-            (status, err["scimType"].clone()),
-            (StatusCode::BAD_REQUEST, json!("tooMany")),
-            "{body}: {err}"
-        );
-    }
-    let (status, err) = scim.get("/Users?sortBy=nickName").await;
-    assert_eq!(
-        (status, err["scimType"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalidValue")),
-        "{err}"
-    );
     scim_error(
         scim.raw(reqwest::Method::GET, "/Users/.search", None, None)
             .await,
@@ -1743,14 +1797,20 @@ async fn search_by_post_filters_sorts_pages_and_projects_on_users_groups_and_roo
     .await;
 }
 
-#[tokio::test]
-async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_password() {
+/// Ada pushed as Okta does, on PostgreSQL; her id and her path under the SCIM base.
+async fn patchable_ada() -> (Scim, String, String) {
     let scim = Scim::start("scim-patch", support::postgres_url()).await;
     let (status, ada) = scim.post("/Users", okta_user("ada@example.com")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(ada.get("password").is_none());
     let id = ada["id"].as_str().unwrap().to_owned();
     let user = format!("/Users/{id}");
+    (scim, id, user)
+}
+
+#[tokio::test]
+async fn patch_remove_resets_active_to_its_default_drops_optional_attributes_and_keeps_user_name() {
+    let (scim, _, user) = patchable_ada().await;
     // remove of optional attributes: active falls back to its default (true), others go.
     scim.patch(
         &user,
@@ -1772,7 +1832,11 @@ async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_pa
         StatusCode::BAD_REQUEST,
         "userName is required: {err}"
     );
+}
 
+#[tokio::test]
+async fn patch_sets_group_members_with_display_and_ref_and_refuses_unknown_ids() {
+    let (scim, id, _) = patchable_ada().await;
     // Members with display and $ref (Okta) or "$ref": null (Entra); unknown ids are refused.
     let (_, bob) = scim.post("/Users", okta_user("bob@example.com")).await;
     let bob = bob["id"].as_str().unwrap().to_owned();
@@ -1837,7 +1901,18 @@ async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_pa
         json!([{ "value": bob, "$ref": format!("{}/Users/{bob}", g["meta"]["location"].as_str().unwrap().split("/Groups/").next().unwrap()), "type": "User" }]),
         "refused changes left the group alone"
     );
+}
 
+#[tokio::test]
+async fn groups_on_a_user_are_read_only_ignored_by_patch_and_never_echoed() {
+    let (scim, _, user) = patchable_ada().await;
+    let (_, g) = scim
+        .post(
+            "/Groups",
+            json!({ "schemas": [CORE_GROUP], "displayName": "Eng" }),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
     // groups on User is read-only: ignored, never echoed.
     let (status, u) = scim
         .patch(
@@ -1856,7 +1931,11 @@ async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_pa
         (json!([]), json!("Ada L")),
         "{u}"
     );
+}
 
+#[tokio::test]
+async fn a_password_set_by_patch_or_put_is_never_returned_whatever_asks_for_it() {
+    let (scim, _, user) = patchable_ada().await;
     // password is never returned, whatever asks for it.
     let (_, u) = scim
         .patch(
@@ -1888,7 +1967,11 @@ async fn patch_follows_rfc_7644_for_defaults_members_read_only_attributes_and_pa
         )
         .await;
     assert!(!found.to_string().contains("password"), "{found}");
+}
 
+#[tokio::test]
+async fn get_selects_extension_and_sub_attributes_with_attributes_and_excluded_attributes() {
+    let (scim, id, user) = patchable_ada().await;
     // attributes / excludedAttributes on GET: extension paths and sub-attributes.
     scim.patch(&user, json!([{ "op": "add", "path": format!("{ENTERPRISE}:department"), "value": "Maths" }, { "op": "add", "path": format!("{ENTERPRISE}:costCenter"), "value": "42" }])).await;
     let (_, u) = scim
@@ -2081,14 +2164,9 @@ async fn compatibility_characters(scim: &Scim) {
     }
 }
 
-#[tokio::test]
-async fn a_user_name_with_the_kelvin_sign_is_another_user_than_k_on_sqlite() {
-    let scim = Scim::start("scim-kelvin", support::sqlite_url("scim-kelvin")).await;
+async fn a_user_name_with_the_kelvin_sign_is_another_user_than_k(database_url: &str) {
+    let scim = Scim::start("scim-kelvin", database_url.to_owned()).await;
     compatibility_characters(&scim).await;
 }
 
-#[tokio::test]
-async fn a_user_name_with_the_kelvin_sign_is_another_user_than_k_on_postgresql() {
-    let scim = Scim::start("scim-kelvin-pg", support::postgres_url()).await;
-    compatibility_characters(&scim).await;
-}
+support::on_each_database!(a_user_name_with_the_kelvin_sign_is_another_user_than_k);

@@ -13,7 +13,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sso_operator::api::{IdentityProvider, ScimToken};
+use sso_operator::api::ScimToken;
 use support::operator::{Operator, Stack};
 use support::{TestNamespace, wait_for};
 
@@ -45,17 +45,9 @@ impl Env {
             ns,
             http: reqwest::Client::new(),
         };
-        let idps: Api<IdentityProvider> = Api::namespaced(env.client.clone(), &env.ns.name);
         let pem = support::cert_pem("idp", -3600, 365 * 86_400);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" },
-            "spec": { "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } } });
-        idps.patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        let spec = json!({ "provider": "okta", "idp": { "ssoUrl": "https://idp.example.com/sso", "entityId": "https://idp.example.com", "certificates": [{ "pem": pem }] } });
+        support::apply_identity_provider(&env.client, &env.ns.name, "okta", &spec).await;
         env
     }
 
@@ -68,15 +60,7 @@ impl Env {
     }
 
     async fn apply_token(&self, name: &str, spec: Value) {
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": spec });
-        self.tokens()
-            .patch(
-                name,
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&obj),
-            )
-            .await
-            .unwrap();
+        support::apply_scim_token(&self.client, &self.ns.name, name, &spec).await;
     }
 
     /// The status code of one SCIM request with `token`.

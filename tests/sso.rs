@@ -90,10 +90,7 @@ impl Sso {
             client,
             ns,
             url,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: support::http_without_redirects(),
             idp_key,
             idp_cert,
         };
@@ -108,15 +105,7 @@ impl Sso {
         for (k, v) in spec.as_object().unwrap() {
             full[k] = v.clone();
         }
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": "okta" }, "spec": full });
-        api.patch(
-            "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        support::apply_identity_provider(&self.client, &self.ns.name, "okta", &full).await;
     }
 
     /// Waits until the server serves IdentityProvider `okta`: its metadata answers and the
@@ -242,15 +231,7 @@ impl Sso {
         for (k, v) in spec.as_object().unwrap() {
             full[k] = v.clone();
         }
-        let api: Api<IdentityProvider> = Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": full });
-        api.patch(
-            name,
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
-        )
-        .await
-        .unwrap();
+        support::apply_identity_provider(&self.client, &self.ns.name, name, &full).await;
         let metadata = format!("{}/saml/{}/{name}/metadata", self.url, self.ns.name);
         wait_for(Duration::from_secs(40), || async {
             (self.http.get(&metadata).send().await.ok()?.status() == StatusCode::OK).then_some(())
@@ -293,16 +274,13 @@ impl Sso {
     }
 
     async fn scim_token(&self) -> String {
-        let api: Api<sso_operator::api::ScimToken> =
-            Api::namespaced(self.client.clone(), &self.ns.name);
-        let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": "okta" }, "spec": { "identityProviderRef": { "name": "okta" } } });
-        api.patch(
+        support::apply_scim_token(
+            &self.client,
+            &self.ns.name,
             "okta",
-            &PatchParams::apply("tests").force(),
-            &Patch::Apply(&obj),
+            &json!({ "identityProviderRef": { "name": "okta" } }),
         )
-        .await
-        .unwrap();
+        .await;
         let token = support::wait_for_token(&self.client, &self.ns.name, "okta-scim-token").await;
         // Accepted once the server has the recompiled configuration.
         let (http, url) = (self.http.clone(), self.scim("/Users"));
@@ -349,17 +327,54 @@ impl Sso {
     }
 }
 
-async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
-    let sso = Sso::start(
-        "sso-sp",
-        database_url,
-        json!({ "allowedRedirects": ["https://app.example.test/"] }),
-    )
-    .await;
-    let token = sso.scim_token().await;
-    // Her userName differs in case from the email she signs in with.
-    let user_id = sso.push_ada_as(&token, "Ada@Example.com").await;
+impl Sso {
+    /// IdentityProvider `okta` (SP-initiated only, redirects allowed to
+    /// https://app.example.test/) with a ScimToken, and Ada pushed over SCIM in group `eng`
+    /// under a userName that differs in case from the email she signs in with. Returns the
+    /// token and her SCIM id.
+    async fn with_ada_provisioned(database_url: &str) -> (Self, String, String) {
+        let sso = Sso::start(
+            "sso-sp",
+            database_url,
+            json!({ "allowedRedirects": ["https://app.example.test/"] }),
+        )
+        .await;
+        let token = sso.scim_token().await;
+        let user_id = sso.push_ada_as(&token, "Ada@Example.com").await;
+        (sso, token, user_id)
+    }
 
+    /// A session of Ada from a full SP-initiated sign-in.
+    async fn ada_session(&self) -> String {
+        let answer = self.sign_in("ada@example.com", None).await;
+        answer
+            .cookies
+            .get(&self.cookie_name())
+            .unwrap_or_else(|| panic!("Ada signed in: {} {}", answer.status, answer.body))
+            .clone()
+    }
+
+    /// Asserts that the server's metrics hold each of `lines`.
+    async fn assert_metrics_hold(&self, lines: &[&str]) {
+        let metrics = self.server.metrics().await;
+        for line in lines {
+            assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+        }
+    }
+
+    /// Asserts that the server's log holds none of `secrets` (sessions, SAML responses).
+    fn assert_log_holds_none_of(&self, secrets: &[&str]) {
+        let log = self.server.log_text();
+        for secret in secrets {
+            assert!(!log.contains(secret), "a secret was logged: {secret}");
+        }
+    }
+}
+
+async fn a_provisioned_user_signs_in_sp_initiated_and_returns_to_the_original_url(
+    database_url: &str,
+) {
+    let (sso, _, _) = Sso::with_ada_provisioned(database_url).await;
     // SP-initiated: back to the original URL with a session.
     let answer = sso
         .sign_in("ada@example.com", Some("https://app.example.test/dash?x=1"))
@@ -401,6 +416,21 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
             .status(),
         StatusCode::UNAUTHORIZED
     );
+    sso.assert_metrics_hold(&[
+        "sso_operator_server_sign_ins_total{outcome=\"success\",reason=\"none\"}",
+        "sso_operator_server_auth_verify_requests_total{result=\"forbidden\"}",
+    ])
+    .await;
+    sso.assert_log_holds_none_of(&[&session]);
+}
+
+support::on_each_database!(
+    a_provisioned_user_signs_in_sp_initiated_and_returns_to_the_original_url
+);
+
+async fn verify_refuses_appended_queries_and_tampered_or_absent_cookies(database_url: &str) {
+    let (sso, _, _) = Sso::with_ada_provisioned(database_url).await;
+    let session = sso.ada_session().await;
     // A proxy that appends the user's path and query to a configured query (Envoy with
     // `?identityProvider=` in its path_prefix) is refused rather than trusted.
     let ns = &sso.ns.name;
@@ -429,6 +459,16 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    sso.assert_log_holds_none_of(&[&session]);
+}
+
+support::on_each_database!(verify_refuses_appended_queries_and_tampered_or_absent_cookies);
+
+async fn envoy_ext_authz_and_traefik_forward_auth_pass_the_session_or_send_to_sign_in(
+    database_url: &str,
+) {
+    let (sso, _, _) = Sso::with_ada_provisioned(database_url).await;
+    let session = sso.ada_session().await;
     // Envoy ext_authz: the original path follows the prefix.
     let r = sso
         .http
@@ -464,6 +504,15 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
         }
     }
 
+    sso.assert_log_holds_none_of(&[&session]);
+}
+
+support::on_each_database!(
+    envoy_ext_authz_and_traefik_forward_auth_pass_the_session_or_send_to_sign_in
+);
+
+async fn a_sign_in_is_finished_once_and_only_in_the_browser_that_started_it(database_url: &str) {
+    let (sso, _, _) = Sso::with_ada_provisioned(database_url).await;
     // The same sign-in cannot be finished twice, nor in another browser.
     let (relay, cookie) = sso.login(None).await;
     let response = sso.response(Some(&relay), "ada@example.com", json!({}));
@@ -500,6 +549,20 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     assert_eq!(ok.status, StatusCode::OK);
     assert!(ok.body.contains("You are signed in"));
 
+    sso.assert_metrics_hold(&[
+        "sso_operator_server_sign_ins_total{outcome=\"success\",reason=\"none\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"BrowserMismatch\"}",
+    ])
+    .await;
+    sso.assert_log_holds_none_of(&[&response[..64]]);
+}
+
+support::on_each_database!(a_sign_in_is_finished_once_and_only_in_the_browser_that_started_it);
+
+async fn unsolicited_responses_foreign_redirects_and_unprovisioned_users_are_refused(
+    database_url: &str,
+) {
+    let (sso, _, _) = Sso::with_ada_provisioned(database_url).await;
     // IdP-initiated is off here: "Authentication Failed", no session.
     let unsolicited = sso.response(None, "ada@example.com", json!({}));
     let answer = sso.post_acs(&[("SAMLResponse", &unsolicited)], None).await;
@@ -527,6 +590,23 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     let stranger = sso.sign_in("grace@example.com", None).await;
     assert_eq!(stranger.status, StatusCode::FORBIDDEN);
 
+    sso.assert_metrics_hold(&[
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"UserNotProvisioned\"}",
+        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"IdpInitiatedNotAllowed\"}",
+    ])
+    .await;
+    sso.assert_log_holds_none_of(&[&unsolicited[..64]]);
+}
+
+support::on_each_database!(
+    unsolicited_responses_foreign_redirects_and_unprovisioned_users_are_refused
+);
+
+async fn deactivation_sign_out_and_deletion_lock_the_user_out_and_status_shows_why(
+    database_url: &str,
+) {
+    let (sso, token, user_id) = Sso::with_ada_provisioned(database_url).await;
+    let session = sso.ada_session().await;
     // Deactivation through SCIM locks the user out on the next verify.
     sso.set_active(&token, &user_id, false).await;
     assert_eq!(
@@ -583,45 +663,52 @@ async fn sp_initiated_sign_in_and_lockout(database_url: &str) {
     .await;
     let status = status.expect("the sign-in figures reach the IdentityProvider's status");
     assert!(status["signIn"]["lastSuccessTime"].is_string(), "{status}");
-    let metrics = sso.server.metrics().await;
-    for line in [
+    sso.assert_metrics_hold(&[
         "sso_operator_server_sign_ins_total{outcome=\"success\",reason=\"none\"}",
         "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"UserDeactivated\"}",
-        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"UserNotProvisioned\"}",
-        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"BrowserMismatch\"}",
-        "sso_operator_server_sign_ins_total{outcome=\"failure\",reason=\"IdpInitiatedNotAllowed\"}",
-        "sso_operator_server_auth_verify_requests_total{result=\"forbidden\"}",
-    ] {
-        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
-    }
-    // No SAML response, session cookie or key in the logs.
-    let log = sso.server.log_text();
-    assert!(!log.contains(&session) && !log.contains(&response[..64]));
-}
-
-#[tokio::test]
-async fn sp_initiated_sign_in_forward_auth_and_lockout_on_sqlite() {
-    sp_initiated_sign_in_and_lockout(&support::sqlite_url("sso-sp")).await;
-}
-
-#[tokio::test]
-async fn sp_initiated_sign_in_forward_auth_and_lockout_on_postgres() {
-    sp_initiated_sign_in_and_lockout(&support::postgres_url()).await;
-}
-
-#[tokio::test]
-async fn idp_initiated_just_in_time_groups_and_relay_state() {
-    let sso = Sso::start(
-        "sso-idp",
-        &support::sqlite_url("sso-idp"),
-        json!({
-            "allowIdpInitiated": true,
-            "defaultRelayState": "/welcome",
-            "allowedRedirects": ["https://app.example.test/"],
-            "users": { "provisioning": "justInTime", "allowedEmailDomains": ["example.com"], "defaultGroups": ["everyone"], "syncGroupsFromSaml": true },
-        }),
-    )
+    ])
     .await;
+    sso.assert_log_holds_none_of(&[&session]);
+}
+
+support::on_each_database!(
+    deactivation_sign_out_and_deletion_lock_the_user_out_and_status_shows_why
+);
+
+impl Sso {
+    /// IdentityProvider `okta` allowing IdP-initiated sign-in (default relay state
+    /// `/welcome`) with just-in-time users of example.com, default group `everyone` and
+    /// groups synced from SAML, on SQLite.
+    async fn with_just_in_time_tiles() -> Self {
+        Sso::start(
+            "sso-idp",
+            &support::sqlite_url("sso-idp"),
+            json!({
+                "allowIdpInitiated": true,
+                "defaultRelayState": "/welcome",
+                "allowedRedirects": ["https://app.example.test/"],
+                "users": { "provisioning": "justInTime", "allowedEmailDomains": ["example.com"], "defaultGroups": ["everyone"], "syncGroupsFromSaml": true },
+            }),
+        )
+        .await
+    }
+
+    /// Grace's first tile click with SAML groups `eng` and `ops`; returns her session.
+    async fn grace_tile_session(&self) -> String {
+        let tile = self.response(
+            None,
+            "grace@example.com",
+            json!({ "attributes": { "groups": ["eng", "ops"], "firstName": ["Grace"] } }),
+        );
+        let answer = self.post_acs(&[("SAMLResponse", &tile)], None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+        answer.cookies[&self.cookie_name()].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_tile_click_creates_the_user_just_in_time_with_default_and_saml_groups_once() {
+    let sso = Sso::with_just_in_time_tiles().await;
     // A tile click: no InResponseTo, no RelayState → the default relay state; the user is
     // created just in time with the default group and the SAML groups.
     let tile = sso.response(
@@ -642,7 +729,12 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     let replay = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
     assert_eq!(replay.status, StatusCode::FORBIDDEN);
     assert!(replay.body.contains(FAILED));
+}
 
+#[tokio::test]
+async fn each_tile_click_replaces_the_synced_groups_and_follows_an_allowed_relay_state() {
+    let sso = Sso::with_just_in_time_tiles().await;
+    sso.grace_tile_session().await;
     // Group sync: the next sign-in's groups replace the previous ones.
     let tile = sso.response(
         None,
@@ -664,7 +756,11 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     );
     let r = sso.verify(&answer.cookies[&sso.cookie_name()], "").await;
     assert_eq!(r.headers()["x-auth-request-groups"], "eng,everyone");
+}
 
+#[tokio::test]
+async fn relay_states_and_email_domains_outside_the_allow_lists_are_refused() {
+    let sso = Sso::with_just_in_time_tiles().await;
     // A RelayState outside the allow-list: "Invalid RelayState", never a redirect.
     for target in [
         "https://evil.example.com/",
@@ -684,7 +780,11 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
     let tile = sso.response(None, "mallory@evil.example", json!({}));
     let answer = sso.post_acs(&[("SAMLResponse", &tile)], None).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
+}
 
+#[tokio::test]
+async fn malformed_oversized_and_get_responses_at_the_acs_get_a_clear_4xx() {
+    let sso = Sso::with_just_in_time_tiles().await;
     // Bad input: clear 4xx pages, never a 500.
     let dtd = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
@@ -730,7 +830,11 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
 
+#[tokio::test]
+async fn auth_signin_starts_sp_initiated_login_only_toward_allowed_redirects() {
+    let sso = Sso::with_just_in_time_tiles().await;
     // The sign-in endpoint for ingress-nginx's auth-signin starts SP-initiated login.
     let r = sso
         .http
@@ -762,7 +866,12 @@ async fn idp_initiated_just_in_time_groups_and_relay_state() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
 
+#[tokio::test]
+async fn a_session_passes_only_for_its_identity_provider_and_ends_when_that_is_disabled() {
+    let sso = Sso::with_just_in_time_tiles().await;
+    let session = sso.grace_tile_session().await;
     // A second IdentityProvider served by the same server: every check must name one, and a
     // session of one never passes for the other, even under the other's cookie name.
     let api: Api<IdentityProvider> = Api::namespaced(sso.client.clone(), &sso.ns.name);

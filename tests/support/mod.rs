@@ -235,6 +235,52 @@ where
     }
 }
 
+/// Creates or changes IdentityProvider `name` in `namespace` with `spec` (server-side apply
+/// under the field manager `tests`, forced), as `kubectl apply --server-side` of a manifest does.
+pub async fn apply_identity_provider(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &serde_json::Value,
+) {
+    let obj = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "IdentityProvider", "metadata": { "name": name }, "spec": spec });
+    Api::<sso_operator::api::IdentityProvider>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply IdentityProvider {namespace}/{name}: {e}"));
+}
+
+/// Creates or changes ScimToken `name` in `namespace` with `spec`, like
+/// [`apply_identity_provider`].
+pub async fn apply_scim_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: &serde_json::Value,
+) {
+    let obj = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": name }, "spec": spec });
+    Api::<sso_operator::api::ScimToken>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &PatchParams::apply("tests").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply ScimToken {namespace}/{name}: {e}"));
+}
+
+/// An HTTP client that never follows redirects, so a test sees every `Location` it is sent.
+pub fn http_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build an HTTP client")
+}
+
 /// A real HTTPS server on 127.0.0.1 (Python's http.server with TLS) serving the files of a
 /// directory, with a certificate for 127.0.0.1 issued by a CA of its own.
 pub struct HttpsServer {
@@ -581,3 +627,32 @@ pub fn self_signed(
     let pem = String::from_utf8(b.build().to_pem().expect("pem")).expect("utf-8");
     (key, pem)
 }
+
+/// One test per database for a story written once as `async fn $story(database_url: &str)`:
+/// `$story::sqlite` on a fresh SQLite file and `$story::postgresql` on the test PostgreSQL
+/// server. The PostgreSQL case starts the server (tests/postgres/up) and fails when it cannot:
+/// it is never skipped. An optional `#[tokio::test(..)]` attribute chooses the runtime.
+#[allow(unused_macros)] // not every test file has stories on both databases
+macro_rules! on_each_database {
+    ($story:ident) => {
+        $crate::support::on_each_database!(
+            #[tokio::test]
+            $story
+        );
+    };
+    (#[$test:meta] $story:ident) => {
+        mod $story {
+            #[$test]
+            async fn sqlite() {
+                super::$story(&$crate::support::sqlite_url(stringify!($story))).await;
+            }
+
+            #[$test]
+            async fn postgresql() {
+                super::$story(&$crate::support::postgres_url()).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_each_database;
