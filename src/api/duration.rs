@@ -83,9 +83,32 @@ impl FromStr for Duration {
         }
         Ok(Self {
             text: text.to_owned(),
-            value: super::parse_duration(text).unwrap_or(SignedDuration::MAX),
+            value: parse_duration(text).unwrap_or(SignedDuration::MAX),
         })
     }
+}
+
+/// Parses a duration such as `90s`, `15m` or `1h30m` (the format the CRD schema
+/// enforces); `None` for any other text, and for a duration too large to count in seconds.
+pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && !text.is_empty()).then(|| jiff::SignedDuration::from_secs(total))
 }
 
 impl fmt::Display for Duration {

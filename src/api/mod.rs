@@ -12,7 +12,7 @@ pub mod scim_token;
 pub mod sign_in_refusal;
 
 pub use common::{ConfigMapKeyRef, SecretKeyRef};
-pub use duration::Duration;
+pub use duration::{Duration, parse_duration};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
 pub use sign_in_refusal::SignInRefusal;
@@ -24,28 +24,6 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "sso-operator.dev";
 /// The served and stored API version.
 pub const VERSION: &str = "v1alpha1";
-
-/// Parses a duration such as `90s`, `15m` or `1h30m` (the format the CRD schema enforces).
-pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().ok()?;
-        digits.clear();
-        let unit = match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    (digits.is_empty() && !text.is_empty()).then(|| jiff::SignedDuration::from_secs(total))
-}
 
 /// Both CustomResourceDefinitions, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
