@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
@@ -142,33 +144,54 @@ fn object_key<K: Resource>(obj: &K) -> String {
 }
 
 /// Runs both controllers until `shutdown` resolves or leadership is lost.
+///
+/// Each kind is listed and watched once for both controllers (see [`Watches`]).
 pub async fn run(
     client: Client,
     settings: Settings,
     metrics: metrics::Metrics,
-    mut leading: tokio::sync::watch::Receiver<bool>,
+    leading: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let ns = settings.watch_namespace.as_deref();
-    let idp_api: Api<IdentityProvider> = scoped(&client, ns);
-    let token_api: Api<ScimToken> = scoped(&client, ns);
-    // Metadata-only views (an `Api` of `PartialObjectMeta` lists and watches only metadata).
-    let secret_meta: Api<PartialObjectMeta<Secret>> = scoped(&client, ns);
-    let configmap_meta: Api<PartialObjectMeta<ConfigMap>> = scoped(&client, ns);
-    let compiled_api: Api<PartialObjectMeta<Secret>> =
-        Api::namespaced(client.clone(), &settings.config_namespace);
-    let legacy = legacy_config::LegacyConfig::new(
-        client.clone(),
-        &settings.operator_namespace,
-        &settings.config_namespace,
+    let watches = Watches::new(&client, &settings);
+    let ctx = context(client.clone(), settings, metrics, &watches);
+    let stop_rx = stop_signal(leading, shutdown);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let key_task = session_keys::maintain(
+        client,
+        ctx.settings.config_namespace.clone(),
+        ctx.settings.session_key_rotation,
+        &ctx.legacy,
+        stopped(stop_rx.clone()),
     );
-
+    let sweep_task = sweep_legacy(&ctx, watches.idps.store.clone(), stopped(stop_rx.clone()));
     let limits = kube::runtime::controller::Config::default()
-        .concurrency(settings.max_concurrent_reconciles);
-    let idp_controller = filtered_controller(idp_api.clone(), limits.clone());
-    let token_controller = filtered_controller(token_api.clone(), limits);
-    let idps = idp_controller.store();
-    let tokens = token_controller.store();
+        .concurrency(ctx.settings.max_concurrent_reconciles);
+    let (idp_controller, token_controller) = watches.into_controllers(limits);
+    let idp_loop = idp_controller
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(
+            identity_provider::reconcile,
+            identity_provider::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let token_loop = token_controller
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(scim_token::reconcile, scim_token::error_policy, ctx.clone())
+        .for_each(|_| async {});
+    tokio::join!(idp_loop, token_loop, key_task, sweep_task);
+}
+
+/// The reconcilers' shared state, reading the stores of `watches`.
+fn context(
+    client: Client,
+    settings: Settings,
+    metrics: metrics::Metrics,
+    watches: &Watches,
+) -> Arc<Context> {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -176,18 +199,29 @@ pub async fn run(
             instance: None,
         },
     );
-    let ctx = Arc::new(Context {
-        client: client.clone(),
+    let legacy = legacy_config::LegacyConfig::new(
+        client.clone(),
+        &settings.operator_namespace,
+        &settings.config_namespace,
+    );
+    Arc::new(Context {
+        client,
         settings,
         recorder,
         metrics,
-        idps: idps.clone(),
-        tokens: tokens.clone(),
+        idps: watches.idps.store.clone(),
+        tokens: watches.tokens.store.clone(),
         legacy,
         failures: Mutex::default(),
         metadata_failures: Mutex::default(),
-    });
+    })
+}
 
+/// A receiver that turns true once `shutdown` resolves or leadership is lost.
+fn stop_signal(
+    mut leading: tokio::sync::watch::Receiver<bool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         tokio::select! {
@@ -196,113 +230,207 @@ pub async fn run(
         }
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    stop_rx
+}
 
-    let shared = ctx.clone();
-    let key_task = session_keys::maintain(
-        client.clone(),
-        shared.settings.config_namespace.clone(),
-        shared.settings.session_key_rotation,
-        &shared.legacy,
-        stopped(stop_rx.clone()),
-    );
-    let sweep_task = sweep_legacy(&shared, idps.clone(), stopped(stop_rx.clone()));
+/// A watch stream of `K`'s objects (or its errors).
+type WatchStream<K> = BoxStream<'static, Result<K, watcher::Error>>;
 
-    let idps_for_secrets = idps.clone();
-    let tokens_for_idp_secrets = tokens.clone();
-    let idps_for_configmaps = idps.clone();
-    let idp_loop = idp_controller
-        // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders using it,
-        // and a changed token Secret those of its ScimTokens (the token hashes come from it).
-        // Only metadata: the mappers need names and annotations, never the Secrets' keys.
-        .watches_stream(
-            watcher(secret_meta.clone(), watcher::Config::default())
-                .default_backoff()
-                .touched_objects(),
-            move |secret| {
-                let mut idps = identity_provider::referencing(
-                    &idps_for_secrets,
-                    &secret,
-                    identity_provider::RefKind::Secret,
-                );
-                idps.extend(
-                    scim_token::referencing_secret(&tokens_for_idp_secrets, &secret)
-                        .into_iter()
-                        .filter_map(|t| {
-                            let token = tokens_for_idp_secrets.get(&t)?;
-                            Some(
-                                ObjectRef::new(&token.spec.identity_provider_ref.name)
-                                    .within(t.namespace.as_deref()?),
-                            )
-                        }),
-                );
-                idps
-            },
+/// One list and watch of a kind the controllers reconcile, shared by both: the store it
+/// keeps, the objects whose reconciliation-relevant parts changed (which trigger that kind's
+/// own controller), and every object it adds, changes or deletes (which trigger the other
+/// controller, for which a deletion matters as much as a change).
+struct SharedWatch<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    changed: WatchStream<K>,
+    touched: UnboundedReceiver<K>,
+}
+
+impl<K> SharedWatch<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Lists and watches `api`, reporting a resource as changed when its spec (generation),
+    /// finalizers or annotations change, not when only its status does: the status is written
+    /// by this controller and, for the SCIM and sign-in figures, by the servers.
+    fn new(api: Api<K>) -> Self {
+        let (store, writer) = reflector::store();
+        let events = reflector(
+            writer,
+            watcher(api, watcher::Config::default().any_semantic()),
         )
-        .watches_stream(
-            watcher(configmap_meta, watcher::Config::default())
+        .default_backoff();
+        let (events, touched) = tee_touched(events);
+        let changed = events
+            .applied_objects()
+            .predicate_filter(changed(), Default::default())
+            .boxed();
+        Self {
+            store,
+            changed,
+            touched,
+        }
+    }
+
+    /// A controller of `K` triggered by the changed objects, reading the store.
+    fn controller(
+        self,
+        limits: kube::runtime::controller::Config,
+    ) -> (Controller<K>, WatchStream<K>) {
+        let controller = Controller::for_stream(self.changed, self.store).with_config(limits);
+        (controller, self.touched.map(Ok).boxed())
+    }
+}
+
+/// Passes `events` on and sends a copy of every object they add, change or delete to the
+/// returned receiver: a second consumer of one watch, which sees deletions too (the
+/// subscribers of kube's shared stores see only objects still in the store). The receiver
+/// ends when the returned stream is dropped.
+fn tee_touched<K, S>(
+    events: S,
+) -> (
+    impl Stream<Item = S::Item> + Send + 'static,
+    UnboundedReceiver<K>,
+)
+where
+    K: Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let events = events.inspect(move |event| {
+        if let Ok(
+            watcher::Event::Apply(obj)
+            | watcher::Event::InitApply(obj)
+            | watcher::Event::Delete(obj),
+        ) = event
+        {
+            // Fails only once the other controller has stopped.
+            let _ = tx.unbounded_send(obj.clone());
+        }
+    });
+    (events, rx)
+}
+
+/// Every list and watch the controllers need, each made once: IdentityProviders and
+/// ScimTokens (each the main trigger of its own controller and a trigger of the other) and the
+/// metadata of Secrets (certificates and tokens, for both), ConfigMaps and compiled
+/// configurations (for the IdentityProvider controller).
+struct Watches {
+    idps: SharedWatch<IdentityProvider>,
+    tokens: SharedWatch<ScimToken>,
+    /// Secrets' metadata, for the IdentityProvider controller.
+    secrets: WatchStream<PartialObjectMeta<Secret>>,
+    /// The same Secrets' metadata, for the ScimToken controller.
+    secrets_for_tokens: UnboundedReceiver<PartialObjectMeta<Secret>>,
+    configmaps: WatchStream<PartialObjectMeta<ConfigMap>>,
+    compiled: WatchStream<PartialObjectMeta<Secret>>,
+}
+
+impl Watches {
+    fn new(client: &Client, settings: &Settings) -> Self {
+        let ns = settings.watch_namespace.as_deref();
+        // Metadata-only views (an `Api` of `PartialObjectMeta` lists and watches only metadata):
+        // the mappers need names and annotations, never the Secrets' keys.
+        let secret_meta: Api<PartialObjectMeta<Secret>> = scoped(client, ns);
+        let (secrets, secrets_for_tokens) =
+            tee_touched(watcher(secret_meta, watcher::Config::default()).default_backoff());
+        let configmap_meta: Api<PartialObjectMeta<ConfigMap>> = scoped(client, ns);
+        let compiled_api: Api<PartialObjectMeta<Secret>> =
+            Api::namespaced(client.clone(), &settings.config_namespace);
+        let compiled_label = format!("{}=true", crate::config::COMPILED_CONFIG_LABEL);
+        Self {
+            idps: SharedWatch::new(scoped(client, ns)),
+            tokens: SharedWatch::new(scoped(client, ns)),
+            secrets: secrets.touched_objects().boxed(),
+            secrets_for_tokens,
+            configmaps: watcher(configmap_meta, watcher::Config::default())
                 .default_backoff()
-                .touched_objects(),
-            move |cm| {
+                .touched_objects()
+                .boxed(),
+            compiled: watcher(
+                compiled_api,
+                watcher::Config::default().labels(&compiled_label),
+            )
+            .default_backoff()
+            .touched_objects()
+            .boxed(),
+        }
+    }
+
+    /// The IdentityProvider and ScimToken controllers, triggered by these watches.
+    fn into_controllers(
+        self,
+        limits: kube::runtime::controller::Config,
+    ) -> (Controller<IdentityProvider>, Controller<ScimToken>) {
+        let (idps, tokens) = (self.idps.store.clone(), self.tokens.store.clone());
+        let (idp_controller, touched_idps) = self.idps.controller(limits.clone());
+        let (token_controller, touched_tokens) = self.tokens.controller(limits);
+        let (idps_for_configmaps, tokens_for_idps) = (idps.clone(), tokens.clone());
+        let idp_controller = idp_controller
+            // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders
+            // using it, and a changed token Secret those of its ScimTokens (the token hashes
+            // come from it).
+            .watches_stream(self.secrets, move |secret| {
+                secret_to_idps(&idps, &tokens_for_idps, &secret)
+            })
+            .watches_stream(self.configmaps, move |cm| {
                 identity_provider::referencing(
                     &idps_for_configmaps,
                     &cm,
                     identity_provider::RefKind::ConfigMap,
                 )
-            },
-        )
-        // Token changes (issue, rotation, deletion) recompile the token hashes of their IdP.
-        .watches(
-            token_api.clone(),
-            watcher::Config::default(),
-            |token: ScimToken| {
+            })
+            // Token changes (issue, rotation, deletion) recompile the token hashes of their IdP.
+            .watches_stream(touched_tokens, |token: ScimToken| {
                 token
                     .namespace()
                     .map(|ns| ObjectRef::new(&token.spec.identity_provider_ref.name).within(&ns))
-            },
-        )
-        // A deleted or edited compiled Secret is rewritten.
-        .watches_stream(
-            watcher(
-                compiled_api,
-                watcher::Config::default()
-                    .labels(&format!("{}=true", crate::config::COMPILED_CONFIG_LABEL)),
-            )
-            .default_backoff()
-            .touched_objects(),
-            |secret| identity_provider::owner_of_compiled(&secret),
-        )
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(
-            identity_provider::reconcile,
-            identity_provider::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+            })
+            // A deleted or edited compiled Secret is rewritten.
+            .watches_stream(self.compiled, |secret| {
+                identity_provider::owner_of_compiled(&secret)
+            });
+        let tokens_for_secrets = tokens.clone();
+        let token_controller = token_controller
+            // An IdentityProvider appearing, disappearing or being disabled changes its tokens'
+            // state.
+            .watches_stream(touched_idps, move |idp: IdentityProvider| {
+                scim_token::referencing_idp(&tokens, &idp)
+            })
+            // Bring-your-own token Secrets and generated token Secrets.
+            .watches_stream(self.secrets_for_tokens.map(Ok), move |secret| {
+                scim_token::referencing_secret(&tokens_for_secrets, &secret)
+            });
+        (idp_controller, token_controller)
+    }
+}
 
-    let tokens_for_idps = tokens.clone();
-    let tokens_for_secrets = tokens.clone();
-    let token_loop = token_controller
-        // An IdentityProvider appearing, disappearing or being disabled changes its tokens' state.
-        .watches(
-            idp_api,
-            watcher::Config::default(),
-            move |idp: IdentityProvider| scim_token::referencing_idp(&tokens_for_idps, &idp),
-        )
-        // Bring-your-own token Secrets and generated token Secrets.
-        .watches_stream(
-            watcher(secret_meta, watcher::Config::default())
-                .default_backoff()
-                .touched_objects(),
-            move |secret| scim_token::referencing_secret(&tokens_for_secrets, &secret),
-        )
-        .graceful_shutdown_on(stopped(stop_rx))
-        .run(scim_token::reconcile, scim_token::error_policy, ctx)
-        .for_each(|_| async {});
-
-    tokio::join!(idp_loop, token_loop, key_task, sweep_task);
+/// The IdentityProviders to reconcile when `secret` changes: those using it as a certificate
+/// Secret, and those of the ScimTokens reading or writing their token there.
+fn secret_to_idps(
+    idps: &Store<IdentityProvider>,
+    tokens: &Store<ScimToken>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<IdentityProvider>> {
+    let mut refs = identity_provider::referencing(idps, secret, identity_provider::RefKind::Secret);
+    refs.extend(
+        scim_token::referencing_secret(tokens, secret)
+            .into_iter()
+            .filter_map(|t| {
+                let token = tokens.get(&t)?;
+                Some(
+                    ObjectRef::new(&token.spec.identity_provider_ref.name)
+                        .within(t.namespace.as_deref()?),
+                )
+            }),
+    );
+    refs
 }
 
 /// Once every IdentityProvider is known, deletes what earlier releases left in the operator
@@ -335,30 +463,6 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-/// A controller of `api`'s resources that reconciles one again when its spec (generation),
-/// finalizers or annotations change, not when only its status does: the status is written by
-/// this controller and, for the SCIM and sign-in figures, by the servers.
-fn filtered_controller<K>(api: Api<K>, limits: kube::runtime::controller::Config) -> Controller<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(api, watcher::Config::default().any_semantic()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(changed(), Default::default());
-    Controller::for_stream(stream, store).with_config(limits)
 }
 
 /// Whether a resource changed in a way its reconciliation depends on: its spec (generation),

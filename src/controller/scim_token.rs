@@ -15,7 +15,7 @@ use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -345,11 +345,8 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     let ns = token
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
-    let name = token.name_any();
-    let generation = token.metadata.generation.unwrap_or(0);
     let idp_name = &token.spec.identity_provider_ref.name;
     let urls = Urls::new(&ctx.settings.external_url, &ns, idp_name);
-    let previous_status = token.status.clone().unwrap_or_default();
     // Read from the API server, not the IdentityProvider controller's cache: the event that
     // triggered this reconcile may reach us before that cache has seen it (a deleted
     // IdentityProvider would otherwise look alive until the next periodic requeue). An
@@ -357,198 +354,252 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     let idp = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
         .get_opt(idp_name)
         .await?
-        .filter(|i| i.metadata.deletion_timestamp.is_none())
-        .map(std::sync::Arc::new);
-    let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
-    let expired = spec_expiry.is_some_and(|t| t <= now);
-    let rotation_every = rotation_every(token);
-    let overlap = rotation_overlap(token);
-
+        .filter(|i| i.metadata.deletion_timestamp.is_none());
     let issued = if let Some(r) = &token.spec.token_secret_ref {
         let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&r.name)
             .await?;
         credentials(token, secret.as_ref())
     } else {
-        issue(
-            token,
-            ctx,
-            &ns,
-            &urls,
-            now,
-            rotation_every,
-            overlap,
-            expired,
-        )
-        .await?
+        issue(token, ctx, &ns, &urls, now).await?
     };
+    let (status, requeue_at) = assess(token, issued, idp.as_ref(), &urls, now);
+    let api: Api<ScimToken> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "status": status });
+    api.patch_status(
+        &token.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    report_ready(token, ctx, &status).await;
+    Ok(super::requeue_until(requeue_at))
+}
 
+/// Sets the Ready metric and publishes an Event when Ready's status or reason changed.
+async fn report_ready(token: &ScimToken, ctx: &Context, status: &ScimTokenStatus) {
+    let Some(ready) = cond::find(&status.conditions, cond::READY) else {
+        return;
+    };
+    ctx.metrics.set_ready(
+        KIND,
+        object_key(token),
+        Some((ready.status.clone(), ready.reason.clone())),
+    );
+    let previous = token.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    if let Some(type_) = ready_event(previous, ready) {
+        publish_event(ctx, token, type_, &ready.reason, ready.message.clone()).await;
+    }
+}
+
+/// The type of the Event to publish about the Ready condition `ready`, when its status or reason
+/// differs from the one in `previous` (the conditions before this reconciliation).
+fn ready_event(previous: &[Condition], ready: &Condition) -> Option<EventType> {
+    let old = cond::find(previous, cond::READY);
+    old.is_none_or(|o| o.status != ready.status || o.reason != ready.reason)
+        .then(|| {
+            if ready.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            }
+        })
+}
+
+/// The status of `token` given its credentials (`issued`, or why it has none) and its
+/// IdentityProvider (none when missing or being deleted), with the conditions merged into the
+/// previous ones, and when to reconcile again: at the next rotation, expiry or end of overlap.
+fn assess(
+    token: &ScimToken,
+    issued: Result<Issued, Refusal>,
+    idp: Option<&IdentityProvider>,
+    urls: &Urls,
+    now: Timestamp,
+) -> (ScimTokenStatus, Option<Timestamp>) {
+    let generation = token.metadata.generation.unwrap_or(0);
     let mut status = ScimTokenStatus {
         observed_generation: Some(generation),
         scim_base_url: Some(urls.scim_base.clone()),
         ..Default::default()
     };
-    let mut requeue_at: Option<Timestamp> = None;
-    let mut soonest =
-        |t: Timestamp| requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
-    let mut problem: Option<(&'static str, String)> = None;
-    match issued {
-        Ok(issued) => {
-            if let (Some(every), Some(at)) = (rotation_every, issued.issued_at) {
-                soonest(at + every);
-            }
-            let expires_at = current_expiry(token, issued.issued_at);
-            if let Some(t) = expires_at {
-                soonest(t);
-            }
-            status.secret_name = Some(issued.secret_name);
-            status.token_id = Some(token_id(&issued.hash));
-            status.expires_at = expires_at.map(Time);
-            status.last_rotation_time = issued.issued_at.map(Time);
-            if let Some((hash, until)) = issued.previous.filter(|(_, until)| *until > now) {
-                soonest(until);
-                status.previous_token_id = Some(token_id(&hash));
-                status.previous_token_expires_at = Some(Time(until));
-            }
-        }
+    let (problem, requeue_at) = match issued {
+        Ok(issued) => (None, report_token(token, issued, now, &mut status)),
         Err(p) => {
-            if p.0 == reason::WAITING_FOR_GARBAGE_COLLECTION {
-                soonest(now + super::identity_provider::GARBAGE_COLLECTION_RECHECK);
-            }
-            problem = Some(p);
+            let recheck = (p.0 == reason::WAITING_FOR_GARBAGE_COLLECTION)
+                .then(|| now + super::identity_provider::GARBAGE_COLLECTION_RECHECK);
+            (Some(p), recheck)
         }
-    }
+    };
+    let spec_expiry = token.spec.expires_at.as_ref().map(|t| t.0);
+    let ready = ready_condition(
+        token,
+        spec_expiry.filter(|t| *t <= now),
+        problem,
+        idp,
+        urls,
+        status.secret_name.as_deref().unwrap_or(""),
+    );
+    let conditions = [expired_condition(spec_expiry, now), ready];
+    let previous = token.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    status.conditions = cond::merge(previous, &conditions, generation, now);
+    (status, requeue_at)
+}
 
-    let mut conditions = Vec::new();
-    if expired {
-        let when = spec_expiry.map(|t| t.to_string()).unwrap_or_default();
-        conditions.push(Desired::yes(
+/// Fills the token fields of `status` from `issued` and returns the soonest of the next
+/// rotation, the current token's expiry and the end of the previous token's overlap.
+fn report_token(
+    token: &ScimToken,
+    issued: Issued,
+    now: Timestamp,
+    status: &mut ScimTokenStatus,
+) -> Option<Timestamp> {
+    let next_rotation = rotation_every(token)
+        .zip(issued.issued_at)
+        .map(|(every, at)| at + every);
+    let expires_at = current_expiry(token, issued.issued_at);
+    status.secret_name = Some(issued.secret_name);
+    status.token_id = Some(token_id(&issued.hash));
+    status.expires_at = expires_at.map(Time);
+    status.last_rotation_time = issued.issued_at.map(Time);
+    let previous_until = issued
+        .previous
+        .filter(|(_, until)| *until > now)
+        .map(|(hash, until)| {
+            status.previous_token_id = Some(token_id(&hash));
+            status.previous_token_expires_at = Some(Time(until));
+            until
+        });
+    [next_rotation, expires_at, previous_until]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// The Expired condition: whether `spec.expiresAt` (`spec_expiry`) has passed at `now`.
+fn expired_condition(spec_expiry: Option<Timestamp>, now: Timestamp) -> Desired {
+    match spec_expiry {
+        Some(t) if t <= now => Desired::yes(
             cond::EXPIRED,
             reason::EXPIRED,
-            format!("The token expired at {when} and no longer works"),
-        ));
-    } else {
-        conditions.push(Desired::no(
+            format!("The token expired at {t} and no longer works"),
+        ),
+        Some(t) => Desired::no(
             cond::EXPIRED,
             reason::NOT_EXPIRED,
-            match spec_expiry {
-                Some(t) => format!("Works until {t}"),
-                None => "No expiry set".to_owned(),
-            },
-        ));
+            format!("Works until {t}"),
+        ),
+        None => Desired::no(cond::EXPIRED, reason::NOT_EXPIRED, "No expiry set"),
     }
-    let ready = if expired {
-        Desired::no(
+}
+
+/// The Ready condition: false when the token expired at `expired`, when its Secret yields no
+/// token (`problem`), or when its IdentityProvider is missing or disabled; otherwise true,
+/// saying what to paste into the IdP (the token is in `secret_name`).
+fn ready_condition(
+    token: &ScimToken,
+    expired: Option<Timestamp>,
+    problem: Option<Refusal>,
+    idp: Option<&IdentityProvider>,
+    urls: &Urls,
+    secret_name: &str,
+) -> Desired {
+    let idp_name = &token.spec.identity_provider_ref.name;
+    if let Some(t) = expired {
+        return Desired::no(
             cond::READY,
             reason::EXPIRED,
             format!(
-                "The token expired at {} and no longer works: set a later spec.expiresAt, or remove it",
-                spec_expiry.map(|t| t.to_string()).unwrap_or_default()
+                "The token expired at {t} and no longer works: set a later spec.expiresAt, or remove it"
             ),
-        )
-    } else if let Some((r, message)) = problem {
-        Desired::no(cond::READY, r, message)
-    } else {
-        match idp.as_deref() {
-            None => Desired::no(
-                cond::READY,
-                reason::IDENTITY_PROVIDER_NOT_FOUND,
-                format!(
-                    "IdentityProvider {idp_name} does not exist in namespace {ns}: create it, or correct spec.identityProviderRef.name. The token starts working as soon as it exists"
-                ),
-            ),
-            Some(i) if i.spec.disabled => Desired::no(
-                cond::READY,
-                reason::IDENTITY_PROVIDER_DISABLED,
-                format!(
-                    "IdentityProvider {idp_name} is disabled, so SCIM requests are refused: set its spec.disabled to false"
-                ),
-            ),
-            Some(_) => Desired::yes(
-                cond::READY,
-                reason::READY,
-                format!(
-                    "Paste into the IdP: SCIM base URL {} (Okta: SCIM connector base URL; Entra: Tenant URL) and the token from Secret {} key token (Okta: Authorization under Authentication Mode HTTP Header; Entra: Secret Token)",
-                    urls.scim_base,
-                    status.secret_name.as_deref().unwrap_or("")
-                ),
-            ),
-        }
-    };
-    conditions.push(ready);
-    status.conditions = cond::merge(&previous_status.conditions, &conditions, generation, now);
-
-    let api: Api<ScimToken> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "status": status });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    if let Some(ready) = cond::find(&status.conditions, cond::READY) {
-        ctx.metrics.set_ready(
-            KIND,
-            object_key(token),
-            Some((ready.status.clone(), ready.reason.clone())),
         );
-        let old = cond::find(&previous_status.conditions, cond::READY);
-        if old.is_none_or(|o| o.status != ready.status || o.reason != ready.reason) {
-            let type_ = if ready.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            };
-            publish_event(ctx, token, type_, &ready.reason, ready.message.clone()).await;
-        }
     }
-    Ok(super::requeue_until(requeue_at))
+    if let Some((r, message)) = problem {
+        return Desired::no(cond::READY, r, message);
+    }
+    match idp {
+        None => Desired::no(
+            cond::READY,
+            reason::IDENTITY_PROVIDER_NOT_FOUND,
+            format!(
+                "IdentityProvider {idp_name} does not exist in namespace {}: create it, or correct spec.identityProviderRef.name. The token starts working as soon as it exists",
+                token.namespace().unwrap_or_default()
+            ),
+        ),
+        Some(i) if i.spec.disabled => Desired::no(
+            cond::READY,
+            reason::IDENTITY_PROVIDER_DISABLED,
+            format!(
+                "IdentityProvider {idp_name} is disabled, so SCIM requests are refused: set its spec.disabled to false"
+            ),
+        ),
+        Some(_) => Desired::yes(
+            cond::READY,
+            reason::READY,
+            format!(
+                "Paste into the IdP: SCIM base URL {} (Okta: SCIM connector base URL; Entra: Tenant URL) and the token from Secret {secret_name} key token (Okta: Authorization under Authentication Mode HTTP Header; Entra: Secret Token)",
+                urls.scim_base
+            ),
+        ),
+    }
 }
 
-/// Issues or rotates the generated token and writes its Secret.
-#[allow(clippy::too_many_arguments)]
-async fn issue(
+/// What a generated token Secret holds: the token, when it was issued, the last rotation
+/// request honoured (the value of the `sso-operator.dev/rotate` annotation) and the previous
+/// token's hash with the end of its overlap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TokenSecret {
+    value: String,
+    issued_at: Timestamp,
+    rotation_request: String,
+    previous: Option<(String, Timestamp)>,
+}
+
+impl TokenSecret {
+    /// What this Secret, named `secret_name`, establishes.
+    fn issued(&self, secret_name: String) -> Issued {
+        Issued {
+            hash: token_hash(&self.value),
+            issued_at: Some(self.issued_at),
+            previous: self.previous.clone(),
+            secret_name,
+        }
+    }
+}
+
+/// What to do with a ScimToken's generated token Secret.
+#[derive(Debug, PartialEq, Eq)]
+enum SecretPlan {
+    /// The Secret yields no token, and is left alone.
+    Refuse(Refusal),
+    /// Keep the current token; write the Secret again when `rewrite` (its SCIM base URL is
+    /// stale).
+    Keep { secret: TokenSecret, rewrite: bool },
+    /// Issue a new token now, honouring `rotation_request`; the old one keeps working until
+    /// the end of `previous`. `event` says so.
+    Issue {
+        rotation_request: String,
+        previous: Option<(String, Timestamp)>,
+        event: String,
+    },
+}
+
+/// Decides from `existing` (the Secret named `name`, if any) whether `token` keeps its
+/// generated token, gets a new one (none yet, a scheduled or requested rotation) or none.
+fn plan_secret(
     token: &ScimToken,
-    ctx: &Context,
-    ns: &str,
+    existing: Option<&Secret>,
+    name: &str,
     urls: &Urls,
     now: Timestamp,
-    every: Option<SignedDuration>,
-    overlap: SignedDuration,
-    expired: bool,
-) -> Result<Result<Issued, Refusal>, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = secret_name(token);
-    let uid = token.uid().ok_or(Error::MissingObjectKey("uid"))?;
-    let existing = api.get_opt(&name).await?;
-    if let Some(s) = &existing
-        && is_left_by_previous_incarnation(&s.metadata, token)
-    {
-        return Ok(Err((
-            reason::WAITING_FOR_GARBAGE_COLLECTION,
-            format!(
-                "Secret {name} holds the token of the deleted ScimToken {} this one replaces; a new token is issued as soon as Kubernetes' garbage collector removes it (the deleted one's token never works again). If it stays, delete it: kubectl delete secret {name} -n {ns}",
-                token.name_any()
-            ),
-        )));
-    }
-    if let Some(s) = &existing
-        && !is_controlled_by(&s.metadata, &uid)
-    {
-        return Ok(Err((
-            reason::SECRET_CONFLICT,
-            format!(
-                "Secret {name} already exists and is not managed by this ScimToken: delete it, or set spec.secretName to another name"
-            ),
-        )));
+) -> SecretPlan {
+    if let Some(refusal) = existing.and_then(|s| foreign_secret(token, s, name)) {
+        return SecretPlan::Refuse(refusal);
     }
     let annotations = existing
-        .as_ref()
         .map(|s| s.annotations().clone())
         .unwrap_or_default();
-    let current = existing
-        .as_ref()
-        .and_then(|s| s.data.as_ref())
+    let data = existing.and_then(|s| s.data.as_ref());
+    let current = data
         .and_then(|d| d.get("token"))
         .and_then(|v| std::str::from_utf8(&v.0).ok().map(str::to_owned))
         .filter(|t| is_generated_token(t));
@@ -562,97 +613,146 @@ async fn issue(
         .get(ROTATION_REQUEST)
         .cloned()
         .unwrap_or_default();
-    let previous_stored = previous_of(&annotations);
-    let scheduled = matches!((every, issued_at), (Some(e), Some(at)) if now >= at + e);
+    let scheduled =
+        matches!((rotation_every(token), issued_at), (Some(e), Some(at)) if now >= at + e);
+    let expired = token.spec.expires_at.as_ref().is_some_and(|t| t.0 <= now);
     let needs_new = current.is_none() || issued_at.is_none() || scheduled || requested != honoured;
-    // The Secret must also follow a changed SCIM base URL (new external URL).
-    let url_changed = existing
-        .as_ref()
-        .and_then(|s| s.data.as_ref())
-        .and_then(|d| d.get("scimBaseUrl"))
-        .is_none_or(|v| v.0 != urls.scim_base.as_bytes());
-
     if !needs_new || expired {
-        if let (Some(current), Some(at)) = (&current, issued_at) {
-            if url_changed {
-                write_secret(
-                    &api,
-                    token,
-                    &name,
-                    current,
-                    urls,
-                    at,
-                    &honoured,
-                    previous_stored.as_ref(),
-                )
-                .await?;
-            }
-            return Ok(Ok(Issued {
-                hash: token_hash(current),
-                issued_at: Some(at),
-                previous: previous_stored,
-                secret_name: name,
-            }));
+        if let (Some(value), Some(issued_at)) = (current.clone(), issued_at) {
+            // The Secret must also follow a changed SCIM base URL (new external URL).
+            let rewrite = data
+                .and_then(|d| d.get("scimBaseUrl"))
+                .is_none_or(|v| v.0 != urls.scim_base.as_bytes());
+            let secret = TokenSecret {
+                value,
+                issued_at,
+                rotation_request: honoured,
+                previous: previous_of(&annotations),
+            };
+            return SecretPlan::Keep { secret, rewrite };
         }
         if expired {
-            return Ok(Err((
+            return SecretPlan::Refuse((
                 reason::EXPIRED,
                 "The token expired before it was issued".to_owned(),
-            )));
+            ));
         }
     }
-
-    let new_token = generate_token();
-    let previous = current.as_ref().map(|old| (token_hash(old), now + overlap));
-    write_secret(
-        &api,
-        token,
-        &name,
-        &new_token,
-        urls,
-        now,
-        &requested,
-        previous.as_ref(),
-    )
-    .await?;
-    let what = if current.is_some() {
+    let overlap_end = now + rotation_overlap(token);
+    let event = if current.is_some() {
         format!(
-            "Issued a new token into Secret {name}; the previous one keeps working until {}",
-            now + overlap
+            "Issued a new token into Secret {name}; the previous one keeps working until {overlap_end}"
         )
     } else {
         format!("Issued a token into Secret {name}")
     };
-    publish_event(ctx, token, EventType::Normal, "TokenIssued", what).await;
-    tracing::info!(scim_token = %object_key(token), token_id = %token_id(&token_hash(&new_token)), "issued a SCIM token");
-    Ok(Ok(Issued {
-        hash: token_hash(&new_token),
-        issued_at: Some(now),
-        previous,
-        secret_name: name,
-    }))
+    SecretPlan::Issue {
+        rotation_request: requested,
+        previous: current.map(|old| (token_hash(&old), overlap_end)),
+        event,
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Why `secret`, named `name`, is not `token`'s to write: it belongs to a deleted ScimToken of
+/// the same name (until the garbage collector removes it) or to something else.
+fn foreign_secret(token: &ScimToken, secret: &Secret, name: &str) -> Option<Refusal> {
+    if is_left_by_previous_incarnation(&secret.metadata, token) {
+        return Some((
+            reason::WAITING_FOR_GARBAGE_COLLECTION,
+            format!(
+                "Secret {name} holds the token of the deleted ScimToken {} this one replaces; a new token is issued as soon as Kubernetes' garbage collector removes it (the deleted one's token never works again). If it stays, delete it: kubectl delete secret {name} -n {}",
+                token.name_any(),
+                token.namespace().unwrap_or_default()
+            ),
+        ));
+    }
+    let uid = token.uid().unwrap_or_default();
+    (!is_controlled_by(&secret.metadata, &uid)).then(|| {
+        (
+            reason::SECRET_CONFLICT,
+            format!(
+                "Secret {name} already exists and is not managed by this ScimToken: delete it, or set spec.secretName to another name"
+            ),
+        )
+    })
+}
+
+/// Issues or rotates the generated token and writes its Secret.
+async fn issue(
+    token: &ScimToken,
+    ctx: &Context,
+    ns: &str,
+    urls: &Urls,
+    now: Timestamp,
+) -> Result<Result<Issued, Refusal>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = secret_name(token);
+    token.uid().ok_or(Error::MissingObjectKey("uid"))?;
+    let existing = api.get_opt(&name).await?;
+    match plan_secret(token, existing.as_ref(), &name, urls, now) {
+        SecretPlan::Refuse(refusal) => Ok(Err(refusal)),
+        SecretPlan::Keep { secret, rewrite } => {
+            if rewrite {
+                write_secret(&api, token, &name, &secret, urls).await?;
+            }
+            Ok(Ok(secret.issued(name)))
+        }
+        SecretPlan::Issue {
+            rotation_request,
+            previous,
+            event,
+        } => {
+            let secret = TokenSecret {
+                value: generate_token(),
+                issued_at: now,
+                rotation_request,
+                previous,
+            };
+            write_secret(&api, token, &name, &secret, urls).await?;
+            publish_event(ctx, token, EventType::Normal, "TokenIssued", event).await;
+            tracing::info!(scim_token = %object_key(token), token_id = %token_id(&token_hash(&secret.value)), "issued a SCIM token");
+            Ok(Ok(secret.issued(name)))
+        }
+    }
+}
+
+/// Writes `contents` into `token`'s Secret `name`, with the SCIM base URL.
 async fn write_secret(
     api: &Api<Secret>,
     token: &ScimToken,
     name: &str,
-    value: &str,
+    contents: &TokenSecret,
     urls: &Urls,
-    issued_at: Timestamp,
-    rotation_request: &str,
-    previous: Option<&(String, Timestamp)>,
 ) -> Result<(), Error> {
+    let secret = token_secret_object(token, name, contents, urls)?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The generated token Secret `name` of `token`, holding `contents`.
+fn token_secret_object(
+    token: &ScimToken,
+    name: &str,
+    contents: &TokenSecret,
+    urls: &Urls,
+) -> Result<Secret, Error> {
     let mut annotations = BTreeMap::from([
-        (ISSUED_AT.to_owned(), issued_at.to_string()),
-        (ROTATION_REQUEST.to_owned(), rotation_request.to_owned()),
+        (ISSUED_AT.to_owned(), contents.issued_at.to_string()),
+        (
+            ROTATION_REQUEST.to_owned(),
+            contents.rotation_request.clone(),
+        ),
     ]);
-    if let Some((hash, until)) = previous {
+    if let Some((hash, until)) = &contents.previous {
         annotations.insert(PREVIOUS_HASH.to_owned(), hash.clone());
         annotations.insert(PREVIOUS_UNTIL.to_owned(), until.to_string());
     }
-    let secret = Secret {
+    Ok(Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(BTreeMap::from([
@@ -672,21 +772,17 @@ async fn write_secret(
         },
         type_: Some("Opaque".to_owned()),
         data: Some(BTreeMap::from([
-            ("token".to_owned(), ByteString(value.as_bytes().to_vec())),
+            (
+                "token".to_owned(),
+                ByteString(contents.value.as_bytes().to_vec()),
+            ),
             (
                 "scimBaseUrl".to_owned(),
                 ByteString(urls.scim_base.as_bytes().to_vec()),
             ),
         ])),
         ..Default::default()
-    };
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -799,5 +895,459 @@ mod tests {
         );
         t.metadata.uid = Some("u2".into());
         assert!(credentials(&t, Some(&s)).is_err(), "another incarnation");
+    }
+
+    const NOW: &str = "2030-01-01T12:00:00Z";
+
+    fn now() -> Timestamp {
+        NOW.parse().unwrap()
+    }
+
+    fn urls() -> Urls {
+        Urls::new("https://sso.example.com", "ns", "okta")
+    }
+
+    /// A ScimToken of IdentityProvider `okta` with a generated token and `spec` merged in.
+    fn generated(spec: serde_json::Value) -> ScimToken {
+        let mut t = byo("okta");
+        t.spec.token_secret_ref = None;
+        let mut value = serde_json::to_value(&t.spec).unwrap();
+        for (k, v) in spec.as_object().unwrap() {
+            value[k] = v.clone();
+        }
+        t.spec = serde_json::from_value(value).unwrap();
+        t
+    }
+
+    fn okta_idp(disabled: bool) -> IdentityProvider {
+        let mut idp = IdentityProvider::new("okta", serde_json::from_str(r#"{"idp":{}}"#).unwrap());
+        idp.metadata.namespace = Some("ns".into());
+        idp.spec.disabled = disabled;
+        idp
+    }
+
+    /// The Secret `okta-scim-token` controlled by `owner`, holding `contents` and `scim_base`.
+    fn token_secret(owner: &ScimToken, contents: &TokenSecret, scim_base: Option<&str>) -> Secret {
+        let mut s = token_secret_object(owner, "okta-scim-token", contents, &urls()).unwrap();
+        let data = s.data.as_mut().unwrap();
+        match scim_base {
+            Some(url) => {
+                data.insert("scimBaseUrl".into(), ByteString(url.as_bytes().to_vec()));
+            }
+            None => {
+                data.remove("scimBaseUrl");
+            }
+        }
+        s
+    }
+
+    fn contents(issued_at: &str, rotation_request: &str) -> TokenSecret {
+        TokenSecret {
+            value: generate_token(),
+            issued_at: issued_at.parse().unwrap(),
+            rotation_request: rotation_request.into(),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn expired_says_until_when_the_token_works() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            expired_condition(None, now()),
+            Desired::no(cond::EXPIRED, reason::NOT_EXPIRED, "No expiry set")
+        );
+        assert_eq!(
+            expired_condition(Some(at("2030-02-01T00:00:00Z")), now()),
+            Desired::no(
+                cond::EXPIRED,
+                reason::NOT_EXPIRED,
+                "Works until 2030-02-01T00:00:00Z"
+            )
+        );
+        for t in [NOW, "2029-01-01T00:00:00Z"] {
+            assert_eq!(
+                expired_condition(Some(at(t)), now()),
+                Desired::yes(
+                    cond::EXPIRED,
+                    reason::EXPIRED,
+                    format!("The token expired at {t} and no longer works")
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn ready_says_what_to_fix_first_and_what_to_paste_when_all_is_well() {
+        let t = generated(serde_json::json!({}));
+        let (idp, disabled) = (okta_idp(false), okta_idp(true));
+        let ready = |expired, problem, idp| {
+            ready_condition(&t, expired, problem, idp, &urls(), "okta-scim-token")
+        };
+        let expired = ready(
+            Some("2029-01-01T00:00:00Z".parse().unwrap()),
+            Some((reason::TOKEN_INVALID, "ignored".to_owned())),
+            Some(&idp),
+        );
+        assert_eq!(
+            expired,
+            Desired::no(
+                cond::READY,
+                reason::EXPIRED,
+                "The token expired at 2029-01-01T00:00:00Z and no longer works: set a later spec.expiresAt, or remove it"
+            )
+        );
+        let problem = ready(
+            None,
+            Some((reason::SECRET_CONFLICT, "the message".to_owned())),
+            None,
+        );
+        assert_eq!(
+            problem,
+            Desired::no(cond::READY, reason::SECRET_CONFLICT, "the message")
+        );
+        assert_eq!(
+            ready(None, None, None),
+            Desired::no(
+                cond::READY,
+                reason::IDENTITY_PROVIDER_NOT_FOUND,
+                "IdentityProvider okta does not exist in namespace ns: create it, or correct spec.identityProviderRef.name. The token starts working as soon as it exists"
+            )
+        );
+        assert_eq!(
+            ready(None, None, Some(&disabled)),
+            Desired::no(
+                cond::READY,
+                reason::IDENTITY_PROVIDER_DISABLED,
+                "IdentityProvider okta is disabled, so SCIM requests are refused: set its spec.disabled to false"
+            )
+        );
+        assert_eq!(
+            ready(None, None, Some(&idp)),
+            Desired::yes(
+                cond::READY,
+                reason::READY,
+                "Paste into the IdP: SCIM base URL https://sso.example.com/scim/v2/ns/okta (Okta: SCIM connector base URL; Entra: Tenant URL) and the token from Secret okta-scim-token key token (Okta: Authorization under Authentication Mode HTTP Header; Entra: Secret Token)"
+            )
+        );
+    }
+
+    #[test]
+    fn status_reports_the_token_and_requeues_at_the_soonest_rotation_expiry_or_overlap_end() {
+        let t = generated(serde_json::json!({
+            "rotation": { "every": "24h", "overlap": "1h" },
+            "expiresAt": "2030-01-03T00:00:00Z",
+        }));
+        let issued = Issued {
+            hash: token_hash("current"),
+            issued_at: Some("2030-01-01T11:00:00Z".parse().unwrap()),
+            previous: Some((token_hash("old"), "2030-01-01T12:30:00Z".parse().unwrap())),
+            secret_name: "okta-scim-token".into(),
+        };
+        let (status, requeue) = assess(
+            &t,
+            Ok(issued.clone()),
+            Some(&okta_idp(false)),
+            &urls(),
+            now(),
+        );
+        assert_eq!(requeue, Some("2030-01-01T12:30:00Z".parse().unwrap()));
+        assert_eq!(status.observed_generation, Some(0));
+        assert_eq!(
+            status.scim_base_url.as_deref(),
+            Some(urls().scim_base.as_str())
+        );
+        assert_eq!(status.secret_name.as_deref(), Some("okta-scim-token"));
+        assert_eq!(status.token_id, Some(token_id(&token_hash("current"))));
+        assert_eq!(
+            status.last_rotation_time,
+            Some(Time("2030-01-01T11:00:00Z".parse().unwrap()))
+        );
+        // Rotation at 11:00 + 24h, plus the overlap: before spec.expiresAt.
+        assert_eq!(
+            status.expires_at,
+            Some(Time("2030-01-02T12:00:00Z".parse().unwrap()))
+        );
+        assert_eq!(status.previous_token_id, Some(token_id(&token_hash("old"))));
+        assert_eq!(
+            status.previous_token_expires_at,
+            Some(Time("2030-01-01T12:30:00Z".parse().unwrap()))
+        );
+        let types: Vec<_> = status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("Expired", "False", "NotExpired"),
+                ("Ready", "True", "Ready")
+            ]
+        );
+
+        // Once the overlap is over, the previous token is not reported and the next rotation
+        // is the soonest.
+        let later: Timestamp = "2030-01-01T13:00:00Z".parse().unwrap();
+        let (status, requeue) = assess(&t, Ok(issued), Some(&okta_idp(false)), &urls(), later);
+        assert_eq!(requeue, Some("2030-01-02T11:00:00Z".parse().unwrap()));
+        assert_eq!(status.previous_token_id, None);
+        assert_eq!(status.previous_token_expires_at, None);
+    }
+
+    #[test]
+    fn a_refused_secret_reports_no_token_and_waits_for_the_garbage_collector_briefly() {
+        let t = generated(serde_json::json!({}));
+        let (status, requeue) = assess(
+            &t,
+            Err((reason::SECRET_CONFLICT, "conflict".to_owned())),
+            Some(&okta_idp(false)),
+            &urls(),
+            now(),
+        );
+        assert_eq!(requeue, None);
+        assert_eq!(status.secret_name, None);
+        assert_eq!(status.token_id, None);
+        let ready = cond::find(&status.conditions, cond::READY).unwrap();
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            ("SecretConflict", "conflict")
+        );
+        let (_, requeue) = assess(
+            &t,
+            Err((reason::WAITING_FOR_GARBAGE_COLLECTION, "gc".to_owned())),
+            None,
+            &urls(),
+            now(),
+        );
+        assert_eq!(
+            requeue,
+            Some(now() + super::super::identity_provider::GARBAGE_COLLECTION_RECHECK)
+        );
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_while_their_status_holds() {
+        let mut t = generated(serde_json::json!({}));
+        t.metadata.generation = Some(3);
+        let (first, _) = assess(
+            &t,
+            Err((reason::TOKEN_INVALID, "x".into())),
+            None,
+            &urls(),
+            now(),
+        );
+        t.status = Some(first.clone());
+        let later = now() + SignedDuration::from_mins(5);
+        let (second, _) = assess(
+            &t,
+            Err((reason::TOKEN_INVALID, "y".into())),
+            None,
+            &urls(),
+            later,
+        );
+        assert_eq!(second.observed_generation, Some(3));
+        for (a, b) in first.conditions.iter().zip(&second.conditions) {
+            assert_eq!(a.last_transition_time, b.last_transition_time);
+            assert_eq!(b.observed_generation, Some(3));
+        }
+        let (third, _) = assess(
+            &t,
+            Ok(contents(NOW, "").issued("s".into())),
+            Some(&okta_idp(false)),
+            &urls(),
+            later,
+        );
+        let ready = cond::find(&third.conditions, cond::READY).unwrap();
+        assert_eq!(ready.last_transition_time, Time(later));
+    }
+
+    #[test]
+    fn events_follow_changes_of_ready_status_or_reason() {
+        let t = generated(serde_json::json!({}));
+        let (not_found, _) = assess(
+            &t,
+            Ok(contents(NOW, "").issued("s".into())),
+            None,
+            &urls(),
+            now(),
+        );
+        let (ready, _) = assess(
+            &t,
+            Ok(contents(NOW, "").issued("s".into())),
+            Some(&okta_idp(false)),
+            &urls(),
+            now(),
+        );
+        let (disabled, _) = assess(
+            &t,
+            Ok(contents(NOW, "").issued("s".into())),
+            Some(&okta_idp(true)),
+            &urls(),
+            now(),
+        );
+        let r = |s: &ScimTokenStatus| cond::find(&s.conditions, cond::READY).unwrap().clone();
+        assert_eq!(ready_event(&[], &r(&ready)), Some(EventType::Normal));
+        assert_eq!(ready_event(&[], &r(&not_found)), Some(EventType::Warning));
+        assert_eq!(ready_event(&ready.conditions, &r(&ready)), None);
+        assert_eq!(ready_event(&not_found.conditions, &r(&not_found)), None);
+        assert_eq!(
+            ready_event(&not_found.conditions, &r(&disabled)),
+            Some(EventType::Warning)
+        );
+        assert_eq!(
+            ready_event(&disabled.conditions, &r(&ready)),
+            Some(EventType::Normal)
+        );
+    }
+
+    #[test]
+    fn a_first_token_is_issued_into_a_missing_secret() {
+        let mut t = generated(serde_json::json!({}));
+        t.metadata.annotations = Some([(ROTATE_ANNOTATION.to_owned(), "1".to_owned())].into());
+        assert_eq!(
+            plan_secret(&t, None, "okta-scim-token", &urls(), now()),
+            SecretPlan::Issue {
+                rotation_request: "1".into(),
+                previous: None,
+                event: "Issued a token into Secret okta-scim-token".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_secret_of_someone_else_or_of_a_deleted_namesake_is_left_alone() {
+        let t = generated(serde_json::json!({}));
+        let mut deleted = t.clone();
+        deleted.metadata.uid = Some("old".into());
+        let old = token_secret(&deleted, &contents(NOW, ""), None);
+        assert_eq!(
+            plan_secret(&t, Some(&old), "okta-scim-token", &urls(), now()),
+            SecretPlan::Refuse((
+                reason::WAITING_FOR_GARBAGE_COLLECTION,
+                "Secret okta-scim-token holds the token of the deleted ScimToken okta this one replaces; a new token is issued as soon as Kubernetes' garbage collector removes it (the deleted one's token never works again). If it stays, delete it: kubectl delete secret okta-scim-token -n ns".into()
+            ))
+        );
+        let mut foreign = old;
+        foreign.metadata.labels = None;
+        assert_eq!(
+            plan_secret(&t, Some(&foreign), "okta-scim-token", &urls(), now()),
+            SecretPlan::Refuse((
+                reason::SECRET_CONFLICT,
+                "Secret okta-scim-token already exists and is not managed by this ScimToken: delete it, or set spec.secretName to another name".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_current_token_is_kept_and_its_secret_rewritten_only_for_a_new_scim_base_url() {
+        let t = generated(serde_json::json!({ "rotation": { "every": "24h" } }));
+        let mut current = contents("2030-01-01T00:00:00Z", "");
+        current.previous = Some((token_hash("old"), "2030-01-01T01:00:00Z".parse().unwrap()));
+        for (url, rewrite) in [
+            (Some(urls().scim_base), false),
+            (
+                Some("https://old.example.com/scim/v2/ns/okta".to_owned()),
+                true,
+            ),
+            (None, true),
+        ] {
+            let s = token_secret(&t, &current, url.as_deref());
+            assert_eq!(
+                plan_secret(&t, Some(&s), "okta-scim-token", &urls(), now()),
+                SecretPlan::Keep {
+                    secret: current.clone(),
+                    rewrite
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_scheduled_or_requested_rotation_issues_a_new_token_with_an_overlap() {
+        let rotating =
+            generated(serde_json::json!({ "rotation": { "every": "12h", "overlap": "30m" } }));
+        let current = contents("2030-01-01T00:00:00Z", "");
+        let s = token_secret(&rotating, &current, Some(&urls().scim_base));
+        let rotated = SecretPlan::Issue {
+            rotation_request: "".into(),
+            previous: Some((token_hash(&current.value), "2030-01-01T12:30:00Z".parse().unwrap())),
+            event: "Issued a new token into Secret okta-scim-token; the previous one keeps working until 2030-01-01T12:30:00Z".into(),
+        };
+        assert_eq!(
+            plan_secret(&rotating, Some(&s), "okta-scim-token", &urls(), now()),
+            rotated
+        );
+
+        let mut requested = generated(serde_json::json!({}));
+        requested.metadata.annotations =
+            Some([(ROTATE_ANNOTATION.to_owned(), "2".to_owned())].into());
+        let honoured = contents("2030-01-01T00:00:00Z", "1");
+        let s = token_secret(&requested, &honoured, Some(&urls().scim_base));
+        assert_eq!(
+            plan_secret(&requested, Some(&s), "okta-scim-token", &urls(), now()),
+            SecretPlan::Issue {
+                rotation_request: "2".into(),
+                previous: Some((token_hash(&honoured.value), "2030-01-01T13:00:00Z".parse().unwrap())),
+                event: "Issued a new token into Secret okta-scim-token; the previous one keeps working until 2030-01-01T13:00:00Z".into(),
+            }
+        );
+        // The same request again changes nothing.
+        let s = token_secret(&requested, &contents(NOW, "2"), Some(&urls().scim_base));
+        assert!(matches!(
+            plan_secret(&requested, Some(&s), "okta-scim-token", &urls(), now()),
+            SecretPlan::Keep { rewrite: false, .. }
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_never_replaced_nor_first_issued() {
+        let mut t = generated(serde_json::json!({
+            "rotation": { "every": "1h" },
+            "expiresAt": "2030-01-01T06:00:00Z",
+        }));
+        t.metadata.annotations = Some([(ROTATE_ANNOTATION.to_owned(), "again".to_owned())].into());
+        assert_eq!(
+            plan_secret(&t, None, "okta-scim-token", &urls(), now()),
+            SecretPlan::Refuse((
+                reason::EXPIRED,
+                "The token expired before it was issued".into()
+            ))
+        );
+        let current = contents("2030-01-01T00:00:00Z", "");
+        let s = token_secret(&t, &current, Some(&urls().scim_base));
+        assert_eq!(
+            plan_secret(&t, Some(&s), "okta-scim-token", &urls(), now()),
+            SecretPlan::Keep {
+                secret: current,
+                rewrite: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_token_secret_holds_the_token_the_url_and_what_rotation_needs() {
+        let t = generated(serde_json::json!({}));
+        let mut c = contents("2030-01-01T00:00:00Z", "7");
+        c.previous = Some((token_hash("old"), "2030-01-01T01:00:00Z".parse().unwrap()));
+        let s = token_secret_object(&t, "okta-scim-token", &c, &urls()).unwrap();
+        let annotations = s.metadata.annotations.clone().unwrap();
+        assert_eq!(annotations[ISSUED_AT], "2030-01-01T00:00:00Z");
+        assert_eq!(annotations[ROTATION_REQUEST], "7");
+        assert_eq!(annotations[PREVIOUS_HASH], token_hash("old"));
+        assert_eq!(annotations[PREVIOUS_UNTIL], "2030-01-01T01:00:00Z");
+        let data = s.data.clone().unwrap();
+        assert_eq!(data["token"].0, c.value.as_bytes());
+        assert_eq!(data["scimBaseUrl"].0, urls().scim_base.as_bytes());
+        assert!(is_controlled_by(&s.metadata, "u1"));
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()[MANAGED_BY.0],
+            MANAGED_BY.1
+        );
+        // What is written is what is read back.
+        assert_eq!(
+            credentials(&t, Some(&s)).unwrap(),
+            c.issued("okta-scim-token".into())
+        );
     }
 }
