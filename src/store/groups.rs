@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
+use super::pages::PageQuery;
 use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros};
 use crate::tenant::TenantKey;
 
@@ -241,15 +242,15 @@ impl Store {
         let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
-                .page(
-                    "scim_groups",
-                    Self::GROUP_COLUMNS,
+                .page(PageQuery {
+                    table: "scim_groups",
+                    columns: Self::GROUP_COLUMNS,
                     tenant,
                     filter,
-                    &Sort::order_by(sort),
+                    order: &Sort::order_by(sort),
                     start_index,
                     count,
-                )
+                })
                 .await?;
             let mut items = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
+use super::pages::PageQuery;
 use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros};
 use crate::tenant::TenantKey;
 
@@ -315,15 +316,15 @@ impl Store {
         let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
-                .page(
-                    "scim_users",
-                    Self::USER_COLUMNS,
+                .page(PageQuery {
+                    table: "scim_users",
+                    columns: Self::USER_COLUMNS,
                     tenant,
                     filter,
-                    &Sort::order_by(sort),
+                    order: &Sort::order_by(sort),
                     start_index,
                     count,
-                )
+                })
                 .await?;
             Ok(Page {
                 total,
