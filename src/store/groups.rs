@@ -9,44 +9,9 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::pages::PageQuery;
-use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros};
+use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros, predicate};
+use crate::domain::{Group, GroupInput};
 use crate::tenant::TenantKey;
-
-/// A group as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Group {
-    /// Server-assigned identifier.
-    pub id: String,
-    /// `displayName`, exactly as sent.
-    pub display_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Created through SCIM (true) or from SAML group sync (false).
-    pub scim_managed: bool,
-    /// Member user IDs, sorted.
-    pub members: Vec<String>,
-    /// Incremented on every change (the ETag).
-    pub version: i64,
-    /// Creation time.
-    pub created: Timestamp,
-    /// Last change.
-    pub last_modified: Timestamp,
-}
-
-/// The fields of a group to create or replace.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupInput {
-    /// `displayName`.
-    pub display_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Whether SCIM manages the group.
-    pub scim_managed: bool,
-}
 
 impl Store {
     /// Creates a group with `members` (user IDs of the same tenant; unknown IDs are ignored).
@@ -247,7 +212,7 @@ impl Store {
                     columns: Self::GROUP_COLUMNS,
                     tenant,
                     filter,
-                    order: &Sort::order_by(sort),
+                    order: &predicate::order_by(sort),
                     start_index,
                     count,
                 })

@@ -27,12 +27,14 @@ mod single_logout;
 mod tenants;
 mod users;
 
-pub use groups::{Group, GroupInput};
+// The records and the query vocabulary live in `domain`; re-exported for the store's callers.
+pub use crate::domain::{
+    CmpOp, Column, Group, GroupInput, Predicate, Sort, User, UserInput, Value,
+};
 pub use pages::Page;
-pub use predicate::{Bind, CmpOp, Column, Predicate, Sort, Value};
+pub use predicate::Bind;
 pub use single_logout::SessionSubject;
 pub use tenants::{Binding, Purged, StoredTenant};
-pub use users::{User, UserInput};
 
 use std::sync::Arc;
 use std::time::Duration;

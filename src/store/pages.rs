@@ -26,7 +26,7 @@ pub(super) struct PageQuery<'a> {
     pub tenant: &'a str,
     /// The SCIM filter.
     pub filter: &'a Predicate,
-    /// A stable `ORDER BY` list from [`Sort::order_by`](super::Sort::order_by), ending in
+    /// A stable `ORDER BY` list from [`order_by`](super::predicate::order_by), ending in
     /// creation time and id.
     pub order: &'a str,
     /// The 1-based index of the first row (SCIM `startIndex`).
@@ -52,7 +52,7 @@ impl Store {
             start_index,
             count,
         } = query;
-        let (clause, binds) = filter.to_sql(1);
+        let (clause, binds) = super::predicate::to_sql(filter, 1);
         let count_matching = || async {
             let total_sql =
                 format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1 AND ({clause})");

@@ -10,46 +10,9 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
 use super::pages::PageQuery;
-use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros};
+use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros, predicate};
+use crate::domain::{User, UserInput};
 use crate::tenant::TenantKey;
-
-/// A user as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct User {
-    /// Server-assigned identifier.
-    pub id: String,
-    /// `userName`, exactly as sent.
-    pub user_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// The SCIM resource's other attributes, exactly as received.
-    pub resource: serde_json::Value,
-    /// Created through SCIM (true) or just in time at sign-in (false).
-    pub scim_managed: bool,
-    /// Incremented on every change (the ETag).
-    pub version: i64,
-    /// Creation time.
-    pub created: Timestamp,
-    /// Last change.
-    pub last_modified: Timestamp,
-}
-
-/// The fields of a user to create or replace.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UserInput {
-    /// `userName`.
-    pub user_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Whether SCIM manages the user.
-    pub scim_managed: bool,
-}
 
 impl Store {
     /// Creates a user; [`StoreError::Conflict`] when the `userName` exists (case-insensitively).
@@ -321,7 +284,7 @@ impl Store {
                     columns: Self::USER_COLUMNS,
                     tenant,
                     filter,
-                    order: &Sort::order_by(sort),
+                    order: &predicate::order_by(sort),
                     start_index,
                     count,
                 })
