@@ -3,15 +3,20 @@
 //! These are pure data types with their OpenAPI schema, defaults and CEL validation rules; no
 //! I/O happens here.
 
+#[macro_use]
+mod reasons;
+
 pub mod common;
 pub mod conditions;
 pub mod identity_provider;
+pub mod logout_refusal;
 pub mod reference;
 pub mod scim_token;
 pub mod sign_in_refusal;
 
 pub use common::{ConfigMapKeyRef, SecretKeyRef};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
+pub use logout_refusal::LogoutRefusal;
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
 pub use sign_in_refusal::SignInRefusal;
 
