@@ -159,23 +159,12 @@ impl Store {
         tenant: &(impl TenantKey + ?Sized),
         id: &str,
     ) -> Result<bool, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Write, async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(deleted.rows_affected() > 0)
-        })
+        self.delete_with_dependents(
+            "scim_groups",
+            &["DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2"],
+            &tenant.key(),
+            id,
+        )
         .await
     }
 
@@ -231,17 +220,6 @@ impl Store {
         &self,
         tenant: &(impl TenantKey + ?Sized),
     ) -> Result<i64, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Read, async move {
-            Ok(
-                sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
-                    .bind(tenant)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?,
-            )
-        })
-        .await
+        self.count_rows("scim_groups", &tenant.key()).await
     }
 }

@@ -220,34 +220,17 @@ impl Store {
         tenant: &(impl TenantKey + ?Sized),
         id: &str,
     ) -> Result<bool, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Write, async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            // A deleted user's sessions end with them.
-            sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM scim_users WHERE tenant = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(deleted.rows_affected() > 0)
-        })
+        self.delete_with_dependents(
+            "scim_users",
+            &[
+                "DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2",
+                "DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2",
+                // A deleted user's sessions end with them.
+                "DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2",
+            ],
+            &tenant.key(),
+            id,
+        )
         .await
     }
 
@@ -331,17 +314,6 @@ impl Store {
 
     /// Number of users.
     pub async fn count_users(&self, tenant: &(impl TenantKey + ?Sized)) -> Result<i64, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Read, async move {
-            Ok(
-                sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")
-                    .bind(tenant)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?,
-            )
-        })
-        .await
+        self.count_rows("scim_users", &tenant.key()).await
     }
 }
