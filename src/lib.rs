@@ -7,6 +7,7 @@ pub mod case;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod domain;
 pub mod ops;
 pub mod probe;
 pub mod saml;

@@ -3,10 +3,14 @@
 //! These are pure data types with their OpenAPI schema, defaults and CEL validation rules; no
 //! I/O happens here.
 
+#[macro_use]
+mod reasons;
+
 pub mod common;
 pub mod conditions;
 pub mod duration;
 pub mod identity_provider;
+pub mod logout_refusal;
 pub mod reference;
 pub mod scim_token;
 pub mod sign_in_refusal;
@@ -14,6 +18,7 @@ pub mod sign_in_refusal;
 pub use common::{ConfigMapKeyRef, SecretKeyRef};
 pub use duration::{Duration, parse_duration};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
+pub use logout_refusal::LogoutRefusal;
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
 pub use sign_in_refusal::SignInRefusal;
 

@@ -1,11 +1,12 @@
 //! The field reference in `docs/reference.md`, rendered from the CRD schemas, the condition
-//! lists of [`super::conditions`] and the sign-in refusals of [`super::SignInRefusal`] (never
+//! lists of [`super::conditions`] and the refusal reasons of [`super::SignInRefusal`] and
+//! [`super::LogoutRefusal`] (never
 //! written by hand; a test checks the committed file).
 
 use serde_json::Value;
 
-use super::SignInRefusal;
 use super::conditions::{self, Documented};
+use super::{LogoutRefusal, SignInRefusal};
 
 fn type_of(schema: &Value) -> String {
     let base = match schema.get("type").and_then(Value::as_str) {
@@ -145,6 +146,7 @@ pub fn markdown() -> String {
     }
     out.push_str(&conditions_section());
     out.push_str(&sign_in_refusals_section());
+    out.push_str(&logout_refusals_section());
     out
 }
 
@@ -187,13 +189,33 @@ fn sign_in_refusals_section() -> String {
     let mut out = String::from(
         "\n## Sign-in refusal reasons\n\nWhen the Assertion Consumer Service refuses a sign-in, the browser sees only \"Authentication Failed\" (or \"Invalid RelayState\", \"Duplicate Cookie\"); the IdentityProvider's `status.signIn.lastFailureReason` names one of the reasons below, `status.signIn.lastFailureMessage` gives the details, and `sso_operator_server_sign_ins_total{outcome=\"failure\"}` counts refusals with the same `reason` label. What the service provider checks, and why, is in [security.md](security.md).\n\n| reason | meaning and what to change |\n| --- | --- |\n",
     );
-    for refusal in SignInRefusal::ALL {
-        let doc = refusal
-            .description()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.push_str(&format!("| `{}` | {} |\n", refusal.reason(), cell(&doc)));
+    out.push_str(&reasons_table(
+        SignInRefusal::ALL
+            .iter()
+            .map(|r| (r.reason(), r.description())),
+    ));
+    out
+}
+
+/// Every reason the Single Logout service names when it refuses a message.
+fn logout_refusals_section() -> String {
+    let mut out = String::from(
+        "\n## Single Logout refusal reasons\n\nWhen the Single Logout URL (`/saml/NAMESPACE/NAME/slo`) refuses a LogoutRequest or LogoutResponse, the browser sees \"Sign-Out Failed\" with the details, and the server's log line `Single Logout message refused` names one of the reasons below.\n\n| reason | meaning and what to change |\n| --- | --- |\n",
+    );
+    out.push_str(&reasons_table(
+        LogoutRefusal::ALL
+            .iter()
+            .map(|r| (r.reason(), r.description())),
+    ));
+    out
+}
+
+/// The rows of a `| reason | meaning and what to change |` table.
+fn reasons_table(reasons: impl Iterator<Item = (&'static str, &'static str)>) -> String {
+    let mut out = String::new();
+    for (reason, description) in reasons {
+        let doc = description.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("| `{reason}` | {} |\n", cell(&doc)));
     }
     out
 }

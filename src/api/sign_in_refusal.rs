@@ -6,39 +6,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Declares the refusals with their reasons and doc comments, so that a refusal can never be
-/// missing from the generated reference.
-macro_rules! refusals {
-    ($( $(#[doc = $doc:literal])+ $variant:ident = $reason:literal; )*) => {
-        /// Why a sign-in at the ACS was refused. The doc comment of each variant is the advice
-        /// `docs/reference.md` shows for it.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum SignInRefusal {
-            $( $(#[doc = $doc])+ $variant, )*
-        }
-
-        impl SignInRefusal {
-            /// Every refusal, in declaration order.
-            pub const ALL: &[SignInRefusal] = &[$(SignInRefusal::$variant),*];
-
-            /// The stable CamelCase reason written to `status.signIn.lastFailureReason`.
-            pub fn reason(self) -> &'static str {
-                match self {
-                    $( SignInRefusal::$variant => $reason, )*
-                }
-            }
-
-            /// What the refusal means and what to change, from the variant's doc comment.
-            pub fn description(self) -> &'static str {
-                match self {
-                    $( SignInRefusal::$variant => concat!($($doc),+), )*
-                }
-            }
-        }
-    };
-}
-
-refusals! {
+documented_reasons! {
+    /// Why a sign-in at the ACS was refused. The doc comment of each variant is the advice
+    /// `docs/reference.md` shows for it.
+    SignInRefusal;
     /// The posted form is larger than 2 MiB: the IdP sends an unusually large response (many
     /// attributes or group values). Send fewer attributes or filter the groups attribute at
     /// the IdP.

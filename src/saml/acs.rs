@@ -453,6 +453,40 @@ pub fn verify(
     expected_request: Option<&str>,
     now: Timestamp,
 ) -> Result<SignIn, AcsError> {
+    let shape = gate(config, encoded)?;
+    if expected_request.is_none() && !config.allow_idp_initiated {
+        return Err(AcsError::Unsolicited);
+    }
+    let skew = config.saml.clock_skew;
+
+    // The envelope (unsigned when only the assertion is signed): status, issuer, destination,
+    // InResponseTo.
+    let doc = roxmltree::Document::parse_with_options(
+        &shape.xml,
+        roxmltree::ParsingOptions {
+            allow_dtd: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|_| AcsError::Shape(ShapeError::Malformed))?;
+    let root = doc.root_element();
+    check_envelope(root, config, expected_request)?;
+    // Early refusals from the not-yet-verified assertion, so that the admin sees which rule
+    // failed. They can only refuse: everything is checked again on the verified assertion.
+    precheck(&doc, config, expected_request, now, skew)?;
+    let qualified = qualified_name_id(root);
+    drop(doc);
+
+    let assertion = samael_verify(config, &shape.xml, expected_request, skew)?;
+    verified_sign_in(assertion, config, expected_request, qualified, now, skew)
+}
+
+/// The structural gate, decryption and the signing rules: the response, decrypted, that
+/// samael may verify.
+fn gate(
+    config: &CompiledIdentityProvider,
+    encoded: &str,
+) -> Result<response_shape::Shape, AcsError> {
     let shape = match response_shape::inspect(encoded) {
         Ok(shape) => shape,
         // IdPs answer failures (InvalidNameIDPolicy, AuthnFailed) without an assertion: report
@@ -470,32 +504,7 @@ pub fn verify(
     let encrypted = shape.encrypted;
     let shape = match (shape.encrypted, config.saml.assertion_encryption) {
         (true, AssertionEncryption::Disabled) => return Err(AcsError::EncryptionDisabled),
-        // Decrypt with any current, next or previous SP key, then validate the result like a
-        // plain response: its assertion must carry its own valid signature.
-        (true, _) => {
-            let keys: Vec<_> = [
-                Some(&config.service_provider.current),
-                config.service_provider.next.as_ref(),
-                config.service_provider.previous.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|k| {
-                openssl::pkey::PKey::private_key_from_pem(k.private_key_pem.as_bytes()).ok()
-            })
-            .collect();
-            let xml = super::decrypt::decrypt_response(
-                &shape.xml,
-                &keys,
-                config.saml.allow_cbc_encryption,
-                config.provider,
-            )?;
-            let plain = response_shape::inspect_xml(xml)?;
-            if plain.encrypted {
-                return Err(AcsError::Shape(ShapeError::AssertionPlacement));
-            }
-            plain
-        }
+        (true, _) => decrypted(config, &shape.xml)?,
         (false, AssertionEncryption::Required) => return Err(AcsError::EncryptionRequired),
         (false, _) => shape,
     };
@@ -510,22 +519,43 @@ pub fn verify(
     if config.saml.want_assertions_signed && !shape.assertion_signed {
         return Err(AcsError::AssertionNotSigned(config.provider));
     }
-    if expected_request.is_none() && !config.allow_idp_initiated {
-        return Err(AcsError::Unsolicited);
-    }
-    let skew = config.saml.clock_skew;
+    Ok(shape)
+}
 
-    // The envelope (unsigned when only the assertion is signed): status, issuer, destination,
-    // InResponseTo.
-    let doc = roxmltree::Document::parse_with_options(
-        &shape.xml,
-        roxmltree::ParsingOptions {
-            allow_dtd: false,
-            ..Default::default()
-        },
-    )
-    .map_err(|_| AcsError::Shape(ShapeError::Malformed))?;
-    let root = doc.root_element();
+/// Decrypts with any current, next or previous SP key, then inspects the result like a plain
+/// response: its assertion must carry its own valid signature.
+fn decrypted(
+    config: &CompiledIdentityProvider,
+    xml: &str,
+) -> Result<response_shape::Shape, AcsError> {
+    let keys: Vec<_> = [
+        Some(&config.service_provider.current),
+        config.service_provider.next.as_ref(),
+        config.service_provider.previous.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|k| openssl::pkey::PKey::private_key_from_pem(k.private_key_pem.as_bytes()).ok())
+    .collect();
+    let xml = super::decrypt::decrypt_response(
+        xml,
+        &keys,
+        config.saml.allow_cbc_encryption,
+        config.provider,
+    )?;
+    let plain = response_shape::inspect_xml(xml)?;
+    if plain.encrypted {
+        return Err(AcsError::Shape(ShapeError::AssertionPlacement));
+    }
+    Ok(plain)
+}
+
+/// The Response element's own rules: success status, issuer, destination and InResponseTo.
+fn check_envelope(
+    root: roxmltree::Node<'_, '_>,
+    config: &CompiledIdentityProvider,
+    expected_request: Option<&str>,
+) -> Result<(), AcsError> {
     if let Some(code) = status_code(root) {
         return Err(AcsError::Status(code.to_owned()));
     }
@@ -547,12 +577,17 @@ pub fn verify(
         (None, None) => {}
         _ => return Err(AcsError::InResponseTo),
     }
-    // Early refusals from the not-yet-verified assertion, so that the admin sees which rule
-    // failed. They can only refuse: everything is checked again on the verified assertion.
-    precheck(&doc, config, expected_request, now, skew)?;
-    // samael drops the NameID's qualifiers; the gate allowed exactly one assertion, so this is
-    // the one verified below (its NameID value is compared with the verified one).
-    let qualified = child(root, SAML, "Assertion")
+    Ok(())
+}
+
+/// A NameID value with its `NameQualifier` and `SPNameQualifier`.
+type QualifiedNameId = (String, (Option<String>, Option<String>));
+
+/// The assertion's NameID with its qualifiers, which samael drops. The gate allowed exactly one
+/// assertion, so this is the one samael verifies (its NameID value is compared with the
+/// verified one).
+fn qualified_name_id(root: roxmltree::Node<'_, '_>) -> Option<QualifiedNameId> {
+    child(root, SAML, "Assertion")
         .and_then(|a| child(a, SAML, "Subject"))
         .and_then(|s| child(s, SAML, "NameID"))
         .map(|n| {
@@ -561,9 +596,17 @@ pub fn verify(
                 n.text().unwrap_or_default().to_owned(),
                 (attr("NameQualifier"), attr("SPNameQualifier")),
             )
-        });
-    drop(doc);
+        })
+}
 
+/// samael's verification: the signature against the pinned certificates with the allowed
+/// algorithms, and its own checks.
+fn samael_verify(
+    config: &CompiledIdentityProvider,
+    xml: &str,
+    expected_request: Option<&str>,
+    skew: SignedDuration,
+) -> Result<samael::schema::Assertion, AcsError> {
     let sp = ServiceProvider {
         entity_id: Some(config.service_provider.entity_id.clone()),
         acs_url: Some(config.service_provider.acs_url.clone()),
@@ -576,11 +619,19 @@ pub fn verify(
         ..Default::default()
     };
     let ids: Vec<&str> = expected_request.into_iter().collect();
-    let assertion = sp
-        .parse_xml_response(&shape.xml, expected_request.map(|_| ids.as_slice()))
-        .map_err(|e| samael_refusal(e, config, &shape.xml))?;
+    sp.parse_xml_response(xml, expected_request.map(|_| ids.as_slice()))
+        .map_err(|e| samael_refusal(e, config, xml))
+}
 
-    // Every rule again on the verified assertion.
+/// Every rule again on the verified assertion, then the sign-in it carries.
+fn verified_sign_in(
+    assertion: samael::schema::Assertion,
+    config: &CompiledIdentityProvider,
+    expected_request: Option<&str>,
+    qualified: Option<QualifiedNameId>,
+    now: Timestamp,
+    skew: SignedDuration,
+) -> Result<SignIn, AcsError> {
     if assertion.issuer.value.as_deref().map(str::trim) != Some(config.idp.entity_id.as_str()) {
         return Err(AcsError::Issuer(Some(shown(
             &assertion.issuer.value.unwrap_or_default(),
@@ -607,6 +658,45 @@ pub fn verify(
         .subject
         .as_ref()
         .ok_or(AcsError::SubjectConfirmation)?;
+    let until = check_bearer(subject, config, expected_request, (earliest, latest))?;
+    let name_id = subject
+        .name_id
+        .as_ref()
+        .ok_or(AcsError::SubjectConfirmation)?;
+    let last_use = conditions
+        .not_on_or_after
+        .map(ts)
+        .unwrap_or(until)
+        .min(until);
+    let not_on_or_after = last_use.checked_add(skew).unwrap_or(Timestamp::MAX);
+    let name_id_qualifiers = qualified
+        .filter(|(value, _)| *value == name_id.value)
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    let session_index = assertion
+        .authn_statements
+        .iter()
+        .flatten()
+        .find_map(|a| a.session_index.clone());
+    Ok(SignIn {
+        name_id: name_id.value.clone(),
+        name_id_format: name_id.format.clone(),
+        name_id_qualifiers,
+        session_index,
+        attributes: attributes(&assertion),
+        assertion_id: assertion.id,
+        not_on_or_after,
+    })
+}
+
+/// The verified bearer SubjectConfirmation's rules (recipient, validity window within
+/// `(earliest, latest)`, InResponseTo); returns its `NotOnOrAfter`.
+fn check_bearer(
+    subject: &samael::schema::Subject,
+    config: &CompiledIdentityProvider,
+    expected_request: Option<&str>,
+    (earliest, latest): (Timestamp, Timestamp),
+) -> Result<Timestamp, AcsError> {
     let bearer = subject
         .subject_confirmations
         .iter()
@@ -631,10 +721,11 @@ pub fn verify(
         (None, None) => {}
         _ => return Err(AcsError::InResponseTo),
     }
-    let name_id = subject
-        .name_id
-        .as_ref()
-        .ok_or(AcsError::SubjectConfirmation)?;
+    Ok(until)
+}
+
+/// The verified assertion's attribute values by attribute name.
+fn attributes(assertion: &samael::schema::Assertion) -> BTreeMap<String, Vec<String>> {
     let mut attributes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for statement in assertion.attribute_statements.iter().flatten() {
         for attribute in &statement.attributes {
@@ -646,28 +737,5 @@ pub fn verify(
             }
         }
     }
-    let last_use = conditions
-        .not_on_or_after
-        .map(ts)
-        .unwrap_or(until)
-        .min(until);
-    let not_on_or_after = last_use.checked_add(skew).unwrap_or(Timestamp::MAX);
-    let name_id_qualifiers = qualified
-        .filter(|(value, _)| *value == name_id.value)
-        .map(|(_, q)| q)
-        .unwrap_or_default();
-    let session_index = assertion
-        .authn_statements
-        .iter()
-        .flatten()
-        .find_map(|a| a.session_index.clone());
-    Ok(SignIn {
-        name_id: name_id.value.clone(),
-        name_id_format: name_id.format.clone(),
-        name_id_qualifiers,
-        session_index,
-        attributes,
-        assertion_id: assertion.id,
-        not_on_or_after,
-    })
+    attributes
 }

@@ -14,6 +14,7 @@ use openssl::pkey::{PKey, Private, Public};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, CryptoProvider, ReduceMode};
 
 use super::response_shape::plain_enveloped_signature;
+use crate::api::LogoutRefusal;
 use crate::config::{CompiledIdentityProvider, SloBinding};
 use crate::session::SamlSubject;
 
@@ -95,24 +96,29 @@ pub enum LogoutError {
 }
 
 impl LogoutError {
-    /// A short, stable label for logs and metrics.
-    pub fn reason(&self) -> &'static str {
+    /// Which refusal this is, for the log.
+    pub fn refusal(&self) -> LogoutRefusal {
         match self {
-            LogoutError::TooLarge => "RequestTooLarge",
-            LogoutError::NoMessage => "NoMessage",
+            LogoutError::TooLarge => LogoutRefusal::RequestTooLarge,
+            LogoutError::NoMessage => LogoutRefusal::NoMessage,
             LogoutError::Encoding | LogoutError::Malformed | LogoutError::NotLogout => {
-                "MalformedMessage"
+                LogoutRefusal::MalformedMessage
             }
-            LogoutError::Unsigned => "Unsigned",
-            LogoutError::Algorithm => "SignatureAlgorithmRefused",
-            LogoutError::SignatureShape => "SignatureShape",
-            LogoutError::Signature => "VerificationFailed",
-            LogoutError::Issuer(_) => "WrongIssuer",
-            LogoutError::Destination(_) => "WrongDestination",
-            LogoutError::Time => "OutsideValidity",
-            LogoutError::NoNameId => "NoNameId",
-            LogoutError::Build(_) => "BuildFailed",
+            LogoutError::Unsigned => LogoutRefusal::Unsigned,
+            LogoutError::Algorithm => LogoutRefusal::SignatureAlgorithmRefused,
+            LogoutError::SignatureShape => LogoutRefusal::SignatureShape,
+            LogoutError::Signature => LogoutRefusal::VerificationFailed,
+            LogoutError::Issuer(_) => LogoutRefusal::WrongIssuer,
+            LogoutError::Destination(_) => LogoutRefusal::WrongDestination,
+            LogoutError::Time => LogoutRefusal::OutsideValidity,
+            LogoutError::NoNameId => LogoutRefusal::NoNameId,
+            LogoutError::Build(_) => LogoutRefusal::BuildFailed,
         }
+    }
+
+    /// A short, stable label for logs: the refusal's reason.
+    pub fn reason(&self) -> &'static str {
+        self.refusal().reason()
     }
 }
 

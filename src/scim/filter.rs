@@ -6,7 +6,7 @@
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter};
 
 use super::ScimError;
-use crate::store::{CmpOp, Column, Predicate, Value};
+use crate::domain::{CmpOp, Column, Predicate, Value};
 
 /// Which resource type a filter applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

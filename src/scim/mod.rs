@@ -11,7 +11,7 @@ pub use error::ScimError;
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{Group, GroupInput, User, UserInput};
+use crate::domain::{Group, GroupInput, User, UserInput};
 use patch::{CORE_GROUP, CORE_USER, ENTERPRISE_USER, get_ci};
 
 /// The ListResponse message URN.

@@ -3,7 +3,9 @@
 //! filtered paths that create the element when missing, URN-qualified extension paths and
 //! path-less values with dotted keys (`aadOptscim062020`).
 
-use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, PatchPath, ValFilter};
+use scim_v2::filter::{
+    AttrExp, AttrPath, CompValue, CompareOp, PatchPath, PatchValuePath, ValFilter,
+};
 use serde_json::{Map, Value};
 
 use super::ScimError;
@@ -263,6 +265,7 @@ fn split_urn(path: &str) -> (Option<String>, String) {
     (Some(path.to_owned()), String::new())
 }
 
+/// Applies one operation with a path (possibly URN-qualified) to the resource.
 fn apply_path(
     root: &mut Map<String, Value>,
     op: Op,
@@ -273,30 +276,9 @@ fn apply_path(
     let target: &mut Map<String, Value> = match urn.as_deref() {
         Some(u) if u == ENTERPRISE_USER => {
             if rest.is_empty() {
-                // The whole extension object.
-                let key = existing_key(root, ENTERPRISE_USER);
-                return match op {
-                    Op::Remove => {
-                        root.remove(&key);
-                        Ok(())
-                    }
-                    _ => set_value(
-                        root,
-                        ENTERPRISE_USER,
-                        value.cloned().unwrap_or(Value::Null),
-                        op,
-                    ),
-                };
+                return apply_to_extension(root, op, value);
             }
-            let key = existing_key(root, ENTERPRISE_USER);
-            match root.entry(key).or_insert_with(|| Value::Object(Map::new())) {
-                Value::Object(m) => m,
-                _ => {
-                    return Err(ScimError::invalid_value(
-                        "the enterprise extension is not an object",
-                    ));
-                }
-            }
+            enterprise_extension(root)?
         }
         Some(u) if u == CORE_USER || u == CORE_GROUP => root,
         // An extension the server does not model: accepted and ignored, as in POST and PUT.
@@ -312,149 +294,217 @@ fn apply_path(
         .parse()
         .map_err(|e| ScimError::invalid_path(format!("the path {path:?} is not valid: {e}")))?;
     match parsed {
-        PatchPath::Attr(AttrPath { name, sub_attr, .. }) => match sub_attr {
-            None => match op {
-                Op::Remove => {
-                    let k = existing_key(target, &name);
-                    match (target.get_mut(&k), value) {
-                        // Entra removes members by value: {"op":"Remove","path":"members","value":[{"value":"id"}]}.
-                        (Some(Value::Array(items)), Some(Value::Array(remove))) => {
-                            items.retain(|item| !remove.iter().any(|r| same_value(item, r)));
-                        }
-                        _ => {
-                            target.remove(&k);
-                        }
-                    }
-                    Ok(())
-                }
-                _ => set_value(target, &name, value.cloned().unwrap_or(Value::Null), op),
-            },
-            Some(sub) => {
-                let k = existing_key(target, &name);
-                match op {
-                    Op::Remove => {
-                        if let Some(Value::Object(inner)) = target.get_mut(&k) {
-                            let sk = existing_key(inner, &sub);
-                            inner.remove(&sk);
-                        }
-                        Ok(())
-                    }
-                    _ => {
-                        let entry = target.entry(k).or_insert_with(|| Value::Object(Map::new()));
-                        match entry {
-                            Value::Object(inner) => set_value(
-                                inner,
-                                &sub,
-                                value.cloned().unwrap_or(Value::Null),
-                                Op::Replace,
-                            ),
-                            // A multi-valued attribute addressed with a sub-attribute: set it on every element.
-                            Value::Array(items) => {
-                                for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                                    set_value(
-                                        item,
-                                        &sub,
-                                        value.cloned().unwrap_or(Value::Null),
-                                        Op::Replace,
-                                    )?;
-                                }
-                                Ok(())
-                            }
-                            _ => Err(ScimError::invalid_path(format!(
-                                "{name} has no sub-attributes"
-                            ))),
-                        }
-                    }
-                }
-            }
-        },
-        PatchPath::Value(vp) => {
-            let k = existing_key(target, &vp.attr.name);
-            let items = target.entry(k).or_insert_with(|| Value::Array(Vec::new()));
-            let Value::Array(items) = items else {
-                return Err(ScimError::invalid_path(format!(
-                    "{} is not multi-valued",
-                    vp.attr.name
-                )));
-            };
-            let matches: Vec<usize> = items
-                .iter()
-                .enumerate()
-                .filter(|(_, item)| eval(&vp.filter, item))
-                .map(|(i, _)| i)
-                .collect();
-            match op {
-                Op::Remove => {
-                    match &vp.sub_attr {
-                        None => {
-                            let mut i = 0;
-                            items.retain(|_| {
-                                let keep = !matches.contains(&i);
-                                i += 1;
-                                keep
-                            });
-                        }
-                        Some(sub) => {
-                            for &i in &matches {
-                                if let Some(obj) = items[i].as_object_mut() {
-                                    let sk = existing_key(obj, sub);
-                                    obj.remove(&sk);
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
+        PatchPath::Attr(AttrPath {
+            name,
+            sub_attr: None,
+            ..
+        }) => apply_to_attribute(target, op, &name, value),
+        PatchPath::Attr(AttrPath {
+            name,
+            sub_attr: Some(sub),
+            ..
+        }) => apply_to_sub_attribute(target, op, &name, &sub, value),
+        PatchPath::Value(path) => apply_to_filtered(target, op, &path, value),
+    }
+}
+
+/// An operation on the whole enterprise extension object.
+fn apply_to_extension(
+    root: &mut Map<String, Value>,
+    op: Op,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    match op {
+        Op::Remove => {
+            let key = existing_key(root, ENTERPRISE_USER);
+            root.remove(&key);
+            Ok(())
+        }
+        _ => set_value(
+            root,
+            ENTERPRISE_USER,
+            value.cloned().unwrap_or(Value::Null),
+            op,
+        ),
+    }
+}
+
+/// The enterprise extension object, created empty when missing.
+fn enterprise_extension(
+    root: &mut Map<String, Value>,
+) -> Result<&mut Map<String, Value>, ScimError> {
+    let key = existing_key(root, ENTERPRISE_USER);
+    match root.entry(key).or_insert_with(|| Value::Object(Map::new())) {
+        Value::Object(m) => Ok(m),
+        _ => Err(ScimError::invalid_value(
+            "the enterprise extension is not an object",
+        )),
+    }
+}
+
+/// An operation on a whole attribute (`emails`, `displayName`).
+fn apply_to_attribute(
+    target: &mut Map<String, Value>,
+    op: Op,
+    name: &str,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    match op {
+        Op::Remove => {
+            let k = existing_key(target, name);
+            match (target.get_mut(&k), value) {
+                // Entra removes members by value: {"op":"Remove","path":"members","value":[{"value":"id"}]}.
+                (Some(Value::Array(items)), Some(Value::Array(remove))) => {
+                    items.retain(|item| !remove.iter().any(|r| same_value(item, r)));
                 }
                 _ => {
-                    let value = value.cloned().unwrap_or(Value::Null);
-                    if matches.is_empty() {
-                        // Entra expects `emails[type eq "work"].value` to create the element.
-                        let mut created = Map::new();
-                        for (attr, v) in equality_constraints(&vp.filter) {
-                            created.insert(attr, v);
-                        }
-                        match (&vp.sub_attr, value) {
-                            (Some(sub), v) => {
-                                created.insert(sub.clone(), v);
-                            }
-                            (None, Value::Object(o)) => created.extend(o),
-                            (None, _) => {
-                                return Err(ScimError::invalid_value(
-                                    "a filtered path without a sub-attribute needs an object value",
-                                ));
-                            }
-                        }
-                        items.push(Value::Object(created));
-                        return Ok(());
-                    }
-                    for &i in &matches {
-                        match (&vp.sub_attr, items[i].as_object_mut()) {
-                            (Some(sub), Some(obj)) => {
-                                set_value(obj, sub, value.clone(), Op::Replace)?
-                            }
-                            (None, Some(obj)) => {
-                                if let Value::Object(o) = &value {
-                                    for (nk, nv) in o {
-                                        set_value(obj, nk, nv.clone(), Op::Replace)?;
-                                    }
-                                } else {
-                                    return Err(ScimError::invalid_value(
-                                        "a filtered path without a sub-attribute needs an object value",
-                                    ));
-                                }
-                            }
-                            _ => {
-                                return Err(ScimError::invalid_path(
-                                    "the matched element is not an object",
-                                ));
-                            }
-                        }
-                    }
-                    Ok(())
+                    target.remove(&k);
+                }
+            }
+            Ok(())
+        }
+        _ => set_value(target, name, value.cloned().unwrap_or(Value::Null), op),
+    }
+}
+
+/// An operation on a sub-attribute (`name.givenName`).
+fn apply_to_sub_attribute(
+    target: &mut Map<String, Value>,
+    op: Op,
+    name: &str,
+    sub: &str,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let k = existing_key(target, name);
+    if op == Op::Remove {
+        if let Some(Value::Object(inner)) = target.get_mut(&k) {
+            let sk = existing_key(inner, sub);
+            inner.remove(&sk);
+        }
+        return Ok(());
+    }
+    let entry = target.entry(k).or_insert_with(|| Value::Object(Map::new()));
+    match entry {
+        Value::Object(inner) => set_value(
+            inner,
+            sub,
+            value.cloned().unwrap_or(Value::Null),
+            Op::Replace,
+        ),
+        // A multi-valued attribute addressed with a sub-attribute: set it on every element.
+        Value::Array(items) => {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                set_value(
+                    item,
+                    sub,
+                    value.cloned().unwrap_or(Value::Null),
+                    Op::Replace,
+                )?;
+            }
+            Ok(())
+        }
+        _ => Err(ScimError::invalid_path(format!(
+            "{name} has no sub-attributes"
+        ))),
+    }
+}
+
+/// An operation on the elements of a multi-valued attribute a filter selects
+/// (`emails[type eq "work"].value`).
+fn apply_to_filtered(
+    target: &mut Map<String, Value>,
+    op: Op,
+    path: &PatchValuePath,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let k = existing_key(target, &path.attr.name);
+    let items = target.entry(k).or_insert_with(|| Value::Array(Vec::new()));
+    let Value::Array(items) = items else {
+        return Err(ScimError::invalid_path(format!(
+            "{} is not multi-valued",
+            path.attr.name
+        )));
+    };
+    let matches: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| eval(&path.filter, item))
+        .map(|(i, _)| i)
+        .collect();
+    if op == Op::Remove {
+        remove_matched(items, &matches, path.sub_attr.as_deref());
+        return Ok(());
+    }
+    let value = value.cloned().unwrap_or(Value::Null);
+    if matches.is_empty() {
+        // Entra expects `emails[type eq "work"].value` to create the element.
+        items.push(Value::Object(created_element(path, value)?));
+        return Ok(());
+    }
+    for &i in &matches {
+        match (&path.sub_attr, items[i].as_object_mut()) {
+            (Some(sub), Some(obj)) => set_value(obj, sub, value.clone(), Op::Replace)?,
+            (None, Some(obj)) => {
+                let Value::Object(o) = &value else {
+                    return Err(ScimError::invalid_value(
+                        "a filtered path without a sub-attribute needs an object value",
+                    ));
+                };
+                for (nk, nv) in o {
+                    set_value(obj, nk, nv.clone(), Op::Replace)?;
+                }
+            }
+            _ => {
+                return Err(ScimError::invalid_path(
+                    "the matched element is not an object",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the matched elements, or their sub-attribute `sub`.
+fn remove_matched(items: &mut Vec<Value>, matches: &[usize], sub: Option<&str>) {
+    match sub {
+        None => {
+            let mut i = 0;
+            items.retain(|_| {
+                let keep = !matches.contains(&i);
+                i += 1;
+                keep
+            });
+        }
+        Some(sub) => {
+            for &i in matches {
+                if let Some(obj) = items[i].as_object_mut() {
+                    let sk = existing_key(obj, sub);
+                    obj.remove(&sk);
                 }
             }
         }
     }
+}
+
+/// The element a filtered path creates when nothing matches: the filter's equality terms and
+/// the value.
+fn created_element(path: &PatchValuePath, value: Value) -> Result<Map<String, Value>, ScimError> {
+    let mut created = Map::new();
+    for (attr, v) in equality_constraints(&path.filter) {
+        created.insert(attr, v);
+    }
+    match (&path.sub_attr, value) {
+        (Some(sub), v) => {
+            created.insert(sub.clone(), v);
+        }
+        (None, Value::Object(o)) => created.extend(o),
+        (None, _) => {
+            return Err(ScimError::invalid_value(
+                "a filtered path without a sub-attribute needs an object value",
+            ));
+        }
+    }
+    Ok(created)
 }
 
 fn same_value(item: &Value, remove: &Value) -> bool {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::ScimError;
 use super::filter::Resource;
 use super::patch::{CORE_GROUP, CORE_USER, get_ci};
-use crate::store::{Column, Sort};
+use crate::domain::{Column, Sort};
 
 /// The SearchRequest message URN.
 pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -165,7 +165,7 @@ pub enum SortValue {
 }
 
 /// A user's value of `column`, as the store sorts it.
-pub fn user_sort_value(user: &crate::store::User, column: &Column) -> Option<SortValue> {
+pub fn user_sort_value(user: &crate::domain::User, column: &Column) -> Option<SortValue> {
     Some(match column {
         Column::Id => SortValue::Text(user.id.clone()),
         Column::UserName => SortValue::Text(crate::case::fold(&user.user_name)),
@@ -178,7 +178,7 @@ pub fn user_sort_value(user: &crate::store::User, column: &Column) -> Option<Sor
 }
 
 /// A group's value of `column`, as the store sorts it.
-pub fn group_sort_value(group: &crate::store::Group, column: &Column) -> Option<SortValue> {
+pub fn group_sort_value(group: &crate::domain::Group, column: &Column) -> Option<SortValue> {
     Some(match column {
         Column::Id => SortValue::Text(group.id.clone()),
         Column::DisplayName => SortValue::Text(crate::case::fold(&group.display_name)),

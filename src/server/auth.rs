@@ -20,7 +20,8 @@ use super::sessions;
 use super::single_logout;
 use super::web::{self, page};
 use crate::config::CompiledIdentityProvider;
-use crate::session::CookiePayload;
+use crate::saml::login::RedirectRefusal;
+use crate::session::{CookiePayload, SamlSubject};
 use crate::store::User;
 use crate::tenant::Tenant;
 
@@ -417,8 +418,44 @@ async fn logout(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    // The IdentityProvider named, the only one served, or every one whose cookie was sent.
-    let tenants: Vec<Tenant> = match chosen(&st, &q) {
+    let tenants = signed_out_of(&st, &q, &headers);
+    let ended = match end_sessions(&st, &headers, &tenants).await {
+        Ok(ended) => ended,
+        Err(r) => return r,
+    };
+    let cookies = ended.cookies;
+    let (target, refused) = return_address(&st, &q, &ended.configs);
+    if let Some((config, subject)) = ended.single_logout
+        && let Some(r) =
+            single_logout::start(&st, &config, &subject, target.map(String::as_str), &cookies)
+    {
+        return r;
+    }
+    match target {
+        Some(t) => web::redirect(t, &cookies),
+        None if let Some(refusal) = refused => {
+            let (title, text) = single_logout::SIGNED_OUT;
+            let mut r = page(
+                StatusCode::BAD_REQUEST,
+                title,
+                &format!("{text} {}", refusal.explanation()),
+            );
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
+        None => {
+            let (title, text) = single_logout::SIGNED_OUT;
+            let mut r = page(StatusCode::OK, title, text);
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
+    }
+}
+
+/// The IdentityProviders a sign-out ends sessions of: the one named, the only one served, or
+/// every one whose cookie was sent.
+fn signed_out_of(st: &SamlState, q: &HashMap<String, String>, headers: &HeaderMap) -> Vec<Tenant> {
+    match chosen(st, q) {
         Some(tenant) => vec![tenant],
         None => st
             .configs
@@ -427,11 +464,29 @@ async fn logout(
             .filter(|tenant| {
                 st.configs.get(tenant).is_some_and(|c| {
                     // Sent twice counts as sent: live_session refuses it below.
-                    web::cookie(&headers, &sessions::cookie_name(&c)) != Ok(None)
+                    web::cookie(headers, &sessions::cookie_name(&c)) != Ok(None)
                 })
             })
             .collect(),
-    };
+    }
+}
+
+/// What ending the sessions left to do.
+struct Ended {
+    /// The `Set-Cookie` values that remove the session cookies.
+    cookies: Vec<String>,
+    /// The IdentityProviders signed out of that are still served.
+    configs: Vec<std::sync::Arc<CompiledIdentityProvider>>,
+    /// The first session whose IdP takes part in Single Logout, which also ends at the IdP.
+    single_logout: Option<(std::sync::Arc<CompiledIdentityProvider>, SamlSubject)>,
+}
+
+/// Ends the live session of each of `tenants`; the response is the page shown when that fails.
+async fn end_sessions(
+    st: &SamlState,
+    headers: &HeaderMap,
+    tenants: &[Tenant],
+) -> Result<Ended, Response> {
     let unavailable = || {
         page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -439,15 +494,16 @@ async fn logout(
             "Signing out failed; retry.",
         )
     };
-    let mut cookies = Vec::new();
-    let mut configs = Vec::new();
-    // The first session whose IdP takes part in Single Logout also ends at the IdP.
-    let mut single_logout = None;
-    for tenant in &tenants {
-        let live = match live_session(&st, &headers, tenant).await {
+    let mut ended = Ended {
+        cookies: Vec::new(),
+        configs: Vec::new(),
+        single_logout: None,
+    };
+    for tenant in tenants {
+        let live = match live_session(st, headers, tenant).await {
             Ok(live) => live,
-            Err(NoAnswer::Store) => return unavailable(),
-            Err(NoAnswer::DuplicateCookie) => return duplicate_cookie(),
+            Err(NoAnswer::Store) => return Err(unavailable()),
+            Err(NoAnswer::DuplicateCookie) => return Err(duplicate_cookie()),
         };
         if let Some(l) = &live
             && let Err(e) = st
@@ -456,21 +512,32 @@ async fn logout(
                 .await
         {
             tracing::error!(error = %e, "could not end a session");
-            return unavailable();
+            return Err(unavailable());
         }
         let config = st.configs.get(tenant);
-        cookies.extend(sessions::clear_cookies(tenant, config.as_deref()));
-        if single_logout.is_none()
+        ended
+            .cookies
+            .extend(sessions::clear_cookies(tenant, config.as_deref()));
+        if ended.single_logout.is_none()
             && let (Some(c), Some(Live { payload, .. })) = (&config, live)
             && c.single_logout().is_some()
             && let Some(subject) = payload.subject
         {
-            single_logout = Some((c.clone(), subject));
+            ended.single_logout = Some((c.clone(), subject));
         }
-        configs.extend(config);
+        ended.configs.extend(config);
     }
-    // The return address must be allowed by the installation and, when a session ended here,
-    // by one of the IdentityProviders signed out of.
+    Ok(ended)
+}
+
+/// Where the browser returns after signing out, and why the requested address was refused.
+/// The address must be allowed by the installation and, when a session ended here, by one of
+/// the IdentityProviders signed out of.
+fn return_address<'q>(
+    st: &SamlState,
+    q: &'q HashMap<String, String>,
+    configs: &[std::sync::Arc<CompiledIdentityProvider>],
+) -> (Option<&'q String>, Option<RedirectRefusal>) {
     let requested = q
         .get("rd")
         .or_else(|| q.get("redirect"))
@@ -496,31 +563,7 @@ async fn logout(
         refused = result.err();
         refused.is_none()
     });
-    if let Some((config, subject)) = single_logout
-        && let Some(r) =
-            single_logout::start(&st, &config, &subject, target.map(String::as_str), &cookies)
-    {
-        return r;
-    }
-    match target {
-        Some(t) => web::redirect(t, &cookies),
-        None if let Some(refusal) = refused => {
-            let (title, text) = single_logout::SIGNED_OUT;
-            let mut r = page(
-                StatusCode::BAD_REQUEST,
-                title,
-                &format!("{text} {}", refusal.explanation()),
-            );
-            web::add_cookies(&mut r, &cookies);
-            r
-        }
-        None => {
-            let (title, text) = single_logout::SIGNED_OUT;
-            let mut r = page(StatusCode::OK, title, text);
-            web::add_cookies(&mut r, &cookies);
-            r
-        }
-    }
+    (target, refused)
 }
 
 #[cfg(test)]

@@ -122,6 +122,8 @@ async fn acs(
     }
 }
 
+/// The ACS: read the form, match it to its sign-in, verify the response, refuse replays, map
+/// the user and open the session.
 async fn sign_in(
     st: &SamlState,
     config: &Arc<CompiledIdentityProvider>,
@@ -129,6 +131,64 @@ async fn sign_in(
     body: Body,
 ) -> Result<Response, Refused> {
     let tenant = config.tenant();
+    let form = read_form(body).await?;
+    // Which sign-in is this: one this browser started, or one started at the IdP?
+    let started = if is_login_key(&form.relay_state) {
+        solicited(st, config, headers, form.relay_state).await?
+    } else {
+        unsolicited(st, config, form.relay_state)?
+    };
+    let sign_in = verify_response(st, config, form.encoded, started.expected).await?;
+
+    let store_failed = |e| store_failed(&tenant, e);
+    if !st
+        .store
+        .remember_assertion(&tenant, &sign_in.assertion_id, sign_in.not_on_or_after)
+        .await
+        .map_err(store_failed)?
+    {
+        return Err(Refused::failed(
+            StatusCode::FORBIDDEN,
+            SignInRefusal::AssertionReplayed,
+            "this assertion was used already (a replayed response)",
+        ));
+    }
+    let mapped = saml::mapping::map(config, &sign_in)
+        .map_err(|e| Refused::failed(StatusCode::FORBIDDEN, e.refusal(), e.to_string()))?;
+    let user = sessions::resolve_user(&st.store, config, &mapped)
+        .await
+        .map_err(|e| match e {
+            sessions::Refusal::Store(e) => store_failed(e),
+            other => Refused::failed(StatusCode::FORBIDDEN, other.refusal(), other.to_string()),
+        })?;
+    let cookie = open_session(st, config, &sign_in, &user.id).await?;
+    tracing::info!(identity_provider = %tenant, user_id = %user.id, "signed in");
+    let mut cookies = vec![cookie];
+    cookies.extend(started.clear_login_cookie);
+    Ok(match started.target {
+        Some(t) => web::redirect(&t, &cookies),
+        None => {
+            let mut r = page(
+                StatusCode::OK,
+                "Signed In",
+                "You are signed in. You can close this page.",
+            );
+            web::add_cookies(&mut r, &cookies);
+            r
+        }
+    })
+}
+
+/// The posted ACS form.
+struct AcsForm {
+    /// The base64 `SAMLResponse`.
+    encoded: String,
+    /// The `RelayState`, empty when absent.
+    relay_state: String,
+}
+
+/// Reads the HTTP-POST binding's form: one `SAMLResponse`, at most one `RelayState`.
+async fn read_form(body: Body) -> Result<AcsForm, Refused> {
     let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
         Refused::failed(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -158,88 +218,130 @@ async fn sign_in(
             "the form has no SAMLResponse (the ACS expects the HTTP-POST binding)",
         )
     })?;
-    let relay_state = relay_state.unwrap_or_default();
+    Ok(AcsForm {
+        encoded,
+        relay_state: relay_state.unwrap_or_default(),
+    })
+}
 
-    // Which sign-in is this: one this browser started, or one started at the IdP?
-    let mut clear_login_cookie = None;
-    let (expected, target) = if is_login_key(&relay_state) {
-        let cookie_name = login_cookie_name(&relay_state);
-        let mismatch = || {
-            Refused::failed(
-                StatusCode::FORBIDDEN,
-                SignInRefusal::BrowserMismatch,
-                "the response arrived in a browser other than the one that started the sign-in (or its cookies are blocked)",
-            )
-        };
-        let keys = st.configs.session_keys().ok_or_else(mismatch)?;
-        let sent = web::cookie(headers, &cookie_name).map_err(|_| Refused {
-            status: StatusCode::BAD_REQUEST,
-            page: web::DUPLICATE_COOKIE,
-            refusal: SignInRefusal::DuplicateCookie,
-            message: "the browser sent the sign-in's cookie twice (one was set for another host or path): clear the site's cookies and start again from the application".into(),
-        })?;
-        let payload: PendingRequest = sent
-            .and_then(|v| keys.open(&v))
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(mismatch)?;
-        if payload.request_id != relay_state || payload.tenant != tenant.to_string() {
-            return Err(mismatch());
-        }
-        let expired = || {
-            Refused::failed(
-                StatusCode::FORBIDDEN,
-                SignInRefusal::LoginExpired,
-                "the sign-in this response answers expired (10 minutes) or was already finished: start again from the application",
-            )
-        };
-        let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| expired())?;
-        // A sign-in started before the IdentityProvider was deleted and re-created under the
-        // same name is not finished by the new one.
-        if until <= jiff::Timestamp::now() || payload.uid != config.uid {
-            return Err(expired());
-        }
-        // Consumed once, for every replica: the replay cache remembers the request ID.
-        let first = st
-            .store
-            .remember_assertion(&tenant, &format!("request:{relay_state}"), until)
-            .await
-            .map_err(|e| {
-                tracing::error!(identity_provider = %tenant, error = %e, "could not record the sign-in");
-                Refused::failed(StatusCode::SERVICE_UNAVAILABLE, SignInRefusal::StoreUnavailable, "the identity store failed")
-            })?;
-        if !first {
-            return Err(expired());
-        }
-        clear_login_cookie = Some(web::remove_cookie(&cookie_name, SameSite::None, None));
-        (Some(relay_state), payload.redirect)
-    } else {
-        if !config.allow_idp_initiated {
-            return Err(Refused::failed(
-                StatusCode::FORBIDDEN,
-                SignInRefusal::IdpInitiatedNotAllowed,
-                saml::acs::AcsError::Unsolicited.to_string(),
-            ));
-        }
-        let target = if relay_state.is_empty() {
-            config.default_relay_state.clone()
-        } else {
-            Some(relay_state)
-        };
-        if let Some(t) = &target
-            && !saml::login::redirect_allowed(&st.allowed_redirects, config, t)
-        {
-            return Err(Refused {
-                status: StatusCode::BAD_REQUEST,
-                page: INVALID_RELAY_STATE,
-                refusal: SignInRefusal::InvalidRelayState,
-                message:
-                    "the RelayState is not allowed by the installation's allowed redirects and the IdentityProvider's allowedRedirects (nor a path on this installation)"
-                        .into(),
-            });
-        }
-        (None, target)
+/// The sign-in a response answers.
+struct StartedSignIn {
+    /// The request ID the response must be `InResponseTo` (none for IdP-initiated sign-in).
+    expected: Option<String>,
+    /// Where the browser goes once signed in.
+    target: Option<String>,
+    /// Removes the finished sign-in's cookie.
+    clear_login_cookie: Option<String>,
+}
+
+/// A sign-in this browser started at `/login`: its sealed cookie must match the RelayState, be
+/// unexpired, belong to this IdentityProvider and be used once.
+async fn solicited(
+    st: &SamlState,
+    config: &CompiledIdentityProvider,
+    headers: &HeaderMap,
+    relay_state: String,
+) -> Result<StartedSignIn, Refused> {
+    let tenant = config.tenant();
+    let cookie_name = login_cookie_name(&relay_state);
+    let mismatch = || {
+        Refused::failed(
+            StatusCode::FORBIDDEN,
+            SignInRefusal::BrowserMismatch,
+            "the response arrived in a browser other than the one that started the sign-in (or its cookies are blocked)",
+        )
     };
+    let keys = st.configs.session_keys().ok_or_else(mismatch)?;
+    let sent = web::cookie(headers, &cookie_name).map_err(|_| Refused {
+        status: StatusCode::BAD_REQUEST,
+        page: web::DUPLICATE_COOKIE,
+        refusal: SignInRefusal::DuplicateCookie,
+        message: "the browser sent the sign-in's cookie twice (one was set for another host or path): clear the site's cookies and start again from the application".into(),
+    })?;
+    let payload: PendingRequest = sent
+        .and_then(|v| keys.open(&v))
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(mismatch)?;
+    if payload.request_id != relay_state || payload.tenant != tenant.to_string() {
+        return Err(mismatch());
+    }
+    let expired = || {
+        Refused::failed(
+            StatusCode::FORBIDDEN,
+            SignInRefusal::LoginExpired,
+            "the sign-in this response answers expired (10 minutes) or was already finished: start again from the application",
+        )
+    };
+    let until = jiff::Timestamp::from_second(payload.expires).map_err(|_| expired())?;
+    // A sign-in started before the IdentityProvider was deleted and re-created under the
+    // same name is not finished by the new one.
+    if until <= jiff::Timestamp::now() || payload.uid != config.uid {
+        return Err(expired());
+    }
+    // Consumed once, for every replica: the replay cache remembers the request ID.
+    let first = st
+        .store
+        .remember_assertion(&tenant, &format!("request:{relay_state}"), until)
+        .await
+        .map_err(|e| {
+            tracing::error!(identity_provider = %tenant, error = %e, "could not record the sign-in");
+            Refused::failed(StatusCode::SERVICE_UNAVAILABLE, SignInRefusal::StoreUnavailable, "the identity store failed")
+        })?;
+    if !first {
+        return Err(expired());
+    }
+    Ok(StartedSignIn {
+        expected: Some(relay_state),
+        target: payload.redirect,
+        clear_login_cookie: Some(web::remove_cookie(&cookie_name, SameSite::None, None)),
+    })
+}
 
+/// A sign-in started at the IdP: allowed only when the IdentityProvider says so, and its
+/// RelayState (or the default) must be an allowed redirect.
+fn unsolicited(
+    st: &SamlState,
+    config: &CompiledIdentityProvider,
+    relay_state: String,
+) -> Result<StartedSignIn, Refused> {
+    if !config.allow_idp_initiated {
+        return Err(Refused::failed(
+            StatusCode::FORBIDDEN,
+            SignInRefusal::IdpInitiatedNotAllowed,
+            saml::acs::AcsError::Unsolicited.to_string(),
+        ));
+    }
+    let target = if relay_state.is_empty() {
+        config.default_relay_state.clone()
+    } else {
+        Some(relay_state)
+    };
+    if let Some(t) = &target
+        && !saml::login::redirect_allowed(&st.allowed_redirects, config, t)
+    {
+        return Err(Refused {
+            status: StatusCode::BAD_REQUEST,
+            page: INVALID_RELAY_STATE,
+            refusal: SignInRefusal::InvalidRelayState,
+            message:
+                "the RelayState is not allowed by the installation's allowed redirects and the IdentityProvider's allowedRedirects (nor a path on this installation)"
+                    .into(),
+        });
+    }
+    Ok(StartedSignIn {
+        expected: None,
+        target,
+        clear_login_cookie: None,
+    })
+}
+
+/// Verifies the response on the blocking pool, at most `verifications` at once.
+async fn verify_response(
+    st: &SamlState,
+    config: &Arc<CompiledIdentityProvider>,
+    encoded: String,
+    expected: Option<String>,
+) -> Result<saml::acs::SignIn, Refused> {
     let permit = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         st.verifications.clone().acquire_owned(),
@@ -255,7 +357,7 @@ async fn sign_in(
         )
     })?;
     let verify_config = config.clone();
-    let sign_in = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let _permit = permit;
         saml::acs::verify(
             &verify_config,
@@ -278,36 +380,27 @@ async fn sign_in(
             _ => StatusCode::FORBIDDEN,
         };
         Refused::failed(status, e.refusal(), e.to_string())
-    })?;
+    })
+}
 
-    let store_failed = |e: crate::store::StoreError| {
-        tracing::error!(identity_provider = %tenant, error = %e, "identity store failure at sign-in");
-        Refused::failed(
-            StatusCode::SERVICE_UNAVAILABLE,
-            SignInRefusal::StoreUnavailable,
-            "the identity store failed",
-        )
-    };
-    if !st
-        .store
-        .remember_assertion(&tenant, &sign_in.assertion_id, sign_in.not_on_or_after)
-        .await
-        .map_err(store_failed)?
-    {
-        return Err(Refused::failed(
-            StatusCode::FORBIDDEN,
-            SignInRefusal::AssertionReplayed,
-            "this assertion was used already (a replayed response)",
-        ));
-    }
-    let mapped = saml::mapping::map(config, &sign_in)
-        .map_err(|e| Refused::failed(StatusCode::FORBIDDEN, e.refusal(), e.to_string()))?;
-    let user = sessions::resolve_user(&st.store, config, &mapped)
-        .await
-        .map_err(|e| match e {
-            sessions::Refusal::Store(e) => store_failed(e),
-            other => Refused::failed(StatusCode::FORBIDDEN, other.refusal(), other.to_string()),
-        })?;
+/// An identity store failure during sign-in: logged for the admin, a 503 for the browser.
+fn store_failed(tenant: &Tenant, e: crate::store::StoreError) -> Refused {
+    tracing::error!(identity_provider = %tenant, error = %e, "identity store failure at sign-in");
+    Refused::failed(
+        StatusCode::SERVICE_UNAVAILABLE,
+        SignInRefusal::StoreUnavailable,
+        "the identity store failed",
+    )
+}
+
+/// Creates the session of `user_id` and returns its cookie.
+async fn open_session(
+    st: &SamlState,
+    config: &CompiledIdentityProvider,
+    sign_in: &saml::acs::SignIn,
+    user_id: &str,
+) -> Result<String, Refused> {
+    let tenant = config.tenant();
     let keys = st.configs.session_keys().ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -328,7 +421,7 @@ async fn sign_in(
         .store
         .create_session_of(
             &tenant,
-            &user.id,
+            user_id,
             sessions::expiry(config),
             Some(SessionSubject {
                 name_id: &subject.name_id,
@@ -336,29 +429,14 @@ async fn sign_in(
             }),
         )
         .await
-        .map_err(store_failed)?;
+        .map_err(|e| store_failed(&tenant, e))?;
     let subject = subject.fits_cookie().then_some(subject);
-    let cookie = sessions::cookie(config, &keys, &session_id, subject).ok_or_else(|| {
+    sessions::cookie(config, &keys, &session_id, subject).ok_or_else(|| {
         Refused::failed(
             StatusCode::SERVICE_UNAVAILABLE,
             SignInRefusal::NoSessionKeys,
             "the session keys are unusable: check the controller",
         )
-    })?;
-    tracing::info!(identity_provider = %tenant, user_id = %user.id, "signed in");
-    let mut cookies = vec![cookie];
-    cookies.extend(clear_login_cookie);
-    Ok(match target {
-        Some(t) => web::redirect(&t, &cookies),
-        None => {
-            let mut r = page(
-                StatusCode::OK,
-                "Signed In",
-                "You are signed in. You can close this page.",
-            );
-            web::add_cookies(&mut r, &cookies);
-            r
-        }
     })
 }
 

@@ -15,6 +15,7 @@ use cookie::SameSite;
 use super::saml::SamlState;
 use super::sessions;
 use super::web::{self, page};
+use crate::api::LogoutRefusal;
 use crate::config::CompiledIdentityProvider;
 use crate::saml::logout::{self, Incoming, LogoutError, Outgoing, Received};
 use crate::session::{HOST_PREFIX, PendingRequest, SamlSubject};
@@ -156,35 +157,46 @@ pub fn start(
 
 /// A refused Single Logout message: what the browser sees, what the log says.
 struct Refused {
-    status: StatusCode,
-    reason: &'static str,
+    refusal: LogoutRefusal,
     message: String,
+}
+
+impl Refused {
+    /// The HTTP status the browser sees.
+    fn status(&self) -> StatusCode {
+        match self.refusal {
+            LogoutRefusal::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            LogoutRefusal::NoMessage
+            | LogoutRefusal::MalformedMessage
+            | LogoutRefusal::NoNameId
+            | LogoutRefusal::DuplicateCookie => StatusCode::BAD_REQUEST,
+            LogoutRefusal::BuildFailed | LogoutRefusal::Busy | LogoutRefusal::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            LogoutRefusal::Unsigned
+            | LogoutRefusal::SignatureAlgorithmRefused
+            | LogoutRefusal::SignatureShape
+            | LogoutRefusal::VerificationFailed
+            | LogoutRefusal::WrongIssuer
+            | LogoutRefusal::WrongDestination
+            | LogoutRefusal::OutsideValidity
+            | LogoutRefusal::InResponseToMismatch => StatusCode::FORBIDDEN,
+        }
+    }
 }
 
 impl From<LogoutError> for Refused {
     fn from(e: LogoutError) -> Self {
-        let status = match e {
-            LogoutError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            LogoutError::NoMessage
-            | LogoutError::Encoding
-            | LogoutError::Malformed
-            | LogoutError::NotLogout
-            | LogoutError::NoNameId => StatusCode::BAD_REQUEST,
-            LogoutError::Build(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::FORBIDDEN,
-        };
         Refused {
-            status,
-            reason: e.reason(),
+            refusal: e.refusal(),
             message: e.to_string(),
         }
     }
 }
 
-fn refused(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Refused {
+fn refused(refusal: LogoutRefusal, message: impl Into<String>) -> Refused {
     Refused {
-        status,
-        reason,
+        refusal,
         message: message.into(),
     }
 }
@@ -251,8 +263,7 @@ async fn verify(
     .and_then(Result::ok)
     .ok_or_else(|| {
         refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
+            LogoutRefusal::Busy,
             "too many messages are being verified at once; retry",
         )
     })?;
@@ -263,8 +274,7 @@ async fn verify(
     .await
     .map_err(|_| {
         refused(
-            StatusCode::BAD_REQUEST,
-            "MalformedMessage",
+            LogoutRefusal::MalformedMessage,
             "the message could not be processed",
         )
     })?
@@ -291,15 +301,16 @@ async fn answer(
     };
     outcome.unwrap_or_else(|refused| {
         // The reason and the admin's message only; never the SAML message.
-        tracing::warn!(identity_provider = %tenant, reason = refused.reason, message = %refused.message, "Single Logout message refused");
-        let text = match refused.status {
+        tracing::warn!(identity_provider = %tenant, reason = refused.refusal.reason(), message = %refused.message, "Single Logout message refused");
+        let status = refused.status();
+        let text = match status {
             StatusCode::SERVICE_UNAVAILABLE => "Signing out is unavailable; retry.".to_owned(),
             _ => format!(
                 "This sign-out message was refused: {}. If this keeps happening, contact your administrator.",
                 refused.message
             ),
         };
-        page(refused.status, "Sign-Out Failed", &text)
+        page(status, "Sign-Out Failed", &text)
     })
 }
 
@@ -360,8 +371,7 @@ async fn idp_logout(
             Ok(r)
         }
         Ok(None) => Err(refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "StoreUnavailable",
+            LogoutRefusal::StoreUnavailable,
             "the identity store failed",
         )),
         Err(e) => Err(e.into()),
@@ -379,8 +389,7 @@ async fn finish_logout(
     let tenant = config.tenant();
     let mismatch = || {
         refused(
-            StatusCode::FORBIDDEN,
-            "InResponseToMismatch",
+            LogoutRefusal::InResponseToMismatch,
             "it does not answer a sign-out started in this browser (or it was used already, or took longer than 10 minutes)",
         )
     };
@@ -391,8 +400,7 @@ async fn finish_logout(
     let keys = st.configs.session_keys().ok_or_else(mismatch)?;
     let sent = web::cookie(headers, &cookie_name).map_err(|_| {
         refused(
-            StatusCode::BAD_REQUEST,
-            "DuplicateCookie",
+            LogoutRefusal::DuplicateCookie,
             "the browser sent the sign-out's cookie twice (one was set for another host or path): clear this site's cookies",
         )
     })?;
@@ -416,7 +424,7 @@ async fn finish_logout(
         .await
         .map_err(|e| {
             tracing::error!(identity_provider = %tenant, error = %e, "could not record the sign-out");
-            refused(StatusCode::SERVICE_UNAVAILABLE, "StoreUnavailable", "the identity store failed")
+            refused(LogoutRefusal::StoreUnavailable, "the identity store failed")
         })?;
     if !first {
         return Err(mismatch());

@@ -8,44 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
-use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros};
+use super::pages::PageQuery;
+use super::{Page, Predicate, Sort, Store, StoreError, from_micros, micros, predicate};
+use crate::domain::{Group, GroupInput};
 use crate::tenant::TenantKey;
-
-/// A group as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Group {
-    /// Server-assigned identifier.
-    pub id: String,
-    /// `displayName`, exactly as sent.
-    pub display_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Created through SCIM (true) or from SAML group sync (false).
-    pub scim_managed: bool,
-    /// Member user IDs, sorted.
-    pub members: Vec<String>,
-    /// Incremented on every change (the ETag).
-    pub version: i64,
-    /// Creation time.
-    pub created: Timestamp,
-    /// Last change.
-    pub last_modified: Timestamp,
-}
-
-/// The fields of a group to create or replace.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupInput {
-    /// `displayName`.
-    pub display_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Whether SCIM manages the group.
-    pub scim_managed: bool,
-}
 
 impl Store {
     /// Creates a group with `members` (user IDs of the same tenant; unknown IDs are ignored).
@@ -193,23 +159,12 @@ impl Store {
         tenant: &(impl TenantKey + ?Sized),
         id: &str,
     ) -> Result<bool, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Write, async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM scim_groups WHERE tenant = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(deleted.rows_affected() > 0)
-        })
+        self.delete_with_dependents(
+            "scim_groups",
+            &["DELETE FROM scim_memberships WHERE tenant = $1 AND group_id = $2"],
+            &tenant.key(),
+            id,
+        )
         .await
     }
 
@@ -241,15 +196,15 @@ impl Store {
         let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
-                .page(
-                    "scim_groups",
-                    Self::GROUP_COLUMNS,
+                .page(PageQuery {
+                    table: "scim_groups",
+                    columns: Self::GROUP_COLUMNS,
                     tenant,
                     filter,
-                    &Sort::order_by(sort),
+                    order: &predicate::order_by(sort),
                     start_index,
                     count,
-                )
+                })
                 .await?;
             let mut items = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -265,17 +220,6 @@ impl Store {
         &self,
         tenant: &(impl TenantKey + ?Sized),
     ) -> Result<i64, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Read, async move {
-            Ok(
-                sqlx::query("SELECT COUNT(*) AS n FROM scim_groups WHERE tenant = $1")
-                    .bind(tenant)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?,
-            )
-        })
-        .await
+        self.count_rows("scim_groups", &tenant.key()).await
     }
 }

@@ -27,12 +27,14 @@ mod single_logout;
 mod tenants;
 mod users;
 
-pub use groups::{Group, GroupInput};
+// The records and the query vocabulary live in `domain`; re-exported for the store's callers.
+pub use crate::domain::{
+    CmpOp, Column, Group, GroupInput, Predicate, Sort, User, UserInput, Value,
+};
 pub use pages::Page;
-pub use predicate::{Bind, CmpOp, Column, Predicate, Sort, Value};
+pub use predicate::Bind;
 pub use single_logout::SessionSubject;
 pub use tenants::{Binding, Purged, StoredTenant};
-pub use users::{User, UserInput};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +44,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyPoolOptions;
 // Dynamic SQL here is assembled only from constant fragments and numbered placeholders;
 // values are always bound, hence `AssertSqlSafe`.
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use crate::tenant::TenantKey;
 
@@ -319,6 +321,50 @@ impl Store {
             self.health.confirm_write()?;
         }
         result
+    }
+
+    /// The number of rows of `table` (users or groups) of `tenant`.
+    async fn count_rows(&self, table: &'static str, tenant: &str) -> Result<i64, StoreError> {
+        self.guarded(Access::Read, async move {
+            let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1");
+            Ok(sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?)
+        })
+        .await
+    }
+
+    /// Deletes row `id` of `table` (a user or a group) in one transaction, after the rows that
+    /// refer to it: `dependents` are `DELETE` statements that bind the tenant as `$1` and `id`
+    /// as `$2`. False when there was no such row.
+    async fn delete_with_dependents(
+        &self,
+        table: &'static str,
+        dependents: &[&'static str],
+        tenant: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        self.guarded(Access::Write, async move {
+            let mut tx = self.pool.begin().await?;
+            for statement in dependents {
+                sqlx::query(*statement)
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let sql = format!("DELETE FROM {table} WHERE tenant = $1 AND id = $2");
+            let deleted = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected() > 0)
+        })
+        .await
     }
 
     /// The backend in use.

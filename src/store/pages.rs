@@ -16,23 +16,43 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
+/// Which page of which list: the rows of `table` of `tenant` matching `filter`.
+pub(super) struct PageQuery<'a> {
+    /// The table.
+    pub table: &'static str,
+    /// The columns read of each row.
+    pub columns: &'static str,
+    /// The tenant's key.
+    pub tenant: &'a str,
+    /// The SCIM filter.
+    pub filter: &'a Predicate,
+    /// A stable `ORDER BY` list from [`order_by`](super::predicate::order_by), ending in
+    /// creation time and id.
+    pub order: &'a str,
+    /// The 1-based index of the first row (SCIM `startIndex`).
+    pub start_index: i64,
+    /// The most rows returned.
+    pub count: i64,
+}
+
 impl Store {
-    /// The total number of rows of `table` matching `filter`, and the requested page of them
-    /// in stable `order` (an `ORDER BY` list from [`Sort::order_by`](super::Sort::order_by),
-    /// ending in creation time and id). A deep page (a high `startIndex`) is chosen on the
-    /// ordering index alone and only its rows are read in full.
-    #[allow(clippy::too_many_arguments)]
+    /// The total number of rows matching `query`, and the requested page of them. A deep page
+    /// (a high `startIndex`) is chosen on the ordering index alone and only its rows are read
+    /// in full.
     pub(super) async fn page(
         &self,
-        table: &'static str,
-        columns: &'static str,
-        tenant: &str,
-        filter: &Predicate,
-        order: &str,
-        start_index: i64,
-        count: i64,
+        query: PageQuery<'_>,
     ) -> Result<(i64, Vec<AnyRow>), StoreError> {
-        let (clause, binds) = filter.to_sql(1);
+        let PageQuery {
+            table,
+            columns,
+            tenant,
+            filter,
+            order,
+            start_index,
+            count,
+        } = query;
+        let (clause, binds) = super::predicate::to_sql(filter, 1);
         let count_matching = || async {
             let total_sql =
                 format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1 AND ({clause})");

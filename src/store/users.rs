@@ -9,46 +9,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::health::Access;
-use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros};
+use super::pages::PageQuery;
+use super::{Page, Predicate, Sort, Store, StoreError, from_micros, map_unique, micros, predicate};
+use crate::domain::{User, UserInput};
 use crate::tenant::TenantKey;
-
-/// A user as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct User {
-    /// Server-assigned identifier.
-    pub id: String,
-    /// `userName`, exactly as sent.
-    pub user_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// The SCIM resource's other attributes, exactly as received.
-    pub resource: serde_json::Value,
-    /// Created through SCIM (true) or just in time at sign-in (false).
-    pub scim_managed: bool,
-    /// Incremented on every change (the ETag).
-    pub version: i64,
-    /// Creation time.
-    pub created: Timestamp,
-    /// Last change.
-    pub last_modified: Timestamp,
-}
-
-/// The fields of a user to create or replace.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UserInput {
-    /// `userName`.
-    pub user_name: String,
-    /// `externalId`.
-    pub external_id: Option<String>,
-    /// `active`.
-    pub active: bool,
-    /// Other attributes.
-    pub resource: serde_json::Value,
-    /// Whether SCIM manages the user.
-    pub scim_managed: bool,
-}
 
 impl Store {
     /// Creates a user; [`StoreError::Conflict`] when the `userName` exists (case-insensitively).
@@ -256,34 +220,17 @@ impl Store {
         tenant: &(impl TenantKey + ?Sized),
         id: &str,
     ) -> Result<bool, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Write, async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            // A deleted user's sessions end with them.
-            sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM scim_users WHERE tenant = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(deleted.rows_affected() > 0)
-        })
+        self.delete_with_dependents(
+            "scim_users",
+            &[
+                "DELETE FROM scim_user_emails WHERE tenant = $1 AND user_id = $2",
+                "DELETE FROM scim_memberships WHERE tenant = $1 AND user_id = $2",
+                // A deleted user's sessions end with them.
+                "DELETE FROM sso_sessions WHERE tenant = $1 AND user_id = $2",
+            ],
+            &tenant.key(),
+            id,
+        )
         .await
     }
 
@@ -315,15 +262,15 @@ impl Store {
         let tenant: &str = &key;
         self.guarded(Access::Read, async move {
             let (total, rows) = self
-                .page(
-                    "scim_users",
-                    Self::USER_COLUMNS,
+                .page(PageQuery {
+                    table: "scim_users",
+                    columns: Self::USER_COLUMNS,
                     tenant,
                     filter,
-                    &Sort::order_by(sort),
+                    order: &predicate::order_by(sort),
                     start_index,
                     count,
-                )
+                })
                 .await?;
             Ok(Page {
                 total,
@@ -367,17 +314,6 @@ impl Store {
 
     /// Number of users.
     pub async fn count_users(&self, tenant: &(impl TenantKey + ?Sized)) -> Result<i64, StoreError> {
-        let key = tenant.key();
-        let tenant: &str = &key;
-        self.guarded(Access::Read, async move {
-            Ok(
-                sqlx::query("SELECT COUNT(*) AS n FROM scim_users WHERE tenant = $1")
-                    .bind(tenant)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?,
-            )
-        })
-        .await
+        self.count_rows("scim_users", &tenant.key()).await
     }
 }

@@ -12,13 +12,13 @@ use serde_json::Value;
 
 use super::auth::authorize;
 use super::requests::{if_match, param, read_body};
-use super::responses::{Result, not_found_as, scim_response};
-use super::{MAX_PATCH_ATTEMPTS, ScimState, backoff};
+use super::responses::{Result, not_found_as, resource_response, scim_response};
+use super::{ScimState, check_expected, patch_with_retries};
 use crate::config::CompiledIdentityProvider;
 use crate::scim::filter::Resource;
 use crate::scim::search::Query as ListQuery;
 use crate::scim::{self, ScimError, filter};
-use crate::store::{Group, Predicate, StoreError};
+use crate::store::{Group, Predicate};
 use crate::tenant::Tenant;
 
 pub(super) fn render_groups(
@@ -124,15 +124,11 @@ pub(super) async fn create_group(
     let t = &tenant;
     check_members(&s, t, &members).await?;
     let group = s.store.create_group(t, input, &members).await?;
-    let body = scim::project(
-        scim::render_group(&group, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(
+    Ok(resource_response(
         StatusCode::CREATED,
-        &body,
-        Some(group.version),
+        scim::render_group(&group, &config.scim_base_url),
+        &q,
+        group.version,
     ))
 }
 
@@ -150,12 +146,12 @@ pub(super) async fn get_group(
         .await?
         .filter(|g| g.scim_managed)
         .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
-    let body = scim::project(
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_group(&group, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(group.version)))
+        &q,
+        group.version,
+    ))
 }
 
 pub(super) async fn replace_group(
@@ -177,12 +173,12 @@ pub(super) async fn replace_group(
         .replace_group(t, &id, expected, input, Some(&members))
         .await
         .map_err(|e| not_found_as(e, "Group", &id))?;
-    let body = scim::project(
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_group(&group, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(group.version)))
+        &q,
+        group.version,
+    ))
 }
 
 pub(super) async fn patch_group(
@@ -216,33 +212,24 @@ pub(super) async fn patch_group(
             .change_members(t, &id, &add, &remove)
             .await
             .map_err(|e| not_found_as(e, "Group", &id))?;
-        let body = scim::project(
+        return Ok(resource_response(
+            StatusCode::OK,
             scim::render_group(&group, &config.scim_base_url),
-            param(&q, "attributes"),
-            param(&q, "excludedAttributes"),
-        );
-        return Ok(scim_response(StatusCode::OK, &body, Some(group.version)));
+            &q,
+            group.version,
+        ));
     }
-    let mut attempt = 0;
-    let group = loop {
-        attempt += 1;
-        if attempt > 1 {
-            backoff(attempt).await;
-        }
+    let (s, id, ops) = (&s, &id, &ops);
+    let group = patch_with_retries(expected, "Group", id, move || async move {
         let current = s
             .store
-            .get_group(t, &id)
+            .get_group(t, id)
             .await?
             .filter(|g| g.scim_managed)
             .ok_or_else(|| ScimError::not_found(format!("no Group with id {id}")))?;
-        if expected.is_some_and(|v| v != current.version) {
-            return Err(StoreError::VersionMismatch {
-                current: current.version,
-            }
-            .into());
-        }
+        check_expected(expected, current.version)?;
         let mut view = scim::group_patch_view(&current);
-        scim::patch::apply(&mut view, &ops)?;
+        scim::patch::apply(&mut view, ops)?;
         let (input, members) = scim::group_fields(view)?;
         // Only the members this PATCH adds need checking: the others are members already.
         let added: Vec<String> = members
@@ -250,27 +237,18 @@ pub(super) async fn patch_group(
             .filter(|m| !current.members.contains(m))
             .cloned()
             .collect();
-        check_members(&s, t, &added).await?;
-        match s
-            .store
-            .replace_group(t, &id, Some(current.version), input, Some(&members))
-            .await
-        {
-            Ok(group) => break group,
-            Err(StoreError::VersionMismatch { .. })
-                if expected.is_none() && attempt < MAX_PATCH_ATTEMPTS =>
-            {
-                continue;
-            }
-            Err(e) => return Err(not_found_as(e, "Group", &id)),
-        }
-    };
-    let body = scim::project(
+        check_members(s, t, &added).await?;
+        Ok(s.store
+            .replace_group(t, id, Some(current.version), input, Some(&members))
+            .await)
+    })
+    .await?;
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_group(&group, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(group.version)))
+        &q,
+        group.version,
+    ))
 }
 
 /// Refuses to replace or delete a group that sign-in created from the IdP's group claims:

@@ -23,7 +23,7 @@ use axum::routing::{any, get, post};
 
 use super::config_index::ConfigIndex;
 use crate::scim::ScimError;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::tenant::Tenant;
 use discovery::{resource_type, resource_types, schema_by_id, schemas, service_provider_config};
 use groups::{
@@ -120,6 +120,45 @@ async fn no_such_endpoint(method: Method, uri: axum::http::Uri) -> Failure {
         "no SCIM endpoint answers {method} {SCIM_PREFIX}{}: the endpoints are {SCIM_PREFIX}/<namespace>/<IdentityProvider>/ followed by Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas or .search",
         uri.path()
     )))
+}
+
+/// Runs a PATCH as read, apply, write with the version read: a concurrent writer makes the
+/// write fail, and then `attempt` runs again on the new state (no lost update). With
+/// If-Match (`expected`) the client asked for exactly one version, so a mismatch is its 412.
+/// `attempt` returns the refusal of the PATCH itself, or else the write's result.
+async fn patch_with_retries<T, F>(
+    expected: Option<i64>,
+    kind: &str,
+    id: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, Failure>
+where
+    F: Future<Output = Result<Result<T, StoreError>, Failure>>,
+{
+    let mut n = 0;
+    loop {
+        n += 1;
+        if n > 1 {
+            backoff(n).await;
+        }
+        match attempt().await? {
+            Ok(written) => return Ok(written),
+            Err(StoreError::VersionMismatch { .. })
+                if expected.is_none() && n < MAX_PATCH_ATTEMPTS =>
+            {
+                continue;
+            }
+            Err(e) => return Err(responses::not_found_as(e, kind, id)),
+        }
+    }
+}
+
+/// Refuses a PATCH with If-Match whose version is not the stored one.
+fn check_expected(expected: Option<i64>, current: i64) -> Result<(), Failure> {
+    match expected {
+        Some(v) if v != current => Err(StoreError::VersionMismatch { current }.into()),
+        _ => Ok(()),
+    }
 }
 
 /// A short random pause before re-applying a PATCH that lost a race.

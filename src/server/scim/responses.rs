@@ -120,6 +120,22 @@ impl IntoResponse for Failure {
 
 pub(super) type Result<T> = std::result::Result<T, Failure>;
 
+/// One resource as `status`, projected by the request's `attributes` and
+/// `excludedAttributes` parameters, with its version as ETag.
+pub(super) fn resource_response(
+    status: StatusCode,
+    resource: Value,
+    params: &std::collections::HashMap<String, String>,
+    version: i64,
+) -> Response {
+    let body = scim::project(
+        resource,
+        super::requests::param(params, "attributes"),
+        super::requests::param(params, "excludedAttributes"),
+    );
+    scim_response(status, &body, Some(version))
+}
+
 pub(super) fn scim_response(status: StatusCode, body: &Value, version: Option<i64>) -> Response {
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(

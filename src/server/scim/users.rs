@@ -10,13 +10,13 @@ use serde_json::Value;
 
 use super::auth::authorize;
 use super::requests::{if_match, param, read_body};
-use super::responses::{Result, not_found_as, scim_response};
-use super::{MAX_PATCH_ATTEMPTS, ScimState, backoff};
+use super::responses::{Result, not_found_as, resource_response, scim_response};
+use super::{ScimState, check_expected, patch_with_retries};
 use crate::config::CompiledIdentityProvider;
 use crate::scim::filter::Resource;
 use crate::scim::search::Query as ListQuery;
 use crate::scim::{self, ScimError, filter};
-use crate::store::{Predicate, StoreError, User};
+use crate::store::{Predicate, User};
 use crate::tenant::Tenant;
 
 /// Notes that the IdP sent a password, which is discarded: nothing signs in with it, so
@@ -113,15 +113,11 @@ pub(super) async fn create_user(
         password_discarded(&tenant);
     }
     let user = s.store.create_user(&tenant, input).await?;
-    let body = scim::project(
-        scim::render_user(&user, &[], &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(
+    Ok(resource_response(
         StatusCode::CREATED,
-        &body,
-        Some(user.version),
+        scim::render_user(&user, &[], &config.scim_base_url),
+        &q,
+        user.version,
     ))
 }
 
@@ -140,12 +136,12 @@ pub(super) async fn get_user(
         .await?
         .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
     let groups = s.store.groups_of_user(t, &id).await?;
-    let body = scim::project(
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_user(&user, &groups, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+        &q,
+        user.version,
+    ))
 }
 
 pub(super) async fn replace_user(
@@ -169,12 +165,12 @@ pub(super) async fn replace_user(
         .await
         .map_err(|e| not_found_as(e, "User", &id))?;
     let groups = s.store.groups_of_user(t, &id).await?;
-    let body = scim::project(
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_user(&user, &groups, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+        &q,
+        user.version,
+    ))
 }
 
 pub(super) async fn patch_user(
@@ -189,53 +185,32 @@ pub(super) async fn patch_user(
     let expected = if_match(&headers)?;
     let ops = scim::patch::parse_request(&read_body(&headers, body).await?)?;
     let t = &tenant;
-    // Read, apply, write with the version read: a concurrent writer makes the write fail, and
-    // then the PATCH is applied again to the new state (no lost update). With If-Match the
-    // client asked for exactly one version, so a mismatch is its 412.
-    let mut attempt = 0;
-    let user = loop {
-        attempt += 1;
-        if attempt > 1 {
-            backoff(attempt).await;
-        }
+    let (s, id, ops) = (&s, &id, &ops);
+    let user = patch_with_retries(expected, "User", id, move || async move {
         let current = s
             .store
-            .get_user(t, &id)
+            .get_user(t, id)
             .await?
             .ok_or_else(|| ScimError::not_found(format!("no User with id {id}")))?;
-        if expected.is_some_and(|v| v != current.version) {
-            return Err(StoreError::VersionMismatch {
-                current: current.version,
-            }
-            .into());
-        }
+        check_expected(expected, current.version)?;
         let mut view = scim::user_patch_view(&current);
-        scim::patch::apply(&mut view, &ops)?;
+        scim::patch::apply(&mut view, ops)?;
         let (input, password) = scim::user_fields(view)?;
         if password {
-            password_discarded(&tenant);
+            password_discarded(t);
         }
-        match s
-            .store
-            .replace_user(t, &id, Some(current.version), input)
-            .await
-        {
-            Ok(user) => break user,
-            Err(StoreError::VersionMismatch { .. })
-                if expected.is_none() && attempt < MAX_PATCH_ATTEMPTS =>
-            {
-                continue;
-            }
-            Err(e) => return Err(not_found_as(e, "User", &id)),
-        }
-    };
-    let groups = s.store.groups_of_user(t, &id).await?;
-    let body = scim::project(
+        Ok(s.store
+            .replace_user(t, id, Some(current.version), input)
+            .await)
+    })
+    .await?;
+    let groups = s.store.groups_of_user(t, id).await?;
+    Ok(resource_response(
+        StatusCode::OK,
         scim::render_user(&user, &groups, &config.scim_base_url),
-        param(&q, "attributes"),
-        param(&q, "excludedAttributes"),
-    );
-    Ok(scim_response(StatusCode::OK, &body, Some(user.version)))
+        &q,
+        user.version,
+    ))
 }
 
 pub(super) async fn delete_user(
