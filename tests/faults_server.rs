@@ -378,6 +378,97 @@ async fn replacing_the_sqlite_file_under_a_running_server_refuses_writes_and_fai
     assert_writes_refused_after(&scim, "was replaced").await;
 }
 
+// ---- a compiled configuration in a format this server does not know ----
+
+#[tokio::test]
+async fn a_compiled_configuration_of_an_unknown_format_is_refused_loudly_and_served_again_once_recompiled()
+ {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let url = support::sqlite_url("format");
+    let mut scim = Scim::start("fault-format", &url, &[]).await;
+    let created = scim.create_user("kept@example.com").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    // Only the server runs from here on, as when a newer controller wrote the configuration
+    // and the server's Deployment was rolled back.
+    scim._controller.kill();
+    let ns = scim._ns.name.clone();
+    let secrets: Api<Secret> = Api::namespaced(admin_client().await, &ns);
+    let name = sso_operator::config::compiled_secret_name(&ns, "okta");
+    let secret = secrets.get(&name).await.unwrap();
+    let mut document: Value =
+        serde_json::from_slice(&secret.data.unwrap()[sso_operator::config::CONFIG_KEY].0).unwrap();
+    assert_eq!(document["formatVersion"], json!(2), "{document}");
+    document["formatVersion"] = json!(99);
+    let patch = json!({ "data": { sso_operator::config::CONFIG_KEY: ByteString(serde_json::to_vec(&document).unwrap()) } });
+    secrets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    let refused = wait_for(Duration::from_secs(30), || async {
+        // SCIM answers 401 for an IdentityProvider it does not serve: the token names none.
+        (scim.get_status("/Users?count=1").await == Some(StatusCode::UNAUTHORIZED)).then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "a configuration of format version 99 is not served (the SCIM endpoint answers {:?}; the Secret holds {:?})\nmetrics:\n{}\nserver log:\n{}",
+        scim.get_status("/Users?count=1").await,
+        String::from_utf8_lossy(
+            &secrets.get(&name).await.unwrap().data.unwrap()[sso_operator::config::CONFIG_KEY].0
+                [..60]
+        ),
+        scim.server.metrics().await,
+        scim.server.log_text()
+    );
+    let log = scim.server.log_text();
+    assert!(
+        log.contains(&format!(
+            "the compiled configuration of IdentityProvider {ns}/okta is in format version 99, but this server reads versions up to 2"
+        )),
+        "the log names the IdentityProvider and both versions:\n{log}"
+    );
+    let metrics = scim.server.metrics().await;
+    assert!(
+        metrics.contains(
+            "sso_operator_server_compiled_config_refusals_total{reason=\"unknownFormatVersion\"} 1\n"
+        ),
+        "{metrics}"
+    );
+
+    // The controller publishes the configuration again in the format it writes; the server
+    // serves it, with the users it had.
+    let client = admin_client().await;
+    let _controller = Operator::start(&controller_kubeconfig(&client, &ns).await, &ns, &[]);
+    let served = wait_for(Duration::from_secs(60), || async {
+        (scim.get_status("/Users?count=1").await == Some(StatusCode::OK)).then_some(())
+    })
+    .await;
+    assert!(
+        served.is_some(),
+        "the recompiled configuration is served\nserver log:\n{}",
+        scim.server.log_text()
+    );
+    let found = scim
+        .http
+        .get(format!(
+            "{}/Users?filter=userName%20eq%20%22kept@example.com%22",
+            scim.base
+        ))
+        .bearer_auth(&scim.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let found: Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found["totalResults"], json!(1), "{found}");
+}
+
 // ---- slow, idle and too many clients on the public listener ----
 
 /// A server with small listener limits; no IdentityProvider is needed (any answer will do).
