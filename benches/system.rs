@@ -590,7 +590,7 @@ async fn http(
     pin(server.pid(), "0");
     let acs_one_core = wrk_acs(&acs_url, third, 2, Some("1"));
     pin(server.pid(), "0-1");
-    let acs = json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4, "one_core_2_connections": acs_one_core });
+    let acs_results = json!({ "responses_prepared": bodies.len(), "connections_2": acs_2, "connections_4": acs_4, "one_core_2_connections": acs_one_core });
 
     // A session cookie for forward-auth.
     let sign_one = |i: usize| {
@@ -640,7 +640,7 @@ async fn http(
     let server_rss = json!({ "idle": idle_rss, "after_load": loaded_rss });
     remove_namespace(client, ns).await;
     serde_json::Map::from_iter([
-        ("acs".to_owned(), acs),
+        ("acs".to_owned(), acs_results),
         ("auth_verify".to_owned(), verify),
         ("server_rss_mib".to_owned(), server_rss),
     ])
