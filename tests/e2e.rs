@@ -815,6 +815,10 @@ where
     }
 }
 
+/// One release's life, as one test: each step starts from what the one before left (the
+/// users and the session that must survive the pod deletion, the failover and the upgrade;
+/// the claim that the reinstall must adopt), so splitting it would mean installing the chart
+/// on the node again for every step.
 #[tokio::test]
 async fn a_user_installs_the_chart_signs_in_and_keeps_everything_through_pod_deletions_failover_upgrade_and_uninstall()
  {
