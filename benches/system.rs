@@ -427,8 +427,12 @@ async fn peer(
         );
     }
     let _ = std::fs::remove_file(&cert_file);
-    let f = |v: Option<&Value>| v.and_then(Value::as_f64).unwrap_or(0.0);
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let f = |v: Option<&Value>| v.and_then(Value::as_f64);
+    // No ratio from a figure this run did not measure (ours skipped, or theirs failed).
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+        _ => Value::Null,
+    };
     let ours_sign_in = f(ours_acs.map(|a| &a["connections_2"]["requests_per_second"]));
     let ours_sequence = f(ours_scim
         .and_then(|s| s.as_array())
@@ -439,7 +443,7 @@ async fn peer(
         for p in path {
             v = &v[*p];
         }
-        v.as_f64().unwrap_or(0.0)
+        v.as_f64()
     };
     json!({
         "name": "SAML Jackson 26.2.0 (@boxyhq/saml-jackson), Node.js, embedded SQLite (WAL, synchronous=NORMAL)",
@@ -775,54 +779,108 @@ async fn scim(client: &kube::Client, idp_cert: &str) -> Value {
 /// The Markdown table of `system.md`: each workload with its result and target.
 fn table(r: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let mut md = format!(
-        "| workload | result | target |\n| --- | --- | --- |\n\
-         | reconcile apply → Ready (IdentityProvider + ScimToken) | p50 {:.0} ms, p99 {:.0} ms | p99 < 2 s |\n\
-         | {} IdentityProviders + {} ScimTokens, cold start → all Ready | {:.1} s (all Ready: {}) | < 60 s |\n\
-         | controller RSS at that size | {:.0} MiB | < 100 MiB |\n\
-         | ACS, signed Okta-shaped responses, replay cache on, 2 connections | {:.0}/s, p99 {:.1} ms ({} refused) | ≥ 2,000/s, p99 < 20 ms |\n\
-         | ACS, 4 connections | {:.0}/s, p99 {:.1} ms ({} refused) | |\n\
-         | ACS, server on 1 core (wrk on the other), 2 connections | {:.0}/s, p99 {:.1} ms ({} refused) | |\n\
-         | /auth/verify with a session, keep-alive, 32 connections | {:.0}/s, p99 {:.2} ms | ≥ 20,000/s, p99 < 5 ms |\n\
-         | server RSS idle / after load | {:.0} / {:.0} MiB | idle < 64 MiB |\n",
-        f(&r["reconcile_apply_to_ready"]["p50_ms"]),
-        f(&r["reconcile_apply_to_ready"]["p99_ms"]),
-        r["scale_cold_start"]["identity_providers"],
-        r["scale_cold_start"]["scim_tokens"],
-        f(&r["scale_cold_start"]["seconds"]),
-        r["scale_cold_start"]["all_ready"],
-        f(&r["scale_cold_start"]["controller_rss_mib"]),
-        f(&r["acs"]["connections_2"]["requests_per_second"]),
-        f(&r["acs"]["connections_2"]["p99_ms"]),
-        r["acs"]["connections_2"]["non_2xx_3xx"],
-        f(&r["acs"]["connections_4"]["requests_per_second"]),
-        f(&r["acs"]["connections_4"]["p99_ms"]),
-        r["acs"]["connections_4"]["non_2xx_3xx"],
-        f(&r["acs"]["one_core_2_connections"]["requests_per_second"]),
-        f(&r["acs"]["one_core_2_connections"]["p99_ms"]),
-        r["acs"]["one_core_2_connections"]["non_2xx_3xx"],
-        f(&r["auth_verify"]["requests_per_second"]),
-        f(&r["auth_verify"]["p99_ms"]),
-        f(&r["server_rss_mib"]["idle"]),
-        f(&r["server_rss_mib"]["after_load"]),
+    let mut md = String::from("| workload | result | target |\n| --- | --- | --- |\n");
+    let mut row =
+        |workload: &str, section: &Value, result: &dyn Fn(&Value) -> String, target: &str| {
+            md.push_str(&format!(
+                "| {workload} | {} | {target} |\n",
+                measured(section, result)
+            ));
+        };
+    let reconcile = &r["reconcile_apply_to_ready"];
+    row(
+        "reconcile apply → Ready (IdentityProvider + ScimToken)",
+        reconcile,
+        &|v| {
+            format!(
+                "p50 {:.0} ms, p99 {:.0} ms",
+                f(&v["p50_ms"]),
+                f(&v["p99_ms"])
+            )
+        },
+        "p99 < 2 s",
     );
-    for b in r["scim"].as_array().into_iter().flatten() {
-        md.push_str(&format!(
-            "| SCIM over HTTP, {backend}: `userName eq` among {users} users, 8 connections | {:.0}/s, p99 {:.2} ms ({}) | p99 < 5 ms |\n\
-             | SCIM over HTTP, {backend}: Okta sequence (filter, POST, PATCH), 2 connections | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | |\n\
-             | SCIM over HTTP, {backend}: paging through all {users} users, 200 a page | {:.1} s ({} pages) | |\n",
-            f(&b["username_eq_lookups"]["requests_per_second"]),
-            f(&b["username_eq_lookups"]["p99_ms"]),
-            b["username_eq_lookups"]["script"].as_str().unwrap_or("?"),
-            f(&b["okta_sequences_per_second"]),
-            f(&b["okta_sequence"]["requests_per_second"]),
-            f(&b["okta_sequence"]["p99_ms"]),
-            b["okta_sequence"]["script"].as_str().unwrap_or("?"),
-            f(&b["paginate_all"]["seconds"]),
-            b["paginate_all"]["pages"],
-            backend = b["backend"].as_str().unwrap_or("?"),
-            users = b["users"],
-        ));
+    let scale = &r["scale_cold_start"];
+    row(
+        "N IdentityProviders + N ScimTokens, cold start → all Ready",
+        scale,
+        &|v| {
+            format!(
+                "N = {}: {:.1} s (all Ready: {})",
+                v["identity_providers"],
+                f(&v["seconds"]),
+                v["all_ready"]
+            )
+        },
+        "< 60 s at N = 1000",
+    );
+    row(
+        "controller RSS at that size",
+        scale,
+        &|v| format!("{:.0} MiB", f(&v["controller_rss_mib"])),
+        "< 100 MiB",
+    );
+    let acs = |v: &Value| {
+        format!(
+            "{:.0}/s, p99 {:.1} ms ({} refused)",
+            f(&v["requests_per_second"]),
+            f(&v["p99_ms"]),
+            v["non_2xx_3xx"]
+        )
+    };
+    row(
+        "ACS, signed Okta-shaped responses, replay cache on, 2 connections",
+        &r["acs"]["connections_2"],
+        &acs,
+        "≥ 2,000/s, p99 < 20 ms",
+    );
+    row("ACS, 4 connections", &r["acs"]["connections_4"], &acs, "");
+    row(
+        "ACS, server on 1 core (wrk on the other), 2 connections",
+        &r["acs"]["one_core_2_connections"],
+        &acs,
+        "",
+    );
+    row(
+        "/auth/verify with a session, keep-alive, 32 connections",
+        &r["auth_verify"],
+        &|v| {
+            format!(
+                "{:.0}/s, p99 {:.2} ms",
+                f(&v["requests_per_second"]),
+                f(&v["p99_ms"])
+            )
+        },
+        "≥ 20,000/s, p99 < 5 ms",
+    );
+    row(
+        "server RSS idle / after load",
+        &r["server_rss_mib"],
+        &|v| format!("{:.0} / {:.0} MiB", f(&v["idle"]), f(&v["after_load"])),
+        "idle < 64 MiB",
+    );
+    match r["scim"].as_array() {
+        None => row("SCIM over HTTP", &Value::Null, &|_| String::new(), ""),
+        Some(backends) => {
+            for b in backends {
+                md.push_str(&format!(
+                    "| SCIM over HTTP, {backend}: `userName eq` among {users} users, 8 connections | {:.0}/s, p99 {:.2} ms ({}) | p99 < 5 ms |\n\
+                     | SCIM over HTTP, {backend}: Okta sequence (filter, POST, PATCH), 2 connections | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | |\n\
+                     | SCIM over HTTP, {backend}: paging through all {users} users, 200 a page | {:.1} s ({} pages) | |\n",
+                    f(&b["username_eq_lookups"]["requests_per_second"]),
+                    f(&b["username_eq_lookups"]["p99_ms"]),
+                    b["username_eq_lookups"]["script"].as_str().unwrap_or("?"),
+                    f(&b["okta_sequences_per_second"]),
+                    f(&b["okta_sequence"]["requests_per_second"]),
+                    f(&b["okta_sequence"]["p99_ms"]),
+                    b["okta_sequence"]["script"].as_str().unwrap_or("?"),
+                    f(&b["paginate_all"]["seconds"]),
+                    b["paginate_all"]["pages"],
+                    backend = b["backend"].as_str().unwrap_or("?"),
+                    users = b["users"],
+                ));
+            }
+        }
     }
     if let Some(p) = r.get("peer") {
         md.push_str(&format!("\nPeer, same run, same wrk scripts: {}.\n\n| peer workload | result | ours / theirs |\n| --- | --- | --- |\n", p["name"].as_str().unwrap_or("?")));
@@ -831,24 +889,49 @@ fn table(r: &Value) -> String {
             ("workers_2", "2 worker processes"),
         ] {
             let w = &p["runs"][workers];
+            let ratios = &p["ratios_ours_to_theirs"];
+            let (acs_ratio, sequence_ratio) = if workers == "workers_1" {
+                ("acs_vs_1_process", "okta_sequence_vs_1_process")
+            } else {
+                ("acs_vs_2_workers", "okta_sequence_vs_2_workers")
+            };
             md.push_str(&format!(
-                "| ACS, signed Okta-shaped responses, 2 connections, {label} | {:.0}/s, p99 {:.1} ms ({} refused) | {:.1}× |\n\
-                 | SCIM Okta sequence, 2 connections, {label} | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | {:.1}× |\n\
+                "| ACS, signed Okta-shaped responses, 2 connections, {label} | {:.0}/s, p99 {:.1} ms ({} refused) | {} |\n\
+                 | SCIM Okta sequence, 2 connections, {label} | {:.0} users/s ({:.0} requests/s, p99 {:.1} ms; {}) | {} |\n\
                  | RSS after load, {label} | {:.0} MiB | |\n",
                 f(&w["acs_2_connections"]["requests_per_second"]),
                 f(&w["acs_2_connections"]["p99_ms"]),
                 w["acs_2_connections"]["non_2xx_3xx"],
-                f(&p["ratios_ours_to_theirs"][if workers == "workers_1" { "acs_vs_1_process" } else { "acs_vs_2_workers" }]),
+                ratio_text(&ratios[acs_ratio], "http"),
                 f(&w["okta_sequences_per_second"]),
                 f(&w["okta_sequence"]["requests_per_second"]),
                 f(&w["okta_sequence"]["p99_ms"]),
                 w["okta_sequence"]["script"].as_str().unwrap_or("?"),
-                f(&p["ratios_ours_to_theirs"][if workers == "workers_1" { "okta_sequence_vs_1_process" } else { "okta_sequence_vs_2_workers" }]),
+                ratio_text(&ratios[sequence_ratio], "scim"),
                 f(&w["rss_mib_after_load"]),
             ));
         }
     }
     md
+}
+
+/// `render` of a section's figures, or "not run" when the section was not measured in this
+/// run: a skipped section never reads as a measured zero.
+fn measured(section: &Value, render: &dyn Fn(&Value) -> String) -> String {
+    if section.is_null() {
+        "not run".to_owned()
+    } else {
+        render(section)
+    }
+}
+
+/// A ratio of ours to theirs, or why there is none: a ratio is only computed from two
+/// figures measured in the same run.
+fn ratio_text(ratio: &Value, our_section: &str) -> String {
+    match ratio.as_f64() {
+        Some(x) => format!("{x:.1}×"),
+        None => format!("none: `{our_section}` not run"),
+    }
 }
 
 /// The sections written to `system.json` and `system.md`.
