@@ -186,92 +186,162 @@ http {{
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked_out_after_deactivation()
- {
-    let client = admin_client().await;
-    install_crds(&client).await;
-    let ns = TestNamespace::new(&client, "browser").await;
-    let (nginx_port, idp_port, app_port) = (free_port(), free_port(), free_port());
-    let base = format!("http://localhost:{nginx_port}");
-    let _controller = Operator::start_at(
-        &controller_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &base,
-        &[],
-    );
-    // The installation allows returning to the applications behind nginx.
-    let allowed = format!("--allowed-redirect={base}/");
-    let (server, server_url) = Operator::start_server_with(
-        &server_kubeconfig(&client, &ns.name).await,
-        &ns.name,
-        &support::sqlite_url("browser"),
-        &[&allowed],
-    );
-    let server_port: u16 = server_url.rsplit(':').next().unwrap().parse().unwrap();
+/// What every story of the journey below works with: our controller and server, the test IdP,
+/// and the app with nginx in front of it (the first stories apply two IdentityProviders at that
+/// IdP and provision Ada over SCIM). Fields drop in order: the processes first, then the
+/// namespace.
+struct Site {
+    _nginx: Running,
+    _app: Running,
+    _idp: Running,
+    server: Operator,
+    _controller: Operator,
+    ns: TestNamespace,
+    client: kube::Client,
+    /// nginx's base URL: where the browser goes.
+    base: String,
+    idp_port: u16,
+    /// The server's own base URL (SCIM and metadata are called there directly).
+    server_url: String,
+    /// The test IdP's signing certificate, which the IdentityProviders trust.
+    sign_cert: String,
+    /// The SCIM token of IdentityProvider okta (empty until Ada is provisioned).
+    token: String,
+    http: reqwest::Client,
+}
 
-    let dir = std::env::temp_dir()
-        .join("sso-operator-tests")
-        .join(format!("browser-{}", ns.name));
-    std::fs::create_dir_all(&dir).unwrap();
+impl Site {
+    /// Starts the controller, the server (allowed to return to the applications behind
+    /// nginx), the test IdP (TLS with its own certificate, signing with another), the app and
+    /// nginx, and waits until each listens. Applies nothing yet.
+    async fn start() -> Self {
+        let client = admin_client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::new(&client, "browser").await;
+        let (nginx_port, idp_port, app_port) = (free_port(), free_port(), free_port());
+        let base = format!("http://localhost:{nginx_port}");
+        let controller = Operator::start_at(
+            &controller_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &base,
+            &[],
+        );
+        // The installation allows returning to the applications behind nginx.
+        let allowed = format!("--allowed-redirect={base}/");
+        let (server, server_url) = Operator::start_server_with(
+            &server_kubeconfig(&client, &ns.name).await,
+            &ns.name,
+            &support::sqlite_url("browser"),
+            &[&allowed],
+        );
+        let server_port: u16 = server_url.rsplit(':').next().unwrap().parse().unwrap();
 
-    // The test IdP: TLS with its own certificate, signing with another.
+        let dir = std::env::temp_dir()
+            .join("sso-operator-tests")
+            .join(format!("browser-{}", ns.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (idp, sign_cert) = start_the_idp(&dir, idp_port, &base, &ns.name);
+        let app = Running(
+            Command::new("python3")
+                .arg(repo_root().join("tests/browser/app.py"))
+                .arg(app_port.to_string())
+                .spawn()
+                .expect("start the app"),
+        );
+        write(
+            &dir,
+            "nginx.conf",
+            &nginx_config(&dir, nginx_port, server_port, app_port, &ns.name),
+        );
+        let nginx = Running(
+            Command::new("nginx")
+                .args(["-e", &format!("{}/error.log", dir.display())])
+                .args(["-p", &dir.display().to_string()])
+                .args(["-c", &dir.join("nginx.conf").display().to_string()])
+                .spawn()
+                .expect("start nginx"),
+        );
+        for (port, what) in [
+            (idp_port, "the IdP"),
+            (app_port, "the app"),
+            (nginx_port, "nginx"),
+        ] {
+            wait_port(port, what);
+        }
+        Self {
+            _nginx: nginx,
+            _app: app,
+            _idp: idp,
+            server,
+            _controller: controller,
+            ns,
+            client,
+            base,
+            idp_port,
+            server_url,
+            sign_cert,
+            token: String::new(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls okta's SCIM endpoint with its token.
+    async fn scim(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        self.http
+            .request(
+                method,
+                format!("{}/scim/v2/{}/okta{path}", self.server_url, self.ns.name),
+            )
+            .bearer_auth(&self.token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+    }
+}
+
+/// Starts the test IdP for IdentityProviders okta and strict of namespace `ns`; returns it
+/// and its signing certificate.
+fn start_the_idp(dir: &Path, idp_port: u16, base: &str, ns: &str) -> (Running, String) {
     let (tls_key, tls_cert) = support::self_signed("localhost", -3600, 86_400);
     let (sign_key, sign_cert) = support::self_signed("idp", -3600, 86_400);
     let pem = |k: &openssl::pkey::PKey<openssl::pkey::Private>| {
         String::from_utf8(k.private_key_to_pem_pkcs8().unwrap()).unwrap()
     };
-    let sp = |name: &str| json!({ "acs": format!("{base}/saml/{}/{name}/acs", ns.name), "audience": format!("{base}/saml/{}/{name}/metadata", ns.name), "slo": format!("{base}/saml/{}/{name}/slo", ns.name) });
+    let sp = |name: &str| json!({ "acs": format!("{base}/saml/{ns}/{name}/acs"), "audience": format!("{base}/saml/{ns}/{name}/metadata"), "slo": format!("{base}/saml/{ns}/{name}/slo") });
     let idp_config = json!({
         "port": idp_port,
-        "tlsCert": write(&dir, "idp-tls.crt", &tls_cert), "tlsKey": write(&dir, "idp-tls.key", &pem(&tls_key)),
+        "tlsCert": write(dir, "idp-tls.crt", &tls_cert), "tlsKey": write(dir, "idp-tls.key", &pem(&tls_key)),
         "keyPem": pem(&sign_key), "certPem": sign_cert, "issuer": ISSUER,
         "user": { "nameId": "ada@example.com", "attributes": { "firstName": ["Ada"] } },
         "password": PASSWORD,
         "sps": { "okta": sp("okta"), "strict": sp("strict") },
     });
     let python = setup_output("tests/idp/setup");
-    let _idp = Running(
+    let idp = Running(
         Command::new(&python)
             .arg(repo_root().join("tests/idp/idp_server.py"))
-            .arg(write(&dir, "idp.json", &idp_config.to_string()))
+            .arg(write(dir, "idp.json", &idp_config.to_string()))
             .stdout(Stdio::null())
             .spawn()
             .expect("start the test IdP"),
     );
-    let _app = Running(
-        Command::new("python3")
-            .arg(repo_root().join("tests/browser/app.py"))
-            .arg(app_port.to_string())
-            .spawn()
-            .expect("start the app"),
-    );
-    write(
-        &dir,
-        "nginx.conf",
-        &nginx_config(&dir, nginx_port, server_port, app_port, &ns.name),
-    );
-    let _nginx = Running(
-        Command::new("nginx")
-            .args(["-e", &format!("{}/error.log", dir.display())])
-            .args(["-p", &dir.display().to_string()])
-            .args(["-c", &dir.join("nginx.conf").display().to_string()])
-            .spawn()
-            .expect("start nginx"),
-    );
-    for (port, what) in [
-        (idp_port, "the IdP"),
-        (app_port, "the app"),
-        (nginx_port, "nginx"),
-    ] {
-        wait_port(port, what);
-    }
+    (idp, sign_cert)
+}
 
-    // Two IdentityProviders at the same IdP: one allows IdP-initiated sign-in, one does not.
-    let idps: Api<sso_operator::api::IdentityProvider> = Api::namespaced(client.clone(), &ns.name);
+/// Two IdentityProviders at the same IdP: one allows IdP-initiated sign-in, one does not.
+async fn apply_two_identity_providers(site: &Site) {
+    let (base, idp_port) = (&site.base, site.idp_port);
+    let idps: Api<sso_operator::api::IdentityProvider> =
+        Api::namespaced(site.client.clone(), &site.ns.name);
     for (name, idp_initiated) in [("okta", true), ("strict", false)] {
         let mut spec = json!({ "provider": "okta",
-            "idp": { "ssoUrl": format!("https://localhost:{idp_port}/sso/{name}"), "entityId": ISSUER, "certificates": [{ "pem": sign_cert }],
+            "idp": { "ssoUrl": format!("https://localhost:{idp_port}/sso/{name}"), "entityId": ISSUER, "certificates": [{ "pem": site.sign_cert }],
                 "singleLogoutUrl": format!("https://localhost:{idp_port}/slo/{name}") },
             "allowedRedirects": [format!("{base}/app/"), format!("{base}/admin/")],
             "allowIdpInitiated": idp_initiated });
@@ -287,8 +357,13 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
         .await
         .unwrap();
     }
-    // Provision Ada over SCIM, in group "eng".
-    let tokens: Api<sso_operator::api::ScimToken> = Api::namespaced(client.clone(), &ns.name);
+}
+
+/// Provisions Ada over SCIM, in group "eng", with a ScimToken for okta (kept in `site`).
+/// Returns Ada's SCIM ID.
+async fn provision_ada_over_scim(site: &mut Site) -> String {
+    let tokens: Api<sso_operator::api::ScimToken> =
+        Api::namespaced(site.client.clone(), &site.ns.name);
     let obj = json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "metadata": { "name": "okta" }, "spec": { "identityProviderRef": { "name": "okta" } } });
     tokens
         .patch(
@@ -298,19 +373,10 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
         )
         .await
         .unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let token = support::wait_for_token(&client, &ns.name, "okta-scim-token").await;
-    let http = reqwest::Client::new();
-    let scim = format!("{server_url}/scim/v2/{}/okta", ns.name);
-    let scim_call = |method: reqwest::Method, path: &str, body: Value| {
-        http.request(method, format!("{scim}{path}"))
-            .bearer_auth(&token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-    };
+    site.token = support::wait_for_token(&site.client, &site.ns.name, "okta-scim-token").await;
+    let site = &*site;
     let created = wait_for(Duration::from_secs(30), || async {
-        let r = scim_call(reqwest::Method::POST, "/Users", json!({
+        let r = site.scim(reqwest::Method::POST, "/Users", json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada@example.com", "active": true,
             "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }] }))
         .await
@@ -318,65 +384,79 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
         (r.status() == StatusCode::CREATED).then_some(r.text().await.ok()?)
     })
     .await
-    .unwrap_or_else(|| panic!("SCIM never accepted the user\nserver log:\n{}", server.log_text()));
+    .unwrap_or_else(|| panic!("SCIM never accepted the user\nserver log:\n{}", site.server.log_text()));
     let user: Value = serde_json::from_str(&created).unwrap();
     let user_id = user["id"].as_str().unwrap().to_owned();
-    let r = scim_call(reqwest::Method::POST, "/Groups", json!({
+    let r = site.scim(reqwest::Method::POST, "/Groups", json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "eng", "members": [{ "value": user_id }] }))
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    // Both IdentityProviders served, and the session keys published.
+    user_id
+}
+
+/// Both IdentityProviders served, and the session keys published.
+async fn both_identity_providers_are_served(site: &Site) {
     for name in ["okta", "strict"] {
-        let url = format!("{server_url}/saml/{}/{name}/metadata", ns.name);
+        let url = format!("{}/saml/{}/{name}/metadata", site.server_url, site.ns.name);
         let served = wait_for(Duration::from_secs(30), || async {
-            (http.get(&url).send().await.ok()?.status() == StatusCode::OK).then_some(())
+            (site.http.get(&url).send().await.ok()?.status() == StatusCode::OK).then_some(())
         })
         .await;
         assert!(served.is_some(), "{name} is never served");
     }
+    let secrets: Api<Secret> = Api::namespaced(site.client.clone(), &site.ns.name);
     wait_for(Duration::from_secs(30), || async {
         secrets.get_opt("sso-operator-session-keys").await.ok()?
     })
     .await
     .expect("session keys");
+}
 
-    let mut browser = tokio::task::block_in_place(Browser::start);
-    let open =
-        |b: &mut Browser, url: &str, text: &str| tokio::task::block_in_place(|| b.open(url, text));
-    let enter_password =
-        |b: &mut Browser, text: &str| tokio::task::block_in_place(|| b.enter_password(text));
+/// [`Browser::open`], off the async runtime's worker.
+fn open(b: &mut Browser, url: &str, text: &str) -> (String, String) {
+    tokio::task::block_in_place(|| b.open(url, text))
+}
 
-    // SP-initiated: the app sends the browser to sign in (the IdP asks for the password) and
-    // back to the original URL.
-    open(&mut browser, &format!("{base}/app/reports/q3"), IDP_SIGN_IN);
-    let (url, text) = enter_password(&mut browser, "ada@example.com");
+/// [`Browser::enter_password`], off the async runtime's worker.
+fn enter_password(b: &mut Browser, text: &str) -> (String, String) {
+    tokio::task::block_in_place(|| b.enter_password(text))
+}
+
+/// SP-initiated: the app sends the browser to sign in (the IdP asks for the password) and
+/// back to the original URL; another page of the app goes with the same session, and a
+/// required group the user lacks gets 403 from nginx.
+fn sign_in_from_the_app_returns_to_the_original_url(site: &Site, browser: &mut Browser) {
+    let base = &site.base;
+    open(browser, &format!("{base}/app/reports/q3"), IDP_SIGN_IN);
+    let (url, text) = enter_password(browser, "ada@example.com");
     assert_eq!(url, format!("{base}/app/reports/q3"));
     assert!(
         text.contains("/app/reports/q3") && text.contains("eng"),
         "{text}"
     );
     // Another page of the app with the same session.
-    let (url, _) = open(
-        &mut browser,
-        &format!("{base}/app/other"),
-        "ada@example.com",
-    );
+    let (url, _) = open(browser, &format!("{base}/app/other"), "ada@example.com");
     assert_eq!(url, format!("{base}/app/other"));
     // A required group the user lacks: 403 from nginx.
-    let (_, text) = open(&mut browser, &format!("{base}/admin/"), "403");
+    let (_, text) = open(browser, &format!("{base}/admin/"), "403");
     assert!(!text.contains("ada@example.com"));
+}
 
-    // IdP-initiated from a tile: lands on the default relay state.
+/// IdP-initiated from a tile: lands on the default relay state; a RelayState outside the
+/// allow-list and a tile of the IdentityProvider that does not allow IdP-initiated sign-in get
+/// the documented error pages.
+fn idp_initiated_sign_in_from_a_tile(site: &Site, browser: &mut Browser) {
+    let idp_port = site.idp_port;
     let (url, _) = open(
-        &mut browser,
+        browser,
         &format!("https://localhost:{idp_port}/tile/okta"),
         "ada@example.com",
     );
-    assert_eq!(url, format!("{base}/app/home"));
+    assert_eq!(url, format!("{}/app/home", site.base));
     // A tile with a RelayState outside the allow-list: "Invalid RelayState", no redirect.
     let (url, _) = open(
-        &mut browser,
+        browser,
         &format!(
             "https://localhost:{idp_port}/tile/okta?RelayState=https%3A%2F%2Fevil.example.com%2F"
         ),
@@ -385,7 +465,7 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
     assert!(url.ends_with("/okta/acs"), "{url}");
     // A tile of the IdentityProvider that does not allow IdP-initiated sign-in.
     let (url, text) = open(
-        &mut browser,
+        browser,
         &format!("https://localhost:{idp_port}/tile/strict"),
         "Authentication Failed",
     );
@@ -393,52 +473,85 @@ async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked
     assert!(
         text.contains("Login failed. Please contact your account administrator for more details.")
     );
+}
 
-    // Signing out ends the IdP's session too (SAML Single Logout): the browser goes through the
-    // IdP and back to the return URL, where signing in asks for the password again.
+/// Signing out ends the IdP's session too (SAML Single Logout): the browser goes through the
+/// IdP and back to the return URL, where signing in asks for the password again.
+fn signing_out_ends_the_idp_session_too(site: &Site, browser: &mut Browser) {
+    let base = &site.base;
     open(
-        &mut browser,
+        browser,
         &format!(
             "{base}/auth/logout?identityProvider={}/okta&rd={base}/app/bye",
-            ns.name
+            site.ns.name
         ),
         IDP_SIGN_IN,
     );
-    let (url, _) = enter_password(&mut browser, "ada@example.com");
+    let (url, _) = enter_password(browser, "ada@example.com");
     assert_eq!(url, format!("{base}/app/bye"));
-    // Signing out at the IdP (IdP-initiated Single Logout) ends the session here.
+}
+
+/// Signing out at the IdP (IdP-initiated Single Logout) ends the session here: the app sends
+/// the browser to sign in again, where the IdP asks for the password.
+fn signing_out_at_the_idp_ends_the_session_here(site: &Site, browser: &mut Browser) {
+    let idp_port = site.idp_port;
     open(
-        &mut browser,
+        browser,
         &format!("https://localhost:{idp_port}/logout/okta"),
         "Signed out at the IdP",
     );
-    let (url, text) = open(&mut browser, &format!("{base}/app/reports/q3"), IDP_SIGN_IN);
+    let (url, text) = open(
+        browser,
+        &format!("{}/app/reports/q3", site.base),
+        IDP_SIGN_IN,
+    );
     assert!(
         url.starts_with(&format!("https://localhost:{idp_port}/sso/okta")),
         "{url}"
     );
     assert!(!text.contains("ada@example.com"));
-    enter_password(&mut browser, "ada@example.com");
+    enter_password(browser, "ada@example.com");
+}
 
-    // Deactivated through SCIM: the next request is refused and signing in again fails.
-    let r = scim_call(
-        reqwest::Method::PATCH,
-        &format!("/Users/{user_id}"),
-        json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{ "op": "replace", "value": { "active": false } }] }),
-    )
-    .await
-    .unwrap();
+/// Deactivated through SCIM: the next request is refused and signing in again fails.
+async fn deactivation_locks_the_user_out(site: &Site, browser: &mut Browser, user_id: &str) {
+    let r = site
+        .scim(
+            reqwest::Method::PATCH,
+            &format!("/Users/{user_id}"),
+            json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "value": { "active": false } }] }),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (url, text) = open(
-        &mut browser,
-        &format!("{base}/app/reports/q3"),
+        browser,
+        &format!("{}/app/reports/q3", site.base),
         "Authentication Failed",
     );
     assert!(url.contains("/okta/acs"), "{url}");
     assert!(!text.contains("ada@example.com"));
+}
+
+// One test, not one per story: the stories share one site (controller, server, test IdP, app,
+// nginx and a Chromium) that takes seconds to start, and each story begins where the one
+// before left off (the browser's cookies at nginx and at the IdP, the IdP's own session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_through_nginx_signs_out_at_the_idp_too_and_is_locked_out_after_deactivation()
+ {
+    let mut site = Site::start().await;
+    apply_two_identity_providers(&site).await;
+    let user_id = provision_ada_over_scim(&mut site).await;
+    both_identity_providers_are_served(&site).await;
+    let mut browser = tokio::task::block_in_place(Browser::start);
+    sign_in_from_the_app_returns_to_the_original_url(&site, &mut browser);
+    idp_initiated_sign_in_from_a_tile(&site, &mut browser);
+    signing_out_ends_the_idp_session_too(&site, &mut browser);
+    signing_out_at_the_idp_ends_the_session_here(&site, &mut browser);
+    deactivation_locks_the_user_out(&site, &mut browser, &user_id).await;
     drop(browser);
-    let log = server.log_text();
+    let log = site.server.log_text();
     assert!(log.contains("UserDeactivated"), "{log}");
 }

@@ -647,38 +647,130 @@ fn example_spec(metadata_url: &str) -> (String, Value) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_encrypted_assertions()
- {
-    let started = Instant::now();
-    let mut keycloak = Keycloak::start("example");
+/// What every story of the journey below works with: our stack and a Keycloak with the realm
+/// set up and the example IdentityProvider applied, pointed at it.
+struct Journey {
+    /// The control plane, the controller and the server (whose external URL is its own
+    /// address: Keycloak calls it directly for Single Logout). Dropped before Keycloak.
+    stack: Stack,
+    keycloak: Keycloak,
+    /// Keycloak's ID of the user "ada".
+    user: String,
+    /// The example IdentityProvider's name and spec, as applied.
+    name: String,
+    spec: Value,
+    /// Its SP metadata document, as served.
+    metadata: String,
+    /// Its `status.serviceProvider`.
+    sp: Value,
+    /// A client of our server that does not follow redirects.
+    server_http: reqwest::Client,
+    started: Instant,
+}
 
-    // While Keycloak starts: the control plane, the controller (trusting Keycloak's CA for
-    // the metadata fetch) and the server, whose external URL is its own address: Keycloak
-    // calls it directly for Single Logout.
-    let ca = keycloak.ca_file.to_string_lossy().into_owned();
-    let Stack {
-        client,
-        ns,
-        controller: _controller,
-        server: _server,
-        url: server_url,
-    } = Stack::start_reachable(
-        "keycloak",
-        &support::sqlite_url("keycloak"),
-        &[
-            "--allow-private-metadata-addresses",
-            "--metadata-ca-file",
-            &ca,
-        ],
-        &[],
-    )
-    .await;
+impl Journey {
+    /// Starts Keycloak and, while it starts, the control plane, the controller (trusting
+    /// Keycloak's CA for the metadata fetch) and the server; then sets up the realm and applies
+    /// the example.
+    async fn start() -> Self {
+        let started = Instant::now();
+        let mut keycloak = Keycloak::start("example");
+        let ca = keycloak.ca_file.to_string_lossy().into_owned();
+        let stack = Stack::start_reachable(
+            "keycloak",
+            &support::sqlite_url("keycloak"),
+            &[
+                "--allow-private-metadata-addresses",
+                "--metadata-ca-file",
+                &ca,
+            ],
+            &[],
+        )
+        .await;
+        let startup = keycloak.wait_ready(started).await;
+        eprintln!("Keycloak answered {:.0?} after it was started", startup);
 
-    let startup = keycloak.wait_ready(started).await;
-    eprintln!("Keycloak answered {:.0?} after it was started", startup);
+        let user = set_up_the_realm(&keycloak).await;
+        // Step 3 of the example: spec.idp.metadataUrl is the realm's SAML descriptor.
+        let (name, spec) = example_spec(&keycloak.descriptor_url());
+        let (metadata, sp) =
+            apply_identity_provider(&stack.client, &stack.ns.name, &stack.url, &name, &spec).await;
+        Self {
+            stack,
+            keycloak,
+            user,
+            name,
+            spec,
+            metadata,
+            sp,
+            server_http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            started,
+        }
+    }
 
-    // The realm: a user with a password, in a group.
+    /// The way through Keycloak and our server for IdentityProvider `name`.
+    fn connection(&self, name: &str) -> Connection<'_> {
+        Connection {
+            keycloak: &self.keycloak,
+            server: &self.stack.url,
+            namespace: &self.stack.ns.name,
+            name: name.to_owned(),
+            server_http: self.server_http.clone(),
+        }
+    }
+
+    /// The name of the example IdentityProvider's session cookie.
+    fn cookie_name(&self) -> String {
+        sso_operator::session::cookie_name(&format!("{}/{}", self.stack.ns.name, self.name), true)
+    }
+
+    /// What our `/auth/verify` answers for `session` of the example IdentityProvider.
+    async fn verify(&self, session: &str) -> StatusCode {
+        self.server_http
+            .get(format!("{}/auth/verify", self.stack.url))
+            .header(COOKIE, format!("{}={session}", self.cookie_name()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Our Single Logout URL, from status.
+    fn slo_url(&self) -> String {
+        self.sp["singleLogoutUrl"]
+            .as_str()
+            .expect("status.serviceProvider.singleLogoutUrl")
+            .to_owned()
+    }
+
+    /// The realm's SAML endpoint.
+    fn keycloak_saml(&self) -> String {
+        format!("{}/realms/{REALM}/protocol/saml", self.keycloak.url)
+    }
+
+    /// Signs in with the password once more in `browser`'s Keycloak session (which must have
+    /// ended: Keycloak asks for the password, else the panic names what ended it, `after`);
+    /// returns our session, checked valid.
+    async fn sign_in_again(&self, browser: &mut Browser<'_>, after: &str) -> String {
+        let connection = self.connection(&self.name);
+        let (login_cookie, at) = connection.open_login(&mut browser.at_keycloak).await;
+        let AtKeycloak::LoginForm(action) = at else {
+            panic!("Keycloak did not ask for the password after {after}");
+        };
+        let (_, fields) = connection
+            .submit_login(&mut browser.at_keycloak, &action, "ada")
+            .await;
+        let session = connection.post_acs(&fields, &login_cookie).await;
+        assert_eq!(self.verify(&session).await, StatusCode::OK);
+        session
+    }
+}
+
+/// The realm: a user with a password, in a group. Returns the user's ID.
+async fn set_up_the_realm(keycloak: &Keycloak) -> String {
     keycloak
         .create("", json!({ "realm": REALM, "enabled": true }))
         .await;
@@ -706,14 +798,16 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "join the group: {text}");
+    user
+}
 
-    // Step 3 of the example: spec.idp.metadataUrl is the realm's SAML descriptor.
-    let (name, spec) = example_spec(&keycloak.descriptor_url());
-    let (metadata, sp) =
-        apply_identity_provider(&client, &ns.name, &server_url, &name, &spec).await;
-
+/// Steps 1 and 2 of the example: Import client with our SP metadata, then Save, turns on the
+/// switches the example names and fills in the Single Logout URLs; then the Group list mapper.
+/// Returns the client's internal ID.
+async fn import_the_client_and_check_the_switches(journey: &Journey) -> String {
+    let keycloak = &journey.keycloak;
     // Step 1: Import client with our SP metadata, then Save.
-    let id = keycloak.import_client(&metadata).await;
+    let id = keycloak.import_client(&journey.metadata).await;
     let attributes = keycloak.client_attributes(&id).await;
     for (switch, attribute) in [
         ("Client signature required", "saml.client.signature"),
@@ -731,7 +825,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         "saml_single_logout_service_url_post",
     ] {
         assert_eq!(
-            attributes[attribute], sp["singleLogoutUrl"],
+            attributes[attribute], journey.sp["singleLogoutUrl"],
             "the import sets {attribute} to our Single Logout URL: {attributes}"
         );
     }
@@ -749,30 +843,26 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             }),
         )
         .await;
+    id
+}
 
-    // Sign in through Keycloak's login form.
-    let connection = Connection {
-        keycloak: &keycloak,
-        server: &server_url,
-        namespace: &ns.name,
-        name: name.clone(),
-        server_http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+/// Sign-in through Keycloak's login form: the assertion arrives encrypted, and the session
+/// carries the user's identity and group. Returns the browser's cookies at Keycloak (its
+/// session is open) and our session.
+async fn sign_in_with_groups_and_encrypted_assertions(journey: &Journey) -> (Cookies, String) {
+    let connection = journey.connection(&journey.name);
     let mut cookies = Cookies::default();
     let (login_cookie, at) = connection.open_login(&mut cookies).await;
     let action = match at {
         AtKeycloak::LoginForm(action) => action,
         AtKeycloak::Other(status, page) => panic!(
             "Keycloak refused our AuthnRequest ({status}) instead of showing its login form: {page}\nKeycloak log:\n{}",
-            keycloak.log_text()
+            journey.keycloak.log_text()
         ),
     };
     let (acs, fields) = connection.submit_login(&mut cookies, &action, "ada").await;
     assert_eq!(
-        acs, sp["acsUrl"],
+        acs, journey.sp["acsUrl"],
         "Keycloak posts to the ACS URL from status"
     );
     let response = String::from_utf8(
@@ -787,16 +877,10 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
     );
     let session = connection.post_acs(&fields, &login_cookie).await;
 
-    let r = connection
+    let r = journey
         .server_http
-        .get(format!("{server_url}/auth/verify"))
-        .header(
-            COOKIE,
-            format!(
-                "{}={session}",
-                sso_operator::session::cookie_name(&format!("{}/{name}", ns.name), true)
-            ),
-        )
+        .get(format!("{}/auth/verify", journey.stack.url))
+        .header(COOKIE, format!("{}={session}", journey.cookie_name()))
         .send()
         .await
         .unwrap();
@@ -814,9 +898,15 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         "engineering",
         "the group from Keycloak's Group list mapper, by name"
     );
+    (cookies, session)
+}
 
-    // Keycloak's session is open: signing in again skips its password form.
-    let (_, at) = connection.open_login(&mut cookies.clone()).await;
+/// Keycloak's session is open: signing in again skips its password form.
+async fn the_session_skips_the_password_form(journey: &Journey, cookies: &Cookies) {
+    let (_, at) = journey
+        .connection(&journey.name)
+        .open_login(&mut cookies.clone())
+        .await;
     match at {
         AtKeycloak::Other(status, page) => assert!(
             status == StatusCode::OK && page.contains("SAMLResponse"),
@@ -824,27 +914,21 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         ),
         AtKeycloak::LoginForm(_) => panic!("Keycloak asked for the password with its session open"),
     }
+}
 
-    // Single Logout started here: /auth/logout sends the browser to Keycloak with our signed
-    // LogoutRequest; Keycloak ends its session and answers at our Single Logout URL, from where
-    // the browser returns to rd.
-    let cookie_name = sso_operator::session::cookie_name(&format!("{}/{name}", ns.name), true);
-    let verify = |session: &str| {
-        let request = connection
-            .server_http
-            .get(format!("{server_url}/auth/verify"))
-            .header(COOKIE, format!("{cookie_name}={session}"));
-        async move { request.send().await.unwrap().status() }
-    };
-    let slo_url = sp["singleLogoutUrl"]
-        .as_str()
-        .expect("status.serviceProvider.singleLogoutUrl")
-        .to_owned();
-    let keycloak_saml = format!("{}/realms/{REALM}/protocol/saml", keycloak.url);
+/// Single Logout started here: /auth/logout sends the browser to Keycloak with our signed
+/// LogoutRequest; Keycloak ends its session and answers at our Single Logout URL, from where
+/// the browser returns to rd. Returns the browser, signed out at both ends.
+async fn single_logout_started_here(
+    journey: &Journey,
+    cookies: Cookies,
+    session: String,
+) -> Browser<'_> {
+    let server_url = &journey.stack.url;
     let keycloak_before = cookies.clone();
     let mut browser = Browser {
-        keycloak: &keycloak,
-        server: &server_url,
+        keycloak: &journey.keycloak,
+        server: server_url,
         at_keycloak: cookies,
         at_server: Cookies::default(),
         messages: Vec::new(),
@@ -852,13 +936,13 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
     browser
         .at_server
         .0
-        .insert(cookie_name.clone(), session.clone());
+        .insert(journey.cookie_name(), session.clone());
     let bye = format!("{server_url}/bye");
     let landed = browser
         .go(
             Step::Get(format!(
-                "{server_url}/auth/logout?identityProvider={}/{name}&rd=%2Fbye",
-                ns.name
+                "{server_url}/auth/logout?identityProvider={}/{}&rd=%2Fbye",
+                journey.stack.ns.name, journey.name
             )),
             Some(&bye),
         )
@@ -870,8 +954,9 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         landed.status,
         landed.page,
         browser.messages,
-        keycloak.log_text()
+        journey.keycloak.log_text()
     );
+    let (keycloak_saml, slo_url) = (journey.keycloak_saml(), journey.slo_url());
     assert!(
         browser
             .messages
@@ -885,36 +970,37 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         browser.messages
     );
     assert_eq!(
-        verify(&session).await,
+        journey.verify(&session).await,
         StatusCode::UNAUTHORIZED,
         "our session ended"
     );
     eprintln!("signing out here: {:?}", browser.messages);
     // Keycloak's session ended on its side: even its cookies from before it ended lead to
     // the password form.
-    let (_, at) = connection.open_login(&mut keycloak_before.clone()).await;
+    let (_, at) = journey
+        .connection(&journey.name)
+        .open_login(&mut keycloak_before.clone())
+        .await;
     if let AtKeycloak::Other(status, page) = at {
         panic!("Keycloak's session survived Single Logout ({status}): {page}");
     }
+    browser
+}
 
-    // Single Logout started at Keycloak, in the browser (the imported client has Front
-    // channel logout On): Keycloak sends the browser to our Single Logout URL with its
-    // LogoutRequest, the user's sessions end here, and our LogoutResponse goes back to it.
+/// Single Logout started at Keycloak, in the browser (the imported client has Front channel
+/// logout On): Keycloak sends the browser to our Single Logout URL with its LogoutRequest, the
+/// user's sessions end here, and our LogoutResponse goes back to it.
+async fn single_logout_started_at_keycloak_front_channel(
+    journey: &Journey,
+    browser: &mut Browser<'_>,
+) {
     browser.messages.clear();
-    let (login_cookie, at) = connection.open_login(&mut browser.at_keycloak).await;
-    let AtKeycloak::LoginForm(action) = at else {
-        panic!("Keycloak did not ask for the password after Single Logout");
-    };
-    let (_, fields) = connection
-        .submit_login(&mut browser.at_keycloak, &action, "ada")
-        .await;
-    let session = connection.post_acs(&fields, &login_cookie).await;
-    assert_eq!(verify(&session).await, StatusCode::OK);
+    let session = journey.sign_in_again(browser, "Single Logout").await;
     let landed = browser
         .go(
             Step::Get(format!(
                 "{}/realms/{REALM}/protocol/openid-connect/logout",
-                keycloak.url
+                journey.keycloak.url
             )),
             None,
         )
@@ -926,19 +1012,11 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             landed.status, landed.page
         )
     });
+    let confirm = reqwest::Url::parse(&landed.url).unwrap().join(&confirm);
     let landed = browser
-        .go(
-            Step::Post(
-                reqwest::Url::parse(&landed.url)
-                    .unwrap()
-                    .join(&confirm)
-                    .unwrap()
-                    .to_string(),
-                fields,
-            ),
-            None,
-        )
+        .go(Step::Post(confirm.unwrap().to_string(), fields), None)
         .await;
+    let (keycloak_saml, slo_url) = (journey.keycloak_saml(), journey.slo_url());
     assert!(
         browser
             .messages
@@ -953,7 +1031,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         landed.url,
         landed.page,
         browser.messages,
-        keycloak.log_text()
+        journey.keycloak.log_text()
     );
     assert_eq!(
         landed.status,
@@ -963,19 +1041,26 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         landed.page
     );
     assert_eq!(
-        verify(&session).await,
+        journey.verify(&session).await,
         StatusCode::UNAUTHORIZED,
         "signing out at Keycloak ended our session"
     );
     eprintln!("signing out at Keycloak: {:?}", browser.messages);
+}
 
-    // Front channel logout Off: Keycloak sends its LogoutRequest server to server, to the
-    // Logout Service POST Binding URL, so signing the user out in Keycloak's admin console
-    // (Users > the user > Sessions > Sign out) ends the session here too.
+/// Front channel logout Off: Keycloak sends its LogoutRequest server to server, to the Logout
+/// Service POST Binding URL, so signing the user out in Keycloak's admin console (Users > the
+/// user > Sessions > Sign out) ends the session here too.
+async fn back_channel_logout_from_the_admin_console(
+    journey: &Journey,
+    client_id: &str,
+    browser: &mut Browser<'_>,
+) {
+    let keycloak = &journey.keycloak;
     let (status, _, text) = keycloak
         .admin(
             reqwest::Method::GET,
-            &format!("/{REALM}/clients/{id}"),
+            &format!("/{REALM}/clients/{client_id}"),
             None,
         )
         .await;
@@ -989,7 +1074,7 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
     let (status, _, text) = keycloak
         .admin(
             reqwest::Method::PUT,
-            &format!("/{REALM}/clients/{id}"),
+            &format!("/{REALM}/clients/{client_id}"),
             Some(representation),
         )
         .await;
@@ -998,25 +1083,17 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
         StatusCode::NO_CONTENT,
         "Front channel logout Off: {text}"
     );
-    let (login_cookie, at) = connection.open_login(&mut browser.at_keycloak).await;
-    let AtKeycloak::LoginForm(action) = at else {
-        panic!("Keycloak did not ask for the password after signing out there");
-    };
-    let (_, fields) = connection
-        .submit_login(&mut browser.at_keycloak, &action, "ada")
-        .await;
-    let session = connection.post_acs(&fields, &login_cookie).await;
-    assert_eq!(verify(&session).await, StatusCode::OK);
+    let session = journey.sign_in_again(browser, "signing out there").await;
     let (status, _, text) = keycloak
         .admin(
             reqwest::Method::POST,
-            &format!("/{REALM}/users/{user}/logout"),
+            &format!("/{REALM}/users/{}/logout", journey.user),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "sign the user out: {text}");
     wait_for(Duration::from_secs(60), || async {
-        (verify(&session).await == StatusCode::UNAUTHORIZED).then_some(())
+        (journey.verify(&session).await == StatusCode::UNAUTHORIZED).then_some(())
     })
     .await
     .unwrap_or_else(|| {
@@ -1025,25 +1102,26 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             keycloak.log_text()
         )
     });
+}
 
-    // The example before it signed AuthnRequests: the imported client still requires a
-    // client signature, and Keycloak refuses the unsigned request.
-    let mut unsigned = spec.clone();
+/// The example before it signed AuthnRequests: the imported client still requires a client
+/// signature, and Keycloak refuses the unsigned request.
+async fn an_unsigned_authn_request_is_refused(journey: &Journey) {
+    let mut unsigned = journey.spec.clone();
     unsigned["saml"]["signAuthnRequests"] = json!(false);
     let (metadata, _) = apply_identity_provider(
-        &client,
-        &ns.name,
-        &server_url,
+        &journey.stack.client,
+        &journey.stack.ns.name,
+        &journey.stack.url,
         "keycloak-unsigned",
         &unsigned,
     )
     .await;
-    keycloak.import_client(&metadata).await;
-    let connection = Connection {
-        name: "keycloak-unsigned".into(),
-        ..connection
-    };
-    let (_, at) = connection.open_login(&mut Cookies::default()).await;
+    journey.keycloak.import_client(&metadata).await;
+    let (_, at) = journey
+        .connection("keycloak-unsigned")
+        .open_login(&mut Cookies::default())
+        .await;
     match at {
         AtKeycloak::LoginForm(_) => {
             panic!("Keycloak accepted an unsigned AuthnRequest with Client signature required")
@@ -1053,5 +1131,21 @@ async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_e
             "Keycloak answers Invalid requester ({status}): {page}"
         ),
     }
-    eprintln!("the test took {:.0?}", started.elapsed());
+}
+
+// One test, not one per story: the stories share one Keycloak, which takes from 20 seconds to
+// minutes to start, and each story begins where the one before left off (the imported client,
+// Keycloak's session and cookies, the Front channel logout switch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keycloak_example_signs_in_through_a_real_keycloak_with_groups_and_encrypted_assertions()
+ {
+    let journey = Journey::start().await;
+    let client_id = import_the_client_and_check_the_switches(&journey).await;
+    let (cookies, session) = sign_in_with_groups_and_encrypted_assertions(&journey).await;
+    the_session_skips_the_password_form(&journey, &cookies).await;
+    let mut browser = single_logout_started_here(&journey, cookies, session).await;
+    single_logout_started_at_keycloak_front_channel(&journey, &mut browser).await;
+    back_channel_logout_from_the_admin_console(&journey, &client_id, &mut browser).await;
+    an_unsigned_authn_request_is_refused(&journey).await;
+    eprintln!("the test took {:.0?}", journey.started.elapsed());
 }
