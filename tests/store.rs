@@ -482,6 +482,46 @@ async fn groups_keep_their_members_in_step_with_users(database_url: &str) {
 
 support::on_each_database!(groups_keep_their_members_in_step_with_users);
 
+async fn a_page_of_groups_gives_each_group_its_own_members(database_url: &str) {
+    let (backend, store) = store_on(database_url).await;
+    let t = support::unique_tenant("group-pages");
+    let mut users = Vec::new();
+    for i in 0..4 {
+        let u = store
+            .create_user(&t, user(&format!("member{i}@example.com")))
+            .await
+            .unwrap();
+        users.push(u.id);
+    }
+    // Group i has the first i users: the first has none.
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let members = &users[..i.min(users.len())];
+        let g = store
+            .create_group(&t, group(&format!("Team {i}")), members)
+            .await
+            .unwrap();
+        let mut sorted = members.to_vec();
+        sorted.sort();
+        expected.push((g.id, sorted));
+    }
+    let mut seen = Vec::new();
+    for start in [1, 3, 5] {
+        let page = store
+            .list_groups(&t, &Predicate::True, start, 2)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 5, "{backend}");
+        seen.extend(page.items.into_iter().map(|g| (g.id, g.members)));
+    }
+    assert_eq!(
+        seen, expected,
+        "{backend}: every group on a page must carry its own members, in order"
+    );
+}
+
+support::on_each_database!(a_page_of_groups_gives_each_group_its_own_members);
+
 async fn assertion_ids_are_accepted_once_until_they_expire(database_url: &str) {
     let (backend, store) = store_on(database_url).await;
     let t = support::unique_tenant("replay");

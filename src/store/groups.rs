@@ -1,6 +1,8 @@
 //! Groups, SCIM groups and sign-in groups alike: creating, reading (each with its member
 //! list), replacing, deleting, listing and counting them.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use sqlx::any::AnyRow;
 // Dynamic SQL here is assembled only from constant fragments and numbered placeholders;
@@ -53,18 +55,10 @@ impl Store {
     const GROUP_COLUMNS: &'static str =
         "id, display_name, external_id, resource, scim_managed, version, created_us, modified_us";
 
-    async fn group_from_row(&self, tenant: &str, row: &AnyRow) -> Result<Group, StoreError> {
-        let id: String = row.try_get("id")?;
-        let members = sqlx::query("SELECT user_id FROM scim_memberships WHERE tenant = $1 AND group_id = $2 ORDER BY user_id")
-            .bind(tenant)
-            .bind(&id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("user_id"))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// The group in `row` with `members` (user IDs, in order).
+    fn group_with_members(row: &AnyRow, members: Vec<String>) -> Result<Group, StoreError> {
         Ok(Group {
-            id,
+            id: row.try_get("id")?,
             display_name: row.try_get("display_name")?,
             external_id: row.try_get("external_id")?,
             resource: serde_json::from_str(&row.try_get::<String, _>("resource")?)?,
@@ -74,6 +68,41 @@ impl Store {
             created: from_micros(row.try_get("created_us")?),
             last_modified: from_micros(row.try_get("modified_us")?),
         })
+    }
+
+    /// The groups in `rows`, in order, with their members read in one query for all of them.
+    async fn groups_from_rows(
+        &self,
+        tenant: &str,
+        rows: &[AnyRow],
+    ) -> Result<Vec<Group>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let placeholders: Vec<String> = (2..ids.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT group_id, user_id FROM scim_memberships WHERE tenant = $1 AND group_id IN ({}) ORDER BY group_id, user_id",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(tenant);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            members
+                .entry(r.try_get("group_id")?)
+                .or_default()
+                .push(r.try_get("user_id")?);
+        }
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| Self::group_with_members(row, members.remove(id).unwrap_or_default()))
+            .collect()
     }
 
     /// The group with `id`, with its members.
@@ -95,7 +124,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?
             {
-                Some(row) => Ok(Some(self.group_from_row(tenant, &row).await?)),
+                Some(row) => Ok(self.groups_from_rows(tenant, &[row]).await?.pop()),
                 None => Ok(None),
             }
         })
@@ -206,10 +235,7 @@ impl Store {
                     count,
                 })
                 .await?;
-            let mut items = Vec::with_capacity(rows.len());
-            for row in &rows {
-                items.push(self.group_from_row(tenant, row).await?);
-            }
+            let items = self.groups_from_rows(tenant, &rows).await?;
             Ok(Page { total, items })
         })
         .await

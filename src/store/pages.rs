@@ -88,26 +88,30 @@ impl Store {
             };
             return Ok((total, rows));
         }
-        let total = count_matching().await?;
-        if offset >= total {
-            return Ok((total, Vec::new()));
-        }
         // A deep page: its IDs from the ordering index alone (skipping index entries, not
         // rows), then those rows by primary key. Two statements rather than a join, so that
         // no planner estimate (PostgreSQL's statistics lag a bulk provisioning) can turn the
-        // lookup into a scan of the tenant per row.
+        // lookup into a scan of the tenant per row. The count and the skip each walk the
+        // matches, so they run at once on two connections rather than one after the other.
         let sql = format!(
             "SELECT id FROM {table} WHERE tenant = $1 AND ({clause}) ORDER BY {order} LIMIT ${n} OFFSET ${}",
             n + 1
         );
-        let ids: Vec<String> = bound(sql)
-            .bind(count)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<Result<_, _>>()?;
+        let page_ids = async {
+            bound(sql)
+                .bind(count)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
+        };
+        let (total, ids) = tokio::try_join!(count_matching(), page_ids)?;
+        if offset >= total {
+            return Ok((total, Vec::new()));
+        }
         if ids.is_empty() {
             return Ok((total, Vec::new()));
         }
