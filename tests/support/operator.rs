@@ -117,12 +117,21 @@ pub async fn controller_kubeconfig_at(
     write_kubeconfig_at(admin_kubeconfig, namespace, sa_name, &token)
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, never one this process was given before: the kernel may
+/// hand the same free port out twice (say, for a server's listener and its metrics) once
+/// the probe that found it has closed.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Grants the ServiceAccount `namespace/sso-operator-server` the chart's server rules (read
