@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod domain;
+pub mod oidc;
 pub mod ops;
 pub mod probe;
 pub mod saml;

@@ -11,6 +11,7 @@
 //! carries a [`FORMAT_VERSION`] (see [`format`]), so that a server refuses what it cannot read.
 
 pub mod format;
+pub mod oidc;
 
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,10 @@ pub struct CompiledIdentityProvider {
     pub scim_base_url: String,
     /// SCIM bearer tokens accepted, as hashes only.
     pub scim_tokens: Vec<CompiledScimToken>,
+    /// The OpenID Provider in front of this IdentityProvider; none while no OidcClient uses
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<oidc::CompiledOidc>,
 }
 
 /// Service-provider URLs and key material.
@@ -436,6 +441,8 @@ pub struct Urls {
     pub scim_base: String,
     /// Single Logout service URL.
     pub single_logout: String,
+    /// OpenID Connect issuer URL (discovery is under it).
+    pub oidc_issuer: String,
 }
 
 impl Urls {
@@ -449,6 +456,7 @@ impl Urls {
             login: format!("{saml}/login"),
             scim_base: format!("{base}/scim/v2/{namespace}/{name}"),
             single_logout: format!("{saml}/slo"),
+            oidc_issuer: format!("{base}/oidc/{namespace}/{name}"),
         }
     }
 }
@@ -471,6 +479,7 @@ mod tests {
             u.single_logout,
             "https://sso.example.com/saml/team-a/okta/slo"
         );
+        assert_eq!(u.oidc_issuer, "https://sso.example.com/oidc/team-a/okta");
     }
 
     #[test]

@@ -522,6 +522,7 @@ fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
         session: CompiledSession::new(&spec.session),
         scim_base_url: urls.scim_base.clone(),
         scim_tokens,
+        oidc: None,
     }
 }
 

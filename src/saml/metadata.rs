@@ -160,6 +160,7 @@ mod tests {
             session: CompiledSession::default(),
             scim_base_url: "https://sso.example.com/scim/v2/ns/okta".into(),
             scim_tokens: vec![],
+            oidc: None,
         }
     }
 
