@@ -50,17 +50,17 @@ pub fn router(state: SamlState) -> Router {
 }
 
 /// A live session found from the request's cookie.
-struct Live {
-    config: std::sync::Arc<CompiledIdentityProvider>,
-    payload: CookiePayload,
-    user: User,
-    expires: jiff::Timestamp,
+pub(crate) struct Live {
+    pub(crate) config: std::sync::Arc<CompiledIdentityProvider>,
+    pub(crate) payload: CookiePayload,
+    pub(crate) user: User,
+    pub(crate) expires: jiff::Timestamp,
     /// The user's group names.
-    groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
 /// Why no answer about a session can be given.
-enum NoAnswer {
+pub(crate) enum NoAnswer {
     /// The identity store failed.
     Store,
     /// The request carries the session cookie twice.
@@ -70,7 +70,7 @@ enum NoAnswer {
 /// The session of the request for IdentityProvider `tenant`: the IdentityProvider is served,
 /// its cookie opens with a current key and names that IdentityProvider, the store knows the
 /// session, and its user is active.
-async fn live_session(
+pub(crate) async fn live_session(
     st: &SamlState,
     headers: &HeaderMap,
     tenant: &Tenant,
@@ -120,12 +120,13 @@ async fn live_session(
 }
 
 /// The answer to a request that carries a session cookie twice.
-fn duplicate_cookie() -> Response {
+pub(crate) fn duplicate_cookie() -> Response {
     let (title, text) = web::DUPLICATE_COOKIE;
     page(StatusCode::BAD_REQUEST, title, text)
 }
 
-fn email_of(user: &User) -> Option<String> {
+/// The user's primary email, else the first one.
+pub(crate) fn email_of(user: &User) -> Option<String> {
     let emails = user.resource.get("emails")?.as_array()?;
     let value = |e: &serde_json::Value| e.get("value").and_then(|v| v.as_str()).map(str::to_owned);
     emails
@@ -472,17 +473,17 @@ fn signed_out_of(st: &SamlState, q: &HashMap<String, String>, headers: &HeaderMa
 }
 
 /// What ending the sessions left to do.
-struct Ended {
+pub(crate) struct Ended {
     /// The `Set-Cookie` values that remove the session cookies.
-    cookies: Vec<String>,
+    pub(crate) cookies: Vec<String>,
     /// The IdentityProviders signed out of that are still served.
-    configs: Vec<std::sync::Arc<CompiledIdentityProvider>>,
+    pub(crate) configs: Vec<std::sync::Arc<CompiledIdentityProvider>>,
     /// The first session whose IdP takes part in Single Logout, which also ends at the IdP.
-    single_logout: Option<(std::sync::Arc<CompiledIdentityProvider>, SamlSubject)>,
+    pub(crate) single_logout: Option<(std::sync::Arc<CompiledIdentityProvider>, SamlSubject)>,
 }
 
 /// Ends the live session of each of `tenants`; the response is the page shown when that fails.
-async fn end_sessions(
+pub(crate) async fn end_sessions(
     st: &SamlState,
     headers: &HeaderMap,
     tenants: &[Tenant],

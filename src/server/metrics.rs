@@ -1,5 +1,5 @@
 //! Prometheus metrics of the server: sign-ins by outcome and reason, forward-auth decisions,
-//! tenants purged, compiled configurations refused.
+//! tenants purged, compiled configurations refused, OIDC token requests.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +39,15 @@ pub struct ConfigRefusalLabels {
     pub reason: &'static str,
 }
 
+/// Labels of a token endpoint answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// `authorization_code`, `refresh_token`, `device_code`, `other` or `none`.
+    pub grant: &'static str,
+    /// `issued`, or the RFC 6749 error code (`invalid_grant`, `invalid_client`, …).
+    pub result: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
@@ -46,6 +55,7 @@ pub struct ServerMetrics {
     verifies: Family<VerifyLabels, Counter>,
     tenant_purges: Family<PurgeLabels, Counter>,
     compiled_config_refusals: Family<ConfigRefusalLabels, Counter>,
+    oidc_tokens: Family<TokenLabels, Counter>,
 }
 
 impl ServerMetrics {
@@ -72,6 +82,11 @@ impl ServerMetrics {
             "compiled_config_refusals",
             "Compiled configurations not served because this server cannot read them, by reason; their IdentityProvider is not served until one it reads is published",
             m.compiled_config_refusals.clone(),
+        );
+        sub.register(
+            "oidc_token_requests",
+            "Answers of the OIDC token endpoint by grant type and result (issued, or the OAuth error code)",
+            m.oidc_tokens.clone(),
         );
         m
     }
@@ -107,5 +122,12 @@ impl ServerMetrics {
     /// Counts one forward-auth decision.
     pub fn verify(&self, result: &'static str) {
         self.verifies.get_or_create(&VerifyLabels { result }).inc();
+    }
+
+    /// Counts one answer of the OIDC token endpoint.
+    pub fn oidc_token(&self, grant: &'static str, result: &'static str) {
+        self.oidc_tokens
+            .get_or_create(&TokenLabels { grant, result })
+            .inc();
     }
 }

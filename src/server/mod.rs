@@ -7,6 +7,7 @@ pub mod config_index;
 pub mod figures;
 pub mod listener;
 pub mod metrics;
+pub mod oidc;
 pub mod saml;
 pub mod scim;
 pub mod sessions;
@@ -42,7 +43,7 @@ pub struct Settings {
     pub allowed_redirects: Vec<String>,
 }
 
-/// The public router: SCIM, SAML and forward-auth.
+/// The public router: SCIM, SAML, forward-auth and OpenID Connect.
 pub fn router(
     state: scim::ScimState,
     metrics: metrics::ServerMetrics,
@@ -60,7 +61,8 @@ pub fn router(
     };
     scim::router(state)
         .merge(saml::router(saml_state.clone()))
-        .merge(auth::router(saml_state))
+        .merge(auth::router(saml_state.clone()))
+        .merge(oidc::router(oidc::OidcState::new(saml_state)))
 }
 
 /// Runs the server until `shutdown` resolves.
@@ -136,7 +138,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("could not listen on {}", settings.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "serving SCIM, SAML and forward-auth");
+    tracing::info!(address = %listener.local_addr()?, "serving SCIM, SAML, forward-auth and OpenID Connect");
     ops.set_ready(true);
     listener::serve(listener, app, settings.limits, shutdown).await?;
     Ok(())

@@ -22,7 +22,8 @@ pub const INVALID_RELAY_STATE: (&str, &str) = (
     "The address this sign-in would return to is not allowed for this application.",
 );
 
-fn escape(s: &str) -> String {
+/// `s` escaped for HTML text and attribute values.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -32,10 +33,15 @@ fn escape(s: &str) -> String {
 /// A minimal HTML page that loads nothing and cannot be framed. A 413 page also closes the
 /// connection, since the rest of the refused body was never read.
 pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    html_page(status, title, &format!("<p>{}</p>", escape(text)))
+}
+
+/// A page like [`page`] whose body is `html` after the title, which must be escaped already.
+/// Forms on it may post only to this host.
+pub fn html_page(status: StatusCode, title: &str, html: &str) -> Response {
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p>{x}</p></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{html}</body></html>",
         t = escape(title),
-        x = escape(text)
     );
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -46,7 +52,7 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

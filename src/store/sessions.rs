@@ -137,4 +137,30 @@ impl Store {
         })
         .await
     }
+
+    /// When a live session started (its sign-in: an ID token's `auth_time`); `None` when the
+    /// session is unknown or ended.
+    pub async fn session_started(
+        &self,
+        tenant: &(impl TenantKey + ?Sized),
+        sid: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let key = tenant.key();
+        let tenant: &str = &key;
+        self.guarded(Access::Read, async move {
+            let row = sqlx::query(
+                "SELECT created_us FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2 AND expires_us > $3",
+            )
+            .bind(tenant)
+            .bind(session_hash(sid))
+            .bind(micros(Timestamp::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(from_micros(r.try_get("created_us")?)),
+                None => None,
+            })
+        })
+        .await
+    }
 }
