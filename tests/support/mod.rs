@@ -7,6 +7,7 @@ pub mod chart;
 pub mod control_plane;
 pub mod envoy;
 pub mod operator;
+pub mod sso;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
