@@ -59,6 +59,40 @@ pub enum Command {
     /// Ask http(s) URLs and exit with status 1 unless each answers with a 2xx status (the
     /// chart's `helm test` Pod checks the server's /healthz and /readyz with it).
     Probe(ProbeArgs),
+    /// Print what signing in to Kubernetes with an OidcClient needs: the kubeconfig user for a
+    /// person (the kubectl `oidc-login` plugin), or with --api-server the API server's
+    /// AuthenticationConfiguration that trusts the issuer. Reads the OidcClient with the
+    /// current kubeconfig.
+    Kubeconfig(KubeconfigArgs),
+}
+
+/// Settings of `sso-operator kubeconfig`.
+#[derive(Args, Clone)]
+pub struct KubeconfigArgs {
+    /// The OidcClient kubectl signs in with (a public client: `spec.public: true`).
+    pub oidc_client: String,
+
+    /// Namespace of the OidcClient.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+
+    /// Name of the kubeconfig user to print.
+    #[arg(long, default_value = "oidc")]
+    pub user: String,
+
+    /// Sign in with a code entered on another device (RFC 8628), for shells without a
+    /// browser; the OidcClient must allow the device_code grant.
+    #[arg(long)]
+    pub device_code: bool,
+
+    /// A PEM file with the CA of the issuer's TLS certificate, when it is not publicly trusted:
+    /// its path goes into the kubeconfig user, its content into the AuthenticationConfiguration.
+    #[arg(long)]
+    pub certificate_authority: Option<std::path::PathBuf>,
+
+    /// Print the API server's AuthenticationConfiguration instead of the user.
+    #[arg(long)]
+    pub api_server: bool,
 }
 
 /// Settings of `sso-operator probe`.

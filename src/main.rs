@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use sso_operator::cli::{Cli, Command, CommonArgs, ControllerArgs, ProbeArgs, ServerArgs};
+use sso_operator::cli::{
+    Cli, Command, CommonArgs, ControllerArgs, KubeconfigArgs, ProbeArgs, ServerArgs,
+};
 use sso_operator::controller::{
     self,
     leader::{LeaderElection, Timing},
@@ -54,7 +56,94 @@ fn main() -> ExitCode {
         Command::Controller { common, controller } => run_roles(common, Some(controller), None),
         Command::Server { common, server } => run_roles(common, None, Some(server)),
         Command::Probe(args) => probe(&args),
+        Command::Kubeconfig(args) => kubeconfig(&args),
     }
+}
+
+/// `sso-operator kubeconfig`: the snippet for one OidcClient, from its status.
+fn kubeconfig(args: &KubeconfigArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(kubeconfig_text(args)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn kubeconfig_text(args: &KubeconfigArgs) -> anyhow::Result<String> {
+    use sso_operator::oidc::kubectl::{self, Grant, KubectlClient};
+    let client = kube::Client::try_default()
+        .await
+        .context("could not read the kubeconfig")?;
+    let api: kube::Api<sso_operator::api::OidcClient> =
+        kube::Api::namespaced(client, &args.namespace);
+    let oidc_client = api.get(&args.oidc_client).await.with_context(|| {
+        format!(
+            "could not read OidcClient {}/{}",
+            args.namespace, args.oidc_client
+        )
+    })?;
+    let status = oidc_client.status.clone().unwrap_or_default();
+    let (Some(issuer), Some(client_id)) = (status.issuer_url.as_deref(), status.client_id.as_deref())
+    else {
+        anyhow::bail!(
+            "OidcClient {}/{} has no issuer URL in its status yet: check `kubectl describe oidcclient {} -n {}`",
+            args.namespace, args.oidc_client, args.oidc_client, args.namespace
+        );
+    };
+    if args.api_server {
+        let ca = match &args.certificate_authority {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))?,
+            ),
+            None => None,
+        };
+        return Ok(kubectl::authentication_config(
+            issuer,
+            client_id,
+            &oidc_client.spec.groups_claim,
+            ca.as_deref(),
+        ));
+    }
+    if !oidc_client.spec.public {
+        anyhow::bail!(
+            "OidcClient {}/{} is confidential: kubectl runs on people's machines, where a client secret is no secret. Use an OidcClient with spec.public: true",
+            args.namespace, args.oidc_client
+        );
+    }
+    let ca = args
+        .certificate_authority
+        .as_ref()
+        .map(|p| p.display().to_string());
+    Ok(kubectl::user_entry(
+        &args.user,
+        &KubectlClient {
+            issuer,
+            client_id,
+            client_secret: None,
+            certificate_authority: ca.as_deref(),
+        },
+        if args.device_code {
+            Grant::DeviceCode
+        } else {
+            Grant::Browser
+        },
+    ))
 }
 
 /// `sso-operator probe`: one line per URL, on stdout when it answered 2xx, on stderr otherwise.

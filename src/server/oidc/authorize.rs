@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -36,8 +36,12 @@ pub async fn post(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match super::page_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     authorize(&st, &ns, &name, &body, &headers).await
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,10 +33,14 @@ pub async fn authorize(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(provider) = st.provider(&ns, &name) else {
         return OAuthError::not_served().into_response();
+    };
+    let body = match super::json_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let form = match form(&headers, &body) {
         Ok(f) => f,
@@ -188,10 +192,14 @@ pub async fn decide(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(provider) = st.provider(&ns, &name) else {
         return web::not_served();
+    };
+    let body = match super::page_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let Some(form) = params(&body) else {
         return page(StatusCode::BAD_REQUEST, TITLE, "The form is malformed.");

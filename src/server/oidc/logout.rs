@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -29,8 +29,12 @@ pub async fn post(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match super::page_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     logout(&st, &ns, &name, &body, &headers).await
 }
 

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::saml::SamlState;
@@ -144,7 +146,6 @@ pub fn router(state: OidcState) -> Router {
             &format!("{base}/logout"),
             get(logout::get).post(logout::post),
         )
-        .layer(DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }
 
@@ -165,4 +166,34 @@ pub(crate) fn params(text: &[u8]) -> Option<HashMap<String, String>> {
         }
     }
     Some(out)
+}
+
+/// The body of a request to a JSON endpoint, or the RFC 6749 error for one too large.
+pub(crate) async fn json_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
+        let mut r = OAuthError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            error: "invalid_request",
+            description: format!("the request body is larger than {MAX_FORM} bytes"),
+            basic: false,
+        }
+        .into_response();
+        // The rest of the body was never read.
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        r
+    })
+}
+
+/// The body of a form a browser posts, or the page for one too large.
+pub(crate) async fn page_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
+        crate::server::web::page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request Too Large",
+            "The form sent is too large.",
+        )
+    })
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,10 +44,14 @@ pub async fn token(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(provider) = st.provider(&ns, &name) else {
         return OAuthError::not_served().into_response();
+    };
+    let body = match super::json_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let grant_type = match form(&headers, &body) {
         Ok(f) => (f.get("grant_type").cloned(), f),
@@ -452,10 +456,14 @@ pub async fn revoke(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(provider) = st.provider(&ns, &name) else {
         return OAuthError::not_served().into_response();
+    };
+    let body = match super::json_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let form = match form(&headers, &body) {
         Ok(f) => f,
