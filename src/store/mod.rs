@@ -12,8 +12,8 @@
 //! block in a file of its own: `users`, `groups`, `memberships`, `sign_in_groups` (groups
 //! that sign-in keeps from the IdP's group claims), `sessions`, `single_logout`, `replay`
 //! (the SAML replay cache), `oidc` (the OpenID Provider's codes, grant families and refresh
-//! tokens) and `tenants`; `pages` reads one page of a filtered list and
-//! `predicate` renders filters as SQL.
+//! tokens) and `tenants`; `pages` reads one page of a filtered list and `predicate` renders
+//! filters as SQL.
 
 mod groups;
 mod health;

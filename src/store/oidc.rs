@@ -5,9 +5,9 @@
 //! Redeeming an authorization code or an approved device code starts a grant family; refresh
 //! tokens (and the server's access tokens) belong to it, and revoking it ends all of them.
 //! Every code and refresh token is used once: a second use is reuse, which revokes the
-//! family it started (OAuth 2.0 Security BCP, refresh token rotation). Single use is one
-//! conditional `UPDATE` whose affected row count decides, so that of two concurrent
-//! redemptions on any replica exactly one wins.
+//! family the code started or the token belongs to (OAuth 2.0 Security BCP, refresh token
+//! rotation). Single use is one conditional `UPDATE` whose affected row count decides, so
+//! that of two concurrent redemptions on any replica exactly one wins.
 
 use base64::Engine;
 use jiff::Timestamp;
@@ -253,7 +253,9 @@ impl Store {
 
     /// Redeems an authorization code, once: starts a family whose refresh tokens last until
     /// `refresh_expires`. A code redeemed before is remembered until it is purged: presenting
-    /// it again revokes the family it started.
+    /// it again revokes the family it started. The code is spent once redeemed: when a check
+    /// of the token request then fails (client, redirect URI, PKCE verifier), revoke the
+    /// family with [`Store::revoke_family`].
     pub async fn redeem_authorization_code(
         &self,
         tenant: &(impl TenantKey + ?Sized),
