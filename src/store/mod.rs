@@ -11,12 +11,14 @@
 //! runs under, and the helpers the resources share. Each resource has its own `impl Store`
 //! block in a file of its own: `users`, `groups`, `memberships`, `sign_in_groups` (groups
 //! that sign-in keeps from the IdP's group claims), `sessions`, `single_logout`, `replay`
-//! (the SAML replay cache) and `tenants`; `pages` reads one page of a filtered list and
-//! `predicate` renders filters as SQL.
+//! (the SAML replay cache), `oidc` (the OpenID Provider's codes, grant families and refresh
+//! tokens) and `tenants`; `pages` reads one page of a filtered list and `predicate` renders
+//! filters as SQL.
 
 mod groups;
 mod health;
 mod memberships;
+pub mod oidc;
 mod pages;
 mod pending_tasks;
 mod predicate;
@@ -31,6 +33,7 @@ mod users;
 pub use crate::domain::{
     CmpOp, Column, Group, GroupInput, Predicate, Sort, User, UserInput, Value,
 };
+pub use oidc::{CodeRedemption, DevicePoll, DeviceRequest, Grant, RefreshOutcome};
 pub use pages::Page;
 pub use predicate::Bind;
 pub use single_logout::SessionSubject;
@@ -374,7 +377,8 @@ impl Store {
 
     // ---- housekeeping across resources ----
 
-    /// Deletes expired replay-cache entries and sessions; returns how many went.
+    /// Deletes expired replay-cache entries, sessions, and the OpenID Provider's expired codes,
+    /// refresh tokens, grant families and device authorizations; returns how many went.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.guarded(Access::Write, async move {
             let now = micros(Timestamp::now());
@@ -386,7 +390,8 @@ impl Store {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
-            Ok(a.rows_affected() + c.rows_affected())
+            let oidc = self.purge_expired_oidc(now).await?;
+            Ok(a.rows_affected() + c.rows_affected() + oidc)
         })
         .await
     }

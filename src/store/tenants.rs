@@ -1,7 +1,8 @@
 //! Tenants and their incarnations: a tenant (`namespace/name`) belongs to one IdentityProvider
 //! UID (`metadata.uid`). An IdentityProvider deleted and re-created under the same name has
-//! another UID: its predecessor's users, groups, sessions and replay cache are purged before
-//! anything of the new one is stored, and a deleted IdentityProvider's tenant is purged.
+//! another UID: its predecessor's users, groups, sessions, replay cache and OpenID Provider
+//! state (codes, grant families, refresh tokens) are purged before anything of the new one is
+//! stored, and a deleted IdentityProvider's tenant is purged.
 
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, Row};
@@ -11,14 +12,19 @@ use super::{Store, StoreError, micros};
 use crate::tenant::TenantKey;
 
 /// The tables holding a tenant's data, as purged: memberships before the groups and users
-/// they join.
-const TENANT_TABLES: [&str; 6] = [
+/// they join. The OpenID Provider's rows are purged with the rest, but not counted in
+/// [`Purged`].
+const TENANT_TABLES: [&str; 10] = [
     "scim_memberships",
     "scim_user_emails",
     "scim_groups",
     "scim_users",
     "sso_sessions",
     "saml_replay_cache",
+    "oidc_authorization_codes",
+    "oidc_refresh_tokens",
+    "oidc_families",
+    "oidc_device_authorizations",
 ];
 
 /// What a purge removed, by kind.
