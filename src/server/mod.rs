@@ -7,7 +7,7 @@ pub mod config_index;
 pub mod figures;
 pub mod listener;
 pub mod metrics;
-//TMP pub mod oidc;
+pub mod oidc;
 pub mod saml;
 pub mod scim;
 pub mod sessions;
@@ -62,7 +62,7 @@ pub fn router(
     scim::router(state)
         .merge(saml::router(saml_state.clone()))
         .merge(auth::router(saml_state.clone()))
-    //TMP        .merge(oidc::router(oidc::OidcState::new(saml_state)))
+        .merge(oidc::router(oidc::OidcState::new(saml_state)))
 }
 
 /// Runs the server until `shutdown` resolves.

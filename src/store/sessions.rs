@@ -116,7 +116,8 @@ impl Store {
         .await
     }
 
-    /// Ends a session (sign-out); false when there was none.
+    /// Ends a session (sign-out) and every OIDC grant made in it, so that no refresh token
+    /// outlives the sign-out; false when there was no session.
     pub async fn delete_session(
         &self,
         tenant: &(impl TenantKey + ?Sized),
@@ -125,10 +126,20 @@ impl Store {
         let key = tenant.key();
         let tenant: &str = &key;
         self.guarded(Access::Write, async move {
+            let hash = session_hash(sid);
+            sqlx::query(
+                "UPDATE oidc_families SET revoked_us = $3 \
+                 WHERE tenant = $1 AND session_sha256 = $2 AND revoked_us IS NULL",
+            )
+            .bind(tenant)
+            .bind(&hash)
+            .bind(micros(Timestamp::now()))
+            .execute(&self.pool)
+            .await?;
             Ok(
                 sqlx::query("DELETE FROM sso_sessions WHERE tenant = $1 AND id_sha256 = $2")
                     .bind(tenant)
-                    .bind(session_hash(sid))
+                    .bind(&hash)
                     .execute(&self.pool)
                     .await?
                     .rows_affected()

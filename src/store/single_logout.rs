@@ -67,6 +67,22 @@ impl Store {
         let key = tenant.key();
         let tenant: &str = &key;
         self.guarded(Access::Write, async move {
+            // The OIDC grants made in those sessions end with them.
+            let sessions = match session_index {
+                Some(_) => "SELECT id_sha256 FROM sso_sessions WHERE tenant = $1 AND name_id_sha256 = $2 AND session_index = $4",
+                None => "SELECT id_sha256 FROM sso_sessions WHERE tenant = $1 AND name_id_sha256 = $2",
+            };
+            let revoke = format!(
+                "UPDATE oidc_families SET revoked_us = $3 WHERE tenant = $1 AND revoked_us IS NULL AND session_sha256 IN ({sessions})"
+            );
+            let mut revoke = sqlx::query(sqlx::AssertSqlSafe(revoke))
+                .bind(tenant)
+                .bind(name_id_hash(name_id))
+                .bind(micros(jiff::Timestamp::now()));
+            if let Some(index) = session_index {
+                revoke = revoke.bind(index);
+            }
+            revoke.execute(&self.pool).await?;
             let query = match session_index {
                 Some(index) => sqlx::query(
                     "DELETE FROM sso_sessions WHERE tenant = $1 AND name_id_sha256 = $2 AND session_index = $3",

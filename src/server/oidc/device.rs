@@ -26,7 +26,7 @@ use crate::store::oidc::Grant;
 /// How long a device code waits for the user.
 pub const DEVICE_TTL: SignedDuration = SignedDuration::from_mins(10);
 /// The polling interval the device is told (seconds).
-pub const INTERVAL_SECS: u32 = 5;
+pub const INTERVAL_SECS: u64 = 5;
 
 /// `POST /oidc/{ns}/{name}/device/authorize`: a device code and a user code.
 pub async fn authorize(
