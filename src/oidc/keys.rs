@@ -6,8 +6,13 @@
 //! know it; a key that stopped signing stays published until every token it signed has
 //! expired.
 
-use jiff::Timestamp;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 /// A JWS algorithm the provider signs with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,4 +74,293 @@ impl std::fmt::Debug for SigningKey {
 pub struct SigningKeys {
     /// Keys, newest first.
     pub keys: Vec<SigningKey>,
+}
+
+/// How long a new key is published before it signs: longer than relying parties cache the
+/// JWKS document (`Cache-Control: max-age=300`), so they know the key before they see it.
+pub const DEFAULT_PUBLISH_LEAD: SignedDuration = SignedDuration::from_mins(10);
+
+/// When an issuer's signing keys are replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// The algorithm new keys sign with; a key of another algorithm is replaced at once.
+    pub algorithm: SigningAlgorithm,
+    /// How long a key is the newest before the next one is created.
+    pub every: SignedDuration,
+    /// How long a new key is published before it signs ([`DEFAULT_PUBLISH_LEAD`]).
+    pub publish_lead: SignedDuration,
+    /// How long a key stays published after it stopped signing: the longest lifetime of a
+    /// token it signed.
+    pub keep_after_superseded: SignedDuration,
+}
+
+/// Errors of signing keys and of the tokens they sign or verify.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// AWS-LC could not generate a key.
+    #[error("could not generate an OIDC signing key: {0}")]
+    Generate(String),
+    /// A stored key cannot be used; rotation drops it.
+    #[error("OIDC signing key {kid:?} is malformed ({reason}); it is dropped and a new key replaces it")]
+    Malformed {
+        /// The key's `kid`.
+        kid: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No key may sign yet (none exists, or every one is still being published).
+    #[error("no OIDC signing key may sign yet: the IdentityProvider's keys are not rotated in")]
+    NoSigner,
+    /// Signing failed.
+    #[error("could not sign a token: {0}")]
+    Sign(String),
+    /// The token is not a compact JWS of ours with a JSON header and claims.
+    #[error("malformed token: {0}")]
+    MalformedToken(String),
+    /// The token's `kid` is none of this issuer's keys.
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    /// The token's `alg` is not the algorithm of the key it names (`none`, HMAC, or another).
+    #[error("token algorithm {0:?} is not the algorithm of its key")]
+    WrongAlgorithm(String),
+    /// The signature does not verify.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// The `iss` claim is not this issuer.
+    #[error("token issued by another issuer")]
+    WrongIssuer,
+    /// The `exp` claim has passed (or is missing).
+    #[error("token expired")]
+    Expired,
+    /// The claims do not have the expected shape.
+    #[error("unexpected token claims: {0}")]
+    Claims(String),
+}
+
+impl SigningKey {
+    /// Generates a key of `algorithm` created at `created` that signs from `signs_from`. Its
+    /// `kid` is the key's JWK thumbprint (RFC 7638).
+    pub fn generate(
+        algorithm: SigningAlgorithm,
+        created: Timestamp,
+        signs_from: Timestamp,
+    ) -> Result<SigningKey, KeyError> {
+        let pkcs8 = match algorithm {
+            SigningAlgorithm::RS256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?;
+                let der: Pkcs8V1Der<'static> =
+                    pair.as_der().map_err(|e| KeyError::Generate(e.to_string()))?;
+                der.as_ref().to_vec()
+            }
+            SigningAlgorithm::ES256 => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|e| KeyError::Generate(e.to_string()))?
+                    .as_ref()
+                    .to_vec()
+            }
+        };
+        let mut key = SigningKey {
+            kid: String::new(),
+            algorithm,
+            created,
+            signs_from,
+            superseded: None,
+            private_key_pem: pem_encode(&pkcs8),
+        };
+        key.kid = key
+            .parse()
+            .map_err(|e| KeyError::Generate(e.to_string()))?
+            .thumbprint();
+        Ok(key)
+    }
+
+    /// The key pair and its public JWK members, or why the stored key cannot be used.
+    pub(super) fn parse(&self) -> Result<ParsedKey, KeyError> {
+        let malformed = |reason: String| KeyError::Malformed {
+            kid: self.kid.clone(),
+            reason,
+        };
+        let der = pem_decode(&self.private_key_pem).ok_or_else(|| {
+            malformed("the private key is not a PKCS#8 PEM \"PRIVATE KEY\"".into())
+        })?;
+        match self.algorithm {
+            SigningAlgorithm::RS256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&der)
+                    .map_err(|e| malformed(format!("not an RSA private key: {e}")))?;
+                if pair.public_modulus_len() < 256 {
+                    return Err(malformed(format!(
+                        "an RSA key of {} bits; at least 2048 are required",
+                        pair.public_modulus_len() * 8
+                    )));
+                }
+                let public = pair.public_key();
+                let jwk = PublicJwk::Rsa {
+                    n: public.modulus().big_endian_without_leading_zero().to_vec(),
+                    e: public.exponent().big_endian_without_leading_zero().to_vec(),
+                };
+                Ok(ParsedKey {
+                    pair: ParsedPair::Rsa(pair),
+                    jwk,
+                })
+            }
+            SigningAlgorithm::ES256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|e| malformed(format!("not a P-256 private key: {e}")))?;
+                // The uncompressed point: 0x04 || x || y, 32 bytes each.
+                let point = pair.public_key().as_ref();
+                if point.len() != 65 || point[0] != 4 {
+                    return Err(malformed("unexpected P-256 public point".into()));
+                }
+                let jwk = PublicJwk::Ec {
+                    x: point[1..33].to_vec(),
+                    y: point[33..].to_vec(),
+                };
+                Ok(ParsedKey {
+                    pair: ParsedPair::Ec(pair),
+                    jwk,
+                })
+            }
+        }
+    }
+}
+
+/// A stored key parsed for signing.
+pub(super) struct ParsedKey {
+    pub(super) pair: ParsedPair,
+    pub(super) jwk: PublicJwk,
+}
+
+/// The private half of a parsed key.
+pub(super) enum ParsedPair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// The public half of a key as JWK members, as raw big-endian bytes.
+pub(super) enum PublicJwk {
+    /// RSA: modulus and exponent without leading zero bytes.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// P-256: the coordinates, 32 bytes each.
+    Ec { x: Vec<u8>, y: Vec<u8> },
+}
+
+impl ParsedKey {
+    /// The JWK thumbprint (RFC 7638): SHA-256 of the required members in lexicographic order,
+    /// base64url.
+    fn thumbprint(&self) -> String {
+        let canonical = match &self.jwk {
+            PublicJwk::Rsa { n, e } => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                URL_SAFE_NO_PAD.encode(e),
+                URL_SAFE_NO_PAD.encode(n)
+            ),
+            PublicJwk::Ec { x, y } => format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                URL_SAFE_NO_PAD.encode(x),
+                URL_SAFE_NO_PAD.encode(y)
+            ),
+        };
+        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// PKCS#8 DER as PEM.
+fn pem_encode(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// The DER of a PEM `PRIVATE KEY` block.
+fn pem_decode(pem: &str) -> Option<Vec<u8>> {
+    let (_, rest) = pem.split_once("-----BEGIN PRIVATE KEY-----")?;
+    let (body, _) = rest.split_once("-----END PRIVATE KEY-----")?;
+    let body: String = body.split_whitespace().collect();
+    STANDARD.decode(body).ok()
+}
+
+impl SigningKeys {
+    /// The key that signs at `now`: the newest whose `signs_from` has passed.
+    pub fn signer(&self, now: Timestamp) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.signs_from <= now)
+            .max_by_key(|k| (k.signs_from, k.created))
+    }
+
+    /// Why each unusable key cannot be used; [`SigningKeys::rotate`] drops them.
+    pub fn malformed(&self) -> Vec<KeyError> {
+        self.keys.iter().filter_map(|k| k.parse().err()).collect()
+    }
+
+    /// The keys after rotating at `now` under `policy`, and whether they changed.
+    ///
+    /// - Malformed keys are dropped (see [`SigningKeys::malformed`] for why).
+    /// - While no key may sign (the first rotation, or every usable key was dropped), a new
+    ///   key signs at once.
+    /// - When the newest key is older than `every`, or of another algorithm than the policy's,
+    ///   a new key is created that signs after `publish_lead`; a key of the old algorithm
+    ///   that has not signed yet is dropped. Until the new key signs, the old one does.
+    /// - A key stops signing when a newer one starts (`superseded`) and is dropped
+    ///   `keep_after_superseded` later.
+    ///
+    /// Once a key exists, some key can always sign.
+    pub fn rotate(
+        &self,
+        now: Timestamp,
+        policy: &RotationPolicy,
+    ) -> Result<(SigningKeys, bool), KeyError> {
+        let mut keys: Vec<SigningKey> = self
+            .keys
+            .iter()
+            .filter(|k| k.parse().is_ok())
+            .cloned()
+            .collect();
+        newest_first(&mut keys);
+        let mut next = SigningKeys { keys };
+        if next.signer(now).is_none() {
+            let key = SigningKey::generate(policy.algorithm, now, now)?;
+            next.keys.insert(0, key);
+        } else if let Some(newest) = next.keys.first() {
+            let other_algorithm = newest.algorithm != policy.algorithm;
+            if other_algorithm || newest.created + policy.every <= now {
+                // A pending key of the old algorithm would sign for a moment only.
+                next.keys
+                    .retain(|k| k.signs_from <= now || k.algorithm == policy.algorithm);
+                let key = SigningKey::generate(policy.algorithm, now, now + policy.publish_lead)?;
+                next.keys.insert(0, key);
+            }
+        }
+        // Keys older than the signer were superseded when the next newer one started signing.
+        let signer = next
+            .keys
+            .iter()
+            .position(|k| k.signs_from <= now)
+            .expect("a key signs: one was added if none did");
+        for i in signer + 1..next.keys.len() {
+            let successor_start = next.keys[i - 1].signs_from;
+            let key = &mut next.keys[i];
+            if key.superseded.is_none() {
+                key.superseded = Some(successor_start);
+            }
+        }
+        next.keys.retain(|k| {
+            k.superseded
+                .is_none_or(|at| at + policy.keep_after_superseded > now)
+        });
+        let changed = next != *self;
+        Ok((next, changed))
+    }
+}
+
+/// Orders keys newest first: by when they sign, then by creation.
+fn newest_first(keys: &mut [SigningKey]) {
+    keys.sort_by(|a, b| (b.signs_from, b.created).cmp(&(a.signs_from, a.created)));
 }

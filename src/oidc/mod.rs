@@ -3,3 +3,4 @@
 //! I/O: the controller keeps the keys, the server answers the endpoints.
 
 pub mod keys;
+pub mod jws;
