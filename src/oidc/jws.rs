@@ -214,9 +214,376 @@ impl PreparedKeys {
                 ErrorKind::InvalidIssuer => KeyError::WrongIssuer,
                 ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => KeyError::WrongIssuer,
                 ErrorKind::MissingRequiredClaim(_) => KeyError::Expired,
-                ErrorKind::InvalidAlgorithm => KeyError::WrongAlgorithm(key.algorithm.as_str().into()),
+                ErrorKind::InvalidAlgorithm => {
+                    KeyError::WrongAlgorithm(key.algorithm.as_str().into())
+                }
                 ErrorKind::Json(e) => KeyError::Claims(e.to_string()),
                 other => KeyError::MalformedToken(format!("{other:?}")),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use jiff::SignedDuration;
+    use jsonwebtoken::jwk::Jwk;
+    use serde_json::Value;
+
+    use super::*;
+
+    const ISSUER: &str = "https://sso.example.com/oidc/team-a/okta";
+
+    fn keys(algorithm: SigningAlgorithm) -> SigningKeys {
+        let now = Timestamp::now();
+        SigningKeys {
+            keys: vec![SigningKey::generate(algorithm, now, now).unwrap()],
+        }
+    }
+
+    fn claims(issuer: &str, exp: Timestamp) -> Value {
+        json!({ "iss": issuer, "sub": "u-1", "aud": "kubectl", "exp": exp.as_second(), "iat": Timestamp::now().as_second() })
+    }
+
+    fn in_an_hour() -> Timestamp {
+        Timestamp::now() + SignedDuration::from_hours(1)
+    }
+
+    fn b64(value: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    /// A token with the given header and claims and a signature made elsewhere.
+    fn forged(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+        let message = format!("{}.{}", b64(header), b64(claims));
+        let signature = sign(message.as_bytes());
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn parts(token: &str) -> (Value, Value) {
+        let mut parts = token.split('.');
+        let mut next = || -> Value {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
+        };
+        (next(), next())
+    }
+
+    #[test]
+    fn tokens_round_trip_with_both_algorithms() {
+        for algorithm in [SigningAlgorithm::RS256, SigningAlgorithm::ES256] {
+            let keys = keys(algorithm);
+            let prepared = keys.prepared();
+            let sent = claims(ISSUER, in_an_hour());
+            let token = prepared.sign(Timestamp::now(), &sent).unwrap();
+            let (header, body) = parts(&token);
+            assert_eq!(
+                header,
+                json!({ "alg": algorithm.as_str(), "kid": keys.keys[0].kid, "typ": "JWT" })
+            );
+            assert_eq!(body, sent);
+            let received: Value = prepared.verify(&token, ISSUER).unwrap();
+            assert_eq!(received, sent);
+            // The convenience methods agree.
+            let again: Value = keys
+                .verify(&keys.sign(Timestamp::now(), &sent).unwrap(), ISSUER)
+                .unwrap();
+            assert_eq!(again, sent);
+        }
+    }
+
+    #[test]
+    fn the_published_jwk_verifies_tokens_with_another_implementation() {
+        for algorithm in [SigningAlgorithm::RS256, SigningAlgorithm::ES256] {
+            let keys = keys(algorithm);
+            let jwks = keys.jwks();
+            let published = &jwks["keys"][0];
+            assert_eq!(published["kid"], keys.keys[0].kid.as_str());
+            assert_eq!(published["use"], "sig");
+            assert_eq!(published["alg"], algorithm.as_str());
+            match algorithm {
+                SigningAlgorithm::RS256 => {
+                    assert_eq!(published["kty"], "RSA");
+                    assert_eq!(published["e"], "AQAB");
+                    let n = URL_SAFE_NO_PAD
+                        .decode(published["n"].as_str().unwrap())
+                        .unwrap();
+                    assert_eq!(n.len(), 256);
+                    assert_ne!(n[0], 0, "no leading zero byte");
+                }
+                SigningAlgorithm::ES256 => {
+                    assert_eq!(published["kty"], "EC");
+                    assert_eq!(published["crv"], "P-256");
+                    for coordinate in ["x", "y"] {
+                        let bytes = URL_SAFE_NO_PAD
+                            .decode(published[coordinate].as_str().unwrap())
+                            .unwrap();
+                        assert_eq!(bytes.len(), 32, "{coordinate}");
+                    }
+                }
+            }
+            let jwk: Jwk = serde_json::from_value(published.clone()).unwrap();
+            let key = DecodingKey::from_jwk(&jwk).unwrap();
+            let algorithm = match algorithm {
+                SigningAlgorithm::RS256 => Algorithm::RS256,
+                SigningAlgorithm::ES256 => Algorithm::ES256,
+            };
+            let mut validation = Validation::new(algorithm);
+            validation.set_audience(&["kubectl"]);
+            validation.set_issuer(&[ISSUER]);
+            let token = keys
+                .sign(Timestamp::now(), &claims(ISSUER, in_an_hour()))
+                .unwrap();
+            let data = jsonwebtoken::decode::<Value>(&token, &key, &validation).unwrap();
+            assert_eq!(data.header.kid.as_deref(), Some(keys.keys[0].kid.as_str()));
+            assert_eq!(data.claims["sub"], "u-1");
+        }
+    }
+
+    #[test]
+    fn every_key_is_published_but_only_the_signer_signs() {
+        let now = Timestamp::now();
+        let old = SigningKey::generate(SigningAlgorithm::ES256, now, now).unwrap();
+        let pending = SigningKey::generate(
+            SigningAlgorithm::ES256,
+            now,
+            now + SignedDuration::from_mins(10),
+        )
+        .unwrap();
+        let keys = SigningKeys {
+            keys: vec![pending.clone(), old.clone()],
+        };
+        let prepared = keys.prepared();
+        let kids: Vec<&str> = prepared.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [pending.kid.as_str(), old.kid.as_str()]);
+        assert_eq!(prepared.signer_kid(now), Some(old.kid.as_str()));
+        let later = now + SignedDuration::from_mins(10);
+        assert_eq!(prepared.signer_kid(later), Some(pending.kid.as_str()));
+        let token = prepared.sign(later, &claims(ISSUER, in_an_hour())).unwrap();
+        assert_eq!(parts(&token).0["kid"], pending.kid.as_str());
+        // A token of the old key still verifies.
+        let token = prepared.sign(now, &claims(ISSUER, in_an_hour())).unwrap();
+        prepared.verify::<Value>(&token, ISSUER).unwrap();
+        // Nothing signs before the first key.
+        let early = now - SignedDuration::from_secs(1);
+        assert!(matches!(
+            prepared.sign(early, &claims(ISSUER, in_an_hour())),
+            Err(KeyError::NoSigner)
+        ));
+    }
+
+    #[test]
+    fn verify_refuses_alg_none() {
+        let keys = keys(SigningAlgorithm::RS256);
+        let kid = &keys.keys[0].kid;
+        let body = claims(ISSUER, in_an_hour());
+        for alg in ["none", "None", "NONE"] {
+            let token = format!(
+                "{}.{}.",
+                b64(&json!({ "alg": alg, "kid": kid })),
+                b64(&body)
+            );
+            let refused = keys.verify::<Value>(&token, ISSUER);
+            assert!(
+                matches!(refused, Err(KeyError::WrongAlgorithm(_))),
+                "{alg}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_refuses_hs256_made_with_the_public_key() {
+        let keys = keys(SigningAlgorithm::RS256);
+        let kid = &keys.keys[0].kid;
+        let jwks = keys.jwks();
+        let public = &jwks["keys"][0];
+        let n = URL_SAFE_NO_PAD
+            .decode(public["n"].as_str().unwrap())
+            .unwrap();
+        for secret in [public.to_string().into_bytes(), n] {
+            let token = forged(
+                &json!({ "alg": "HS256", "kid": kid, "typ": "JWT" }),
+                &claims(ISSUER, in_an_hour()),
+                |message| {
+                    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
+                    aws_lc_rs::hmac::sign(&key, message).as_ref().to_vec()
+                },
+            );
+            let refused = keys.verify::<Value>(&token, ISSUER);
+            assert!(
+                matches!(refused, Err(KeyError::WrongAlgorithm(ref a)) if a == "HS256"),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_refuses_an_unknown_kid_or_none() {
+        let ours = keys(SigningAlgorithm::ES256);
+        let theirs = keys(SigningAlgorithm::ES256);
+        let token = theirs
+            .sign(Timestamp::now(), &claims(ISSUER, in_an_hour()))
+            .unwrap();
+        assert!(matches!(
+            ours.verify::<Value>(&token, ISSUER),
+            Err(KeyError::UnknownKey)
+        ));
+        // Their token under our kid: the signature does not verify.
+        let (_, body) = parts(&token);
+        let signature = token.rsplit('.').next().unwrap();
+        let header = json!({ "alg": "ES256", "kid": ours.keys[0].kid, "typ": "JWT" });
+        let swapped = format!("{}.{}.{signature}", b64(&header), b64(&body));
+        assert!(matches!(
+            ours.verify::<Value>(&swapped, ISSUER),
+            Err(KeyError::BadSignature)
+        ));
+        // No kid at all.
+        let header = json!({ "alg": "ES256", "typ": "JWT" });
+        let no_kid = format!("{}.{}.{signature}", b64(&header), b64(&body));
+        assert!(matches!(
+            ours.verify::<Value>(&no_kid, ISSUER),
+            Err(KeyError::UnknownKey)
+        ));
+    }
+
+    #[test]
+    fn verify_refuses_an_algorithm_that_is_not_the_keys() {
+        let rsa = keys(SigningAlgorithm::RS256);
+        let ec = keys(SigningAlgorithm::ES256);
+        let ec_pair = ec.keys[0].parse().unwrap();
+        let ParsedPair::Ec(pair) = ec_pair.pair else {
+            panic!("an EC key")
+        };
+        // ES256 under the RSA key's kid.
+        let token = forged(
+            &json!({ "alg": "ES256", "kid": rsa.keys[0].kid, "typ": "JWT" }),
+            &claims(ISSUER, in_an_hour()),
+            |message| {
+                pair.sign(&SystemRandom::new(), message)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            },
+        );
+        let refused = rsa.verify::<Value>(&token, ISSUER);
+        assert!(
+            matches!(refused, Err(KeyError::WrongAlgorithm(ref a)) if a == "ES256"),
+            "{refused:?}"
+        );
+        // RS384 under the right kid.
+        let mut header = parts(&rsa.sign(Timestamp::now(), &json!({})).unwrap()).0;
+        header["alg"] = json!("RS384");
+        let token = forged(&header, &claims(ISSUER, in_an_hour()), |_| vec![0; 256]);
+        assert!(matches!(
+            rsa.verify::<Value>(&token, ISSUER),
+            Err(KeyError::WrongAlgorithm(_))
+        ));
+    }
+
+    #[test]
+    fn verify_refuses_another_issuer_an_expired_token_and_tampering() {
+        let keys = keys(SigningAlgorithm::ES256);
+        let now = Timestamp::now();
+        let other = keys
+            .sign(now, &claims("https://evil.example.com", in_an_hour()))
+            .unwrap();
+        assert!(matches!(
+            keys.verify::<Value>(&other, ISSUER),
+            Err(KeyError::WrongIssuer)
+        ));
+        let no_iss = keys
+            .sign(now, &json!({ "exp": in_an_hour().as_second() }))
+            .unwrap();
+        assert!(matches!(
+            keys.verify::<Value>(&no_iss, ISSUER),
+            Err(KeyError::WrongIssuer)
+        ));
+        let expired = keys
+            .sign(now, &claims(ISSUER, now - SignedDuration::from_secs(1)))
+            .unwrap();
+        assert!(matches!(
+            keys.verify::<Value>(&expired, ISSUER),
+            Err(KeyError::Expired)
+        ));
+        let no_exp = keys.sign(now, &json!({ "iss": ISSUER })).unwrap();
+        assert!(matches!(
+            keys.verify::<Value>(&no_exp, ISSUER),
+            Err(KeyError::Expired)
+        ));
+        // Claims changed after signing.
+        let token = keys.sign(now, &claims(ISSUER, in_an_hour())).unwrap();
+        let (header, mut body) = parts(&token);
+        body["sub"] = json!("admin");
+        let signature = token.rsplit('.').next().unwrap();
+        let tampered = format!("{}.{}.{signature}", b64(&header), b64(&body));
+        assert!(matches!(
+            keys.verify::<Value>(&tampered, ISSUER),
+            Err(KeyError::BadSignature)
+        ));
+        // Not a JWS at all.
+        for garbage in ["", "a.b", "a.b.c.d", "!!.e30.", "e30.e30.e30"] {
+            assert!(keys.verify::<Value>(garbage, ISSUER).is_err(), "{garbage}");
+        }
+    }
+
+    /// Prints the cost of one signature: run with `--nocapture` to see it.
+    #[test]
+    fn sign_time_rs256_and_es256() {
+        for (algorithm, rounds) in [
+            (SigningAlgorithm::RS256, 200),
+            (SigningAlgorithm::ES256, 2000),
+        ] {
+            let keys = keys(algorithm);
+            let body = claims(ISSUER, in_an_hour());
+            let now = Timestamp::now();
+            let prepared = keys.prepared();
+            let start = Instant::now();
+            for _ in 0..rounds {
+                prepared.sign(now, &body).unwrap();
+            }
+            let per_prepared = start.elapsed() / rounds;
+            // jsonwebtoken with a key parsed once still parses the key pair per signature.
+            let (encoding, jwt_algorithm) = match algorithm {
+                SigningAlgorithm::RS256 => (
+                    jsonwebtoken::EncodingKey::from_rsa_pem(
+                        keys.keys[0].private_key_pem.as_bytes(),
+                    ),
+                    Algorithm::RS256,
+                ),
+                SigningAlgorithm::ES256 => (
+                    jsonwebtoken::EncodingKey::from_ec_pem(keys.keys[0].private_key_pem.as_bytes()),
+                    Algorithm::ES256,
+                ),
+            };
+            let encoding = encoding.unwrap();
+            let header = jsonwebtoken::Header::new(jwt_algorithm);
+            let start = Instant::now();
+            for _ in 0..rounds {
+                jsonwebtoken::encode(&header, &body, &encoding).unwrap();
+            }
+            let per_encoding_key = start.elapsed() / rounds;
+            let start = Instant::now();
+            for _ in 0..rounds / 10 {
+                keys.sign(now, &body).unwrap();
+            }
+            let per_unprepared = start.elapsed() / (rounds / 10);
+            let verify_rounds = rounds;
+            let token = prepared.sign(now, &body).unwrap();
+            let start = Instant::now();
+            for _ in 0..verify_rounds {
+                prepared.verify::<Value>(&token, ISSUER).unwrap();
+            }
+            let per_verify = start.elapsed() / verify_rounds;
+            println!(
+                "{}: sign {per_prepared:?} prepared, {per_encoding_key:?} with a jsonwebtoken EncodingKey, \
+                 {per_unprepared:?} parsing the PEM each time; verify {per_verify:?}",
+                algorithm.as_str()
+            );
+        }
     }
 }

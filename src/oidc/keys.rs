@@ -101,7 +101,9 @@ pub enum KeyError {
     #[error("could not generate an OIDC signing key: {0}")]
     Generate(String),
     /// A stored key cannot be used; rotation drops it.
-    #[error("OIDC signing key {kid:?} is malformed ({reason}); it is dropped and a new key replaces it")]
+    #[error(
+        "OIDC signing key {kid:?} is malformed ({reason}); it is dropped and a new key replaces it"
+    )]
     Malformed {
         /// The key's `kid`.
         kid: String,
@@ -149,8 +151,9 @@ impl SigningKey {
             SigningAlgorithm::RS256 => {
                 let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                     .map_err(|e| KeyError::Generate(e.to_string()))?;
-                let der: Pkcs8V1Der<'static> =
-                    pair.as_der().map_err(|e| KeyError::Generate(e.to_string()))?;
+                let der: Pkcs8V1Der<'static> = pair
+                    .as_der()
+                    .map_err(|e| KeyError::Generate(e.to_string()))?;
                 der.as_ref().to_vec()
             }
             SigningAlgorithm::ES256 => {
@@ -363,4 +366,236 @@ impl SigningKeys {
 /// Orders keys newest first: by when they sign, then by creation.
 fn newest_first(keys: &mut [SigningKey]) {
     keys.sort_by(|a, b| (b.signs_from, b.created).cmp(&(a.signs_from, a.created)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap() + SignedDuration::from_mins(minutes)
+    }
+
+    fn policy(algorithm: SigningAlgorithm) -> RotationPolicy {
+        RotationPolicy {
+            algorithm,
+            every: SignedDuration::from_hours(1),
+            publish_lead: DEFAULT_PUBLISH_LEAD,
+            keep_after_superseded: SignedDuration::from_hours(24),
+        }
+    }
+
+    fn rotated(keys: &SigningKeys, now: Timestamp, policy: &RotationPolicy) -> SigningKeys {
+        keys.rotate(now, policy).unwrap().0
+    }
+
+    #[test]
+    fn the_first_key_signs_at_once() {
+        let p = policy(SigningAlgorithm::ES256);
+        let (keys, changed) = SigningKeys::default().rotate(at(0), &p).unwrap();
+        assert!(changed);
+        assert_eq!(keys.keys.len(), 1);
+        let key = &keys.keys[0];
+        assert_eq!(key.algorithm, SigningAlgorithm::ES256);
+        assert_eq!(
+            (key.created, key.signs_from, key.superseded),
+            (at(0), at(0), None)
+        );
+        assert_eq!(keys.signer(at(0)).unwrap().kid, key.kid);
+        assert!(keys.malformed().is_empty());
+        // Nothing to do a minute later.
+        let (again, changed) = keys.rotate(at(1), &p).unwrap();
+        assert!(!changed);
+        assert_eq!(again, keys);
+    }
+
+    #[test]
+    fn rsa_keys_are_2048_bits_and_named_by_their_thumbprint() {
+        let key = SigningKey::generate(SigningAlgorithm::RS256, at(0), at(0)).unwrap();
+        assert!(
+            key.private_key_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----\n")
+        );
+        let parsed = key.parse().unwrap();
+        let PublicJwk::Rsa { n, e } = &parsed.jwk else {
+            panic!("an RSA key")
+        };
+        assert_eq!(n.len(), 256);
+        assert_ne!(n[0], 0);
+        assert_eq!(e, &[1, 0, 1]);
+        assert_eq!(key.kid, parsed.thumbprint());
+        // base64url of a SHA-256.
+        assert_eq!(key.kid.len(), 43);
+    }
+
+    #[test]
+    fn the_thumbprint_follows_rfc_7638() {
+        // RFC 7638 §3.1: the example RSA key and its thumbprint.
+        let n = URL_SAFE_NO_PAD
+            .decode(
+                "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            )
+            .unwrap();
+        let parsed = ParsedKey {
+            pair: ParsedPair::Ec(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()),
+            jwk: PublicJwk::Rsa {
+                n,
+                e: vec![1, 0, 1],
+            },
+        };
+        assert_eq!(
+            parsed.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn a_new_key_is_published_before_it_signs_and_the_old_one_is_kept_for_its_tokens() {
+        let p = policy(SigningAlgorithm::ES256);
+        let first = rotated(&SigningKeys::default(), at(0), &p);
+        let old = first.keys[0].kid.clone();
+        // Before `every`: nothing.
+        assert_eq!(rotated(&first, at(59), &p), first);
+        // After: a second key, published but not signing yet.
+        let (second, changed) = first.rotate(at(60), &p).unwrap();
+        assert!(changed);
+        assert_eq!(second.keys.len(), 2);
+        let new = second.keys[0].clone();
+        assert_ne!(new.kid, old);
+        assert_eq!(new.created, at(60));
+        assert_eq!(new.signs_from, at(70));
+        assert_eq!(second.signer(at(69)).unwrap().kid, old);
+        assert_eq!(second.keys[1].superseded, None);
+        // Once the new key signs, the old one is superseded from that moment.
+        let third = rotated(&second, at(75), &p);
+        assert_eq!(third.signer(at(75)).unwrap().kid, new.kid);
+        assert_eq!(third.keys[1].kid, old);
+        assert_eq!(third.keys[1].superseded, Some(at(70)));
+        // It stays published for `keep_after_superseded`, then goes.
+        let p = RotationPolicy {
+            every: SignedDuration::from_hours(1000),
+            ..p
+        };
+        let kept = rotated(&third, at(70 + 24 * 60 - 1), &p);
+        assert_eq!(kept.keys.len(), 2);
+        let dropped = rotated(&kept, at(70 + 24 * 60), &p);
+        assert_eq!(dropped.keys.len(), 1);
+        assert_eq!(dropped.keys[0].kid, new.kid);
+    }
+
+    #[test]
+    fn a_changed_algorithm_rotates_without_waiting_for_every() {
+        let es = policy(SigningAlgorithm::ES256);
+        let rs = policy(SigningAlgorithm::RS256);
+        let first = rotated(&SigningKeys::default(), at(0), &es);
+        let es_kid = first.keys[0].kid.clone();
+        let second = rotated(&first, at(5), &rs);
+        assert_eq!(second.keys.len(), 2);
+        assert_eq!(second.keys[0].algorithm, SigningAlgorithm::RS256);
+        assert_eq!(second.keys[0].signs_from, at(15));
+        // The old key signs until the new one is known to relying parties.
+        assert_eq!(second.signer(at(14)).unwrap().kid, es_kid);
+        assert_eq!(
+            second.signer(at(15)).unwrap().algorithm,
+            SigningAlgorithm::RS256
+        );
+        // Changed back before the RS256 key signed: that key goes, an ES256 one comes.
+        let third = rotated(&second, at(8), &es);
+        assert_eq!(third.keys.len(), 2);
+        assert_eq!(third.keys[0].algorithm, SigningAlgorithm::ES256);
+        assert_eq!(third.keys[0].signs_from, at(18));
+        assert_eq!(third.keys[1].kid, es_kid);
+    }
+
+    #[test]
+    fn some_key_always_signs_once_the_first_exists() {
+        let p = policy(SigningAlgorithm::ES256);
+        let mut keys = rotated(&SigningKeys::default(), at(0), &p);
+        let mut most = 0;
+        // Three days in 7-minute steps, switching the algorithm once a day.
+        for step in 1..=(3 * 24 * 60 / 7) {
+            let now = at(step * 7);
+            let algorithm = if (step * 7 / (24 * 60)) % 2 == 0 {
+                SigningAlgorithm::ES256
+            } else {
+                SigningAlgorithm::RS256
+            };
+            let p = RotationPolicy { algorithm, ..p };
+            keys = rotated(&keys, now, &p);
+            assert!(keys.signer(now).is_some(), "no signer at step {step}");
+            let signer = keys.signer(now).unwrap();
+            assert_eq!(signer.superseded, None);
+            most = most.max(keys.keys.len());
+        }
+        // One key an hour, each kept a day after it stopped signing.
+        assert!(most <= 27, "{most} keys");
+    }
+
+    #[test]
+    fn a_malformed_key_is_reported_and_dropped_and_a_new_key_signs_at_once() {
+        let p = policy(SigningAlgorithm::ES256);
+        let good = rotated(&SigningKeys::default(), at(0), &p);
+        let mut broken = good.clone();
+        broken.keys[0].private_key_pem =
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into();
+        let mut wrong_algorithm = good.keys[0].clone();
+        wrong_algorithm.kid = "rsa-but-ec".into();
+        wrong_algorithm.algorithm = SigningAlgorithm::RS256;
+        wrong_algorithm.signs_from = at(-10);
+        broken.keys.push(wrong_algorithm);
+        let errors = broken.malformed();
+        assert_eq!(errors.len(), 2);
+        assert!(
+            matches!(&errors[0], KeyError::Malformed { kid, .. } if *kid == good.keys[0].kid),
+            "{errors:?}"
+        );
+        assert!(
+            matches!(&errors[1], KeyError::Malformed { kid, .. } if kid == "rsa-but-ec"),
+            "{errors:?}"
+        );
+        assert!(errors[0].to_string().contains("malformed"));
+        let (fixed, changed) = broken.rotate(at(5), &p).unwrap();
+        assert!(changed);
+        assert_eq!(fixed.keys.len(), 1);
+        assert_ne!(fixed.keys[0].kid, good.keys[0].kid);
+        assert_eq!(fixed.signer(at(5)).unwrap().signs_from, at(5));
+        assert!(fixed.malformed().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_newer_key_leaves_the_older_one_signing() {
+        let p = policy(SigningAlgorithm::ES256);
+        let first = rotated(&SigningKeys::default(), at(0), &p);
+        let mut second = rotated(&first, at(60), &p);
+        second.keys[0].private_key_pem = "garbage".into();
+        let third = rotated(&second, at(61), &p);
+        // The broken pending key is gone; the old key signs; a new one is on its way again.
+        assert_eq!(third.signer(at(61)).unwrap().kid, first.keys[0].kid);
+        assert_eq!(third.keys.len(), 2);
+        assert_eq!(third.keys[0].signs_from, at(71));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_private_key() {
+        let key = SigningKey::generate(SigningAlgorithm::ES256, at(0), at(0)).unwrap();
+        let shown = format!(
+            "{key:?} {:?}",
+            SigningKeys {
+                keys: vec![key.clone()]
+            }
+        );
+        assert!(!shown.contains("PRIVATE"));
+        assert!(shown.contains(&key.kid));
+    }
+
+    #[test]
+    fn keys_round_trip_through_json() {
+        let p = policy(SigningAlgorithm::ES256);
+        let keys = rotated(&SigningKeys::default(), at(0), &p);
+        let json = serde_json::to_value(&keys).unwrap();
+        assert!(json["keys"][0]["signsFrom"].is_string());
+        assert!(json["keys"][0].get("superseded").is_none());
+        let back: SigningKeys = serde_json::from_value(json).unwrap();
+        assert_eq!(back, keys);
+    }
 }

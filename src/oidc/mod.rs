@@ -2,5 +2,5 @@
 //! the JWKS document, the protocol's checks (redirect URIs, PKCE, scopes) and its claims. No
 //! I/O: the controller keeps the keys, the server answers the endpoints.
 
-pub mod keys;
 pub mod jws;
+pub mod keys;
