@@ -50,7 +50,7 @@ impl SigningKeys {
     /// drops them; [`SigningKeys::malformed`] says why).
     pub fn prepared(&self) -> PreparedKeys {
         let mut keys: Vec<PreparedKey> = self.keys.iter().filter_map(prepare).collect();
-        keys.sort_by(|a, b| (b.signs_from, b.created).cmp(&(a.signs_from, a.created)));
+        keys.sort_by_key(|k| std::cmp::Reverse((k.signs_from, k.created)));
         let jwks = json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() });
         PreparedKeys { keys, jwks }
     }
@@ -267,6 +267,12 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
         };
         (next(), next())
+    }
+
+    #[test]
+    fn prepared_keys_can_be_shared_between_requests() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<PreparedKeys>();
     }
 
     #[test]

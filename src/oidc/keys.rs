@@ -365,7 +365,7 @@ impl SigningKeys {
 
 /// Orders keys newest first: by when they sign, then by creation.
 fn newest_first(keys: &mut [SigningKey]) {
-    keys.sort_by(|a, b| (b.signs_from, b.created).cmp(&(a.signs_from, a.created)));
+    keys.sort_by_key(|k| std::cmp::Reverse((k.signs_from, k.created)));
 }
 
 #[cfg(test)]
