@@ -3,7 +3,10 @@
 //!
 //! Parsing a private key costs more than a signature, so the server keeps a [`PreparedKeys`]
 //! per configuration version and signs with it; the methods on [`SigningKeys`] prepare the keys
-//! on every call and suit rare uses.
+//! on every call and suit rare uses. Signing uses AWS-LC's key pairs directly: `jsonwebtoken`
+//! parses and checks an RSA key again for every signature, even from a cached `EncodingKey`
+//! (several times slower; the `sign_time_rs256_and_es256` test prints both). Verification, the
+//! rarer path, is `jsonwebtoken`'s.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::RSA_PKCS1_SHA256;
@@ -120,6 +123,8 @@ struct Header {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
 }
 
 impl PreparedKeys {
@@ -173,20 +178,25 @@ impl PreparedKeys {
     /// must be that key's algorithm (never `none`, never HMAC), the signature must verify, `iss`
     /// must equal `issuer` and `exp` must not have passed. The audience is the caller's to check.
     pub fn verify<C: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<C, KeyError> {
-        let header = token
-            .split('.')
-            .next()
-            .ok_or_else(|| KeyError::MalformedToken("no header".into()))?;
-        if token.split('.').count() != 3 {
+        let mut parts = token.split('.');
+        let (Some(header), Some(_), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(KeyError::MalformedToken(
                 "not a compact JWS of three parts".into(),
             ));
-        }
+        };
         let header = URL_SAFE_NO_PAD
             .decode(header)
             .map_err(|e| KeyError::MalformedToken(format!("header: {e}")))?;
         let header: Header = serde_json::from_slice(&header)
             .map_err(|e| KeyError::MalformedToken(format!("header: {e}")))?;
+        if header.crit.is_some() {
+            // We never set critical extensions, so a token with them is not ours.
+            return Err(KeyError::MalformedToken(
+                "critical header extensions".into(),
+            ));
+        }
         let kid = header.kid.ok_or(KeyError::UnknownKey)?;
         let key = self
             .keys
@@ -532,6 +542,12 @@ mod tests {
             Err(KeyError::BadSignature)
         ));
         // Not a JWS at all.
+        let crit = json!({ "alg": "ES256", "kid": keys.keys[0].kid, "crit": ["exp"], "exp": 1 });
+        let signed_crit = forged(&crit, &claims(ISSUER, in_an_hour()), |_| vec![0; 64]);
+        assert!(matches!(
+            keys.verify::<Value>(&signed_crit, ISSUER),
+            Err(KeyError::MalformedToken(_))
+        ));
         for garbage in ["", "a.b", "a.b.c.d", "!!.e30.", "e30.e30.e30"] {
             assert!(keys.verify::<Value>(garbage, ISSUER).is_err(), "{garbage}");
         }

@@ -55,16 +55,16 @@ impl Scopes {
 /// may not use; `openid` is kept whenever it was requested, since it is the protocol itself.
 /// The caller refuses a request whose grant lacks `openid`.
 ///
-/// Also narrows a refresh: `granted(requested, original.iter())` keeps only what the original
-/// grant had.
-pub fn granted<'a>(requested: &Scopes, allowed: impl IntoIterator<Item = &'a str>) -> Scopes {
-    let allowed: Vec<&str> = allowed.into_iter().collect();
+/// Also narrows a refresh: `granted(&requested, original.iter())` keeps only what the
+/// original grant had.
+pub fn granted<S: AsRef<str>>(requested: &Scopes, allowed: impl IntoIterator<Item = S>) -> Scopes {
+    let allowed: Vec<S> = allowed.into_iter().collect();
+    let allowed = |scope: &str| scope == OPENID || allowed.iter().any(|a| a.as_ref() == scope);
     Scopes(
         requested
             .0
             .iter()
-            .filter(|s| SUPPORTED.contains(&s.as_str()))
-            .filter(|s| *s == OPENID || allowed.contains(&s.as_str()))
+            .filter(|s| SUPPORTED.contains(&s.as_str()) && allowed(s))
             .cloned()
             .collect(),
     )
@@ -140,6 +140,13 @@ mod tests {
         let without = granted(&Scopes::parse("email"), SUPPORTED);
         assert!(!without.contains(OPENID));
         assert_eq!(without.to_string(), "email");
+    }
+
+    #[test]
+    fn a_clients_configured_scopes_serve_as_allowed() {
+        let configured: Vec<String> = vec!["openid".into(), "groups".into()];
+        let got = granted(&Scopes::parse("openid groups email"), &configured);
+        assert_eq!(got.to_string(), "openid groups");
     }
 
     #[test]
