@@ -2,4 +2,10 @@
 //! the JWKS document, the protocol's checks (redirect URIs, PKCE, scopes) and its claims. No
 //! I/O: the controller keeps the keys, the server answers the endpoints.
 
+pub mod claims;
+pub mod discovery;
+pub mod jws;
 pub mod keys;
+pub mod pkce;
+pub mod redirect;
+pub mod scope;
