@@ -98,11 +98,15 @@ async fn kubeconfig_text(args: &KubeconfigArgs) -> anyhow::Result<String> {
         )
     })?;
     let status = oidc_client.status.clone().unwrap_or_default();
-    let (Some(issuer), Some(client_id)) = (status.issuer_url.as_deref(), status.client_id.as_deref())
+    let (Some(issuer), Some(client_id)) =
+        (status.issuer_url.as_deref(), status.client_id.as_deref())
     else {
         anyhow::bail!(
             "OidcClient {}/{} has no issuer URL in its status yet: check `kubectl describe oidcclient {} -n {}`",
-            args.namespace, args.oidc_client, args.oidc_client, args.namespace
+            args.namespace,
+            args.oidc_client,
+            args.oidc_client,
+            args.namespace
         );
     };
     if args.api_server {
@@ -123,7 +127,8 @@ async fn kubeconfig_text(args: &KubeconfigArgs) -> anyhow::Result<String> {
     if !oidc_client.spec.public {
         anyhow::bail!(
             "OidcClient {}/{} is confidential: kubectl runs on people's machines, where a client secret is no secret. Use an OidcClient with spec.public: true",
-            args.namespace, args.oidc_client
+            args.namespace,
+            args.oidc_client
         );
     }
     let ca = args

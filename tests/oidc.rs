@@ -111,7 +111,12 @@ impl Bed {
 
     /// A whole authorization-code sign-in of Ada through SAML for `client_id`; returns the
     /// code and the session cookie (`name=value`).
-    async fn sign_in(&self, client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -> (String, String) {
+    async fn sign_in(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        extra: &[(&str, &str)],
+    ) -> (String, String) {
         let mut query = vec![
             ("response_type", "code"),
             ("client_id", client_id),
@@ -122,9 +127,17 @@ impl Bed {
         ];
         query.extend_from_slice(extra);
         let r = self.authorize(&query, None).await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
         let to_login = location(&r);
-        assert!(to_login.starts_with(&format!("/saml/{}/okta/login?redirect=", self.sso.ns.name)), "{to_login}");
+        assert!(
+            to_login.starts_with(&format!("/saml/{}/okta/login?redirect=", self.sso.ns.name)),
+            "{to_login}"
+        );
         let back = reqwest::Url::parse(&format!("http://x{to_login}"))
             .unwrap()
             .query_pairs()
@@ -133,7 +146,9 @@ impl Bed {
             .1
             .into_owned();
         let (relay, login_cookie) = self.sso.login(Some(&back)).await;
-        let response = self.sso.response(Some(&relay), "ada@example.com", json!({}));
+        let response = self
+            .sso
+            .response(Some(&relay), "ada@example.com", json!({}));
         let answer = self
             .sso
             .post_acs(
@@ -168,7 +183,9 @@ impl Bed {
         let q: HashMap<String, String> = to_app.query_pairs().into_owned().collect();
         assert_eq!(q.get("state").map(String::as_str), Some("st-1"));
         assert_eq!(q.get("iss"), Some(&self.issuer()));
-        q.get("code").unwrap_or_else(|| panic!("no code: {to_app}")).clone()
+        q.get("code")
+            .unwrap_or_else(|| panic!("no code: {to_app}"))
+            .clone()
     }
 
     async fn authorize(&self, query: &[(&str, &str)], session: Option<&str>) -> reqwest::Response {
@@ -273,9 +290,13 @@ async fn apply_client(sso: &Sso, name: &str, spec: Value) {
         "apiVersion": "sso-operator.dev/v1alpha1", "kind": "OidcClient",
         "metadata": { "name": name }, "spec": spec,
     });
-    api.patch(name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&object))
-        .await
-        .unwrap_or_else(|e| panic!("OidcClient {name}: {e}"));
+    api.patch(
+        name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("OidcClient {name}: {e}"));
 }
 
 /// The `clientSecret` of the operator's Secret `name`, once written.
@@ -321,7 +342,10 @@ async fn a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate(d
     let discovery: Value = r.json().await.unwrap();
     assert_eq!(discovery["issuer"], bed.issuer());
     assert_eq!(discovery["jwks_uri"], format!("{}/jwks", bed.issuer()));
-    assert_eq!(discovery["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
     assert_eq!(
         discovery["device_authorization_endpoint"],
         format!("{}/device/authorize", bed.issuer())
@@ -339,8 +363,14 @@ async fn a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate(d
     let (status, tokens) = bed.redeem(&code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
-    let id = bed.verified(tokens["id_token"].as_str().unwrap(), "argocd").await;
-    assert_eq!(id["sub"], bed.ada.as_str(), "sub is the user's ID in this IdentityProvider");
+    let id = bed
+        .verified(tokens["id_token"].as_str().unwrap(), "argocd")
+        .await;
+    assert_eq!(
+        id["sub"],
+        bed.ada.as_str(),
+        "sub is the user's ID in this IdentityProvider"
+    );
     assert_eq!(id["email"], "ada@example.com");
     assert_eq!(id["email_verified"], true);
     assert_eq!(id["nonce"], "n-1");
@@ -354,9 +384,18 @@ async fn a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate(d
 
     // The code again: refused, and what it issued is revoked.
     let (status, again) = bed.redeem(&code).await;
-    assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(bed.refresh(&first_refresh).await.1["error"], "invalid_grant");
-    assert_eq!(bed.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        bed.refresh(&first_refresh).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        bed.userinfo(access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Refresh tokens rotate; a used one ends the whole family.
     let (code, session) = bed.sign_in("argocd", APP_CALLBACK, &[]).await;
@@ -366,26 +405,44 @@ async fn a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate(d
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let r2 = refreshed["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
-    bed.verified(refreshed["id_token"].as_str().unwrap(), "argocd").await;
+    bed.verified(refreshed["id_token"].as_str().unwrap(), "argocd")
+        .await;
     assert_eq!(bed.refresh(&r1).await.1["error"], "invalid_grant");
-    assert_eq!(bed.refresh(&r2).await.1["error"], "invalid_grant", "the family ended");
+    assert_eq!(
+        bed.refresh(&r2).await.1["error"],
+        "invalid_grant",
+        "the family ended"
+    );
 
     // With a session, a new sign-in needs no SAML round trip; SCIM deactivation ends refresh.
     let r = bed
         .authorize(
-            &[("response_type", "code"), ("client_id", "argocd"), ("redirect_uri", APP_CALLBACK),
-              ("scope", "openid offline_access"), ("state", "st-1")],
+            &[
+                ("response_type", "code"),
+                ("client_id", "argocd"),
+                ("redirect_uri", APP_CALLBACK),
+                ("scope", "openid offline_access"),
+                ("state", "st-1"),
+            ],
             Some(&session),
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let code = reqwest::Url::parse(&location(&r)).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let code = reqwest::Url::parse(&location(&r))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let (_, tokens) = bed.redeem(&code).await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     bed.sso.set_active(&bed.scim_token, &bed.ada, false).await;
     assert_eq!(bed.refresh(&refresh).await.1["error"], "invalid_grant");
     assert_eq!(
-        bed.userinfo(tokens["access_token"].as_str().unwrap()).await.status(),
+        bed.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
 
@@ -396,7 +453,8 @@ async fn a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate(d
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
-    bed.sso.assert_log_holds_none_of(&[&bed.argocd_secret, &refresh, &code, access]);
+    bed.sso
+        .assert_log_holds_none_of(&[&bed.argocd_secret, &refresh, &code, access]);
 }
 
 support::on_each_database!(a_confidential_client_signs_in_through_saml_and_refresh_tokens_rotate);
@@ -405,10 +463,20 @@ support::on_each_database!(a_confidential_client_signs_in_through_saml_and_refre
 async fn bad_clients_redirects_verifiers_and_forged_tokens_are_refused_clearly() {
     let bed = Bed::start("oidc-bad", &support::sqlite_url("oidc-bad")).await;
     let query = |client: &'static str, redirect: &'static str| {
-        vec![("response_type", "code"), ("client_id", client), ("redirect_uri", redirect), ("scope", "openid"), ("state", "st-1")]
+        vec![
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            ("state", "st-1"),
+        ]
     };
     // An unknown client or redirect URI: a page, never a redirect.
-    for (client, redirect) in [("argocd", "https://evil.example/cb"), ("nobody", APP_CALLBACK), ("argocd", "https://app.example.test/oauth2/callback/x")] {
+    for (client, redirect) in [
+        ("argocd", "https://evil.example/cb"),
+        ("nobody", APP_CALLBACK),
+        ("argocd", "https://app.example.test/oauth2/callback/x"),
+    ] {
         let r = bed.authorize(&query(client, redirect), None).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{client} {redirect}");
         assert!(r.headers().get(LOCATION).is_none());
@@ -417,27 +485,53 @@ async fn bad_clients_redirects_verifiers_and_forged_tokens_are_refused_clearly()
     let mut q = query("argocd", APP_CALLBACK);
     q[0] = ("response_type", "token");
     let r = bed.authorize(&q, None).await;
-    assert!(location(&r).starts_with(&format!("{APP_CALLBACK}?error=unsupported_response_type")), "{}", location(&r));
-    let r = bed.authorize(&query("kubectl", "http://127.0.0.1:38123/cb"), None).await;
+    assert!(
+        location(&r).starts_with(&format!("{APP_CALLBACK}?error=unsupported_response_type")),
+        "{}",
+        location(&r)
+    );
+    let r = bed
+        .authorize(&query("kubectl", "http://127.0.0.1:38123/cb"), None)
+        .await;
     let loc = location(&r);
-    assert!(loc.starts_with("http://127.0.0.1:38123/cb?error=invalid_request"), "a public client must use PKCE: {loc}");
+    assert!(
+        loc.starts_with("http://127.0.0.1:38123/cb?error=invalid_request"),
+        "a public client must use PKCE: {loc}"
+    );
 
     // PKCE: loopback with any port; missing or wrong verifier refused, the right one accepted.
     let (verifier, challenge) = pkce_pair();
     let redirect = "http://127.0.0.1:38123/";
     for sent in [None, Some("x".repeat(43)), Some(verifier.clone())] {
         let (code, _) = bed
-            .sign_in("kubectl", redirect, &[("code_challenge", &challenge), ("code_challenge_method", "S256")])
+            .sign_in(
+                "kubectl",
+                redirect,
+                &[
+                    ("code_challenge", &challenge),
+                    ("code_challenge_method", "S256"),
+                ],
+            )
             .await;
-        let mut form = vec![("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", redirect), ("client_id", "kubectl")];
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("client_id", "kubectl"),
+        ];
         if let Some(v) = &sent {
             form.push(("code_verifier", v));
         }
         let (status, body) = bed.token(&form).await;
         if sent.as_deref() == Some(verifier.as_str()) {
             assert_eq!(status, StatusCode::OK, "{body}");
-            let id = bed.verified(body["id_token"].as_str().unwrap(), "kubectl").await;
-            assert_eq!(id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap(), 300);
+            let id = bed
+                .verified(body["id_token"].as_str().unwrap(), "kubectl")
+                .await;
+            assert_eq!(
+                id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap(),
+                300
+            );
         } else {
             assert_eq!(body["error"], "invalid_grant", "{sent:?}");
         }
@@ -445,42 +539,103 @@ async fn bad_clients_redirects_verifiers_and_forged_tokens_are_refused_clearly()
 
     // Another client's secret or refresh token.
     let (code, _) = bed.sign_in("argocd", APP_CALLBACK, &[]).await;
-    let r = bed.sso.http.post(format!("{}/token", bed.base())).basic_auth("kubectl", Some(&bed.argocd_secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", APP_CALLBACK)]).send().await.unwrap();
+    let r = bed
+        .sso
+        .http
+        .post(format!("{}/token", bed.base()))
+        .basic_auth("kubectl", Some(&bed.argocd_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", APP_CALLBACK),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
     let (_, tokens) = bed.redeem(&code).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    let (_, body) = bed.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "kubectl")]).await;
+    let (_, body) = bed
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", "kubectl"),
+        ])
+        .await;
     assert_eq!(body["error"], "invalid_grant");
 
     // Malformed, repeated and oversize requests: RFC 6749 JSON, never a 500.
     let token_url = format!("{}/token", bed.base());
-    let r = bed.sso.http.post(&token_url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    let r = bed
+        .sso
+        .http
+        .post(&token_url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
-    let (status, body) = bed.argocd_token(&[("grant_type", "password"), ("grant_type", "password")]).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    let (status, body) = bed
+        .argocd_token(&[("grant_type", "password"), ("grant_type", "password")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
     let (_, body) = bed.argocd_token(&[("grant_type", "password")]).await;
     assert_eq!(body["error"], "unsupported_grant_type");
     let big = "a".repeat(64 * 1024);
-    let r = bed.sso.http.post(&token_url).basic_auth("argocd", Some(&bed.argocd_secret)).form(&[("grant_type", "refresh_token"), ("refresh_token", big.as_str())]).send().await.unwrap();
+    let r = bed
+        .sso
+        .http
+        .post(&token_url)
+        .basic_auth("argocd", Some(&bed.argocd_secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", big.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
 
     // Tokens made with `alg: none` or HS256 keyed with the public JWKS are never accepted.
     let access = tokens["access_token"].as_str().unwrap();
     let claims = access.split('.').nth(1).unwrap();
-    let none = format!("{}.{claims}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
-    let jwks = bed.sso.http.get(format!("{}/jwks", bed.base())).send().await.unwrap().text().await.unwrap();
+    let none = format!(
+        "{}.{claims}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let jwks = bed
+        .sso
+        .http
+        .get(format!("{}/jwks", bed.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let kid = jsonwebtoken::decode_header(access).unwrap().kid.unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(kid);
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-    let hs256 = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes())).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(jwks.as_bytes()),
+    )
+    .unwrap();
     assert_eq!(bed.userinfo(access).await.status(), StatusCode::OK);
     for forged in [none, hs256] {
-        assert_eq!(bed.userinfo(&forged).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            bed.userinfo(&forged).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     // None of it produced a server error.
     let metrics = bed.sso.server.metrics().await;
@@ -511,7 +666,11 @@ async fn logout_device_approval_and_disabling_the_identity_provider_end_tokens()
     assert_eq!(location(&r), format!("{APP_SIGNED_OUT}?state=bye"));
     assert_eq!(bed.refresh(refresh).await.1["error"], "invalid_grant");
     let r = http
-        .get(format!("{}/logout?client_id=argocd&post_logout_redirect_uri={}", bed.base(), urlencode("https://evil.example/")))
+        .get(format!(
+            "{}/logout?client_id=argocd&post_logout_redirect_uri={}",
+            bed.base(),
+            urlencode("https://evil.example/")
+        ))
         .send()
         .await
         .unwrap();
@@ -521,7 +680,10 @@ async fn logout_device_approval_and_disabling_the_identity_provider_end_tokens()
     // The device grant: pending until the user approves on the verification page.
     let r = http
         .post(format!("{}/device/authorize", bed.base()))
-        .form(&[("client_id", "kubectl"), ("scope", "openid groups offline_access")])
+        .form(&[
+            ("client_id", "kubectl"),
+            ("scope", "openid groups offline_access"),
+        ])
         .send()
         .await
         .unwrap();
@@ -536,16 +698,54 @@ async fn logout_device_approval_and_disabling_the_identity_provider_end_tokens()
     };
     assert_eq!(poll().await.1["error"], "authorization_pending");
     let (_, session) = bed.sign_in("argocd", APP_CALLBACK, &[]).await;
-    let page_url = device["verification_uri_complete"].as_str().unwrap().replace(EXTERNAL_URL, &bed.sso.url);
-    let page = http.get(&page_url).header(COOKIE, &session).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(device["user_code"].as_str().unwrap()), "{page}");
-    let form_token = page.split("name=\"form\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let page_url = device["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .replace(EXTERNAL_URL, &bed.sso.url);
+    let page = http
+        .get(&page_url)
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(device["user_code"].as_str().unwrap()),
+        "{page}"
+    );
+    let form_token = page
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     // Without the form's token (another site posting), nothing is approved.
-    let r = http.post(&page_url).header(COOKIE, &session)
-        .form(&[("user_code", device["user_code"].as_str().unwrap()), ("decision", "approve")]).send().await.unwrap();
+    let r = http
+        .post(&page_url)
+        .header(COOKIE, &session)
+        .form(&[
+            ("user_code", device["user_code"].as_str().unwrap()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = http.post(&page_url).header(COOKIE, &session)
-        .form(&[("user_code", device["user_code"].as_str().unwrap()), ("form", &form_token), ("decision", "approve")]).send().await.unwrap();
+    let r = http
+        .post(&page_url)
+        .header(COOKIE, &session)
+        .form(&[
+            ("user_code", device["user_code"].as_str().unwrap()),
+            ("form", &form_token),
+            ("decision", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let tokens = wait_for(Duration::from_secs(30), || async {
         let (status, body) = poll().await;
@@ -557,22 +757,43 @@ async fn logout_device_approval_and_disabling_the_identity_provider_end_tokens()
     .await
     .expect("the device gets its tokens");
     assert_eq!(tokens.0, StatusCode::OK, "{}", tokens.1);
-    let id = bed.verified(tokens.1["id_token"].as_str().unwrap(), "kubectl").await;
+    let id = bed
+        .verified(tokens.1["id_token"].as_str().unwrap(), "kubectl")
+        .await;
     assert_eq!(id["groups"], json!(["eng"]));
-    assert_eq!(poll().await.1["error"], "invalid_grant", "a device code is used once");
+    assert_eq!(
+        poll().await.1["error"],
+        "invalid_grant",
+        "a device code is used once"
+    );
 
     // A disabled IdentityProvider answers nothing: refresh tokens stop at once.
     let refresh = tokens.1["refresh_token"].as_str().unwrap().to_owned();
-    let api: Api<sso_operator::api::IdentityProvider> = Api::namespaced(bed.sso.client.clone(), &bed.sso.ns.name);
-    api.patch("okta", &PatchParams::apply(TEST_MANAGER), &Patch::Merge(json!({ "spec": { "disabled": true } })))
-        .await
-        .unwrap();
+    let api: Api<sso_operator::api::IdentityProvider> =
+        Api::namespaced(bed.sso.client.clone(), &bed.sso.ns.name);
+    api.patch(
+        "okta",
+        &PatchParams::apply(TEST_MANAGER),
+        &Patch::Merge(json!({ "spec": { "disabled": true } })),
+    )
+    .await
+    .unwrap();
     let ended = wait_for(Duration::from_secs(30), || async {
-        let (status, _) = bed.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "kubectl")]).await;
+        let (status, _) = bed
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", "kubectl"),
+            ])
+            .await;
         (status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
     assert!(ended.is_some(), "refresh still works after disabling");
-    let r = http.get(format!("{}/.well-known/openid-configuration", bed.base())).send().await.unwrap();
+    let r = http
+        .get(format!("{}/.well-known/openid-configuration", bed.base()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -153,9 +153,17 @@ mod tests {
         ));
         assert_eq!(doc["kind"], "AuthenticationConfiguration");
         let jwt = &doc["jwt"][0];
-        assert_eq!(jwt["issuer"]["url"], "https://sso.example.com/oidc/team-a/okta");
+        assert_eq!(
+            jwt["issuer"]["url"],
+            "https://sso.example.com/oidc/team-a/okta"
+        );
         assert_eq!(jwt["issuer"]["audiences"], json!(["kubectl"]));
-        assert!(jwt["issuer"]["certificateAuthority"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(
+            jwt["issuer"]["certificateAuthority"]
+                .as_str()
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
         assert_eq!(jwt["claimMappings"]["username"]["prefix"], "oidc:");
         assert_eq!(jwt["claimMappings"]["groups"]["claim"], "groups");
     }

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod discovery;
 pub mod jws;
 pub mod keys;
+pub mod kubectl;
 pub mod pkce;
 pub mod redirect;
 pub mod scope;

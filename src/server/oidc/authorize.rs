@@ -28,7 +28,14 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    authorize(&st, &ns, &name, query.unwrap_or_default().as_bytes(), &headers).await
+    authorize(
+        &st,
+        &ns,
+        &name,
+        query.unwrap_or_default().as_bytes(),
+        &headers,
+    )
+    .await
 }
 
 /// `POST /oidc/{ns}/{name}/authorize` (form-encoded, OIDC Core §3.1.2.1).
@@ -149,8 +156,8 @@ async fn authorize(
         );
     }
     let scope = crate::oidc::scope::granted(
-        request.params.get("scope").map_or("", String::as_str),
-        &request.client.scopes,
+        &crate::oidc::scope::Scopes::parse(request.params.get("scope").map_or("", String::as_str)),
+        request.client.scopes.iter().map(String::as_str),
     );
     let grant = Grant {
         client_id: request.client.client_id.clone(),
@@ -256,20 +263,18 @@ fn check_request(r: &Request<'_>) -> Result<(), (&'static str, String)> {
     }
     let scope = p.get("scope").map_or("", String::as_str);
     if !scope.split(' ').any(|s| s == "openid") {
-        return Err((
-            "invalid_scope",
-            "the scope must include openid".into(),
-        ));
+        return Err(("invalid_scope", "the scope must include openid".into()));
     }
     match (
         p.get("code_challenge"),
         p.get("code_challenge_method").map(String::as_str),
     ) {
-        (Some(c), Some("S256")) if valid_challenge(c) => {}
+        (Some(c), Some("S256")) if crate::oidc::pkce::valid_challenge(c) => {}
         (Some(_), Some("S256")) => {
             return Err((
                 "invalid_request",
-                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)".into(),
+                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)"
+                    .into(),
             ));
         }
         (Some(_), _) => {
@@ -299,13 +304,6 @@ fn check_request(r: &Request<'_>) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
-}
-
-/// Whether `c` can be an S256 code challenge: the unpadded base64url of 32 bytes.
-fn valid_challenge(c: &str) -> bool {
-    c.len() == 43
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The `prompt` values that change what happens.
@@ -411,7 +409,10 @@ mod tests {
         assert_eq!(prompt(&p(&[])), Ok(Prompt::Default));
         assert_eq!(prompt(&p(&[("prompt", "none")])), Ok(Prompt::None));
         assert_eq!(prompt(&p(&[("prompt", "none login")])), Err(()));
-        assert_eq!(prompt(&p(&[("prompt", "login consent")])), Ok(Prompt::Login));
+        assert_eq!(
+            prompt(&p(&[("prompt", "login consent")])),
+            Ok(Prompt::Login)
+        );
         assert_eq!(prompt(&p(&[("prompt", "consent")])), Ok(Prompt::Default));
     }
 

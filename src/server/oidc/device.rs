@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +60,11 @@ pub async fn authorize(
         .into_response();
     }
     let requested = form.get("scope").map_or("openid", String::as_str);
-    let scope = crate::oidc::scope::granted(requested, &client.scopes).to_string();
+    let scope = crate::oidc::scope::granted(
+        &crate::oidc::scope::Scopes::parse(requested),
+        client.scopes.iter().map(String::as_str),
+    )
+    .to_string();
     let created = st
         .saml
         .store
@@ -85,18 +88,17 @@ pub async fn authorize(
         "{verification_uri}?user_code={}",
         form_urlencoded::byte_serialize(user_code.as_bytes()).collect::<String>()
     );
-    let mut r = (
+    let mut r = super::json(
         StatusCode::OK,
-        Json(serde_json::json!({
+        &serde_json::json!({
             "device_code": device_code,
             "user_code": user_code,
             "verification_uri": verification_uri,
             "verification_uri_complete": complete,
             "expires_in": DEVICE_TTL.as_secs(),
             "interval": INTERVAL_SECS,
-        })),
-    )
-        .into_response();
+        }),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -117,7 +119,7 @@ struct FormToken {
 const TITLE: &str = "Device Sign-In";
 
 /// `GET /oidc/{ns}/{name}/device[?user_code=…]`: the code form, or the approval page.
-pub async fn page_handler(
+async fn page_handler(
     st: &OidcState,
     ns: &str,
     name: &str,
@@ -142,7 +144,12 @@ pub async fn page_handler(
     let Some(live) = live else {
         return sign_in(&provider, &user_code);
     };
-    let request = match st.saml.store.device_request(&provider.tenant, &user_code).await {
+    let request = match st
+        .saml
+        .store
+        .device_request(&provider.tenant, &user_code)
+        .await
+    {
         Ok(r) => r,
         Err(_) => return unavailable(),
     };
@@ -178,7 +185,7 @@ pub async fn page_handler(
 }
 
 /// `GET /oidc/{ns}/{name}/device`.
-pub async fn page(
+pub async fn show(
     State(st): State<OidcState>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
@@ -216,7 +223,10 @@ pub async fn decide(
             "You are not signed in any more. Open the link shown on your device again.",
         );
     };
-    let user_code = form.get("user_code").map(|c| normalise(c)).unwrap_or_default();
+    let user_code = form
+        .get("user_code")
+        .map(|c| normalise(c))
+        .unwrap_or_default();
     let token = form
         .get("form")
         .and_then(|f| keys.open(f))
@@ -241,7 +251,11 @@ pub async fn decide(
     };
     if form.get("decision").map(String::as_str) != Some("approve") {
         return match store.deny_device(&provider.tenant, &user_code).await {
-            Ok(_) => page(StatusCode::OK, TITLE, "Denied. The device will not be signed in."),
+            Ok(_) => page(
+                StatusCode::OK,
+                TITLE,
+                "Denied. The device will not be signed in.",
+            ),
             Err(_) => unavailable(),
         };
     }
@@ -268,7 +282,10 @@ pub async fn decide(
         nonce: None,
         auth_time,
     };
-    match store.approve_device(&provider.tenant, &user_code, &grant).await {
+    match store
+        .approve_device(&provider.tenant, &user_code, &grant)
+        .await
+    {
         Ok(true) => page(
             StatusCode::OK,
             TITLE,

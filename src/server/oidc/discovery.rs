@@ -34,16 +34,13 @@ pub async fn jwks(
     let Some(provider) = st.provider(&ns, &name) else {
         return OAuthError::not_served().into_response();
     };
-    let document = provider.oidc().signing_keys.jwks();
+    let document = provider.keys.jwks();
     cacheable(&headers, serde_json::to_vec(&document).unwrap_or_default())
 }
 
 /// A JSON body with its ETag, or 304 when the request already has it.
 fn cacheable(headers: &HeaderMap, body: Vec<u8>) -> Response {
-    let etag = format!(
-        "\"{}\"",
-        &hex::encode(sha2::Sha256::digest(&body))[..32]
-    );
+    let etag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(&body))[..32]);
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

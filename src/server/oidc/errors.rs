@@ -2,7 +2,6 @@
 //! `error_description`, never cached; and the error pages shown when the browser cannot be
 //! sent back to the client safely.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -79,7 +78,7 @@ impl IntoResponse for OAuthError {
             "error": self.error,
             "error_description": self.description,
         });
-        let mut r = (self.status, Json(body)).into_response();
+        let mut r = super::json(self.status, &body);
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -108,10 +107,12 @@ mod tests {
         let r = OAuthError::invalid_client("wrong secret", true).into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
-        assert!(r.headers()[header::WWW_AUTHENTICATE]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic"));
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"], "invalid_client");

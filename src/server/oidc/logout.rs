@@ -21,7 +21,14 @@ pub async fn get(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    logout(&st, &ns, &name, query.unwrap_or_default().as_bytes(), &headers).await
+    logout(
+        &st,
+        &ns,
+        &name,
+        query.unwrap_or_default().as_bytes(),
+        &headers,
+    )
+    .await
 }
 
 /// `POST /oidc/{ns}/{name}/logout`.
@@ -39,7 +46,7 @@ pub async fn post(
 }
 
 /// The client a logout request is from: `client_id`, else the audience of `id_token_hint`
-/// (a token we signed; expired ones are fine for this).
+/// (a token we signed and still valid; after it expired, send `client_id`).
 fn client_of(st_provider: &super::Provider, q: &HashMap<String, String>) -> Option<String> {
     if let Some(id) = q.get("client_id") {
         return Some(id.clone());
@@ -51,7 +58,7 @@ fn client_of(st_provider: &super::Provider, q: &HashMap<String, String>) -> Opti
     let hint = q.get("id_token_hint")?;
     st_provider
         .keys
-        .verify_ignoring_expiry::<Hint>(hint, st_provider.issuer())
+        .verify::<Hint>(hint, st_provider.issuer())
         .ok()
         .map(|h| h.aud)
 }
@@ -101,12 +108,11 @@ async fn logout(
             }
         }
     });
-    let ended = match auth::end_sessions(&st.saml, headers, std::slice::from_ref(&provider.tenant))
-        .await
-    {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
+    let ended =
+        match auth::end_sessions(&st.saml, headers, std::slice::from_ref(&provider.tenant)).await {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
     if let Some((config, subject)) = ended.single_logout
         && let Some(r) = single_logout::start(
             &st.saml,

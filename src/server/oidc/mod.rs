@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use super::saml::SamlState;
 use crate::config::CompiledIdentityProvider;
 use crate::config::oidc::CompiledOidc;
-use crate::oidc::keys::PreparedKeys;
+use crate::oidc::jws::PreparedKeys;
 use crate::tenant::Tenant;
 
 pub use errors::OAuthError;
@@ -37,6 +37,9 @@ pub use errors::OAuthError;
 /// object is not supported), far below what could cost memory.
 pub const MAX_FORM: usize = 16 * 1024;
 
+/// Prepared signing keys per IdentityProvider, with the configuration they were prepared from.
+type PreparedCache = HashMap<Tenant, (Arc<CompiledIdentityProvider>, Arc<PreparedKeys>)>;
+
 /// State of the OIDC endpoints: the SAML state (configuration, store, sessions, metrics) and
 /// the signing keys prepared for use, per configuration.
 #[derive(Clone)]
@@ -44,7 +47,7 @@ pub struct OidcState {
     /// Configuration, store, session keys, metrics, allow-list.
     pub saml: SamlState,
     /// Parsed signing keys per IdentityProvider, with the configuration they were parsed from.
-    prepared: Arc<Mutex<HashMap<Tenant, (Arc<CompiledIdentityProvider>, Arc<PreparedKeys>)>>>,
+    prepared: Arc<Mutex<PreparedCache>>,
 }
 
 impl OidcState {
@@ -83,13 +86,10 @@ impl OidcState {
             return Some(k.clone());
         }
         let oidc = config.oidc.as_ref()?;
-        let keys = match oidc.signing_keys.prepare() {
-            Ok(k) => Arc::new(k),
-            Err(e) => {
-                tracing::error!(identity_provider = %tenant, error = %e, "the OIDC signing keys of IdentityProvider {tenant} do not load; not serving its OpenID Provider");
-                return None;
-            }
-        };
+        for e in oidc.signing_keys.malformed() {
+            tracing::error!(identity_provider = %tenant, error = %e, "a signing key of IdentityProvider {tenant}'s OpenID Provider does not load; it is not published or used");
+        }
+        let keys = Arc::new(oidc.signing_keys.prepared());
         prepared.insert(tenant.clone(), (config.clone(), keys.clone()));
         Some(keys)
     }
@@ -141,7 +141,10 @@ pub fn router(state: OidcState) -> Router {
         )
         .route(&format!("{base}/revoke"), post(tokens::revoke))
         .route(&format!("{base}/device/authorize"), post(device::authorize))
-        .route(&format!("{base}/device"), get(device::page).post(device::decide))
+        .route(
+            &format!("{base}/device"),
+            get(device::show).post(device::decide),
+        )
         .route(
             &format!("{base}/logout"),
             get(logout::get).post(logout::post),
@@ -196,4 +199,19 @@ pub(crate) async fn page_body(body: Body) -> Result<Bytes, Response> {
             "The form sent is too large.",
         )
     })
+}
+
+/// A JSON response with `status`, never cached (tokens and errors must not be).
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut r = (status, serde_json::to_vec(value).unwrap_or_default()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
 }

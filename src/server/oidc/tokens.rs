@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use jiff::Timestamp;
 
 use super::client_auth::authenticate;
@@ -20,12 +19,18 @@ use crate::store::User;
 use crate::store::oidc::{CodeRedemption, DevicePoll, Grant, RefreshOutcome};
 
 /// The request's form, or the error to answer. Only `application/x-www-form-urlencoded`.
-pub(super) fn form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub(super) fn form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, OAuthError> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
         return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
@@ -261,7 +266,11 @@ fn narrowed(granted: &str, requested: Option<&String>) -> Result<String, OAuthEr
         return Ok(granted.to_owned());
     };
     let have: Vec<&str> = granted.split(' ').collect();
-    if requested.split(' ').filter(|s| !s.is_empty()).all(|s| have.contains(&s)) {
+    if requested
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .all(|s| have.contains(&s))
+    {
         Ok(requested.clone())
     } else {
         Err(OAuthError::bad(
@@ -283,7 +292,12 @@ async fn device_grant(
     let poll = st
         .saml
         .store
-        .poll_device(&provider.tenant, &client.client_id, device_code, refresh_expires)
+        .poll_device(
+            &provider.tenant,
+            &client.client_id,
+            device_code,
+            refresh_expires,
+        )
         .await
         .map_err(store_error)?;
     match poll {
@@ -407,7 +421,9 @@ fn respond(
     if with_nonce && let Some(n) = &m.grant.nonce {
         id.insert("nonce".into(), n.clone().into());
     }
-    id.extend(super::userinfo::user_claims(client, &scope, m.user, m.groups));
+    id.extend(super::userinfo::user_claims(
+        client, &scope, m.user, m.groups,
+    ));
     let access_expires = now + client.access_token_lifetime;
     let access = serde_json::json!({
         "iss": provider.issuer(),
@@ -441,7 +457,7 @@ fn respond(
     if let Some(r) = &m.refresh {
         body["refresh_token"] = r.clone().into();
     }
-    let mut r = (StatusCode::OK, Json(body)).into_response();
+    let mut r = super::json(StatusCode::OK, &body);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()

@@ -1,7 +1,6 @@
 //! The userinfo endpoint, and the user claims that ID tokens carry too: `email`,
 //! `email_verified`, `name`, `preferred_username` and the groups, each by its scope.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -83,7 +82,10 @@ pub async fn userinfo(
         return super::OAuthError::not_served().into_response();
     };
     let Some(token) = bearer(&headers) else {
-        return unauthorized("invalid_request", "send the access token as Authorization: Bearer");
+        return unauthorized(
+            "invalid_request",
+            "send the access token as Authorization: Bearer",
+        );
     };
     let Ok(claims) = provider
         .keys
@@ -111,7 +113,7 @@ pub async fn userinfo(
     let scope: Vec<&str> = claims.scope.split(' ').collect();
     let mut body = user_claims(client, &scope, &user, &groups);
     body.insert("sub".into(), user.id.clone().into());
-    let mut r = (StatusCode::OK, Json(serde_json::Value::Object(body))).into_response();
+    let mut r = super::json(StatusCode::OK, &serde_json::Value::Object(body));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -128,11 +130,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A 401 as RFC 6750 §3 has it.
 fn unauthorized(error: &str, description: &str) -> Response {
-    let mut r = (
+    let mut r = super::json(
         StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({ "error": error, "error_description": description })),
-    )
-        .into_response();
+        &serde_json::json!({ "error": error, "error_description": description }),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "Bearer error=\"{error}\", error_description=\"{description}\""
     )) {
@@ -192,7 +193,9 @@ mod tests {
 
     #[test]
     fn the_display_name_wins_over_name_parts() {
-        let u = user(serde_json::json!({"displayName": "Ada L.", "name": {"formatted": "Ada Lovelace"}}));
+        let u = user(
+            serde_json::json!({"displayName": "Ada L.", "name": {"formatted": "Ada Lovelace"}}),
+        );
         assert_eq!(display_name(&u).as_deref(), Some("Ada L."));
         assert_eq!(display_name(&user(serde_json::json!({}))), None);
     }
@@ -203,7 +206,10 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def"),
+        );
         assert_eq!(bearer(&h), Some("abc.def"));
     }
 }
