@@ -370,7 +370,7 @@ pub fn compile(
     })
 }
 
-/// Whether `hash` is a secret hash of `compiled` (for tests and logs).
+/// Whether `compiled` accepts client secret `secret`.
 #[cfg(test)]
 fn accepts(compiled: &CompiledOidcClient, secret: &str) -> bool {
     compiled
