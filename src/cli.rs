@@ -258,9 +258,9 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub session_key_rotation: jiff::SignedDuration,
 
-    /// How many IdentityProviders, and separately how many ScimTokens, are reconciled at
-    /// once. Bounds the controller's memory and its load on the API server when it starts
-    /// with many resources.
+    /// How many IdentityProviders, and separately how many ScimTokens and OidcClients, are
+    /// reconciled at once. Bounds the controller's memory and its load on the API server when
+    /// it starts with many resources.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub max_concurrent_reconciles: u16,
 

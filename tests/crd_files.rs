@@ -24,10 +24,10 @@ fn the_chart_ships_the_same_crds() {
 }
 
 #[test]
-fn printed_crds_name_both_kinds_in_the_sso_category() {
+fn printed_crds_name_every_kind_in_the_sso_category() {
     let crds = sso_operator::api::crds();
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-    assert_eq!(kinds, ["IdentityProvider", "ScimToken"]);
+    assert_eq!(kinds, ["IdentityProvider", "ScimToken", "OidcClient"]);
     for crd in &crds {
         assert_eq!(crd.spec.group, "sso-operator.dev");
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -52,6 +52,10 @@ fn printed_crds_name_both_kinds_in_the_sso_category() {
     assert_eq!(
         crds[1].spec.names.short_names.as_deref(),
         Some(&["scimtok".to_owned()][..])
+    );
+    assert_eq!(
+        crds[2].spec.names.short_names.as_deref(),
+        Some(&["oidcc".to_owned()][..])
     );
 }
 

@@ -36,7 +36,7 @@ documented! {
     TYPES;
     /// Summary condition: the resource is fully working. Argo CD and
     /// `kubectl wait --for=condition=Ready` read it.
-    READY = "Ready" for [IdentityProvider, ScimToken];
+    READY = "Ready" for [IdentityProvider, ScimToken, OidcClient];
     /// The service-provider signing/encryption key pair exists and is valid.
     SERVICE_PROVIDER_KEYS_READY = "ServiceProviderKeysReady" for [IdentityProvider];
     /// The IdP side (metadata URL or explicit fields) is resolved.
@@ -54,7 +54,7 @@ documented! {
     EXPIRED = "Expired" for [ScimToken];
 }
 
-/// Condition reasons (CamelCase) of both kinds.
+/// Condition reasons (CamelCase) of every kind.
 pub mod reason {
     use super::Documented;
 
@@ -71,11 +71,11 @@ pub mod reason {
         /// The next service-provider certificate is published ahead of the switch.
         NEXT_CERTIFICATE_PUBLISHED = "NextCertificatePublished" for [IdentityProvider];
         /// A generated Secret's name is taken by a Secret the operator does not own.
-        SECRET_CONFLICT = "SecretConflict" for [IdentityProvider, ScimToken];
+        SECRET_CONFLICT = "SecretConflict" for [IdentityProvider, ScimToken, OidcClient];
         /// A generated Secret's name is still taken by the Secret of a deleted resource of the same
         /// name, which Kubernetes' garbage collector is about to remove; new keys or a new token
         /// follow, never the deleted resource's.
-        WAITING_FOR_GARBAGE_COLLECTION = "WaitingForGarbageCollection" for [IdentityProvider, ScimToken];
+        WAITING_FOR_GARBAGE_COLLECTION = "WaitingForGarbageCollection" for [IdentityProvider, ScimToken, OidcClient];
         /// The IdP's explicit fields are used (no metadata URL).
         EXPLICIT_CONFIGURATION = "ExplicitConfiguration" for [IdentityProvider];
         /// The metadata URL was fetched and parsed.
@@ -120,9 +120,9 @@ pub mod reason {
         /// the IdP console.
         PLACEHOLDER = "Placeholder" for [IdentityProvider];
         /// The named IdentityProvider does not exist.
-        IDENTITY_PROVIDER_NOT_FOUND = "IdentityProviderNotFound" for [ScimToken];
+        IDENTITY_PROVIDER_NOT_FOUND = "IdentityProviderNotFound" for [ScimToken, OidcClient];
         /// The named IdentityProvider is disabled.
-        IDENTITY_PROVIDER_DISABLED = "IdentityProviderDisabled" for [ScimToken];
+        IDENTITY_PROVIDER_DISABLED = "IdentityProviderDisabled" for [ScimToken, OidcClient];
         /// The token is past `expiresAt`.
         EXPIRED = "Expired" for [ScimToken];
         /// The token is not expired.
@@ -132,6 +132,12 @@ pub mod reason {
         /// The Secret of `tokenSecretRef` does not carry the annotation
         /// `sso-operator.dev/scim-token` naming this ScimToken, or is managed by sso-operator.
         TOKEN_SECRET_REFUSED = "TokenSecretRefused" for [ScimToken];
+        /// The client secret (or, for a public client, the client ID and issuer URL) is in
+        /// the OidcClient's Secret, and the IdentityProvider serves the client.
+        ISSUED = "Issued" for [OidcClient];
+        /// Another OidcClient of the same IdentityProvider, created earlier, has the same
+        /// client ID: set `spec.clientId` to another value, or delete one of the two.
+        CLIENT_ID_CONFLICT = "ClientIdConflict" for [OidcClient];
     }
 }
 
@@ -239,6 +245,7 @@ mod tests {
                 ),
             ),
             ("ScimToken", include_str!("../controller/scim_token.rs")),
+            ("OidcClient", include_str!("../controller/oidc_client.rs")),
         ];
         for (list, prefix) in [(TYPES, "cond::"), (reason::ALL, "reason::")] {
             for d in list {

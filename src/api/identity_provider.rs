@@ -156,6 +156,11 @@ pub struct IdentityProviderSpec {
     /// The browser session created after a successful sign-in.
     #[serde(default)]
     pub session: SessionSettings,
+
+    /// The OpenID Provider served in front of this IdentityProvider once an OidcClient
+    /// references it: how its tokens are signed.
+    #[serde(default)]
+    pub oidc: OidcSettings,
 }
 
 impl IdentityProviderSpec {
@@ -837,4 +842,43 @@ mod tests {
         assert_eq!(spec.session.cookie_domain.as_deref(), Some(".example.com"));
         assert_eq!(spec.trimmed(), spec, "trimming twice changes nothing");
     }
+}
+
+/// The OpenID Provider of one IdentityProvider (`/oidc/NAMESPACE/NAME`).
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcSettings {
+    /// The algorithm ID and access tokens are signed with: `RS256` (what every relying
+    /// party accepts) or `ES256`. Changing it brings a new key at once.
+    #[serde(default)]
+    pub signing_algorithm: SigningAlgorithm,
+    /// How often a new signing key is made, as a duration such as `720h` (at least `1h`). The
+    /// new key is published before it signs; the old one stays published until the tokens it
+    /// signed have expired.
+    #[serde(default = "default_key_rotation")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1h')").message("oidc.keyRotation must be at least 1h"))]
+    pub key_rotation: Duration,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            signing_algorithm: SigningAlgorithm::default(),
+            key_rotation: default_key_rotation(),
+        }
+    }
+}
+
+fn default_key_rotation() -> Duration {
+    Duration::of("720h")
+}
+
+/// A JWS algorithm of the OpenID Provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, on a 2048-bit RSA key.
+    #[default]
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
 }

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod duration;
 pub mod identity_provider;
 pub mod logout_refusal;
+pub mod oidc_client;
 pub mod reference;
 pub mod scim_token;
 pub mod sign_in_refusal;
@@ -19,6 +20,7 @@ pub use common::{ConfigMapKeyRef, SecretKeyRef};
 pub use duration::{Duration, parse_duration};
 pub use identity_provider::{IdentityProvider, IdentityProviderSpec, IdentityProviderStatus};
 pub use logout_refusal::LogoutRefusal;
+pub use oidc_client::{OidcClient, OidcClientSpec, OidcClientStatus};
 pub use scim_token::{ScimToken, ScimTokenSpec, ScimTokenStatus};
 pub use sign_in_refusal::SignInRefusal;
 
@@ -30,12 +32,12 @@ pub const GROUP: &str = "sso-operator.dev";
 /// The served and stored API version.
 pub const VERSION: &str = "v1alpha1";
 
-/// Both CustomResourceDefinitions, in a stable order.
+/// Every CustomResourceDefinition, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![IdentityProvider::crd(), ScimToken::crd()]
+    vec![IdentityProvider::crd(), ScimToken::crd(), OidcClient::crd()]
 }
 
-/// Both CRDs as one multi-document YAML stream, exactly as committed under `crds/`.
+/// Every CRD as one multi-document YAML stream, exactly as committed under `crds/`.
 pub fn crds_yaml() -> Result<String, serde_saphyr::ser::Error> {
     let mut out = String::new();
     for crd in crds() {

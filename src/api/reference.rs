@@ -169,7 +169,7 @@ fn documented_table(heading: &str, column: &str, list: &[Documented]) -> String 
 /// Every condition type and reason the controllers can write to `status.conditions`.
 fn conditions_section() -> String {
     let mut out = String::from(
-        "\n## Conditions\n\n`status.conditions` of both kinds holds one entry per type below; `Ready` summarises the others, and its `reason` and `message` are those of the first problem found. `kubectl get idp -o wide` and `kubectl get scimtok -o wide` show the Ready message.\n",
+        "\n## Conditions\n\n`status.conditions` of every kind holds one entry per type below; `Ready` summarises the others, and its `reason` and `message` are those of the first problem found. `kubectl get idp -o wide`, `kubectl get scimtok -o wide` and `kubectl get oidcc -o wide` show the Ready message.\n",
     );
     out.push_str(&documented_table(
         "Condition types",

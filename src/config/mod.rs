@@ -414,7 +414,13 @@ pub struct CompiledScimToken {
 /// unambiguous (a namespace never contains a dot, so the first dot separates the two) and
 /// within the 253-character limit: long names are shortened with a hash suffix.
 pub fn compiled_secret_name(namespace: &str, name: &str) -> String {
-    let plain = format!("idp-{namespace}.{name}");
+    tenant_secret_name("idp-", namespace, name)
+}
+
+/// The name `{prefix}{namespace}.{name}` of a Secret about IdentityProvider `namespace/name`
+/// in the configuration namespace, shortened with a hash like [`compiled_secret_name`].
+pub fn tenant_secret_name(prefix: &str, namespace: &str, name: &str) -> String {
+    let plain = format!("{prefix}{namespace}.{name}");
     if plain.len() <= 253 {
         return plain;
     }

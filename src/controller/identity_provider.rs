@@ -21,15 +21,17 @@ use super::metadata;
 use super::scim_token;
 use super::sp_keys::{self, SpKeySet};
 use super::{
-    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
-    names, object_key, owner_reference, publish_event,
+    Context, Error, FIELD_MANAGER, is_controlled_by, is_left_by_previous_incarnation, names,
+    object_key, owner_reference, publish_event,
 };
+use super::{oidc_client, oidc_keys};
 use crate::api::conditions::{self as cond, Desired};
 use crate::api::identity_provider::CertificateSource;
 use crate::api::{IdentityProvider, IdentityProviderStatus};
 use crate::config::{
     self, CompiledAttributeMapping, CompiledIdentityProvider, CompiledIdp, CompiledSaml,
     CompiledScimToken, CompiledServiceProvider, CompiledSession, CompiledUsers, Urls,
+    oidc::CompiledOidc,
 };
 use crate::tenant::Tenant;
 
@@ -146,6 +148,7 @@ async fn cleanup(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error>
         .namespace()
         .ok_or(Error::MissingObjectKey("namespace"))?;
     delete_compiled(ctx, &ns, &idp.name_any()).await?;
+    oidc_keys::delete(ctx, &ns, &idp.name_any()).await?;
     ctx.metrics.set_ready(KIND, object_key(idp), None);
     ctx.metadata_failures
         .lock()
@@ -223,6 +226,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
     let served = match (&keys, &assessment.side) {
         (Some(keys), Some(side)) if assessment.compiles(true) => {
             let scim_tokens = token_hashes(ctx, &ns, &name, now, &mut |t| out.requeue(t)).await?;
+            let oidc = openid_provider(ctx, idp, &urls, now, &mut |t| out.requeue(t)).await?;
             let compiled = compile(CompileInputs {
                 idp,
                 ns: &ns,
@@ -233,6 +237,7 @@ async fn apply(idp: &IdentityProvider, ctx: &Context) -> Result<Action, Error> {
                 side,
                 valid: &assessment.certificates.valid,
                 scim_tokens,
+                oidc,
             });
             publish_compiled(ctx, &compiled).await?;
             Served::Published { generation }
@@ -324,22 +329,14 @@ async fn ensure_sp_keys(
     Ok(Ok((advanced.set, advanced.next_event)))
 }
 
-fn labels(idp_name: &str, component: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-        (
-            "app.kubernetes.io/name".to_owned(),
-            "sso-operator".to_owned(),
-        ),
-        (
-            "app.kubernetes.io/component".to_owned(),
-            component.to_owned(),
-        ),
-        (
-            "sso-operator.dev/identity-provider".to_owned(),
-            names::label_value(idp_name),
-        ),
-    ])
+/// The labels of an object generated for IdentityProvider `idp_name`, as its `component`.
+pub(crate) fn labels(idp_name: &str, component: &str) -> BTreeMap<String, String> {
+    let mut labels = super::generated_labels(component);
+    labels.insert(
+        "sso-operator.dev/identity-provider".to_owned(),
+        names::label_value(idp_name),
+    );
+    labels
 }
 
 /// Reads what the IdP side needs (the metadata when a fetch is due, or the referenced
@@ -475,6 +472,7 @@ struct CompileInputs<'a> {
     side: &'a IdpSide,
     valid: &'a [CertificateFacts],
     scim_tokens: Vec<CompiledScimToken>,
+    oidc: Option<CompiledOidc>,
 }
 
 fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
@@ -488,6 +486,7 @@ fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
         side,
         valid,
         scim_tokens,
+        oidc,
     } = inputs;
     let spec = &idp.spec;
     CompiledIdentityProvider {
@@ -522,7 +521,7 @@ fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
         session: CompiledSession::new(&spec.session),
         scim_base_url: urls.scim_base.clone(),
         scim_tokens,
-        oidc: None,
+        oidc,
     }
 }
 
@@ -531,6 +530,19 @@ fn compile(inputs: CompileInputs<'_>) -> CompiledIdentityProvider {
 /// its status, which anyone allowed to patch `scimtokens/status` could forge.
 /// How long an IdentityProvider's reconciliation waits for the ScimToken watch's first list.
 const TOKENS_LISTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits (up to [`TOKENS_LISTED_WITHIN`]) until `store`'s watch of `kind` has listed every
+/// object once.
+async fn listed<K>(store: &Store<K>, kind: &'static str) -> Result<(), Error>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    match tokio::time::timeout(TOKENS_LISTED_WITHIN, store.wait_until_ready()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Error::NotSynced(kind)),
+    }
+}
 
 async fn token_hashes(
     ctx: &Context,
@@ -542,12 +554,7 @@ async fn token_hashes(
     // Right after this replica starts leading, its ScimToken watch may not have listed every
     // ScimToken yet: compiling from that partial view would drop valid tokens from the served
     // configuration until the next reconciliation (their IdP would get 401 meanwhile).
-    if tokio::time::timeout(TOKENS_LISTED_WITHIN, ctx.tokens.wait_until_ready())
-        .await
-        .map_or(true, |listed| listed.is_err())
-    {
-        return Err(Error::NotSynced("ScimToken"));
-    }
+    listed(&ctx.tokens, "ScimToken").await?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut out = Vec::new();
     for token in ctx.tokens.state().iter().filter(|t| {
@@ -582,6 +589,71 @@ async fn token_hashes(
     }
     out.sort_by(|a, b| (&a.scim_token, &a.sha256).cmp(&(&b.scim_token, &b.sha256)));
     Ok(out)
+}
+
+/// The OpenID Provider of `idp`, once at least one OidcClient references it: its signing keys
+/// (created or rotated here) and one relying party per OidcClient, with the client secret
+/// hashes read from the Secret each OidcClient owns (never from its status). An OidcClient
+/// whose client ID an older one holds is left out. With no OidcClient left, the signing keys
+/// are deleted and there is none.
+async fn openid_provider(
+    ctx: &Context,
+    idp: &IdentityProvider,
+    urls: &Urls,
+    now: Timestamp,
+    soonest: &mut impl FnMut(Timestamp),
+) -> Result<Option<CompiledOidc>, Error> {
+    let ns = idp
+        .namespace()
+        .ok_or(Error::MissingObjectKey("namespace"))?;
+    let name = idp.name_any();
+    // As for ScimTokens: compiling from a partial view would drop clients.
+    listed(&ctx.oidc_clients, "OidcClient").await?;
+    let all = ctx.oidc_clients.state();
+    let mine: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            c.namespace().as_deref() == Some(ns.as_str())
+                && c.spec.identity_provider_ref.name == name
+                && c.meta().deletion_timestamp.is_none()
+        })
+        .collect();
+    if mine.is_empty() {
+        oidc_keys::delete(ctx, &ns, &name).await?;
+        return Ok(None);
+    }
+    let (signing_keys, next_key_change) = oidc_keys::ensure(ctx, idp, now).await?;
+    if let Some(t) = next_key_change {
+        soonest(t);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut clients = Vec::new();
+    for client in mine {
+        if oidc_client::client_id_holder(client, &all).is_some() {
+            continue;
+        }
+        let issued = if client.spec.public {
+            None
+        } else {
+            let secret = secrets.get_opt(&oidc_client::secret_name(client)).await?;
+            oidc_client::credentials(client, secret.as_ref())
+        };
+        if let Some(until) = issued
+            .as_ref()
+            .and_then(|i| i.previous.as_ref())
+            .map(|(_, until)| *until)
+            .filter(|until| *until > now)
+        {
+            soonest(until);
+        }
+        clients.extend(oidc_client::compile(client, issued.as_ref(), now));
+    }
+    clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    Ok(Some(CompiledOidc {
+        issuer: urls.oidc_issuer.clone(),
+        signing_keys,
+        clients,
+    }))
 }
 
 async fn read_compiled(

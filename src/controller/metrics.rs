@@ -14,14 +14,14 @@ use prometheus_client::registry::Registry;
 /// Labels: the reconciled kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    /// `IdentityProvider` or `ScimToken`.
+    /// `IdentityProvider`, `ScimToken` or `OidcClient`.
     pub kind: &'static str,
 }
 
 /// Labels: kind and error reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
-    /// `IdentityProvider` or `ScimToken`.
+    /// `IdentityProvider`, `ScimToken` or `OidcClient`.
     pub kind: &'static str,
     /// The error variant.
     pub reason: &'static str,
@@ -30,7 +30,7 @@ pub struct ErrorLabels {
 /// Labels: kind and the Ready condition.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReadyLabels {
-    /// `IdentityProvider` or `ScimToken`.
+    /// `IdentityProvider`, `ScimToken` or `OidcClient`.
     pub kind: &'static str,
     /// `True` or `False`.
     pub ready: String,

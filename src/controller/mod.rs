@@ -4,11 +4,15 @@
 
 pub mod certs;
 pub mod identity_provider;
+pub mod issued_secret;
 pub mod leader;
 pub mod legacy_config;
 pub mod metadata;
 pub mod metrics;
 pub mod names;
+pub mod oidc_client;
+pub mod oidc_keys;
+pub mod references;
 pub mod scim_token;
 pub mod session_keys;
 pub mod sp_keys;
@@ -28,7 +32,22 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{Predicate as _, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::api::{IdentityProvider, ScimToken};
+use crate::api::{IdentityProvider, OidcClient, ScimToken};
+
+/// The labels of a generated object: managed by sso-operator, as its `component`.
+pub(crate) fn generated_labels(component: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "sso-operator".to_owned(),
+        ),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            component.to_owned(),
+        ),
+    ])
+}
 
 /// Field manager of every write the controller makes (server-side apply).
 pub const FIELD_MANAGER: &str = "sso-operator";
@@ -73,6 +92,9 @@ pub enum Error {
     /// Serialising the compiled configuration failed.
     #[error("could not serialise: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// An OpenID Provider signing key could not be made.
+    #[error("{0}")]
+    SigningKeys(String),
     /// A blocking task panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -90,6 +112,7 @@ impl Error {
             Error::KeyGen(_) => "key_generation",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Serialize(_) => "serialize",
+            Error::SigningKeys(_) => "signing_keys",
             Error::Task(_) => "task",
             Error::NotSynced(_) => "not_synced",
         }
@@ -110,6 +133,8 @@ pub struct Context {
     pub idps: Store<IdentityProvider>,
     /// Every ScimToken (kept by the ScimToken controller's watch).
     pub tokens: Store<ScimToken>,
+    /// Every OidcClient (kept by the OidcClient controller's watch).
+    pub oidc_clients: Store<OidcClient>,
     /// What earlier releases left in the operator namespace, still to be moved.
     pub legacy: legacy_config::LegacyConfig,
     /// Consecutive failures per object, for exponential backoff.
@@ -132,6 +157,74 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    /// Reconciles `obj`, a `kind` whose generated objects go with it (owner references): once
+    /// it is being deleted only its Ready metric is forgotten; otherwise `apply` runs. Records
+    /// the outcome.
+    async fn reconcile_owner<K: Resource>(
+        &self,
+        kind: &'static str,
+        obj: &K,
+        apply: impl std::future::Future<Output = Result<Action, Error>>,
+    ) -> Result<Action, Error> {
+        let started = std::time::Instant::now();
+        let result = if obj.meta().deletion_timestamp.is_some() {
+            self.metrics.set_ready(kind, object_key(obj), None);
+            Ok(Action::await_change())
+        } else {
+            apply.await
+        };
+        self.reconciled(kind, obj, started, result)
+    }
+
+    /// Records a reconciliation of `obj` (a `kind`) that began at `started`: its duration and
+    /// outcome in the metrics, and a success ends its backoff.
+    fn reconciled<K: Resource>(
+        &self,
+        kind: &'static str,
+        obj: &K,
+        started: std::time::Instant,
+        result: Result<Action, Error>,
+    ) -> Result<Action, Error> {
+        self.metrics.reconciled(
+            kind,
+            started.elapsed(),
+            result.as_ref().err().map(Error::metric_label),
+        );
+        if result.is_ok() {
+            self.succeeded(&object_key(obj));
+        }
+        result
+    }
+
+    /// Retries a failed reconciliation of `obj` (a `kind`) with exponential backoff.
+    fn retry<K: Resource>(&self, kind: &'static str, obj: &K, error: &Error) -> Action {
+        let key = object_key(obj);
+        let delay = self.backoff(&key);
+        tracing::warn!(kind, object = %key, error = %error, retry_in = ?delay, "reconcile failed");
+        Action::requeue(delay)
+    }
+
+    /// The namespace of `obj`, the URLs of the IdentityProvider it names, and that
+    /// IdentityProvider unless it is missing or being deleted. Read from the API server, not
+    /// the IdentityProvider controller's cache: the event that triggered this reconcile may
+    /// reach us before that cache has seen it (a deleted IdentityProvider would otherwise look
+    /// alive until the next periodic requeue).
+    async fn identity_provider_of<K: references::UsesIdentityProvider>(
+        &self,
+        obj: &K,
+    ) -> Result<(String, crate::config::Urls, Option<IdentityProvider>), Error> {
+        let ns = obj
+            .namespace()
+            .ok_or(Error::MissingObjectKey("namespace"))?;
+        let name = obj.identity_provider();
+        let urls = crate::config::Urls::new(&self.settings.external_url, &ns, name);
+        let idp = Api::<IdentityProvider>::namespaced(self.client.clone(), &ns)
+            .get_opt(name)
+            .await?
+            .filter(|i| i.metadata.deletion_timestamp.is_none());
+        Ok((ns, urls, idp))
     }
 }
 
@@ -169,7 +262,7 @@ pub async fn run(
     let sweep_task = sweep_legacy(&ctx, watches.idps.store.clone(), stopped(stop_rx.clone()));
     let limits = kube::runtime::controller::Config::default()
         .concurrency(ctx.settings.max_concurrent_reconciles);
-    let (idp_controller, token_controller) = watches.into_controllers(limits);
+    let (idp_controller, token_controller, client_controller) = watches.into_controllers(limits);
     let idp_loop = idp_controller
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
@@ -179,10 +272,18 @@ pub async fn run(
         )
         .for_each(|_| async {});
     let token_loop = token_controller
-        .graceful_shutdown_on(stopped(stop_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(scim_token::reconcile, scim_token::error_policy, ctx.clone())
         .for_each(|_| async {});
-    tokio::join!(idp_loop, token_loop, key_task, sweep_task);
+    let client_loop = client_controller
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(
+            oidc_client::reconcile,
+            oidc_client::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    tokio::join!(idp_loop, token_loop, client_loop, key_task, sweep_task);
 }
 
 /// The reconcilers' shared state, reading the stores of `watches`.
@@ -211,6 +312,7 @@ fn context(
         metrics,
         idps: watches.idps.store.clone(),
         tokens: watches.tokens.store.clone(),
+        oidc_clients: watches.oidc_clients.store.clone(),
         legacy,
         failures: Mutex::default(),
         metadata_failures: Mutex::default(),
@@ -324,10 +426,13 @@ where
 struct Watches {
     idps: SharedWatch<IdentityProvider>,
     tokens: SharedWatch<ScimToken>,
+    oidc_clients: SharedWatch<OidcClient>,
     /// Secrets' metadata, for the IdentityProvider controller.
     secrets: WatchStream<PartialObjectMeta<Secret>>,
     /// The same Secrets' metadata, for the ScimToken controller.
     secrets_for_tokens: UnboundedReceiver<PartialObjectMeta<Secret>>,
+    /// The same Secrets' metadata, for the OidcClient controller.
+    secrets_for_clients: UnboundedReceiver<PartialObjectMeta<Secret>>,
     configmaps: WatchStream<PartialObjectMeta<ConfigMap>>,
     compiled: WatchStream<PartialObjectMeta<Secret>>,
 }
@@ -340,6 +445,7 @@ impl Watches {
         let secret_meta: Api<PartialObjectMeta<Secret>> = scoped(client, ns);
         let (secrets, secrets_for_tokens) =
             tee_touched(watcher(secret_meta, watcher::Config::default()).default_backoff());
+        let (secrets, secrets_for_clients) = tee_touched(secrets);
         let configmap_meta: Api<PartialObjectMeta<ConfigMap>> = scoped(client, ns);
         let compiled_api: Api<PartialObjectMeta<Secret>> =
             Api::namespaced(client.clone(), &settings.config_namespace);
@@ -347,8 +453,10 @@ impl Watches {
         Self {
             idps: SharedWatch::new(scoped(client, ns)),
             tokens: SharedWatch::new(scoped(client, ns)),
+            oidc_clients: SharedWatch::new(scoped(client, ns)),
             secrets: secrets.touched_objects().boxed(),
             secrets_for_tokens,
+            secrets_for_clients,
             configmaps: watcher(configmap_meta, watcher::Config::default())
                 .default_backoff()
                 .touched_objects()
@@ -363,21 +471,30 @@ impl Watches {
         }
     }
 
-    /// The IdentityProvider and ScimToken controllers, triggered by these watches.
+    /// The IdentityProvider, ScimToken and OidcClient controllers, triggered by these watches.
     fn into_controllers(
         self,
         limits: kube::runtime::controller::Config,
-    ) -> (Controller<IdentityProvider>, Controller<ScimToken>) {
+    ) -> (
+        Controller<IdentityProvider>,
+        Controller<ScimToken>,
+        Controller<OidcClient>,
+    ) {
         let (idps, tokens) = (self.idps.store.clone(), self.tokens.store.clone());
+        let clients = self.oidc_clients.store.clone();
         let (idp_controller, touched_idps) = self.idps.controller(limits.clone());
-        let (token_controller, touched_tokens) = self.tokens.controller(limits);
+        let (touched_idps, touched_idps_for_clients) = tee_stream(touched_idps);
+        let (token_controller, touched_tokens) = self.tokens.controller(limits.clone());
+        let (client_controller, touched_clients) = self.oidc_clients.controller(limits);
+        let (touched_clients, touched_clients_for_peers) = tee_stream(touched_clients);
         let (idps_for_configmaps, tokens_for_idps) = (idps.clone(), tokens.clone());
+        let clients_for_idps = clients.clone();
         let idp_controller = idp_controller
             // A changed certificate Secret or ConfigMap re-reconciles the IdentityProviders
             // using it, and a changed token Secret those of its ScimTokens (the token hashes
             // come from it).
             .watches_stream(self.secrets, move |secret| {
-                secret_to_idps(&idps, &tokens_for_idps, &secret)
+                secret_to_idps(&idps, &tokens_for_idps, &clients_for_idps, &secret)
             })
             .watches_stream(self.configmaps, move |cm| {
                 identity_provider::referencing(
@@ -388,9 +505,11 @@ impl Watches {
             })
             // Token changes (issue, rotation, deletion) recompile the token hashes of their IdP.
             .watches_stream(touched_tokens, |token: ScimToken| {
-                token
-                    .namespace()
-                    .map(|ns| ObjectRef::new(&token.spec.identity_provider_ref.name).within(&ns))
+                references::idp_of(&token)
+            })
+            // So do OidcClient changes (their secrets, client IDs and redirect URIs).
+            .watches_stream(touched_clients, |client: OidcClient| {
+                references::idp_of(&client)
             })
             // A deleted or edited compiled Secret is rewritten.
             .watches_stream(self.compiled, |secret| {
@@ -407,29 +526,68 @@ impl Watches {
             .watches_stream(self.secrets_for_tokens.map(Ok), move |secret| {
                 scim_token::referencing_secret(&tokens_for_secrets, &secret)
             });
-        (idp_controller, token_controller)
+        let (clients_for_secrets, clients_for_peers) = (clients.clone(), clients.clone());
+        let client_controller = client_controller
+            // The IdentityProvider's state is part of each of its clients' status.
+            .watches_stream(touched_idps_for_clients, move |idp: IdentityProvider| {
+                references::referencing_idp(&clients, &idp)
+            })
+            // An OidcClient's own Secret.
+            .watches_stream(self.secrets_for_clients.map(Ok), move |secret| {
+                references::referencing_secret(&clients_for_secrets, &secret)
+            })
+            // A client appearing or going away can start or end a client ID conflict of the
+            // other clients of its IdentityProvider.
+            .watches_stream(touched_clients_for_peers, move |client: OidcClient| {
+                peers_of(&clients_for_peers, &client)
+            });
+        (idp_controller, token_controller, client_controller)
     }
 }
 
+/// Passes `stream` on and sends a copy of each object to the second stream returned, for a
+/// second consumer (which ends when the first stream is dropped).
+fn tee_stream<K: Clone + Send + 'static>(
+    stream: WatchStream<K>,
+) -> (WatchStream<K>, WatchStream<K>) {
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let first = stream
+        .inspect(move |item| {
+            if let Ok(obj) = item {
+                // Fails only once the second consumer has stopped.
+                let _ = tx.unbounded_send(obj.clone());
+            }
+        })
+        .boxed();
+    (first, rx.map(Ok).boxed())
+}
+
+/// The other OidcClients of `client`'s IdentityProvider.
+fn peers_of(clients: &Store<OidcClient>, client: &OidcClient) -> Vec<ObjectRef<OidcClient>> {
+    clients
+        .state()
+        .iter()
+        .filter(|c| {
+            c.namespace() == client.namespace()
+                && c.spec.identity_provider_ref == client.spec.identity_provider_ref
+                && c.name_any() != client.name_any()
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
+}
+
 /// The IdentityProviders to reconcile when `secret` changes: those using it as a certificate
-/// Secret, and those of the ScimTokens reading or writing their token there.
+/// Secret, and those of the ScimTokens and OidcClients reading or writing their credentials
+/// there.
 fn secret_to_idps(
     idps: &Store<IdentityProvider>,
     tokens: &Store<ScimToken>,
+    clients: &Store<OidcClient>,
     secret: &PartialObjectMeta<Secret>,
 ) -> Vec<ObjectRef<IdentityProvider>> {
     let mut refs = identity_provider::referencing(idps, secret, identity_provider::RefKind::Secret);
-    refs.extend(
-        scim_token::referencing_secret(tokens, secret)
-            .into_iter()
-            .filter_map(|t| {
-                let token = tokens.get(&t)?;
-                Some(
-                    ObjectRef::new(&token.spec.identity_provider_ref.name)
-                        .within(t.namespace.as_deref()?),
-                )
-            }),
-    );
+    refs.extend(references::idps_of_secret(tokens, secret));
+    refs.extend(references::idps_of_secret(clients, secret));
     refs
 }
 

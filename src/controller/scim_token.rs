@@ -3,75 +3,67 @@
 //! the token's SHA-256, through the IdentityProvider's compiled configuration.
 //!
 //! Which tokens work is decided from what only the operator (and those who may write the
-//! Secrets anyway) can change: the ScimToken's spec and its Secret, where the previous token's
-//! hash and the end of its overlap are kept as annotations. Status is a report rebuilt from
-//! them, never read back: a forged or dropped status changes nothing.
+//! Secrets anyway) can change: the ScimToken's spec and its Secret (see [`issued_secret`]).
+//! Status is a report rebuilt from them, never read back: a forged or dropped status changes
+//! nothing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use rand::RngCore;
 
-use super::{
-    Context, Error, FIELD_MANAGER, MANAGED_BY, is_controlled_by, is_left_by_previous_incarnation,
-    names, object_key, owner_reference, publish_event,
-};
+use super::issued_secret::{self, Policy, RefusalReasons};
+#[cfg(test)]
+use super::issued_secret::{ISSUED_AT, PREVIOUS_HASH, PREVIOUS_UNTIL, ROTATION_REQUEST};
+pub use super::issued_secret::{Issued, ROTATE_ANNOTATION, Refusal, SecretPlan};
+use super::{Context, Error, names, references};
+#[cfg(test)]
+use super::{MANAGED_BY, is_controlled_by, owner_reference};
 use crate::api::conditions::{self as cond, Desired, reason};
 use crate::api::scim_token::Rotation;
 use crate::api::{Duration, IdentityProvider, ScimToken, ScimTokenStatus};
 use crate::config::Urls;
+#[cfg(test)]
+use base64::Engine;
+#[cfg(test)]
+use k8s_openapi::ByteString;
+#[cfg(test)]
+use kube::runtime::events::EventType;
 
 const KIND: &str = "ScimToken";
 /// Prefix of generated tokens, so that secret scanners can recognise a leaked one.
 pub const TOKEN_PREFIX: &str = "ssoscim_";
-/// Annotation on a ScimToken: changing its value issues a new token.
-pub const ROTATE_ANNOTATION: &str = "sso-operator.dev/rotate";
 /// Shortest accepted bring-your-own token.
 pub const MIN_TOKEN_LENGTH: usize = 32;
-const ISSUED_AT: &str = "sso-operator.dev/issued-at";
-const ROTATION_REQUEST: &str = "sso-operator.dev/rotation-request";
-const PREVIOUS_HASH: &str = "sso-operator.dev/previous-token-sha256";
-const PREVIOUS_UNTIL: &str = "sso-operator.dev/previous-token-valid-until";
 /// Annotation a bring-your-own token Secret must carry, naming the ScimToken allowed to use it
 /// (`spec.tokenSecretRef`): without it a ScimToken could turn any Secret of its namespace into
 /// a SCIM credential.
 pub const TOKEN_SECRET_ANNOTATION: &str = "sso-operator.dev/scim-token";
 
+/// What a generated token Secret holds.
+#[cfg(test)]
+type TokenSecret = super::issued_secret::SecretContents;
+
 /// Generates a token: the prefix and 256 random bits, base64url.
 pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    issued_secret::generate(TOKEN_PREFIX)
 }
 
 pub use crate::config::token_hash;
 
 /// The non-secret identifier of a token: the first 12 hex digits of its hash.
 pub fn token_id(hash: &str) -> String {
-    hash.chars().take(12).collect()
+    issued_secret::credential_id(hash)
 }
 
+#[cfg(test)]
 fn is_generated_token(token: &str) -> bool {
-    token.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
-        rest.len() == 43
-            && base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(rest)
-                .is_ok_and(|b| b.len() == 32)
-    })
+    issued_secret::is_generated(TOKEN_PREFIX, token)
 }
 
 /// The Secret a ScimToken writes its token to: `spec.secretName`, or `{name}-scim-token`
@@ -89,13 +81,7 @@ pub fn referencing_idp(
     tokens: &Store<ScimToken>,
     idp: &IdentityProvider,
 ) -> Vec<ObjectRef<ScimToken>> {
-    let (ns, name) = (idp.namespace(), idp.name_any());
-    tokens
-        .state()
-        .iter()
-        .filter(|t| t.namespace() == ns && t.spec.identity_provider_ref.name == name)
-        .map(|t| ObjectRef::from_obj(t.as_ref()))
-        .collect()
+    references::referencing_idp(tokens, idp)
 }
 
 /// ScimTokens that read (bring-your-own) or write this Secret.
@@ -103,61 +89,20 @@ pub fn referencing_secret<K: Resource>(
     tokens: &Store<ScimToken>,
     secret: &K,
 ) -> Vec<ObjectRef<ScimToken>> {
-    let (ns, name) = (secret.namespace(), secret.name_any());
-    tokens
-        .state()
-        .iter()
-        .filter(|t| t.namespace() == ns && credential_secret_name(t) == name)
-        .map(|t| ObjectRef::from_obj(t.as_ref()))
-        .collect()
+    references::referencing_secret(tokens, secret)
 }
 
-/// Reconcile entry point.
+/// Reconcile entry point. A deleted ScimToken's Secret goes with it (owner reference); its
+/// IdentityProvider recompiles without it.
 pub async fn reconcile(token: Arc<ScimToken>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let key = object_key(token.as_ref());
-    let result = if token.meta().deletion_timestamp.is_some() {
-        // Its Secret goes with it (owner reference); the IdentityProvider recompiles without it.
-        ctx.metrics.set_ready(KIND, key.clone(), None);
-        Ok(Action::await_change())
-    } else {
-        apply(&token, &ctx).await
-    };
-    ctx.metrics.reconciled(
-        KIND,
-        started.elapsed(),
-        result.as_ref().err().map(Error::metric_label),
-    );
-    if result.is_ok() {
-        ctx.succeeded(&key);
-    }
-    result
+    ctx.reconcile_owner(KIND, token.as_ref(), apply(&token, &ctx))
+        .await
 }
 
 /// Retries failed reconciliations with exponential backoff.
 pub fn error_policy(token: Arc<ScimToken>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = object_key(token.as_ref());
-    let delay = ctx.backoff(&key);
-    tracing::warn!(scim_token = %key, error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    ctx.retry(KIND, token.as_ref(), error)
 }
-
-/// The current and previous token of a ScimToken, as its Secret establishes them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Issued {
-    /// SHA-256 of the current token, hex.
-    pub hash: String,
-    /// When the operator issued the current token; none for a token you bring.
-    pub issued_at: Option<Timestamp>,
-    /// SHA-256 of the previous token (hex) and the end of its overlap, after a rotation.
-    pub previous: Option<(String, Timestamp)>,
-    /// The Secret holding the current token.
-    pub secret_name: String,
-}
-
-/// Why a ScimToken's Secret yields no token: a condition reason and a message saying what to
-/// do.
-pub type Refusal = (&'static str, String);
 
 /// When the current token of `token`, issued at `issued_at`, stops working: `spec.expiresAt`,
 /// or the end of the overlap after its scheduled successor, whichever comes first.
@@ -174,27 +119,51 @@ pub fn current_expiry(token: &ScimToken, issued_at: Option<Timestamp>) -> Option
 }
 
 fn rotation_every(token: &ScimToken) -> Option<SignedDuration> {
-    token
-        .spec
-        .rotation
-        .as_ref()
-        .and_then(|r| r.every.as_ref())
-        .map(Duration::get)
+    rotation_schedule(token.spec.rotation.as_ref()).0
 }
 
-/// `rotation.overlap`, at most [`LONGEST_OVERLAP`]: the schema bounds it only below
-/// `rotation.every`, and without `every` any length would do.
 fn rotation_overlap(token: &ScimToken) -> SignedDuration {
-    token
-        .spec
-        .rotation
-        .as_ref()
+    rotation_schedule(token.spec.rotation.as_ref()).1
+}
+
+/// `rotation.every` and `rotation.overlap`, the overlap at most [`LONGEST_OVERLAP`]: the schema
+/// bounds it only below `rotation.every`, and without `every` any length would do.
+pub(crate) fn rotation_schedule(
+    rotation: Option<&Rotation>,
+) -> (Option<SignedDuration>, SignedDuration) {
+    let every = rotation.and_then(|r| r.every.as_ref()).map(Duration::get);
+    let overlap = rotation
         .map_or_else(|| Rotation::default().overlap.get(), |r| r.overlap.get())
-        .min(LONGEST_OVERLAP)
+        .min(LONGEST_OVERLAP);
+    (every, overlap)
 }
 
 /// The longest overlap: a previous token's end (`now + overlap`) must remain a time.
 const LONGEST_OVERLAP: SignedDuration = SignedDuration::from_hours(24 * 365 * 1000);
+
+/// How a ScimToken's generated token is issued, rotated and written, with the SCIM base URL
+/// `urls` gives.
+fn policy(token: &ScimToken, urls: &Urls) -> Policy {
+    let (every, overlap) = rotation_schedule(token.spec.rotation.as_ref());
+    Policy {
+        noun: "token",
+        prefix: TOKEN_PREFIX,
+        value_key: "token",
+        component: "scim-token",
+        every,
+        overlap,
+        expiry: token
+            .spec
+            .expires_at
+            .as_ref()
+            .map(|t| (t.0, reason::EXPIRED)),
+        plain: vec![("scimBaseUrl", urls.scim_base.clone())],
+        reasons: RefusalReasons {
+            conflict: reason::SECRET_CONFLICT,
+            garbage_collection: reason::WAITING_FOR_GARBAGE_COLLECTION,
+        },
+    }
+}
 
 /// The Secret `token`'s credentials are read from: `spec.tokenSecretRef`, or the Secret the
 /// operator writes.
@@ -213,50 +182,18 @@ pub fn credential_secret_name(token: &ScimToken) -> String {
 pub fn credentials(token: &ScimToken, secret: Option<&Secret>) -> Result<Issued, Refusal> {
     match &token.spec.token_secret_ref {
         Some(r) => own_token(token, secret, &r.name, &r.key),
-        None => generated_credentials(token, secret),
+        None => {
+            let name = secret_name(token);
+            // The SCIM base URL plays no part in reading the token.
+            let policy = policy(token, &Urls::new("", "", ""));
+            issued_secret::read_generated(&policy, token, secret, &name).ok_or_else(|| {
+                (
+                    reason::TOKEN_INVALID,
+                    format!("No token has been issued into Secret {name} yet"),
+                )
+            })
+        }
     }
-}
-
-fn generated_credentials(token: &ScimToken, secret: Option<&Secret>) -> Result<Issued, Refusal> {
-    let name = secret_name(token);
-    let not_yet = || {
-        (
-            reason::TOKEN_INVALID,
-            format!("No token has been issued into Secret {name} yet"),
-        )
-    };
-    let secret = secret.ok_or_else(not_yet)?;
-    let uid = token.uid().unwrap_or_default();
-    if uid.is_empty() || !is_controlled_by(&secret.metadata, &uid) {
-        return Err(not_yet());
-    }
-    let current = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .and_then(|v| std::str::from_utf8(&v.0).ok())
-        .filter(|t| is_generated_token(t))
-        .ok_or_else(not_yet)?;
-    let annotations = secret.annotations();
-    let issued_at: Timestamp = annotations
-        .get(ISSUED_AT)
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(not_yet)?;
-    Ok(Issued {
-        hash: token_hash(current),
-        issued_at: Some(issued_at),
-        previous: previous_of(annotations),
-        secret_name: name,
-    })
-}
-
-/// The previous token's hash and overlap end, from a generated token Secret's annotations.
-fn previous_of(annotations: &BTreeMap<String, String>) -> Option<(String, Timestamp)> {
-    let hash = annotations
-        .get(PREVIOUS_HASH)
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
-    let until = annotations.get(PREVIOUS_UNTIL)?.parse().ok()?;
-    Some((hash.to_ascii_lowercase(), until))
 }
 
 /// Whether the operator manages `meta`'s object (a token, key or compiled-configuration
@@ -264,15 +201,14 @@ fn previous_of(annotations: &BTreeMap<String, String>) -> Option<(String, Timest
 fn is_operator_managed(meta: &ObjectMeta) -> bool {
     let labels = meta.labels.as_ref();
     labels
-        .and_then(|l| l.get(MANAGED_BY.0))
-        .is_some_and(|v| v == MANAGED_BY.1)
+        .and_then(|l| l.get(super::MANAGED_BY.0))
+        .is_some_and(|v| v == super::MANAGED_BY.1)
         || labels.is_some_and(|l| l.contains_key(crate::config::COMPILED_CONFIG_LABEL))
         || meta.owner_references.as_ref().is_some_and(|refs| {
             refs.iter()
                 .any(|r| r.api_version.starts_with("sso-operator.dev/"))
         })
 }
-
 fn own_token(
     token: &ScimToken,
     secret: Option<&Secret>,
@@ -342,19 +278,7 @@ fn own_token(
 
 async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
-    let ns = token
-        .namespace()
-        .ok_or(Error::MissingObjectKey("namespace"))?;
-    let idp_name = &token.spec.identity_provider_ref.name;
-    let urls = Urls::new(&ctx.settings.external_url, &ns, idp_name);
-    // Read from the API server, not the IdentityProvider controller's cache: the event that
-    // triggered this reconcile may reach us before that cache has seen it (a deleted
-    // IdentityProvider would otherwise look alive until the next periodic requeue). An
-    // IdentityProvider being deleted counts as gone.
-    let idp = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(idp_name)
-        .await?
-        .filter(|i| i.metadata.deletion_timestamp.is_none());
+    let (ns, urls, idp) = ctx.identity_provider_of(token).await?;
     let issued = if let Some(r) = &token.spec.token_secret_ref {
         let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&r.name)
@@ -364,46 +288,18 @@ async fn apply(token: &ScimToken, ctx: &Context) -> Result<Action, Error> {
         issue(token, ctx, &ns, &urls, now).await?
     };
     let (status, requeue_at) = assess(token, issued, idp.as_ref(), &urls, now);
-    let api: Api<ScimToken> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = serde_json::json!({ "apiVersion": "sso-operator.dev/v1alpha1", "kind": "ScimToken", "status": status });
-    api.patch_status(
-        &token.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    report_ready(token, ctx, &status).await;
+    let previous = token.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    issued_secret::write_status(ctx, KIND, token, previous, &status.conditions, &status).await?;
     Ok(super::requeue_until(requeue_at))
 }
 
-/// Sets the Ready metric and publishes an Event when Ready's status or reason changed.
-async fn report_ready(token: &ScimToken, ctx: &Context, status: &ScimTokenStatus) {
-    let Some(ready) = cond::find(&status.conditions, cond::READY) else {
-        return;
-    };
-    ctx.metrics.set_ready(
-        KIND,
-        object_key(token),
-        Some((ready.status.clone(), ready.reason.clone())),
-    );
-    let previous = token.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
-    if let Some(type_) = ready_event(previous, ready) {
-        publish_event(ctx, token, type_, &ready.reason, ready.message.clone()).await;
-    }
-}
-
-/// The type of the Event to publish about the Ready condition `ready`, when its status or reason
-/// differs from the one in `previous` (the conditions before this reconciliation).
-fn ready_event(previous: &[Condition], ready: &Condition) -> Option<EventType> {
-    let old = cond::find(previous, cond::READY);
-    old.is_none_or(|o| o.status != ready.status || o.reason != ready.reason)
-        .then(|| {
-            if ready.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            }
-        })
+/// The Ready Event of `previous` and `ready` (see [`issued_secret::ready_event`]).
+#[cfg(test)]
+fn ready_event(
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ready: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+) -> Option<EventType> {
+    issued_secret::ready_event(previous, ready)
 }
 
 /// The status of `token` given its credentials (`issued`, or why it has none) and its
@@ -453,26 +349,17 @@ fn report_token(
     now: Timestamp,
     status: &mut ScimTokenStatus,
 ) -> Option<Timestamp> {
-    let next_rotation = rotation_every(token)
-        .zip(issued.issued_at)
-        .map(|(every, at)| at + every);
+    let next = issued_secret::next_change(&issued, rotation_every(token), now);
     let expires_at = current_expiry(token, issued.issued_at);
     status.secret_name = Some(issued.secret_name);
     status.token_id = Some(token_id(&issued.hash));
     status.expires_at = expires_at.map(Time);
     status.last_rotation_time = issued.issued_at.map(Time);
-    let previous_until = issued
-        .previous
-        .filter(|(_, until)| *until > now)
-        .map(|(hash, until)| {
-            status.previous_token_id = Some(token_id(&hash));
-            status.previous_token_expires_at = Some(Time(until));
-            until
-        });
-    [next_rotation, expires_at, previous_until]
-        .into_iter()
-        .flatten()
-        .min()
+    if let Some((hash, until)) = issued.previous.filter(|(_, until)| *until > now) {
+        status.previous_token_id = Some(token_id(&hash));
+        status.previous_token_expires_at = Some(Time(until));
+    }
+    next.into_iter().chain(expires_at).min()
 }
 
 /// The Expired condition: whether `spec.expiresAt` (`spec_expiry`) has passed at `now`.
@@ -543,46 +430,6 @@ fn ready_condition(
     }
 }
 
-/// What a generated token Secret holds: the token, when it was issued, the last rotation
-/// request honoured (the value of the `sso-operator.dev/rotate` annotation) and the previous
-/// token's hash with the end of its overlap.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct TokenSecret {
-    value: String,
-    issued_at: Timestamp,
-    rotation_request: String,
-    previous: Option<(String, Timestamp)>,
-}
-
-impl TokenSecret {
-    /// What this Secret, named `secret_name`, establishes.
-    fn issued(&self, secret_name: String) -> Issued {
-        Issued {
-            hash: token_hash(&self.value),
-            issued_at: Some(self.issued_at),
-            previous: self.previous.clone(),
-            secret_name,
-        }
-    }
-}
-
-/// What to do with a ScimToken's generated token Secret.
-#[derive(Debug, PartialEq, Eq)]
-enum SecretPlan {
-    /// The Secret yields no token, and is left alone.
-    Refuse(Refusal),
-    /// Keep the current token; write the Secret again when `rewrite` (its SCIM base URL is
-    /// stale).
-    Keep { secret: TokenSecret, rewrite: bool },
-    /// Issue a new token now, honouring `rotation_request`; the old one keeps working until
-    /// the end of `previous`. `event` says so.
-    Issue {
-        rotation_request: String,
-        previous: Option<(String, Timestamp)>,
-        event: String,
-    },
-}
-
 /// Decides from `existing` (the Secret named `name`, if any) whether `token` keeps its
 /// generated token, gets a new one (none yet, a scheduled or requested rotation) or none.
 fn plan_secret(
@@ -592,89 +439,7 @@ fn plan_secret(
     urls: &Urls,
     now: Timestamp,
 ) -> SecretPlan {
-    if let Some(refusal) = existing.and_then(|s| foreign_secret(token, s, name)) {
-        return SecretPlan::Refuse(refusal);
-    }
-    let annotations = existing
-        .map(|s| s.annotations().clone())
-        .unwrap_or_default();
-    let data = existing.and_then(|s| s.data.as_ref());
-    let current = data
-        .and_then(|d| d.get("token"))
-        .and_then(|v| std::str::from_utf8(&v.0).ok().map(str::to_owned))
-        .filter(|t| is_generated_token(t));
-    let issued_at: Option<Timestamp> = annotations.get(ISSUED_AT).and_then(|t| t.parse().ok());
-    let requested = token
-        .annotations()
-        .get(ROTATE_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
-    let honoured = annotations
-        .get(ROTATION_REQUEST)
-        .cloned()
-        .unwrap_or_default();
-    let scheduled =
-        matches!((rotation_every(token), issued_at), (Some(e), Some(at)) if now >= at + e);
-    let expired = token.spec.expires_at.as_ref().is_some_and(|t| t.0 <= now);
-    let needs_new = current.is_none() || issued_at.is_none() || scheduled || requested != honoured;
-    if !needs_new || expired {
-        if let (Some(value), Some(issued_at)) = (current.clone(), issued_at) {
-            // The Secret must also follow a changed SCIM base URL (new external URL).
-            let rewrite = data
-                .and_then(|d| d.get("scimBaseUrl"))
-                .is_none_or(|v| v.0 != urls.scim_base.as_bytes());
-            let secret = TokenSecret {
-                value,
-                issued_at,
-                rotation_request: honoured,
-                previous: previous_of(&annotations),
-            };
-            return SecretPlan::Keep { secret, rewrite };
-        }
-        if expired {
-            return SecretPlan::Refuse((
-                reason::EXPIRED,
-                "The token expired before it was issued".to_owned(),
-            ));
-        }
-    }
-    let overlap_end = now + rotation_overlap(token);
-    let event = if current.is_some() {
-        format!(
-            "Issued a new token into Secret {name}; the previous one keeps working until {overlap_end}"
-        )
-    } else {
-        format!("Issued a token into Secret {name}")
-    };
-    SecretPlan::Issue {
-        rotation_request: requested,
-        previous: current.map(|old| (token_hash(&old), overlap_end)),
-        event,
-    }
-}
-
-/// Why `secret`, named `name`, is not `token`'s to write: it belongs to a deleted ScimToken of
-/// the same name (until the garbage collector removes it) or to something else.
-fn foreign_secret(token: &ScimToken, secret: &Secret, name: &str) -> Option<Refusal> {
-    if is_left_by_previous_incarnation(&secret.metadata, token) {
-        return Some((
-            reason::WAITING_FOR_GARBAGE_COLLECTION,
-            format!(
-                "Secret {name} holds the token of the deleted ScimToken {} this one replaces; a new token is issued as soon as Kubernetes' garbage collector removes it (the deleted one's token never works again). If it stays, delete it: kubectl delete secret {name} -n {}",
-                token.name_any(),
-                token.namespace().unwrap_or_default()
-            ),
-        ));
-    }
-    let uid = token.uid().unwrap_or_default();
-    (!is_controlled_by(&secret.metadata, &uid)).then(|| {
-        (
-            reason::SECRET_CONFLICT,
-            format!(
-                "Secret {name} already exists and is not managed by this ScimToken: delete it, or set spec.secretName to another name"
-            ),
-        )
-    })
+    issued_secret::plan(&policy(token, urls), token, existing, name, now)
 }
 
 /// Issues or rotates the generated token and writes its Secret.
@@ -689,100 +454,20 @@ async fn issue(
     let name = secret_name(token);
     token.uid().ok_or(Error::MissingObjectKey("uid"))?;
     let existing = api.get_opt(&name).await?;
-    match plan_secret(token, existing.as_ref(), &name, urls, now) {
-        SecretPlan::Refuse(refusal) => Ok(Err(refusal)),
-        SecretPlan::Keep { secret, rewrite } => {
-            if rewrite {
-                write_secret(&api, token, &name, &secret, urls).await?;
-            }
-            Ok(Ok(secret.issued(name)))
-        }
-        SecretPlan::Issue {
-            rotation_request,
-            previous,
-            event,
-        } => {
-            let secret = TokenSecret {
-                value: generate_token(),
-                issued_at: now,
-                rotation_request,
-                previous,
-            };
-            write_secret(&api, token, &name, &secret, urls).await?;
-            publish_event(ctx, token, EventType::Normal, "TokenIssued", event).await;
-            tracing::info!(scim_token = %object_key(token), token_id = %token_id(&token_hash(&secret.value)), "issued a SCIM token");
-            Ok(Ok(secret.issued(name)))
-        }
-    }
-}
-
-/// Writes `contents` into `token`'s Secret `name`, with the SCIM base URL.
-async fn write_secret(
-    api: &Api<Secret>,
-    token: &ScimToken,
-    name: &str,
-    contents: &TokenSecret,
-    urls: &Urls,
-) -> Result<(), Error> {
-    let secret = token_secret_object(token, name, contents, urls)?;
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
-    Ok(())
+    let plan = plan_secret(token, existing.as_ref(), &name, urls, now);
+    let policy = policy(token, urls);
+    issued_secret::carry_out(ctx, &policy, token, &name, plan, "TokenIssued", now).await
 }
 
 /// The generated token Secret `name` of `token`, holding `contents`.
+#[cfg(test)]
 fn token_secret_object(
     token: &ScimToken,
     name: &str,
     contents: &TokenSecret,
     urls: &Urls,
 ) -> Result<Secret, Error> {
-    let mut annotations = BTreeMap::from([
-        (ISSUED_AT.to_owned(), contents.issued_at.to_string()),
-        (
-            ROTATION_REQUEST.to_owned(),
-            contents.rotation_request.clone(),
-        ),
-    ]);
-    if let Some((hash, until)) = &contents.previous {
-        annotations.insert(PREVIOUS_HASH.to_owned(), hash.clone());
-        annotations.insert(PREVIOUS_UNTIL.to_owned(), until.to_string());
-    }
-    Ok(Secret {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([
-                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-                (
-                    "app.kubernetes.io/name".to_owned(),
-                    "sso-operator".to_owned(),
-                ),
-                (
-                    "app.kubernetes.io/component".to_owned(),
-                    "scim-token".to_owned(),
-                ),
-            ])),
-            annotations: Some(annotations),
-            owner_references: Some(vec![owner_reference(token)?]),
-            ..Default::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([
-            (
-                "token".to_owned(),
-                ByteString(contents.value.as_bytes().to_vec()),
-            ),
-            (
-                "scimBaseUrl".to_owned(),
-                ByteString(urls.scim_base.as_bytes().to_vec()),
-            ),
-        ])),
-        ..Default::default()
-    })
+    issued_secret::secret_object(&policy(token, urls), token, name, Some(contents))
 }
 
 #[cfg(test)]
