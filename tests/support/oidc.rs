@@ -102,7 +102,10 @@ pub struct BrowserSteps {
 pub fn browser_command(dir: &Path, steps: &BrowserSteps) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
 
-    let playwright = setup_output("tests/browser/setup");
+    static PLAYWRIGHT: OnceLock<String> = OnceLock::new();
+    let playwright = PLAYWRIGHT
+        .get_or_init(|| setup_output("tests/browser/setup"))
+        .clone();
     std::fs::create_dir_all(dir).expect("create the browser's folder");
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut env = vec![
@@ -157,6 +160,8 @@ pub enum KubeloginGrant {
     },
     /// `--grant-type=device-code` (RFC 8628): the browser command opens
     /// `verification_uri_complete` and must approve there; kubelogin polls once it returned.
+    /// No loopback redirect ends this flow: give the browser's [`BrowserSteps`] the approval
+    /// button to `click` and the `done_text` of the page after it.
     DeviceCode {
         /// A script from [`browser_command`].
         browser: PathBuf,
