@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::oidc::{BrowserSteps, TlsFront, browser_command, tools};
+use support::oidc::{BrowserSteps, TlsFront, browser_command, browser_cookie_header, tools};
 
 #[test]
 fn the_pinned_clients_run_and_say_their_versions() {
@@ -48,7 +48,7 @@ class H(BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Type", "text/html"); self.send_header("Content-Length", str(len(page))); self.end_headers(); self.wfile.write(page)
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(302); self.send_header("Location", f"http://localhost:{loopback}/?code=c0de&state=s1"); self.send_header("Content-Length", "0"); self.end_headers()
+        self.send_response(302); self.send_header("Location", f"http://localhost:{loopback}/?code=c0de&state=s1"); self.send_header("Set-Cookie", "session=s3ss10n; Path=/; Secure; HttpOnly"); self.send_header("Content-Length", "0"); self.end_headers()
 srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
@@ -116,6 +116,11 @@ fn the_browser_command_follows_a_self_posting_page_over_https_to_the_loopback_re
     assert!(
         visited.contains(&format!("{}/acs", front.url)),
         "the page posted itself: {visited}"
+    );
+    assert_eq!(
+        browser_cookie_header(&dir, "127.0.0.1"),
+        "session=s3ss10n",
+        "the browser's cookies are kept"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,10 +12,12 @@
 // FOLLOW_PASSWORD into a `#password` field and clicks `#signin` (the test IdP's sign-in form),
 // and clicks each selector of FOLLOW_CLICK (separated by newlines) once it shows (a consent or
 // device-approval button). Exits 0 when done, 1 after FOLLOW_TIMEOUT_MS (default 30000) with the
-// page's URL and text on stderr. Each URL visited is appended to FOLLOW_LOG (if set), one a line.
+// page's URL and text on stderr. Each URL visited is appended to FOLLOW_LOG (if set), one a line;
+// the browser's cookies at the end are written to FOLLOW_COOKIES (if set) as Playwright's JSON
+// (name, value, domain, path, …), so that a test can go on where the browser stopped.
 // Environment as for driver.mjs: PLAYWRIGHT_DIR (folder with node_modules/playwright-core),
 // CHROMIUM (binary, default /usr/bin/chromium).
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
@@ -100,6 +102,9 @@ try {
       }
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+  if (process.env.FOLLOW_COOKIES) {
+    writeFileSync(process.env.FOLLOW_COOKIES, JSON.stringify(await context.cookies()));
   }
   if (code !== 0) {
     process.stderr.write(`follow.mjs: not done after ${timeoutMs} ms; at ${page.url()}: ${JSON.stringify(await text())}\n`);

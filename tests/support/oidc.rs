@@ -98,7 +98,9 @@ pub struct BrowserSteps {
 /// Writes, into `dir`, a script for kubelogin's `--browser-command`: it opens its one argument
 /// (the URL) in a headless Chromium that follows every redirect and self-posting form (the
 /// test IdP's SAML response) and takes `steps`, then exits. Each URL visited is appended to
-/// `dir/browser.log`. Returns the script's path.
+/// `dir/browser.log`, and the browser's cookies at the end are written to `dir/cookies.json`
+/// ([`browser_cookie_header`]). Returns the script's path; [`open_in_browser`] runs it
+/// without kubelogin (an oauth2-proxy sign-in, say).
 pub fn browser_command(dir: &Path, steps: &BrowserSteps) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
 
@@ -112,6 +114,10 @@ pub fn browser_command(dir: &Path, steps: &BrowserSteps) -> PathBuf {
         ("PLAYWRIGHT_DIR", playwright),
         ("FOLLOW_LOG", dir.join("browser.log").display().to_string()),
         ("FOLLOW_CLICK", steps.click.join("\n")),
+        (
+            "FOLLOW_COOKIES",
+            dir.join("cookies.json").display().to_string(),
+        ),
     ];
     if let Some(chromium) = std::env::var_os("CHROMIUM") {
         env.push(("CHROMIUM", chromium.to_string_lossy().into_owned()));
@@ -146,6 +152,52 @@ pub fn browser_command(dir: &Path, steps: &BrowserSteps) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .expect("make the browser command executable");
     path
+}
+
+/// Runs a [`browser_command`] script on `url` and waits for it (90 s at most); its error output
+/// when it does not arrive.
+pub fn open_in_browser(script: &Path, url: &str) -> Result<(), String> {
+    let mut child = Command::new(script)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the browser command");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().expect("wait for the browser").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("the browser's output");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The cookies the browser of [`browser_command`] (`dir`) had at its end, for `host`, as a
+/// `Cookie` header value (`name=value; …`). Cookies do not tell ports apart: on 127.0.0.1
+/// this is every local server's.
+pub fn browser_cookie_header(dir: &Path, host: &str) -> String {
+    let text = std::fs::read_to_string(dir.join("cookies.json")).unwrap_or_default();
+    let cookies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    cookies
+        .iter()
+        .filter(|c| c["domain"].as_str().map(|d| d.trim_start_matches('.')) == Some(host))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap_or_default(),
+                c["value"].as_str().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How kubelogin obtains the tokens.
