@@ -485,6 +485,8 @@ impl Drop for OAuth2Proxy {
 /// Killed when dropped.
 pub struct TlsFront {
     child: Child,
+    /// Its certificates' folder, removed with it.
+    dir: PathBuf,
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     /// The CA's PEM file.
@@ -557,6 +559,7 @@ impl TlsFront {
         let ca_pem = std::fs::read_to_string(&ca_file).expect("read the CA");
         Self {
             child,
+            dir,
             url: format!("https://127.0.0.1:{front_port}"),
             ca_file,
             ca_pem,
@@ -568,6 +571,7 @@ impl Drop for TlsFront {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
