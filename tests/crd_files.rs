@@ -116,41 +116,65 @@ fn the_field_reference_matches_the_schemas() {
     );
 }
 
+/// Every example folder is a provider's (an IdentityProvider and a ScimToken) or an
+/// application's (an OidcClient and the application's own configuration, in files that are not
+/// `.yaml`); an application's OidcClient refers to a provider's IdentityProvider.
 #[test]
 fn every_provider_has_an_identity_provider_and_a_scim_token_for_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut providers = 0;
+    let mut all_idps = Vec::new();
+    let mut client_refs = Vec::new();
     for entry in std::fs::read_dir(&root).expect("examples/") {
         let dir = entry.unwrap().path();
         if !dir.is_dir() {
             continue;
         }
-        providers += 1;
         let mut idps = Vec::new();
         let mut token_refs = Vec::new();
+        let mut clients = Vec::new();
         for file in std::fs::read_dir(&dir).unwrap() {
-            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let path = file.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
             let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
             for doc in docs {
+                let reference = || {
+                    doc["spec"]["identityProviderRef"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                };
                 match doc["kind"].as_str() {
                     Some("IdentityProvider") => {
                         idps.push(doc["metadata"]["name"].as_str().unwrap().to_owned())
                     }
-                    Some("ScimToken") => token_refs.push(
-                        doc["spec"]["identityProviderRef"]["name"]
-                            .as_str()
-                            .unwrap()
-                            .to_owned(),
-                    ),
+                    Some("ScimToken") => token_refs.push(reference()),
+                    Some("OidcClient") => clients.push(reference()),
                     _ => {}
                 }
             }
         }
+        if idps.is_empty() && !clients.is_empty() {
+            client_refs.extend(clients.into_iter().map(|r| (dir.clone(), r)));
+            continue;
+        }
+        providers += 1;
         assert_eq!(idps.len(), 1, "{}: one IdentityProvider", dir.display());
         assert_eq!(token_refs, idps, "{}: a ScimToken for it", dir.display());
+        all_idps.extend(idps);
     }
     assert_eq!(
         providers, 8,
         "okta, entra, google, jumpcloud, onelogin, auth0, keycloak, generic"
     );
+    for (dir, reference) in client_refs {
+        assert!(
+            all_idps.contains(&reference),
+            "{}: the OidcClient refers to {reference:?}, which no example defines",
+            dir.display()
+        );
+    }
 }

@@ -5,10 +5,13 @@
 // Subcommands:
 //
 //	kube-local serve --dir DIR [--port 16443] [--etcd-port 12379] [--node-ip IP [--node-name NAME]]
+//	                 [--authentication-config FILE]
 //	    Runs the control plane in the foreground until SIGINT/SIGTERM. Writes DIR/admin.kubeconfig
 //	    and, once /readyz answers ok, DIR/ready. With --node-ip (tests/kube/up --node), also the
 //	    node's credentials and kubeconfigs, the controllers, volume provisioner and cluster DNS
-//	    its workloads need, and the API server's endpoint for pods on IP.
+//	    its workloads need, and the API server's endpoint for pods on IP. With
+//	    --authentication-config, kube-apiserver also accepts the JWTs of the issuers in FILE (an
+//	    AuthenticationConfiguration, apiserver.config.k8s.io/v1), re-reading it when it changes.
 //	kube-local sa-kubeconfig --kubeconfig ADMIN --namespace NS --name SA --out FILE [--duration 24h]
 //	    Writes a kubeconfig that authenticates as the ServiceAccount NS/SA (TokenRequest API).
 package main
@@ -38,7 +41,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kube-local serve --dir DIR [--port N] [--etcd-port N] [--node-ip IP [--node-name NAME]]")
+	fmt.Fprintln(os.Stderr, "usage: kube-local serve --dir DIR [--port N] [--etcd-port N] [--node-ip IP [--node-name NAME]] [--authentication-config FILE]")
 	fmt.Fprintln(os.Stderr, "       kube-local sa-kubeconfig --kubeconfig ADMIN --namespace NS --name SA --out FILE [--duration D]")
 	os.Exit(2)
 }

@@ -38,6 +38,8 @@ func serve(args []string) error {
 	nodeIPFlag := fs.String("node-ip", "", "with a node (tests/kube/up --node): the node's address, on the pod network's bridge; "+
 		"enables the node's credentials, its controllers and the API server's endpoint for pods")
 	nodeName := fs.String("node-name", "kube-local-node", "with --node-ip: the name the kubelet registers")
+	authnConfig := fs.String("authentication-config", "", "an AuthenticationConfiguration file (apiserver.config.k8s.io/v1, "+
+		"structured authentication: JWT issuers such as an OpenID Provider) for kube-apiserver; re-read when it changes")
 	_ = fs.Parse(args)
 	var node *nodeConfig
 	if *nodeIPFlag != "" {
@@ -49,6 +51,16 @@ func serve(args []string) error {
 	}
 	if *dir == "" {
 		return errors.New("--dir is required")
+	}
+	if *authnConfig != "" {
+		abs, err := filepath.Abs(*authnConfig)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("--authentication-config: %w", err)
+		}
+		*authnConfig = abs
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
@@ -91,7 +103,7 @@ func serve(args []string) error {
 
 	errc := make(chan error, 4)
 	go func() {
-		errc <- runAPIServer(ctx, *dir, *port, *etcdPort, certs, node)
+		errc <- runAPIServer(ctx, *dir, *port, *etcdPort, certs, node, *authnConfig)
 	}()
 
 	server := fmt.Sprintf("https://127.0.0.1:%d", *port)
@@ -171,7 +183,10 @@ func startEtcd(dir string, port int) (*embed.Etcd, error) {
 	}
 }
 
-func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki, node *nodeConfig) error {
+// runAPIServer runs kube-apiserver until ctx ends. authnConfig, when not empty, is the path of
+// an AuthenticationConfiguration file (--authentication-config; the legacy --oidc-* flags are
+// never set, they exclude each other).
+func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki, node *nodeConfig, authnConfig string) error {
 	s := apiserveroptions.NewServerRunOptions()
 	named := s.Flags()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
@@ -194,6 +209,9 @@ func runAPIServer(ctx context.Context, dir string, port, etcdPort int, certs pki
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(dir, "pki"),
+	}
+	if authnConfig != "" {
+		args = append(args, "--authentication-config="+authnConfig)
 	}
 	if node == nil {
 		// Without a node nothing routes Service addresses: no endpoint for `kubernetes`.

@@ -3,6 +3,10 @@
 //! state directory and ports (`tests/kube/up` with SSO_KUBE_DIR, SSO_KUBE_PORT and
 //! SSO_ETCD_PORT). Its etcd data and certificates stay across a stop, so resources and
 //! ServiceAccount tokens survive; everything is removed when it is dropped.
+//!
+//! [`PrivateControlPlane::start_with_authentication`] gives its API server an
+//! AuthenticationConfiguration (structured authentication: the JWT issuers it trusts), as a
+//! cluster that signs users in with an OpenID Provider has.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,11 +22,57 @@ pub struct PrivateControlPlane {
     dir: PathBuf,
     port: u16,
     etcd_port: u16,
+    /// The AuthenticationConfiguration file given to kube-apiserver, if any.
+    authentication: Option<PathBuf>,
 }
 
 impl PrivateControlPlane {
     /// Starts a fresh control plane named `name` on free ports of 127.0.0.1.
     pub fn start(name: &str) -> Self {
+        let plane = Self::new(name);
+        plane.up();
+        plane
+    }
+
+    /// Like [`PrivateControlPlane::start`], with `yaml` (an AuthenticationConfiguration,
+    /// apiserver.config.k8s.io/v1, such as [`super::oidc::authentication_config`] renders) as
+    /// kube-apiserver's `--authentication-config`. The API server starts even when an issuer
+    /// does not answer yet: it retries discovery every 10 s, and refuses that issuer's tokens
+    /// until discovery succeeds.
+    pub fn start_with_authentication(name: &str, yaml: &str) -> Self {
+        let mut plane = Self::new(name);
+        let file = plane.dir.join("authentication.yaml");
+        std::fs::write(&file, yaml).expect("write the AuthenticationConfiguration");
+        plane.authentication = Some(file);
+        plane.up();
+        plane
+    }
+
+    /// Replaces the AuthenticationConfiguration of a plane started with
+    /// [`PrivateControlPlane::start_with_authentication`]. The API server checks the file once
+    /// a minute and swaps a valid new configuration in once its issuers answer discovery (it
+    /// keeps the old one otherwise); [`PrivateControlPlane::stop`] and
+    /// [`PrivateControlPlane::up`] apply it at once.
+    pub fn set_authentication(&self, yaml: &str) {
+        let file = self
+            .authentication
+            .as_ref()
+            .expect("a plane started with start_with_authentication");
+        std::fs::write(file, yaml).expect("write the AuthenticationConfiguration");
+    }
+
+    /// Its API server's URL, `https://127.0.0.1:PORT`.
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Its API server's log (kube-apiserver, etcd, controllers in one file).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kube-local.log")).unwrap_or_default()
+    }
+
+    /// A plane that is not running yet, with its directory and free ports.
+    fn new(name: &str) -> Self {
         let dir = std::env::temp_dir()
             .join("sso-operator-tests")
             .join(format!("kube-{name}-{}", std::process::id()));
@@ -40,13 +90,12 @@ impl PrivateControlPlane {
                 break p;
             }
         };
-        let plane = Self {
+        Self {
             dir,
             port,
             etcd_port,
-        };
-        plane.up();
-        plane
+            authentication: None,
+        }
     }
 
     /// Its admin kubeconfig.
@@ -82,7 +131,12 @@ impl PrivateControlPlane {
     }
 
     fn script(&self, name: &str) {
-        let out = Command::new(repo_root().join("tests/kube").join(name))
+        let mut command = Command::new(repo_root().join("tests/kube").join(name));
+        match &self.authentication {
+            Some(file) => command.env("SSO_KUBE_AUTHENTICATION_CONFIG", file),
+            None => command.env_remove("SSO_KUBE_AUTHENTICATION_CONFIG"),
+        };
+        let out = command
             .env("SSO_KUBE_DIR", &self.dir)
             .env("SSO_KUBE_PORT", self.port.to_string())
             .env("SSO_ETCD_PORT", self.etcd_port.to_string())

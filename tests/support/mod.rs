@@ -6,6 +6,7 @@
 pub mod chart;
 pub mod control_plane;
 pub mod envoy;
+pub mod oidc;
 pub mod operator;
 pub mod sso;
 

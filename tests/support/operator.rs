@@ -483,32 +483,53 @@ impl Stack {
         server_args: &[&str],
         reachable: bool,
     ) -> Self {
-        let client = super::admin_client().await;
-        super::install_crds(&client).await;
-        let ns = super::TestNamespace::new(&client, prefix).await;
         let listen = format!("127.0.0.1:{}", free_port());
         let external_url = if reachable {
             format!("http://{listen}")
         } else {
             EXTERNAL_URL.to_owned()
         };
+        Self::start_at(
+            prefix,
+            database_url,
+            controller_args,
+            server_args,
+            &listen,
+            &external_url,
+        )
+        .await
+    }
+
+    /// Like [`Stack::start`], with the server listening on `listen` (`127.0.0.1:PORT`) and
+    /// `external_url` as the controller's `--external-url` (a TLS front's URL, say).
+    pub async fn start_at(
+        prefix: &str,
+        database_url: &str,
+        controller_args: &[&str],
+        server_args: &[&str],
+        listen: &str,
+        external_url: &str,
+    ) -> Self {
+        let client = super::admin_client().await;
+        super::install_crds(&client).await;
+        let ns = super::TestNamespace::new(&client, prefix).await;
         let controller = Operator::start_at(
             &controller_kubeconfig(&client, &ns.name).await,
             &ns.name,
-            &external_url,
+            external_url,
             controller_args,
         );
         let (server, url) = Operator::start_server_at(
             &server_kubeconfig(&client, &ns.name).await,
             &ns.name,
             database_url,
-            &listen,
+            listen,
             server_args,
         );
         // The server listens once it has read the compiled configuration and bound its
         // tenants; tests start talking to it only then.
         let listening = super::wait_for(Duration::from_secs(90), || async {
-            tokio::net::TcpStream::connect(&listen).await.ok().map(drop)
+            tokio::net::TcpStream::connect(listen).await.ok().map(drop)
         })
         .await;
         assert!(
