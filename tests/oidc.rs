@@ -97,8 +97,10 @@ impl Bed {
                     form.push(("client_secret", s.to_owned()));
                 }
                 let r = http.post(&url).form(&form).send().await.ok()?;
+                let status = r.status();
                 let body: Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
-                (body["error"] == "invalid_request").then_some(())
+                (status == StatusCode::BAD_REQUEST && body["error"] == "invalid_request")
+                    .then_some(())
             }
         })
         .await;
@@ -497,11 +499,11 @@ async fn bad_clients_redirects_verifiers_and_forged_tokens_are_refused_clearly()
         location(&r)
     );
     let r = bed
-        .authorize(&query("kubectl", "http://127.0.0.1:38123/cb"), None)
+        .authorize(&query("kubectl", "http://127.0.0.1:38123/"), None)
         .await;
     let loc = location(&r);
     assert!(
-        loc.starts_with("http://127.0.0.1:38123/cb?error=invalid_request"),
+        loc.starts_with("http://127.0.0.1:38123/?error=invalid_request"),
         "a public client must use PKCE: {loc}"
     );
 
