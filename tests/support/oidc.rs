@@ -410,7 +410,11 @@ impl OAuth2Proxy {
     /// Starts it, and returns once it listens (it reads the issuer's discovery document first:
     /// start the issuer before).
     pub fn start(options: &OAuth2ProxyOptions) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), options)
+    }
+
+    /// Like [`OAuth2Proxy::start`], on `port` (known before, for the OidcClient's redirect URI).
+    pub fn start_on(port: u16, options: &OAuth2ProxyOptions) -> Self {
         let url = format!("http://127.0.0.1:{port}");
         let log = std::env::temp_dir()
             .join("sso-operator-tests")
