@@ -9,10 +9,14 @@
 //!   HTTP with the replay cache on, p99, with 1 and 2 wrk connections per core;
 //! - forward-auth: `/auth/verify` with a valid session cookie, keep-alive;
 //! - server resident memory idle and after the load;
+//! - OIDC: the token endpoint redeeming authorization codes and rotating refresh tokens, with
+//!   RS256 and ES256 keys (see `system/oidc.rs`);
 //! - takeover: leader takeover after SIGKILL and recovery after an API-server outage, written
 //!   to `takeover.json` and `takeover.md` (see `system/takeover.rs`).
 
 mod common;
+#[path = "system/oidc.rs"]
+mod oidc;
 #[path = "system/takeover.rs"]
 mod takeover;
 
@@ -190,11 +194,23 @@ fn acs_specs(
         .collect()
 }
 
-/// Runs wrk with benches/acs.lua over `bodies` against `url`.
+/// Runs wrk with benches/forms.lua over `bodies` (SAML responses) against `url`.
 fn wrk_acs(url: &str, bodies: &[String], connections: usize, cpus: Option<&str>) -> Value {
-    let file = std::env::temp_dir().join(format!("sso-bench-acs-{}.txt", std::process::id()));
+    wrk_forms(url, bodies, connections, cpus, None)
+}
+
+/// Runs wrk with benches/forms.lua, posting each of `bodies` once to `url` for 3 seconds
+/// (with `authorization` as the Authorization header), on `cpus` when given.
+fn wrk_forms(
+    url: &str,
+    bodies: &[String],
+    connections: usize,
+    cpus: Option<&str>,
+    authorization: Option<&str>,
+) -> Value {
+    let file = std::env::temp_dir().join(format!("sso-bench-forms-{}.txt", std::process::id()));
     std::fs::write(&file, bodies.join("\n")).unwrap();
-    let script = support::repo_root().join("benches/acs.lua");
+    let script = support::repo_root().join("benches/forms.lua");
     let (threads, connections) = (
         format!("-t{}", connections.min(2)),
         format!("-c{connections}"),
@@ -215,17 +231,15 @@ fn wrk_acs(url: &str, bodies: &[String], connections: usize, cpus: Option<&str>)
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let path = file.display().to_string();
     let step = threads.trim_start_matches("-t").to_owned();
+    let env = [
+        ("SSO_BENCH_BODIES", path.as_str()),
+        ("SSO_BENCH_THREADS", step.as_str()),
+        ("SSO_BENCH_AUTHORIZATION", authorization.unwrap_or("")),
+    ];
     let result = if cpus.is_some() {
-        wrk_with(
-            "taskset",
-            &args,
-            &[("SSO_BENCH_BODIES", &path), ("SSO_BENCH_THREADS", &step)],
-        )
+        wrk_with("taskset", &args, &env)
     } else {
-        wrk(
-            &args,
-            &[("SSO_BENCH_BODIES", &path), ("SSO_BENCH_THREADS", &step)],
-        )
+        wrk(&args, &env)
     };
     let _ = std::fs::remove_file(&file);
     result
@@ -853,6 +867,32 @@ fn table(r: &Value) -> String {
         },
         "≥ 20,000/s, p99 < 5 ms",
     );
+    let wrk_figures = |v: &Value| {
+        format!(
+            "{:.0}/s, p99 {:.2} ms{}",
+            f(&v["requests_per_second"]),
+            f(&v["p99_ms"]),
+            match f(&v["non_2xx_3xx"]) {
+                0.0 => String::new(),
+                n => format!(" ({n:.0} refused: codes ran out)"),
+            }
+        )
+    };
+    for (alg, key) in [("RS256", "rs256"), ("ES256", "es256")] {
+        let section = &r["oidc"][key];
+        row(
+            &format!("OIDC token endpoint, authorization code → tokens, {alg}, 8 connections"),
+            &section["code"],
+            &wrk_figures,
+            "≥ 2,000/s, p99 < 20 ms",
+        );
+        row(
+            &format!("OIDC token endpoint, refresh (rotated), {alg}, 8 connections"),
+            &section["refresh"],
+            &wrk_figures,
+            "≥ 3,000/s, p99 < 20 ms",
+        );
+    }
     row(
         "server RSS idle / after load",
         &r["server_rss_mib"],
@@ -935,7 +975,7 @@ fn ratio_text(ratio: &Value, our_section: &str) -> String {
 }
 
 /// The sections written to `system.json` and `system.md`.
-const SECTIONS: [&str; 5] = ["reconcile", "scale", "http", "scim", "peer"];
+const SECTIONS: [&str; 6] = ["reconcile", "scale", "http", "scim", "oidc", "peer"];
 
 #[tokio::main]
 async fn main() {
@@ -957,6 +997,10 @@ async fn main() {
     if wanted("scim") {
         let result = scim(&client, &idp_cert).await;
         report.insert("scim".into(), result);
+    }
+    if wanted("oidc") {
+        let result = oidc::run(&client, &idp_key, &idp_cert).await;
+        report.insert("oidc".into(), result);
     }
     if wanted("peer") {
         let result = peer(&idp_key, &idp_cert, report.get("acs"), report.get("scim")).await;
