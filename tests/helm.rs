@@ -315,9 +315,12 @@ impl Release {
         let discovery = kube::Discovery::new(admin.clone()).run().await.unwrap();
         let mut explicit = Vec::new();
         let mut all = Vec::new();
+        // One folder per identity provider (the OpenID Connect applications' folders hold an
+        // OidcClient only).
         let mut providers: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|d| d.join("identityprovider.yaml").exists())
             .collect();
         providers.sort();
         for dir in providers {

@@ -804,3 +804,66 @@ async fn logout_device_approval_and_disabling_the_identity_provider_end_tokens()
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn sso_operator_kubeconfig_prints_the_user_and_the_api_server_configuration_from_status() {
+    let bed = Bed::start("oidc-kubeconfig", &support::sqlite_url("oidc-kubeconfig")).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sso-operator"))
+            .arg("kubeconfig")
+            .args(args)
+            .args(["-n", &bed.sso.ns.name])
+            .env("KUBECONFIG", support::admin_kubeconfig())
+            .output()
+            .unwrap()
+    };
+    // kubectl's OidcClient: the user runs the oidc-login plugin with the issuer and client.
+    let out = run(&["kubectl", "--device-code"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: Value = serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let args = user["users"][0]["user"]["exec"]["args"].to_string();
+    assert!(
+        args.contains(&format!("--oidc-issuer-url={}", bed.issuer())),
+        "{args}"
+    );
+    assert!(args.contains("--oidc-client-id=kubectl") && args.contains("--grant-type=device-code"));
+    // The API server's configuration, with the CA given.
+    let ca = std::env::temp_dir().join(format!("oidc-kubeconfig-ca-{}.pem", std::process::id()));
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "kubectl",
+        "--api-server",
+        "--certificate-authority",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(config["jwt"][0]["issuer"]["url"], bed.issuer());
+    assert_eq!(config["jwt"][0]["issuer"]["audiences"], json!(["kubectl"]));
+    assert!(
+        config["jwt"][0]["issuer"]["certificateAuthority"]
+            .as_str()
+            .unwrap()
+            .contains("MIIB")
+    );
+    let _ = std::fs::remove_file(&ca);
+    // A confidential client is refused for kubectl, and an unknown one named.
+    let out = run(&["argocd"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.public: true"));
+    let out = run(&["nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+}
