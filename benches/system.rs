@@ -245,6 +245,20 @@ fn wrk_forms(
     result
 }
 
+/// The `name=value` of the session cookie of IdentityProvider `tenant` (`namespace/name`) that
+/// a sign-in's answer `r` sets.
+fn session_cookie(r: &reqwest::Response, tenant: &str) -> String {
+    let cookie_name = sso_operator::session::cookie_name(tenant, true);
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&cookie_name))
+        .and_then(|v| v.split(';').next())
+        .expect("a session")
+        .to_owned()
+}
+
 /// Parsed `wrk --latency` output.
 fn wrk(args: &[&str], env: &[(&str, &str)]) -> Value {
     wrk_with("wrk", args, env)
@@ -630,16 +644,7 @@ async fn http(
         .send()
         .await
         .unwrap();
-    let cookie_name = sso_operator::session::cookie_name(&format!("{}/okta", ns.name), true);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&cookie_name))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
+    let session = session_cookie(&r, &format!("{}/okta", ns.name));
     let verify_url = format!("{url}/auth/verify");
     let header = format!("Cookie: {session}");
     let verify = wrk(

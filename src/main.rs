@@ -62,15 +62,8 @@ fn main() -> ExitCode {
 
 /// `sso-operator kubeconfig`: the snippet for one OidcClient, from its status.
 fn kubeconfig(args: &KubeconfigArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(kubeconfig_text(args)) {
         Ok(text) => {
@@ -151,17 +144,24 @@ async fn kubeconfig_text(args: &KubeconfigArgs) -> anyhow::Result<String> {
     ))
 }
 
-/// `sso-operator probe`: one line per URL, on stdout when it answered 2xx, on stderr otherwise.
-fn probe(args: &ProbeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// The single-threaded runtime of a short command; `None` (said on stderr) when it cannot start.
+fn command_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `sso-operator probe`: one line per URL, on stdout when it answered 2xx, on stderr otherwise.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let Some(runtime) = command_runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut failed = false;
     for outcome in runtime.block_on(sso_operator::probe::probe(&args.urls, args.timeout)) {

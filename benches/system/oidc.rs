@@ -13,7 +13,7 @@ use super::support::operator::{EXTERNAL_URL, Operator, server_kubeconfig};
 use super::support::wait_for;
 use super::{
     acs_specs, bench_apply, controlled_namespace, env_number, idp_object, remove_namespace,
-    signed_bodies, wrk_forms,
+    session_cookie, signed_bodies, wrk_forms,
 };
 
 const CALLBACK: &str = "https://app.example.test/callback";
@@ -106,16 +106,7 @@ async fn measure(
         .send()
         .await
         .unwrap();
-    let cookie_name = sso_operator::session::cookie_name(&format!("{ns}/{idp}"), true);
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&cookie_name))
-        .and_then(|v| v.split(';').next())
-        .expect("a session")
-        .to_owned();
+    let session = session_cookie(&r, &format!("{ns}/{idp}"));
 
     let count = env_number("SSO_BENCH_OIDC_CODES", 12_000);
     let (first, authorize) = codes(&http, &base, &client_name, &session, count).await;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client_auth::authenticate;
 use super::errors::OAuthError;
-use super::tokens::form;
+use super::tokens::client_request;
 use super::{OidcState, Provider, params};
 use crate::config::oidc::GrantType;
 use crate::server::auth::{self, NoAnswer};
@@ -34,16 +34,9 @@ pub async fn authorize(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(provider) = st.provider(&ns, &name) else {
-        return OAuthError::not_served().into_response();
-    };
-    let body = match super::json_body(body).await {
-        Ok(b) => b,
+    let (provider, form) = match client_request(&st, &ns, &name, &headers, body).await {
+        Ok(r) => r,
         Err(r) => return r,
-    };
-    let form = match form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
     };
     let client = match authenticate(provider.oidc(), &headers, &form) {
         Ok(c) => c,

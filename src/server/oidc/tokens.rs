@@ -44,6 +44,23 @@ pub(super) fn form(
     })
 }
 
+/// The OpenID Provider a client's POST is for, and its form; or the answer when it is not
+/// served, or the body is too large or not a form.
+pub(super) async fn client_request(
+    st: &OidcState,
+    ns: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Provider, HashMap<String, String>), Response> {
+    let Some(provider) = st.provider(ns, name) else {
+        return Err(OAuthError::not_served().into_response());
+    };
+    let body = super::json_body(body).await?;
+    let form = form(headers, &body).map_err(IntoResponse::into_response)?;
+    Ok((provider, form))
+}
+
 /// `POST /oidc/{ns}/{name}/token`.
 pub async fn token(
     State(st): State<OidcState>,
@@ -51,18 +68,11 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(provider) = st.provider(&ns, &name) else {
-        return OAuthError::not_served().into_response();
-    };
-    let body = match super::json_body(body).await {
-        Ok(b) => b,
+    let (provider, form) = match client_request(&st, &ns, &name, &headers, body).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let grant_type = match form(&headers, &body) {
-        Ok(f) => (f.get("grant_type").cloned(), f),
-        Err(e) => return e.into_response(),
-    };
-    let (grant_type, form) = grant_type;
+    let grant_type = form.get("grant_type").cloned();
     let result = match authenticate(provider.oidc(), &headers, &form) {
         Err(e) => Err(e),
         Ok(client) => match grant_type.as_deref() {
@@ -474,16 +484,9 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(provider) = st.provider(&ns, &name) else {
-        return OAuthError::not_served().into_response();
-    };
-    let body = match super::json_body(body).await {
-        Ok(b) => b,
+    let (provider, form) = match client_request(&st, &ns, &name, &headers, body).await {
+        Ok(r) => r,
         Err(r) => return r,
-    };
-    let form = match form(&headers, &body) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
     };
     let client = match authenticate(provider.oidc(), &headers, &form) {
         Ok(c) => c,
