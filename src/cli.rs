@@ -52,7 +52,7 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Print both CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
+    /// Print every CustomResourceDefinition as YAML, for `kubectl apply -f -`.
     Crd,
     /// Print the Markdown reference of every resource field (docs/reference.md).
     Reference,

@@ -95,7 +95,7 @@ fn walk(schema: &Value, path: &str, required: &[String], rows: &mut Vec<String>)
     }
 }
 
-/// The Markdown reference of every field of both CRDs.
+/// The Markdown reference of every field of every CRD.
 pub fn markdown() -> String {
     let mut out = String::from(
         "# Resource reference\n\nGenerated from the CRD schemas by `sso-operator reference`; do not edit.\n",
