@@ -117,6 +117,16 @@ pub struct Store {
     backend: Backend,
     health: Arc<Health>,
     timeout: Duration,
+    /// SQLite: writers take turns here. SQLite admits one writer and makes the others retry
+    /// in its busy handler, which sleeps between attempts: under concurrent writes (the OIDC
+    /// token endpoint) that sleeping, not the work, set the tail latency.
+    writer: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+tokio::task_local! {
+    /// Set while a write holds the SQLite writer's turn: a write nested in it (a sign-in
+    /// creating its groups) goes on without queueing behind itself.
+    static WRITING: ();
 }
 
 /// How long the store waits at start for a database that does not answer yet.
@@ -240,6 +250,7 @@ impl Store {
             backend,
             health: Arc::new(health),
             timeout,
+            writer: (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Semaphore::new(1))),
         })
     }
 
@@ -302,6 +313,19 @@ impl Store {
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         self.health.admit(access)?;
+        // Waiting for the writer's turn counts against the timeout.
+        let work = async {
+            match &self.writer {
+                Some(writer) if access == Access::Write && WRITING.try_with(|_| ()).is_err() => {
+                    let _turn = writer
+                        .acquire()
+                        .await
+                        .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+                    WRITING.scope((), work).await
+                }
+                _ => work.await,
+            }
+        };
         let result = match tokio::time::timeout(self.timeout, work).await {
             Ok(Err(StoreError::Database(e))) => match health::unreachable(&e, self.timeout) {
                 Some(reason) => {
