@@ -359,6 +359,11 @@ async fn kubectl_apply_of_an_invalid_oidc_client_says_what_to_change() {
             "rotation cannot be combined with public: true",
         ),
         (
+            json!({ "identityProviderRef": idp, "redirectUris": ["https://app.example.com/cb"],
+                    "groupsClaim": "email" }),
+            "groupsClaim cannot be a claim the provider sets itself",
+        ),
+        (
             json!({ "identityProviderRef": idp }),
             "redirectUris is required",
         ),

@@ -109,9 +109,11 @@ pub struct OidcClientSpec {
     #[schemars(length(max = 32), inner(length(min = 1, max = 128)))]
     pub scopes: Vec<String>,
 
-    /// The claim of ID tokens and userinfo that lists the user's group names.
+    /// The claim of ID tokens and userinfo that lists the user's group names. It cannot be a
+    /// claim the provider sets itself (`sub`, `email`, `name`, …).
     #[serde(default = "default_groups_claim")]
     #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("!(self in ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 'sid', 'email', 'email_verified', 'name', 'preferred_username', 'client_id', 'scope', 'fam', 'cnf'])").message("groupsClaim cannot be a claim the provider sets itself (sub, email, name, …): choose another name, such as groups or roles"))]
     pub groups_claim: String,
 
     /// The user must be in one of these groups to sign in to this client (any user, when
@@ -250,5 +252,26 @@ impl OidcClient {
             .clone()
             .or_else(|| self.metadata.name.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn the_groups_claim_rule_refuses_every_claim_the_provider_sets() {
+        let crd = serde_json::to_string(&super::OidcClient::crd()).unwrap();
+        let rule = crd
+            .split("\"rule\":\"")
+            .map(|r| r.split('"').next().unwrap_or_default())
+            .find(|r| r.starts_with("!(self in ["))
+            .expect("the groupsClaim rule");
+        for claim in crate::oidc::claims::RESERVED_CLAIMS {
+            assert!(
+                rule.contains(&format!("'{claim}'")),
+                "{claim} missing from {rule}"
+            );
+        }
     }
 }

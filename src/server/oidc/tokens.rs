@@ -15,6 +15,7 @@ use super::client_auth::authenticate;
 use super::errors::OAuthError;
 use super::{OidcState, Provider, params};
 use crate::config::oidc::{CompiledOidcClient, GrantType};
+use crate::oidc::claims::{AccessToken, IdToken};
 use crate::store::User;
 use crate::store::oidc::{CodeRedemption, DevicePoll, Grant, RefreshOutcome};
 
@@ -214,7 +215,7 @@ async fn code_grant(
         }
         (None, None) => {}
     }
-    issue_for_family(st, provider, client, grant, family, true).await
+    issue_for_family(st, provider, client, grant, family).await
 }
 
 async fn refresh_grant(
@@ -329,7 +330,7 @@ async fn device_grant(
             "the user denied the sign-in",
         )),
         DevicePoll::Approved { grant, family } => {
-            issue_for_family(st, provider, client, grant, family, true).await
+            issue_for_family(st, provider, client, grant, family).await
         }
     }
 }
@@ -342,7 +343,6 @@ async fn issue_for_family(
     client: &CompiledOidcClient,
     grant: Grant,
     family: String,
-    with_nonce: bool,
 ) -> Result<Response, OAuthError> {
     let store = &st.saml.store;
     let Some((_, user, groups)) = store
@@ -377,7 +377,7 @@ async fn issue_for_family(
         provider,
         client,
         &Minted::new(&grant, &family, &user, &groups, refresh),
-        with_nonce,
+        true,
     )
 }
 
@@ -417,51 +417,39 @@ fn respond(
 ) -> Result<Response, OAuthError> {
     let now = Timestamp::now();
     let scope: Vec<&str> = m.grant.scope.split(' ').collect();
-    let mut id = serde_json::Map::new();
-    id.insert("iss".into(), provider.issuer().into());
-    id.insert("sub".into(), m.user.id.clone().into());
-    id.insert("aud".into(), client.client_id.clone().into());
-    id.insert("azp".into(), client.client_id.clone().into());
-    id.insert("iat".into(), now.as_second().into());
-    id.insert(
-        "exp".into(),
-        (now + client.id_token_lifetime).as_second().into(),
-    );
-    id.insert("auth_time".into(), m.grant.auth_time.as_second().into());
-    if with_nonce && let Some(n) = &m.grant.nonce {
-        id.insert("nonce".into(), n.clone().into());
-    }
-    id.extend(super::userinfo::user_claims(
-        client, &scope, m.user, m.groups,
-    ));
-    let access_expires = now + client.access_token_lifetime;
-    let access = serde_json::json!({
-        "iss": provider.issuer(),
-        "sub": m.user.id,
-        "aud": client.client_id,
-        "client_id": client.client_id,
-        "scope": m.grant.scope,
-        "fam": m.family,
-        "jti": uuid::Uuid::new_v4().to_string(),
-        "iat": now.as_second(),
-        "exp": access_expires.as_second(),
-    });
-    let sign = |claims: &serde_json::Value| {
-        provider.keys.sign(now, claims).map_err(|e| {
-            tracing::error!(identity_provider = %provider.tenant, error = %e, "could not sign a token");
-            OAuthError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                error: "temporarily_unavailable",
-                description: "no signing key is ready yet; retry".into(),
-                basic: false,
-            }
-        })
+    let mut extra = super::userinfo::user_claims(client, &scope, m.user, m.groups);
+    extra.insert("azp".into(), client.client_id.clone().into());
+    // The user claims travel in `extra`, as userinfo has them; the typed ones stay empty.
+    let id = IdToken {
+        iss: provider.issuer().to_owned(),
+        sub: m.user.id.clone(),
+        aud: client.client_id.clone(),
+        exp: now + client.id_token_lifetime,
+        iat: now,
+        auth_time: m.grant.auth_time,
+        nonce: m.grant.nonce.clone().filter(|_| with_nonce),
+        email: None,
+        email_verified: None,
+        name: None,
+        preferred_username: None,
+        extra,
+    };
+    let access = AccessToken {
+        iss: provider.issuer().to_owned(),
+        sub: m.user.id.clone(),
+        aud: client.client_id.clone(),
+        exp: now + client.access_token_lifetime,
+        iat: now,
+        client_id: client.client_id.clone(),
+        scope: m.grant.scope.clone(),
+        fam: m.family.to_owned(),
+        jti: uuid::Uuid::new_v4().to_string(),
     };
     let mut body = serde_json::json!({
-        "access_token": sign(&access)?,
+        "access_token": signed(provider, now, &access)?,
         "token_type": "Bearer",
         "expires_in": client.access_token_lifetime.as_secs(),
-        "id_token": sign(&serde_json::Value::Object(id))?,
+        "id_token": signed(provider, now, &id)?,
         "scope": m.grant.scope,
     });
     if let Some(r) = &m.refresh {
@@ -469,10 +457,25 @@ fn respond(
     }
     let mut r = super::json(StatusCode::OK, &body);
     r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
+}
+
+/// `claims` signed with the provider's current key; 503 while no key may sign yet.
+fn signed<C: serde::Serialize>(
+    provider: &Provider,
+    now: Timestamp,
+    claims: &C,
+) -> Result<String, OAuthError> {
+    provider.keys.sign(now, claims).map_err(|e| {
+        tracing::error!(identity_provider = %provider.tenant, error = %e, "could not sign a token");
+        OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "no signing key is ready yet; retry".into(),
+            basic: false,
+        }
+    })
 }
 
 /// `POST /oidc/{ns}/{name}/revoke` (RFC 7009): a refresh token ends its family; an access
@@ -499,7 +502,7 @@ pub async fn revoke(
     let result = if token.contains('.') {
         match provider
             .keys
-            .verify::<super::userinfo::AccessClaims>(token, provider.issuer())
+            .verify::<AccessToken>(token, provider.issuer())
         {
             Ok(claims) if claims.client_id == client.client_id => store
                 .revoke_family(&provider.tenant, &claims.fam)

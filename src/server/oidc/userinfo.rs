@@ -4,24 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::OidcState;
 use crate::config::oidc::CompiledOidcClient;
+use crate::oidc::claims::{AccessToken, valid_groups_claim};
 use crate::store::User;
-
-/// The claims of our access tokens that the server reads back.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AccessClaims {
-    /// The user's ID.
-    pub sub: String,
-    /// The client the token was issued to.
-    pub client_id: String,
-    /// The granted scope.
-    pub scope: String,
-    /// The grant family it belongs to.
-    pub fam: String,
-}
 
 /// The user claims for `scope`: `email` and `email_verified` with `email`; `name` and
 /// `preferred_username` with `profile`; the groups (under the client's claim name) with
@@ -46,7 +33,8 @@ pub fn user_claims(
             out.insert("name".into(), name.into());
         }
     }
-    if scope.contains(&"groups") {
+    // A groups claim named like another claim (`sub`, `email`) never replaces it.
+    if scope.contains(&"groups") && valid_groups_claim(&client.groups_claim) {
         out.insert(client.groups_claim.clone(), groups.to_vec().into());
     }
     out
@@ -89,7 +77,7 @@ pub async fn userinfo(
     };
     let Ok(claims) = provider
         .keys
-        .verify::<AccessClaims>(token, provider.issuer())
+        .verify::<AccessToken>(token, provider.issuer())
     else {
         return unauthorized("invalid_token", "the access token is invalid or expired");
     };
